@@ -1,0 +1,1 @@
+"""tunnelpi llm_agent."""

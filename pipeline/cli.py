@@ -1,0 +1,51 @@
+"""The `tunnelpi` command line. Subcommands mirror the Python API.
+
+Each module in `pipeline.commands` adds its own subcommands to `app`; heavy imports (torch,
+OCR engines) happen inside the commands so that `tunnelpi --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import typer
+
+import pipeline
+import pipeline.commands
+
+app = typer.Typer(
+    name="tunnelpi",
+    help="Defect inspection for fulfillment-center imaging tunnels.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a clear error to stderr and exit; used for bad input."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+@app.command()
+def version() -> None:
+    """Print the tunnelpi version."""
+    typer.echo(pipeline.__version__)
+
+
+def _load_commands() -> None:
+    for mod in sorted(pkgutil.iter_modules(pipeline.commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"pipeline.commands.{mod.name}")
+
+
+_load_commands()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Safe image decoding: every image from a camera, a folder, S3 or HTTP comes through here.
+
+The header is inspected before any pixels are decoded, so decompression bombs and absurd
+sizes are refused cheaply; truncated or corrupt files raise `ImageError` with the reason
+instead of crashing a batch.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+MAX_PIXELS = 40_000_000
+"""Largest accepted image (width x height); a 12 MP tunnel camera is well inside."""
+MIN_SIDE = 16
+MAX_BYTES = 64 * 1024 * 1024
+
+
+class ImageError(ValueError):
+    """An image could not be used; the message says why."""
+
+
+def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode encoded image bytes to RGB uint8 (H, W, 3)."""
+    if not data:
+        raise ImageError(f"{name}: empty image data")
+    if len(data) > MAX_BYTES:
+        raise ImageError(f"{name}: {len(data)} bytes is larger than the {MAX_BYTES} byte limit")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"{name}: {width}x{height} exceeds the {max_pixels} pixel limit (possible decompression bomb)"
+                )
+            if min(width, height) < MIN_SIDE:
+                raise ImageError(f"{name}: {width}x{height} is smaller than {MIN_SIDE}px on a side")
+            img.load()
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{name}: not a decodable image ({exc})") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name}: corrupt or truncated image ({exc})") from exc
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def read_image(path: Path | str, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read and decode an image file to RGB uint8."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ImageError(f"{path}: no such image file") from exc
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc})") from exc
+    return decode_image(data, name=str(path), max_pixels=max_pixels)
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,51 @@
+"""JSON-lines reading and writing with errors that name the file and line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class JsonlError(ValueError):
+    """A JSON-lines file has a malformed line."""
+
+
+def iter_jsonl(path: Path | str) -> Iterator[dict[str, Any]]:
+    path = Path(path)
+    with path.open("r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise JsonlError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from exc
+            if not isinstance(value, dict):
+                raise JsonlError(f"{path}:{lineno}: expected a JSON object, got {type(value).__name__}")
+            yield value
+
+
+def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
+    return list(iter_jsonl(path))
+
+
+def dumps(value: BaseModel | dict[str, Any]) -> str:
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def write_jsonl(path: Path | str, rows: Iterable[BaseModel | dict[str, Any]]) -> int:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(dumps(row) + "\n")
+            n += 1
+    return n

@@ -1,0 +1,61 @@
+"""The stage protocol and the one registry of stages.
+
+A stage looks at one `ItemCapture` and returns `Finding`s. Stages never import each other;
+what one stage computes for the others (the localised crops) travels in `StageContext.shared`.
+The registry maps names to import paths so that importing `pipeline` never pulls in torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from pipeline.catalog import Catalog
+from pipeline.types import Finding, ItemCapture
+
+
+@dataclass
+class StageContext:
+    """Per-item context handed to every stage."""
+
+    catalog: Catalog
+    today: date = field(default_factory=date.today)
+    model_dir: Path | None = None
+    shared: dict[str, Any] = field(default_factory=dict)
+    """Results one stage publishes for later ones (e.g. "crops": camera -> localised crop)."""
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Stage(Protocol):
+    name: str
+    version: str
+
+    def __call__(self, capture: ItemCapture, ctx: StageContext) -> list[Finding]: ...
+
+
+STAGES: dict[str, str] = {}
+"""Stage name -> "module:factory". The only place stages are registered."""
+
+
+def register_stage(name: str, target: str) -> None:
+    """Add a stage (built-in or plugin) by import path, e.g. "mypkg.stages:MyStage"."""
+    if ":" not in target:
+        raise ValueError(f"stage target must look like 'module:factory', got {target!r}")
+    STAGES[name] = target
+
+
+def load_stage(name: str, **kwargs: Any) -> Stage:
+    try:
+        target = STAGES[name]
+    except KeyError:
+        raise KeyError(f"unknown stage {name!r}; registered: {sorted(STAGES)}") from None
+    module_name, attr = target.split(":", 1)
+    factory = getattr(importlib.import_module(module_name), attr)
+    stage = factory(**kwargs)
+    if not isinstance(stage, Stage):
+        raise TypeError(f"{target} did not build a Stage (needs name, version and __call__)")
+    return stage

@@ -1,0 +1,1 @@
+"""tunnelpi tunnel_sim."""
