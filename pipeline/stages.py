@@ -37,7 +37,11 @@ class Stage(Protocol):
     def __call__(self, capture: ItemCapture, ctx: StageContext) -> list[Finding]: ...
 
 
-STAGES: dict[str, str] = {}
+STAGES: dict[str, str] = {
+    "localize": "detectors.localize:LocalizeStage",
+    "ocr_expiry": "detectors.ocr_expiry:OcrExpiryStage",
+    "anomaly": "detectors.anomaly:AnomalyStage",
+}
 """Stage name -> "module:factory". The only place stages are registered."""
 
 
