@@ -44,7 +44,9 @@ def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int = MAX_PI
             img.load()
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{name}: exceeds the pixel limit (possible decompression bomb): {exc}") from exc
+    except UnidentifiedImageError as exc:
         raise ImageError(f"{name}: not a decodable image ({exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: corrupt or truncated image ({exc})") from exc
