@@ -223,6 +223,8 @@ class Verdict(_Model):
     timings_ms: dict[str, float] = Field(default_factory=dict)
     deadline_missed: bool = False
     audit_sample: bool = False
+    audit_rate: float | None = None
+    """The audit sampling rate in force, so audit outcomes can be re-weighted into miss rates."""
     decided_at: datetime = Field(default_factory=utcnow)
 
     @field_validator("item_id")

@@ -1,0 +1,128 @@
+"""The decision policy: findings -> pass / divert / review, with the reasons.
+
+Kept apart from the detectors so that the line's behaviour (what gets diverted, what a person
+looks at) is one small, readable, tested rule set, tunable per SKU and category.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.types import Action, CatalogRecord, Finding
+
+# Kinds that mean "a person must look": the system could not judge the item.
+REVIEW_KINDS = frozenset(
+    {
+        "unreadable",
+        "unreadable_label",
+        "no_reference",
+        "no_item_found",
+        "unknown_sku",
+        "stage_error",
+        "image_error",
+    }
+)
+# Kinds that never change the action (informational findings such as "expiry_ok").
+INFO_KINDS = frozenset({"expiry_ok", "label_ok", "info"})
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Calibrated-probability cut-offs for one finding kind."""
+
+    divert: float = 0.5
+    review: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.review <= self.divert <= 1.0:
+            raise ValueError(f"need 0 <= review <= divert <= 1, got review={self.review} divert={self.divert}")
+
+
+@dataclass
+class PolicyConfig:
+    default: Thresholds = field(default_factory=Thresholds)
+    by_kind: dict[str, Thresholds] = field(default_factory=dict)
+    by_category: dict[str, dict[str, Thresholds]] = field(default_factory=dict)
+    by_sku: dict[str, dict[str, Thresholds]] = field(default_factory=dict)
+    audit_rate: float = 0.01
+    """Fraction of passed items sent to manual audit, so miss rates can be estimated unbiasedly."""
+    audit_seed: str = "tunnelpi-audit"
+    deadline_action: Action = Action.REVIEW
+    """What the line does with an item whose verdict missed its divert deadline."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:
+        """From a config file section: thresholds as {"divert": p, "review": p} dicts."""
+
+        def th(d: dict[str, float]) -> Thresholds:
+            return Thresholds(**d)
+
+        def per_kind(d: dict[str, dict[str, float]]) -> dict[str, Thresholds]:
+            return {k: th(v) for k, v in d.items()}
+
+        return cls(
+            default=th(data.get("default", {})),
+            by_kind=per_kind(data.get("by_kind", {})),
+            by_category={c: per_kind(v) for c, v in data.get("by_category", {}).items()},
+            by_sku={s: per_kind(v) for s, v in data.get("by_sku", {}).items()},
+            audit_rate=float(data.get("audit_rate", 0.01)),
+            audit_seed=str(data.get("audit_seed", "tunnelpi-audit")),
+            deadline_action=Action(data.get("deadline_action", "review")),
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reasons: list[str]
+    audit_sample: bool = False
+
+
+class DecisionPolicy:
+    """Most severe wins: any divert-level finding diverts; else any review-level one reviews."""
+
+    def __init__(self, config: PolicyConfig | None = None) -> None:
+        self.config = config or PolicyConfig()
+        if not 0.0 <= self.config.audit_rate <= 1.0:
+            raise ValueError(f"audit_rate must be within [0, 1], got {self.config.audit_rate}")
+
+    def thresholds(self, kind: str, record: CatalogRecord | None) -> Thresholds:
+        cfg = self.config
+        if record is not None:
+            if kind in cfg.by_sku.get(record.sku, {}):
+                return cfg.by_sku[record.sku][kind]
+            if kind in cfg.by_category.get(record.category, {}):
+                return cfg.by_category[record.category][kind]
+        return cfg.by_kind.get(kind, cfg.default)
+
+    def decide(self, item_id: str, findings: list[Finding], record: CatalogRecord | None) -> Decision:
+        divert: list[str] = []
+        review: list[str] = []
+        for f in findings:
+            if f.kind in INFO_KINDS:
+                continue
+            label = f"{f.stage}:{f.kind} p={f.probability:.2f}" + (f" ({f.message})" if f.message else "")
+            if f.kind in REVIEW_KINDS:
+                review.append(label)
+                continue
+            th = self.thresholds(f.kind, record)
+            if f.probability >= th.divert:
+                divert.append(label)
+            elif f.probability >= th.review:
+                review.append(label)
+        if divert:
+            return Decision(Action.DIVERT, divert + review)
+        if review:
+            return Decision(Action.REVIEW, review)
+        if self.audit_selected(item_id):
+            return Decision(Action.REVIEW, [f"audit sample (rate {self.config.audit_rate:g})"], audit_sample=True)
+        return Decision(Action.PASS, [])
+
+    def audit_selected(self, item_id: str) -> bool:
+        """Deterministic per item, so a re-run or a re-delivered item gets the same answer."""
+        if self.config.audit_rate <= 0:
+            return False
+        digest = hashlib.sha256(f"{self.config.audit_seed}:{item_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < self.config.audit_rate

@@ -1,0 +1,129 @@
+"""Runs the stages over one capture and turns their findings into a `Verdict`.
+
+`localize` runs first and publishes the crops; the other stages then run side by side on a
+thread pool (the ONNX/torch/OCR kernels release the GIL). A stage that raises becomes a
+`stage_error` finding (review), never a lost item; a verdict that misses its deadline takes
+the policy's safe action and says so.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pipeline.catalog import Catalog
+from pipeline.imageio import ImageError
+from pipeline.policy import DecisionPolicy
+from pipeline.stages import Stage, StageContext, load_stage
+from pipeline.types import Finding, ItemCapture, Verdict
+
+FIRST_STAGES = ("localize",)
+
+
+@dataclass
+class Inspector:
+    """Stages + catalog + policy: `inspect(capture) -> Verdict`."""
+
+    catalog: Catalog
+    stages: list[Stage]
+    policy: DecisionPolicy = field(default_factory=DecisionPolicy)
+    model_dir: Path | None = None
+    today: date | None = None
+    deadline_ms: float | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    max_workers: int = 2
+
+    def __post_init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="stage")
+
+    @classmethod
+    def from_names(
+        cls, names: list[str], catalog: Catalog, stage_kwargs: dict[str, dict[str, Any]] | None = None, **kwargs: Any
+    ) -> Inspector:
+        stage_kwargs = stage_kwargs or {}
+        return cls(catalog=catalog, stages=[load_stage(n, **stage_kwargs.get(n, {})) for n in names], **kwargs)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> Inspector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run_stage(self, stage: Stage, capture: ItemCapture, ctx: StageContext) -> tuple[list[Finding], float]:
+        start = time.perf_counter()
+        try:
+            findings = list(stage(capture, ctx))
+        except ImageError as exc:
+            findings = [Finding(stage=stage.name, kind="image_error", score=1.0, probability=1.0, message=str(exc))]
+        except Exception as exc:  # a broken stage must not lose the item
+            findings = [
+                Finding(
+                    stage=stage.name,
+                    kind="stage_error",
+                    score=1.0,
+                    probability=1.0,
+                    message=f"{type(exc).__name__}: {exc}",
+                )
+            ]
+        return findings, (time.perf_counter() - start) * 1000.0
+
+    def inspect(self, capture: ItemCapture, started: float | None = None) -> Verdict:
+        """Inspect one item; `started` is the perf_counter time the capture arrived (for the deadline)."""
+        started = time.perf_counter() if started is None else started
+        record = self.catalog.skus.get(capture.sku)
+        ctx = StageContext(
+            catalog=self.catalog,
+            today=self.today or date.today(),
+            model_dir=self.model_dir,
+            config=self.config,
+        )
+        findings: list[Finding] = []
+        timings: dict[str, float] = {}
+        if record is None:
+            findings.append(
+                Finding(
+                    stage="runner",
+                    kind="unknown_sku",
+                    score=1.0,
+                    probability=1.0,
+                    message=f"SKU {capture.sku!r} is not in the catalog",
+                )
+            )
+        first = [s for s in self.stages if s.name in FIRST_STAGES]
+        rest = [s for s in self.stages if s.name not in FIRST_STAGES]
+        for stage in first:
+            out, ms = self._run_stage(stage, capture, ctx)
+            findings += out
+            timings[stage.name] = round(ms, 2)
+        futures = [(s, self._pool.submit(self._run_stage, s, capture, ctx)) for s in rest]
+        for stage, fut in futures:
+            out, ms = fut.result()
+            findings += out
+            timings[stage.name] = round(ms, 2)
+        decision = self.policy.decide(capture.item_id, findings, record)
+        total_ms = (time.perf_counter() - started) * 1000.0
+        timings["total"] = round(total_ms, 2)
+        action, reasons = decision.action, list(decision.reasons)
+        missed = self.deadline_ms is not None and total_ms > self.deadline_ms
+        if missed:
+            reasons.insert(0, f"deadline missed ({total_ms:.0f} ms > {self.deadline_ms:.0f} ms): safe action taken")
+            action = self.policy.config.deadline_action
+        return Verdict(
+            item_id=capture.item_id,
+            sku=capture.sku,
+            action=action,
+            reasons=reasons,
+            findings=findings,
+            model_versions={s.name: s.version for s in self.stages},
+            timings_ms=timings,
+            deadline_missed=missed,
+            audit_sample=decision.audit_sample,
+            audit_rate=self.policy.config.audit_rate,
+        )

@@ -1,0 +1,74 @@
+"""The runner: stage order, error containment, unknown SKUs, deadlines."""
+
+from __future__ import annotations
+
+import time
+
+from pipeline.catalog import Catalog
+from pipeline.policy import DecisionPolicy, PolicyConfig
+from pipeline.runner import Inspector
+from pipeline.stages import StageContext
+from pipeline.types import Action, CatalogRecord, Finding, Frame, ItemCapture
+
+CATALOG = Catalog(skus={"F1": CatalogRecord(sku="F1", title="Cereal", category="food_box")})
+POLICY = DecisionPolicy(PolicyConfig(audit_rate=0.0))
+
+
+class Localize:
+    name, version = "localize", "t1"
+
+    def __call__(self, capture, ctx: StageContext):
+        ctx.shared["views"] = {"top": "crop"}
+        return []
+
+
+class NeedsViews:
+    name, version = "checker", "t2"
+
+    def __init__(self, kind: str = "anomaly", p: float = 0.0, sleep: float = 0.0) -> None:
+        self.kind, self.p, self.sleep = kind, p, sleep
+
+    def __call__(self, capture, ctx: StageContext):
+        time.sleep(self.sleep)
+        assert ctx.shared["views"] == {"top": "crop"}, "localize must run first"
+        return [Finding(stage=self.name, kind=self.kind, score=self.p, probability=self.p)]
+
+
+class Broken:
+    name, version = "broken", "t3"
+
+    def __call__(self, capture, ctx):
+        raise RuntimeError("model file missing")
+
+
+def capture(sku: str = "F1") -> ItemCapture:
+    return ItemCapture(item_id="I1", sku=sku, frames=[Frame(camera="top", uri="x.jpg")])
+
+
+def test_localize_runs_first_and_findings_decide() -> None:
+    with Inspector(catalog=CATALOG, stages=[NeedsViews(p=0.9), Localize()], policy=POLICY) as insp:
+        verdict = insp.inspect(capture())
+    assert verdict.action is Action.DIVERT
+    assert verdict.model_versions == {"checker": "t2", "localize": "t1"}
+    assert {"localize", "checker", "total"} <= set(verdict.timings_ms)
+
+
+def test_broken_stage_becomes_review_not_a_crash() -> None:
+    with Inspector(catalog=CATALOG, stages=[Localize(), Broken(), NeedsViews()], policy=POLICY) as insp:
+        verdict = insp.inspect(capture())
+    assert verdict.action is Action.REVIEW
+    assert any(f.kind == "stage_error" and "model file missing" in f.message for f in verdict.findings)
+
+
+def test_unknown_sku_is_reviewed() -> None:
+    with Inspector(catalog=CATALOG, stages=[Localize(), NeedsViews()], policy=POLICY) as insp:
+        verdict = insp.inspect(capture(sku="NOPE"))
+    assert verdict.action is Action.REVIEW and "not in the catalog" in verdict.reasons[0]
+
+
+def test_missed_deadline_takes_safe_action() -> None:
+    stages = [Localize(), NeedsViews(p=0.0, sleep=0.05)]
+    with Inspector(catalog=CATALOG, stages=stages, policy=POLICY, deadline_ms=10) as insp:
+        verdict = insp.inspect(capture())
+    assert verdict.deadline_missed and verdict.action is Action.REVIEW
+    assert verdict.reasons[0].startswith("deadline missed")
