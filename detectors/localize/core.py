@@ -1,0 +1,193 @@
+"""Find the item in a tunnel frame and cut out an upright, aligned crop.
+
+The background (belt or tote) is whatever touches the frame border, so it is modelled from a
+border strip: colour statistics in Lab plus its edge density. Pixels far from that model in
+colour, or enclosed by edges much stronger than the background's texture, are item. The
+largest such component gives a rotated rectangle (`minAreaRect`); the frame is rotated so
+the long side is horizontal and cropped with a margin. When nothing separates cleanly (a
+real photo filled by the item, a plain belt), `found` is False and the whole frame is the
+crop, so downstream stages still run and say so instead of silently passing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pipeline.views import LocalizedView
+
+
+@dataclass(frozen=True)
+class LocalizeConfig:
+    work_side: int = 320
+    """Long side of the downscaled frame the segmentation runs on (speed; the crop is full-res)."""
+    border_frac: float = 0.05
+    margin_frac: float = 0.06
+    """Margin around the item's rotated box, as a fraction of its long side."""
+    min_area_frac: float = 0.004
+    max_area_frac: float = 0.92
+    colour_factor: float = 1.6
+    """Foreground when the colour distance exceeds this times the border's 99th percentile."""
+    container_span: float = 0.7
+    """A component spanning this much of both frame sides is a container (tote floor): look inside it."""
+
+
+DEFAULT = LocalizeConfig()
+
+
+def _border_mask(h: int, w: int, frac: float) -> np.ndarray:
+    b = max(3, round(min(h, w) * frac))
+    mask = np.zeros((h, w), bool)
+    mask[:b], mask[-b:], mask[:, :b], mask[:, -b:] = True, True, True, True
+    return mask
+
+
+def _colour_distance(lab: np.ndarray, border: np.ndarray) -> np.ndarray:
+    """Mahalanobis distance to the border's Lab distribution (trimmed so an item touching the border is ignored)."""
+    pix = lab[border].reshape(-1, 3).astype(np.float64)
+    med = np.median(pix, axis=0)
+    d0 = np.linalg.norm(pix - med, axis=1)
+    keep = pix[d0 <= np.quantile(d0, 0.8)]
+    cov = np.cov(keep.T) + np.eye(3) * 4.0
+    inv = np.linalg.inv(cov)
+    diff = lab.reshape(-1, 3).astype(np.float64) - keep.mean(axis=0)
+    dist = np.sqrt(np.einsum("ij,jk,ik->i", diff, inv, diff))
+    return dist.reshape(lab.shape[:2])
+
+
+def _edge_regions(gray: np.ndarray, border: np.ndarray) -> np.ndarray:
+    """Regions enclosed by edges clearly stronger than the background's own texture."""
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+    mag = cv2.magnitude(gx, gy)
+    level = float(np.quantile(mag[border], 0.995)) * 1.5 + 8.0
+    edges = (mag > level).astype(np.uint8)
+    k = max(3, round(min(gray.shape) * 0.02)) | 1
+    closed = cv2.morphologyEx(edges, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    return _fill_holes(closed)
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill regions not connected to the frame border (label inside a box, a hole in a mask)."""
+    h, w = mask.shape
+    padded = np.zeros((h + 2, w + 2), np.uint8)
+    padded[1:-1, 1:-1] = mask > 0
+    flood = padded.copy()
+    cv2.floodFill(flood, np.zeros((h + 4, w + 4), np.uint8), (0, 0), 1)
+    holes = flood[1:-1, 1:-1] == 0
+    return ((mask > 0) | holes).astype(np.uint8)
+
+
+def segment(image: np.ndarray, cfg: LocalizeConfig = DEFAULT) -> tuple[np.ndarray, float]:
+    """Item mask (uint8 0/1) at work resolution and the scale from frame to work coordinates."""
+    h, w = image.shape[:2]
+    scale = min(1.0, cfg.work_side / max(h, w))
+    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (5, 5), 1.5)
+    mask = _largest_component(small, cfg)
+    ys, xs = np.nonzero(mask)
+    if (
+        len(xs)
+        and (np.ptp(xs) + 1) >= cfg.container_span * mask.shape[1]
+        and (np.ptp(ys) + 1) >= cfg.container_span * mask.shape[0]
+    ):
+        inner = _inside_container(small, mask, (xs, ys), cfg)
+        if inner is not None:
+            mask = inner
+    return mask, scale
+
+
+def _inside_container(
+    small: np.ndarray, outer: np.ndarray, coords: tuple[np.ndarray, np.ndarray], cfg: LocalizeConfig
+) -> np.ndarray | None:
+    """The item lying inside a container (tote floor) that the first pass took for the item."""
+    xs, ys = coords
+    inset = max(2, round(min(small.shape[:2]) * 0.02))
+    x0, x1, y0, y1 = xs.min() + inset, xs.max() - inset, ys.min() + inset, ys.max() - inset
+    if x1 - x0 < 16 or y1 - y0 < 16:
+        return None
+    inner = _largest_component(small[y0:y1, x0:x1], cfg)
+    frac = float(inner.mean())
+    if not cfg.min_area_frac <= frac <= 0.6:
+        return None
+    out = np.zeros_like(outer)
+    out[y0:y1, x0:x1] = inner
+    return out
+
+
+def _largest_component(small: np.ndarray, cfg: LocalizeConfig) -> np.ndarray:
+    border = _border_mask(*small.shape[:2], cfg.border_frac)
+    lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
+    dist = _colour_distance(lab, border)
+    colour_fg = dist > max(cfg.colour_factor * float(np.quantile(dist[border], 0.99)), 3.0)
+    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    fg = (colour_fg | (_edge_regions(gray, border) > 0)).astype(np.uint8)
+    k = max(3, round(min(fg.shape) * 0.015)) | 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, kernel)
+    fg = _fill_holes(cv2.morphologyEx(fg, cv2.MORPH_CLOSE, kernel))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    if count <= 1:
+        return np.zeros_like(fg)
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return (labels == largest).astype(np.uint8)
+
+
+def upright_rect(points: np.ndarray) -> tuple[tuple[float, float], tuple[float, float], float]:
+    """minAreaRect with width >= height and the angle (degrees, (-90, 90]) of the long side."""
+    (cx, cy), (rw, rh), angle = cv2.minAreaRect(points.astype(np.float32))
+    if rw < rh:
+        rw, rh, angle = rh, rw, angle + 90.0
+    angle = (angle + 90.0) % 180.0 - 90.0
+    if angle <= -90.0:
+        angle += 180.0
+    return (cx, cy), (rw, rh), angle
+
+
+def whole_frame(image: np.ndarray, camera: str) -> LocalizedView:
+    h, w = image.shape[:2]
+    return LocalizedView(
+        camera=camera,
+        crop=image,
+        mask=np.ones((h, w), bool),
+        box=[0.0, 0.0, float(w), float(h)],
+        crop_to_frame=np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]),
+        angle_deg=0.0,
+        found=False,
+    )
+
+
+def localize(image: np.ndarray, camera: str = "cam0", cfg: LocalizeConfig = DEFAULT) -> LocalizedView:
+    """The item's upright crop, mask and box in one RGB frame (found=False: whole frame)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"localize needs an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
+    mask_small, scale = segment(image, cfg)
+    area = float(mask_small.mean())
+    if not cfg.min_area_frac <= area <= cfg.max_area_frac:
+        return whole_frame(image, camera)
+    contours, _ = cv2.findContours(mask_small, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    points = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.float64)
+    points = (points + 0.5) / scale - 0.5
+    (cx, cy), (rw, rh), angle = upright_rect(points)
+    margin = cfg.margin_frac * rw
+    cw, ch = max(8, round(rw + 2 * margin)), max(8, round(rh + 2 * margin))
+    frame_to_crop = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
+    frame_to_crop[:, 2] += (cw / 2.0 - cx, ch / 2.0 - cy)
+    crop = cv2.warpAffine(image, frame_to_crop, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    h, w = image.shape[:2]
+    full_mask = cv2.resize(mask_small, (w, h), interpolation=cv2.INTER_NEAREST)
+    mask = cv2.warpAffine(full_mask, frame_to_crop, (cw, ch), flags=cv2.INTER_NEAREST) > 0
+    x0, y0 = points.min(axis=0)
+    x1, y1 = points.max(axis=0)
+    box = [float(max(0.0, x0)), float(max(0.0, y0)), float(min(w, x1 + 1)), float(min(h, y1 + 1))]
+    return LocalizedView(
+        camera=camera,
+        crop=crop,
+        mask=mask,
+        box=box,
+        crop_to_frame=cv2.invertAffineTransform(frame_to_crop),
+        angle_deg=float(angle),
+        found=True,
+    )
