@@ -1,0 +1,182 @@
+"""Lot isolation: decide, with a stated statistical rule, when a whole lot is bad.
+
+Rule (Beta-Binomial): the lot's defect rate theta has prior Beta(k*p0, k*(1-p0)) centred on
+the category's base rate p0 with strength k pseudo-items. After n inspected items with d
+confirmed defects the posterior is Beta(k*p0 + d, k*(1-p0) + n - d). The lot is quarantined
+when P(theta > bad_rate | data) >= confidence, where bad_rate = max(bad_factor * p0,
+p0 + min_excess). With the defaults (p0 = 2 %, k = 20, bad_rate = 7 %, confidence 0.95) a lot
+is quarantined at 5 confirmed defects in its first 10 items, 6 in 20, 8 in 40 or 14 in 100;
+a lot at the base rate (1 in 50) never is.
+
+A printed expiry that disagrees with the lot's inventory record isolates the lot at once:
+one confirmed mismatch means the inventory system is wrong for every unit of that lot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from scipy.stats import beta
+
+from pipeline.store import Store
+from pipeline.types import Action, Verdict
+
+DEFECT_KINDS_EXCLUDED = frozenset(
+    {"unreadable", "no_reference", "no_item_found", "unknown_sku", "stage_error", "image_error", "expiry_ok"}
+)
+IMMEDIATE_KINDS = frozenset({"date_mismatch"})
+
+
+@dataclass(frozen=True)
+class LotRule:
+    base_rate: float = 0.02
+    prior_strength: float = 20.0
+    bad_factor: float = 3.0
+    min_excess: float = 0.05
+    confidence: float = 0.95
+    confirm_probability: float = 0.9
+    """A finding counts as a confirmed defect at this calibrated probability (or by a reviewer)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.base_rate < 1:
+            raise ValueError(f"base_rate must be in (0, 1), got {self.base_rate}")
+        if not 0.5 <= self.confidence < 1:
+            raise ValueError(f"confidence must be in [0.5, 1), got {self.confidence}")
+
+    @property
+    def bad_rate(self) -> float:
+        return min(0.99, max(self.bad_factor * self.base_rate, self.base_rate + self.min_excess))
+
+    def posterior(self, inspected: int, defects: int) -> tuple[float, float]:
+        a = self.prior_strength * self.base_rate + defects
+        b = self.prior_strength * (1 - self.base_rate) + max(inspected - defects, 0)
+        return a, b
+
+    def prob_bad(self, inspected: int, defects: int) -> float:
+        """P(theta > bad_rate | data)."""
+        a, b = self.posterior(inspected, defects)
+        return float(beta.sf(self.bad_rate, a, b))
+
+
+@dataclass
+class LotAssessment:
+    lot: str
+    inspected: int
+    defects: int
+    mismatches: int
+    prob_bad: float
+    posterior_mean: float
+    quarantine: bool
+    reason: str
+    rule: dict[str, Any] = field(default_factory=dict)
+
+
+def confirmed_defect_kinds(verdict: Verdict, rule: LotRule) -> set[str]:
+    """Defect kinds in a verdict that count toward the lot's defect rate."""
+    if verdict.action is not Action.DIVERT:
+        return set()
+    return {
+        f.kind
+        for f in verdict.findings
+        if f.kind not in DEFECT_KINDS_EXCLUDED and f.probability >= rule.confirm_probability
+    }
+
+
+def assess(lot: str, inspected: int, defects: int, mismatches: int, rule: LotRule) -> LotAssessment:
+    a, b = rule.posterior(inspected, defects)
+    p_bad = rule.prob_bad(inspected, defects)
+    if mismatches:
+        quarantine, reason = True, f"printed expiry disagrees with the lot record on {mismatches} item(s)"
+    elif p_bad >= rule.confidence:
+        quarantine = True
+        reason = (
+            f"{defects}/{inspected} confirmed defects: P(defect rate > {rule.bad_rate:.1%}) = {p_bad:.3f}"
+            f" >= {rule.confidence}"
+        )
+    else:
+        quarantine, reason = False, f"{defects}/{inspected} confirmed defects: P(bad) = {p_bad:.3f}"
+    return LotAssessment(
+        lot=lot,
+        inspected=inspected,
+        defects=defects,
+        mismatches=mismatches,
+        prob_bad=p_bad,
+        posterior_mean=a / (a + b),
+        quarantine=quarantine,
+        reason=reason,
+        rule={"base_rate": rule.base_rate, "bad_rate": rule.bad_rate, "confidence": rule.confidence},
+    )
+
+
+class LotMonitor:
+    """Assesses lots from the store's verdicts and labels and emits one quarantine event per bad lot."""
+
+    def __init__(self, store: Store, rule: LotRule | None = None, base_rates: dict[str, float] | None = None) -> None:
+        self.store = store
+        self.rule = rule or LotRule()
+        self.base_rates = base_rates or {}
+
+    def _lot_rows(self, lot: str) -> list[tuple[str, str | None]]:
+        rows = self.store._conn().execute(
+            "SELECT c.item_id, v.verdict_json FROM captures c LEFT JOIN verdicts v ON v.item_id = c.item_id"
+            " WHERE c.lot = ?",
+            (lot,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def _reviewer_decisions(self, item_ids: list[str]) -> dict[str, str]:
+        """Latest reviewer decision ("confirm" / "reject") per item; a reviewer overrides the model."""
+        out: dict[str, str] = {}
+        conn = self.store._conn()
+        for start in range(0, len(item_ids), 500):
+            chunk = item_ids[start : start + 500]
+            rows = conn.execute(
+                f"SELECT item_id, decision FROM labels WHERE item_id IN ({','.join('?' * len(chunk))}) ORDER BY id",
+                chunk,
+            )
+            out.update({r[0]: r[1] for r in rows})
+        return out
+
+    def assess_lot(self, lot: str, category: str | None = None) -> LotAssessment:
+        rule = self.rule
+        if category and category in self.base_rates:
+            rule = LotRule(**{**rule.__dict__, "base_rate": self.base_rates[category]})
+        rows = self._lot_rows(lot)
+        decisions = self._reviewer_decisions([item_id for item_id, _ in rows])
+        inspected = defects = mismatches = 0
+        for item_id, verdict_json in rows:
+            if verdict_json is None:
+                continue
+            inspected += 1
+            kinds = confirmed_defect_kinds(Verdict.from_json(verdict_json), rule)
+            if decisions.get(item_id) == "reject":
+                kinds = set()
+            if kinds or decisions.get(item_id) == "confirm":
+                defects += 1
+            if kinds & IMMEDIATE_KINDS:
+                mismatches += 1
+        return assess(lot, inspected, defects, mismatches, rule)
+
+    def observe(self, verdict: Verdict, lot: str | None, category: str | None = None) -> LotAssessment | None:
+        """Call after each verdict; emits a quarantine event the first time a lot turns bad."""
+        if not lot:
+            return None
+        assessment = self.assess_lot(lot, category)
+        if assessment.quarantine:
+            items = [item_id for item_id, _ in self._lot_rows(lot)]
+            self.store.add_event(
+                None,
+                "quarantine",
+                {
+                    "dedup_key": f"quarantine:{lot}",
+                    "lot": lot,
+                    "reason": assessment.reason,
+                    "prob_bad": assessment.prob_bad,
+                    "inspected": assessment.inspected,
+                    "defects": assessment.defects,
+                    "items_in_building": items,
+                    "triggered_by": verdict.item_id,
+                },
+            )
+        return assessment

@@ -1,0 +1,101 @@
+"""Lot isolation rule and monitor."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from pipeline.lots import LotMonitor, LotRule, assess
+from pipeline.store import Store
+from pipeline.types import Action, Finding, Frame, ItemCapture, Verdict
+
+RULE = LotRule()
+
+
+@pytest.mark.parametrize(
+    "inspected, defects, quarantine",
+    [
+        (50, 1, False),  # at the base rate
+        (100, 2, False),
+        (10, 5, True),
+        (20, 6, True),
+        (40, 8, True),
+        (40, 3, False),
+        (3, 3, False),  # too little evidence yet
+        (0, 0, False),
+    ],
+)
+def test_beta_binomial_rule(inspected: int, defects: int, quarantine: bool) -> None:
+    assert assess("L", inspected, defects, 0, RULE).quarantine is quarantine
+
+
+def test_more_defects_never_lower_the_probability() -> None:
+    probs = [RULE.prob_bad(40, d) for d in range(41)]
+    assert all(a <= b + 1e-12 for a, b in itertools.pairwise(probs))
+
+
+def test_a_single_date_mismatch_isolates_at_once() -> None:
+    result = assess("L", 1, 1, 1, RULE)
+    assert result.quarantine and "lot record" in result.reason
+
+
+@pytest.mark.parametrize("kwargs", [{"base_rate": 0}, {"base_rate": 1.2}, {"confidence": 0.2}])
+def test_bad_rules_rejected(kwargs) -> None:
+    with pytest.raises(ValueError):
+        LotRule(**kwargs)
+
+
+def _record(store: Store, i: int, lot: str, kinds: tuple[str, ...], p: float = 0.95) -> Verdict:
+    capture = ItemCapture(item_id=f"I{i}", sku="S", lot=lot, frames=[Frame(camera="top", uri="x.jpg")])
+    store.enqueue(capture)
+    action = Action.DIVERT if kinds else Action.PASS
+    verdict = Verdict(
+        item_id=capture.item_id,
+        sku="S",
+        action=action,
+        findings=[Finding(stage="t", kind=k, score=p, probability=p) for k in kinds],
+    )
+    store.complete(verdict)
+    return verdict
+
+
+def test_monitor_emits_one_quarantine_event_listing_the_items(tmp_path) -> None:
+    store = Store(tmp_path / "s.db")
+    monitor = LotMonitor(store)
+    for i in range(10):
+        verdict = _record(store, i, "BAD", ("crushed_corner",) if i % 2 == 0 else ())
+        monitor.observe(verdict, "BAD")
+    for i in range(10, 60):
+        verdict = _record(store, i, "GOOD", ("stain",) if i == 30 else ())
+        monitor.observe(verdict, "GOOD")
+    (event,) = store.events("quarantine")
+    assert event.payload["lot"] == "BAD"
+    # 5 defects in the first 9 items trip the rule; the event lists the lot's items seen so far
+    assert event.payload["triggered_by"] == "I8"
+    assert sorted(event.payload["items_in_building"]) == sorted(f"I{i}" for i in range(9))
+
+
+def test_reviewer_rejection_removes_a_false_defect(tmp_path) -> None:
+    store = Store(tmp_path / "s.db")
+    monitor = LotMonitor(store)
+    for i in range(10):
+        _record(store, i, "L", ("stain",) if i < 5 else ())
+    assert monitor.assess_lot("L").defects == 5
+    for i in range(3):
+        store.add_label(f"I{i}", "stain", "reject", reviewer="qa")
+    assert monitor.assess_lot("L").defects == 2
+
+
+def test_low_probability_findings_do_not_count(tmp_path) -> None:
+    store = Store(tmp_path / "s.db")
+    for i in range(10):
+        _record(store, i, "L", ("stain",), p=0.6)
+    assert LotMonitor(store).assess_lot("L").defects == 0
+
+
+def test_date_mismatch_quarantines_via_monitor(tmp_path) -> None:
+    store = Store(tmp_path / "s.db")
+    verdict = _record(store, 1, "L9", ("date_mismatch",))
+    assert LotMonitor(store).observe(verdict, "L9").quarantine
+    assert store.events("quarantine")[0].payload["lot"] == "L9"
