@@ -1,0 +1,432 @@
+"""`AnomalyModel`: catalog normal banks per SKU and per category, fit, enrol, score, save, load.
+
+One model folder serves many SKUs:
+
+    MODEL_DIR/model.json             format, version, config, SKU -> bank, category -> bank
+    MODEL_DIR/banks/<bank>/bank.*    one `Bank` per SKU (or category), with its calibration
+    MODEL_DIR/onnx/*.onnx            written by `export.export_onnx` for the edge scorer
+
+Members, per view: "patch" (nearest normal patch, PatchCore), "global" (nearest normal global
+embedding: wrong colour, wrong item), "student" (feature autoencoder: missing parts, empty
+container). Each member is standardised on normal calibration images that are not in the bank,
+fused by maximum, and the fused score is calibrated twice: per view (single images) and per
+item (maximum over an item's cameras), each at the target false-divert rate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from .bank import Bank
+from .calibration import DEFAULT_TARGET_RATE, RobustScaler, TailCalibrator
+from .fusion import fuse_maps, fuse_members, fuse_views
+from .prepare import PreparedView, prepare, view_of
+
+MODEL_FORMAT = 1
+MEMBERS = ("patch", "global", "student")
+CAL_PREFIX = "cal."
+
+
+class NoReference(LookupError):
+    """No bank serves this SKU (and none serves its category)."""
+
+
+class Runtime(Protocol):
+    name: str
+
+    def embed(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def student_errors(self, bank: Bank, feats: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    image_size: int = 224
+    max_patches: int = 4096
+    max_globals: int = 1024
+    augment: tuple[str, ...] = ("rot180",)
+    """Enrolment augmentations; "rot180" covers the upright crop's 180-degree ambiguity."""
+    student_steps: int = 300
+    target_rate: float = DEFAULT_TARGET_RATE
+    localize: bool = True
+    """Localise items in frames first; off when the inputs are already item crops."""
+    min_references: int = 3
+    """SKUs with fewer enrolment items are served by their category's bank."""
+    max_calibration_views: int = 48
+    batch: int = 8
+    seed: int = 0
+
+
+@dataclass
+class Features:
+    """Extracted features of a set of views, grouped into items (cameras of one capture)."""
+
+    patches: np.ndarray
+    globals_: np.ndarray
+    masks: np.ndarray
+    items: np.ndarray
+    """Item index of each view."""
+
+    def __len__(self) -> int:
+        return len(self.patches)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Features]) -> Features:
+        offset, items = 0, []
+        for p in parts:
+            items.append(p.items + offset)
+            offset += int(p.items.max()) + 1 if len(p) else 0
+        return cls(
+            np.concatenate([p.patches for p in parts]),
+            np.concatenate([p.globals_ for p in parts]),
+            np.concatenate([p.masks for p in parts]),
+            np.concatenate(items) if items else np.zeros(0, np.int64),
+        )
+
+    def take(self, idx: np.ndarray) -> Features:
+        return Features(self.patches[idx], self.globals_[idx], self.masks[idx], self.items[idx])
+
+
+@dataclass
+class ViewResult:
+    camera: str
+    raw: dict[str, float]
+    z: dict[str, float]
+    score: float
+    top_member: str
+    probability: float
+    anomalous: bool
+    heatmap: np.ndarray
+    """(S/8, S/8) fused standardised map over the network input."""
+    prepared: PreparedView
+
+
+@dataclass
+class ItemResult:
+    bank: str
+    bank_kind: str
+    score: float
+    probability: float
+    anomalous: bool
+    threshold: float
+    views: list[ViewResult]
+    ms: float = 0.0
+
+
+def _masked_peak(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Per view: maximum of the 3x3-smoothed map over the item mask."""
+    out = np.empty(len(maps))
+    for i, (m, k) in enumerate(zip(maps, masks, strict=True)):
+        smooth = cv2.blur(m.astype(np.float32), (3, 3))
+        out[i] = float(smooth[k].max())
+    return out
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "_"
+
+
+@dataclass
+class AnomalyModel:
+    config: ModelConfig = field(default_factory=ModelConfig)
+    banks: dict[str, Bank] = field(default_factory=dict)
+    skus: dict[str, str] = field(default_factory=dict)
+    """SKU -> bank name (its own, or its category's)."""
+    categories: dict[str, str] = field(default_factory=dict)
+    """Category -> bank name of the category bank."""
+    version: str = ""
+    runtime: Runtime | None = None
+
+    # --- runtime -------------------------------------------------------------------------
+    def rt(self) -> Runtime:
+        if self.runtime is None:
+            from .runtime import TorchRuntime
+
+            self.runtime = TorchRuntime(self.config.image_size)
+        return self.runtime
+
+    # --- features ------------------------------------------------------------------------
+    def prepare_views(self, images: Sequence[np.ndarray], cameras: Sequence[str] | None = None) -> list[PreparedView]:
+        cams = list(cameras) if cameras is not None else [f"cam{i}" for i in range(len(images))]
+        return [
+            prepare(view_of(img, cam, self.config.localize), self.config.image_size)
+            for img, cam in zip(images, cams, strict=True)
+        ]
+
+    def embed(
+        self, prepared: Sequence[PreparedView], items: Sequence[int] | None = None, augment: bool = False
+    ) -> Features:
+        """Features of prepared views (with enrolment augmentations when `augment`)."""
+        pix = [p.pixels for p in prepared]
+        masks = [p.grid_mask for p in prepared]
+        item_idx = list(items) if items is not None else list(range(len(prepared)))
+        if augment and "rot180" in self.config.augment:
+            pix += [np.ascontiguousarray(p[::-1, ::-1]) for p in pix]
+            masks += [m[::-1, ::-1].copy() for m in masks]
+            item_idx += item_idx
+        pats, globs = [], []
+        b = self.config.batch
+        for s in range(0, len(pix), b):
+            pt, gl = self.rt().embed(np.stack(pix[s : s + b]))
+            pats.append(pt)
+            globs.append(gl)
+        return Features(np.concatenate(pats), np.concatenate(globs), np.stack(masks), np.asarray(item_idx))
+
+    def features_of(self, captures: Sequence[Sequence[np.ndarray]], augment: bool = False) -> Features:
+        """Features of items given as lists of view images."""
+        prepared, items = [], []
+        for i, views in enumerate(captures):
+            prepared += self.prepare_views(views)
+            items += [i] * len(views)
+        return self.embed(prepared, items, augment)
+
+    # --- members -------------------------------------------------------------------------
+    def member_maps(self, bank: Bank, feats: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(patch distance maps (N,h,w), student error maps (N,h,w), global distances (N,))."""
+        n, c, h, w = feats.patches.shape
+        flat = feats.patches.transpose(0, 2, 3, 1).reshape(-1, c)
+        patch_map = bank.patch_distances(flat).reshape(n, h, w)
+        student_map = self.rt().student_errors(bank, feats.patches)
+        return patch_map, student_map, bank.global_distances(feats.globals_)
+
+    def raw_scores(self, bank: Bank, feats: Features) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        patch_map, student_map, glob = self.member_maps(bank, feats)
+        raw = {
+            "patch": _masked_peak(patch_map, feats.masks),
+            "global": glob.astype(np.float64),
+            "student": _masked_peak(student_map, feats.masks),
+        }
+        return raw, {"patch": patch_map, "student": student_map}
+
+    # --- fitting -------------------------------------------------------------------------
+    def build_bank(self, name: str, kind: str, enrol: Features, calibration: Features, n_items: int) -> Bank:
+        """A bank from enrolment features, its student, and calibration on separate normal views."""
+        from .runtime import STUDENT_PREFIX
+        from .student import student_state, train_student
+
+        cfg = self.config
+        bank = Bank(name=name, kind=kind, max_patches=cfg.max_patches, max_globals=cfg.max_globals)
+        c = enrol.patches.shape[1]
+        bank.add(enrol.patches.transpose(0, 2, 3, 1).reshape(-1, c), enrol.globals_, n_items)
+        student = train_student(enrol.patches, steps=cfg.student_steps, seed=cfg.seed)
+        bank.extra.update({STUDENT_PREFIX + k: v for k, v in student_state(student).items()})
+        bank.meta["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self._store_calibration(bank, calibration)
+        self.calibrate(bank)
+        return bank
+
+    def _store_calibration(self, bank: Bank, cal: Features) -> None:
+        """Keep calibration features (float16, capped) so incremental enrolment can recalibrate."""
+        if len(cal) > self.config.max_calibration_views:
+            rng = np.random.default_rng(self.config.seed)
+            cal = cal.take(np.sort(rng.choice(len(cal), self.config.max_calibration_views, replace=False)))
+        bank.extra[CAL_PREFIX + "patches"] = cal.patches.astype(np.float16)
+        bank.extra[CAL_PREFIX + "globals"] = cal.globals_.astype(np.float16)
+        bank.extra[CAL_PREFIX + "masks"] = cal.masks
+        bank.extra[CAL_PREFIX + "items"] = cal.items
+
+    def _calibration_features(self, bank: Bank) -> Features:
+        x = bank.extra
+        return Features(
+            x[CAL_PREFIX + "patches"].astype(np.float32),
+            x[CAL_PREFIX + "globals"].astype(np.float32),
+            x[CAL_PREFIX + "masks"].astype(bool),
+            x[CAL_PREFIX + "items"],
+        )
+
+    def calibrate(self, bank: Bank) -> None:
+        """Fit member scalers and the view and item calibrators on the bank's calibration views."""
+        cal = self._calibration_features(bank)
+        raw, _ = self.raw_scores(bank, cal)
+        scalers = {m: RobustScaler.fit(raw[m]) for m in MEMBERS}
+        fused = np.array([fuse_members({m: scalers[m](raw[m][i]) for m in MEMBERS})[0] for i in range(len(cal))])
+        per_item = [fuse_views(fused[cal.items == it])[0] for it in np.unique(cal.items)]
+        if len(per_item) < 3:
+            per_item = list(fused)
+        bank.meta["calibration"] = {
+            "scalers": {m: s.to_dict() for m, s in scalers.items()},
+            "view": TailCalibrator.fit(fused, self.config.target_rate).to_dict(),
+            "item": TailCalibrator.fit(per_item, self.config.target_rate).to_dict(),
+            "n_views": len(cal),
+            "n_items": len(per_item),
+        }
+
+    def fit(
+        self, images: Sequence[np.ndarray], calibration: Sequence[np.ndarray] | None = None, name: str = "default"
+    ) -> Bank:
+        """One bank from normal images; calibration images default to a held-out quarter."""
+        images = list(images)
+        if calibration is None:
+            if len(images) < 5:
+                raise ValueError(
+                    f"fit needs at least 5 normal images (or separate calibration images), got {len(images)}"
+                )
+            rng = np.random.default_rng(self.config.seed)
+            order = rng.permutation(len(images))
+            n_cal = min(max(3, len(images) // 4), len(images) - 2)
+            calibration = [images[i] for i in order[:n_cal]]
+            images = [images[i] for i in order[n_cal:]]
+        enrol = self.features_of([[im] for im in images], augment=True)
+        cal = self.features_of([[im] for im in calibration])
+        bank = self.build_bank(name, "sku", enrol, cal, len(images))
+        self.add_bank(bank, skus=[name])
+        return bank
+
+    def add_bank(self, bank: Bank, skus: Sequence[str] = (), category: str | None = None) -> None:
+        self.banks[bank.name] = bank
+        for sku in skus:
+            self.skus[sku] = bank.name
+        if category is not None:
+            self.categories[category] = bank.name
+        self.version = self._digest()
+
+    def enroll_more(self, bank_name: str, images: Sequence[Sequence[np.ndarray]]) -> Bank:
+        """Incremental enrolment: add normal items to a bank, refresh its student, recalibrate."""
+        from .runtime import STUDENT_PREFIX
+        from .student import student_from_state, student_state, train_student
+
+        bank = self.banks[bank_name]
+        feats = self.features_of(images, augment=True)
+        c = feats.patches.shape[1]
+        bank.add(feats.patches.transpose(0, 2, 3, 1).reshape(-1, c), feats.globals_, len(images))
+        state = {k[len(STUDENT_PREFIX) :]: v for k, v in bank.extra.items() if k.startswith(STUDENT_PREFIX)}
+        student = train_student(
+            feats.patches, steps=max(50, self.config.student_steps // 3), lr=5e-4, model=student_from_state(state)
+        )
+        bank.extra.update({STUDENT_PREFIX + k: v for k, v in student_state(student).items()})
+        forget = getattr(self.rt(), "forget", None)
+        if forget is not None:
+            forget(bank)
+        self.calibrate(bank)
+        self.version = self._digest()
+        return bank
+
+    # --- scoring -------------------------------------------------------------------------
+    def resolve(self, sku: str | None = None, category: str | None = None) -> Bank:
+        """The bank for a SKU: its own, else its category's; NoReference if neither exists."""
+        if sku is None:
+            if len(self.banks) == 1:
+                return next(iter(self.banks.values()))
+            if "default" in self.banks:
+                return self.banks["default"]
+            raise NoReference(f"model has {len(self.banks)} banks; name a SKU (known: {sorted(self.skus)[:10]})")
+        if sku in self.skus:
+            return self.banks[self.skus[sku]]
+        if category is not None and category in self.categories:
+            return self.banks[self.categories[category]]
+        raise NoReference(f"no reference bank for SKU {sku!r}" + (f" or category {category!r}" if category else ""))
+
+    def score_prepared(self, prepared: Sequence[PreparedView], bank: Bank) -> ItemResult:
+        """Score one item's prepared views against a bank."""
+        start = time.perf_counter()
+        cal = bank.meta["calibration"]
+        scalers = {m: RobustScaler.from_dict(d) for m, d in cal["scalers"].items()}
+        view_cal = TailCalibrator.from_dict(cal["view"])
+        item_cal = TailCalibrator.from_dict(cal["item"])
+        feats = self.embed(prepared)
+        raw, maps = self.raw_scores(bank, feats)
+        views = []
+        for i, prep in enumerate(prepared):
+            z = {m: float(scalers[m](raw[m][i])) for m in MEMBERS}
+            score, top = fuse_members(z)
+            heat = fuse_maps([scalers["patch"](maps["patch"][i]), scalers["student"](maps["student"][i])])
+            heat = np.where(prep.grid_mask, heat, heat[prep.grid_mask].min())
+            views.append(
+                ViewResult(
+                    camera=prep.view.camera,
+                    raw={m: float(raw[m][i]) for m in MEMBERS},
+                    z=z,
+                    score=score,
+                    top_member=top,
+                    probability=float(view_cal.probability(score)[0]),
+                    anomalous=bool(view_cal.is_anomalous(score)[0]),
+                    heatmap=heat.astype(np.float32),
+                    prepared=prep,
+                )
+            )
+        single = len(views) == 1
+        calib = view_cal if single else item_cal
+        item_score, _ = fuse_views([v.score for v in views])
+        return ItemResult(
+            bank=bank.name,
+            bank_kind=bank.kind,
+            score=item_score,
+            probability=float(calib.probability(item_score)[0]),
+            anomalous=bool(calib.is_anomalous(item_score)[0]),
+            threshold=calib.threshold,
+            views=views,
+            ms=(time.perf_counter() - start) * 1000.0,
+        )
+
+    def score(
+        self,
+        images: Sequence[np.ndarray],
+        sku: str | None = None,
+        category: str | None = None,
+        cameras: Sequence[str] | None = None,
+    ) -> ItemResult:
+        """Score one item from its view images (frames or crops)."""
+        bank = self.resolve(sku, category)
+        start = time.perf_counter()
+        result = self.score_prepared(self.prepare_views(images, cameras), bank)
+        result.ms = (time.perf_counter() - start) * 1000.0
+        return result
+
+    # --- persistence ---------------------------------------------------------------------
+    def _digest(self) -> str:
+        h = hashlib.sha1()
+        for name in sorted(self.banks):
+            b = self.banks[name]
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(b.patches[:64]).tobytes())
+            h.update(str(b.n_images).encode())
+        return f"anomaly-{MODEL_FORMAT}-{h.hexdigest()[:12]}"
+
+    def save(self, folder: Path | str) -> Path:
+        folder = Path(folder)
+        (folder / "banks").mkdir(parents=True, exist_ok=True)
+        bank_dirs = {}
+        for name, bank in self.banks.items():
+            bank_dirs[name] = safe_name(name)
+            bank.save(folder / "banks" / bank_dirs[name])
+        info = {
+            "format": MODEL_FORMAT,
+            "version": self.version or self._digest(),
+            "config": asdict(self.config),
+            "banks": {n: {"dir": d, "kind": self.banks[n].kind} for n, d in bank_dirs.items()},
+            "skus": self.skus,
+            "categories": self.categories,
+        }
+        (folder / "model.json").write_text(json.dumps(info, indent=1, sort_keys=True))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path | str, runtime: Runtime | None = None) -> AnomalyModel:
+        folder = Path(folder)
+        path = folder / "model.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{folder}: no model.json (not an anomaly model folder)")
+        info: dict[str, Any] = json.loads(path.read_text())
+        if info.get("format") != MODEL_FORMAT:
+            raise ValueError(f"{folder}: model format {info.get('format')!r}, this version reads {MODEL_FORMAT}")
+        cfg = info["config"]
+        cfg["augment"] = tuple(cfg.get("augment", ()))
+        banks = {n: Bank.load(folder / "banks" / b["dir"]) for n, b in info["banks"].items()}
+        return cls(
+            config=ModelConfig(**cfg),
+            banks=banks,
+            skus=info["skus"],
+            categories=info["categories"],
+            version=info["version"],
+            runtime=runtime,
+        )

@@ -1,0 +1,61 @@
+"""From a frame (or a crop) to the fixed-size network input and its item mask.
+
+Background pixels (belt, tote) are painted a neutral grey before feature extraction, so a
+different tote colour at another FC (a benign variation) cannot look like damage; patch
+scores are read only on the (slightly dilated) item mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from detectors.localize import localize, whole_frame
+from pipeline.imageio import ImageError
+from pipeline.views import LocalizedView
+
+MIN_CONTRAST = 2.0
+"""Grey-level standard deviation below which an image carries no usable appearance."""
+BACKGROUND_GREY = 124
+
+
+class FeaturelessImage(ImageError):
+    """A uniform image (lens cap, blank frame): there is nothing to compare."""
+
+
+@dataclass
+class PreparedView:
+    view: LocalizedView
+    pixels: np.ndarray
+    """(S, S, 3) uint8 network input."""
+    grid_mask: np.ndarray
+    """(S/8, S/8) bool: feature cells that lie on the item."""
+
+
+def check_informative(image: np.ndarray, name: str = "image") -> None:
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if float(gray.std()) < MIN_CONTRAST:
+        raise FeaturelessImage(f"{name}: featureless (uniform grey level {gray.mean():.0f}); nothing to inspect")
+
+
+def view_of(image: np.ndarray, camera: str, use_localize: bool) -> LocalizedView:
+    check_informative(image, camera)
+    return localize(image, camera) if use_localize else whole_frame(image, camera)
+
+
+def prepare(view: LocalizedView, size: int) -> PreparedView:
+    crop = view.crop
+    if view.found:
+        k = max(3, round(0.03 * max(crop.shape[:2]))) | 1
+        keep = cv2.dilate(view.mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+        crop = np.where(keep[..., None], crop, np.uint8(BACKGROUND_GREY)).astype(np.uint8)
+    else:
+        keep = np.ones(crop.shape[:2], bool)
+    pixels = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    grid = size // 8
+    grid_mask = cv2.resize(keep.astype(np.float32), (grid, grid), interpolation=cv2.INTER_AREA) > 0.05
+    if not grid_mask.any():
+        grid_mask[:] = True
+    return PreparedView(view=view, pixels=pixels, grid_mask=grid_mask)
