@@ -1,0 +1,132 @@
+"""The item's expiry verdict: reconcile what every camera read, then judge it against the
+catalog (minimum remaining shelf life) and the lot's recorded expiry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Literal
+
+from detectors.ocr_expiry.classify import DateRead
+from detectors.ocr_expiry.reader import ImageRead
+from pipeline.types import ExpiryPolicy, LotRecord
+
+Status = Literal["ok", "expired", "date_mismatch", "unreadable", "no_date_expected"]
+
+MONTH_ONLY_PENALTY = 0.8
+"""Trust in a month-only read for a SKU whose prints carry a day (the day may have been missed)."""
+
+
+@dataclass
+class ExpiryVerdict:
+    status: Status
+    expiry: DateRead | None = None
+    camera: str | None = None
+    """The frame whose read gave the expiry."""
+    confidence: float = 0.0
+    agreeing: list[str] = field(default_factory=list)
+    conflicts: dict[str, str] = field(default_factory=dict)
+    """camera -> a different expiry it read."""
+    deadline: date | None = None
+    """today + minimum remaining shelf life: an expiry before this is `expired`."""
+    recorded: date | None = None
+    message: str = ""
+
+    @property
+    def expiry_iso(self) -> str | None:
+        return self.expiry.iso if self.expiry else None
+
+
+def _compatible(a: str, b: str) -> bool:
+    """Same date, or a month-only read of the same month."""
+    return a == b or a.startswith(b + "-") or b.startswith(a + "-")
+
+
+def reconcile(reads: Mapping[str, ImageRead]) -> tuple[DateRead | None, str | None, float, list[str], dict[str, str]]:
+    """Pick the expiry the cameras support most.
+
+    Each camera votes with its read's confidence for its expiry; compatible reads (the same
+    date, or a month-only read of that month) support each other. Returns the chosen read,
+    its camera, the confidence after disagreement, the agreeing cameras and the conflicts.
+    """
+    votes = {cam: r.expiry for cam, r in reads.items() if r.expiry is not None}
+    if not votes:
+        return None, None, 0.0, [], {}
+    support: dict[str, float] = {}
+    for cam, read in votes.items():
+        support[cam] = sum(o.confidence for o in votes.values() if _compatible(o.iso, read.iso))
+    # Most support; on ties the day-precise read, then the surest one.
+    best_cam = max(votes, key=lambda c: (support[c], votes[c].parsed.day is not None, votes[c].confidence))
+    best = votes[best_cam]
+    agreeing = sorted(c for c, r in votes.items() if _compatible(r.iso, best.iso))
+    conflicts = {c: r.iso for c, r in votes.items() if c not in agreeing}
+    total = sum(r.confidence for r in votes.values())
+    share = support[best_cam] / total if total else 1.0
+    agreement_boost = 1.0 - (1.0 - best.confidence) ** len(agreeing)
+    confidence = min(1.0, max(best.confidence, agreement_boost)) * share
+    return best, best_cam, round(confidence, 4), agreeing, conflicts
+
+
+def judge(
+    reads: Mapping[str, ImageRead],
+    *,
+    today: date,
+    policy: ExpiryPolicy | None = None,
+    lot: LotRecord | None = None,
+) -> ExpiryVerdict:
+    """The verdict for one item from its per-camera reads.
+
+    Without a policy (an arbitrary photo, no SKU) the item is assumed to carry a date and to
+    need no remaining shelf life.
+    """
+    if policy is not None and not policy.carries_date:
+        return ExpiryVerdict("no_date_expected", message="this SKU carries no printed date")
+    best, cam, confidence, agreeing, conflicts = reconcile(reads)
+    if best is None:
+        made = [d for r in reads.values() for d in r.dates if d.type == "manufactured"]
+        why = "only a manufacturing date was read" if made else "no expiry date could be read"
+        return ExpiryVerdict("unreadable", message=why)
+    if policy is not None and best.parsed.day is None and not policy.month_precision_ok:
+        confidence *= MONTH_ONLY_PENALTY
+    min_days = policy.min_remaining_days if policy is not None else 0
+    deadline = today + timedelta(days=min_days)
+    verdict = ExpiryVerdict(
+        "ok",
+        expiry=best,
+        camera=cam,
+        confidence=round(confidence, 4),
+        agreeing=agreeing,
+        conflicts=conflicts,
+        deadline=deadline,
+        recorded=lot.recorded_expiry if lot else None,
+    )
+    last = best.parsed.last_day()
+    if last < deadline:
+        verdict.status = "expired"
+        verdict.message = f"printed expiry {best.iso} is before {deadline.isoformat()} (today + {min_days} days)"
+    elif verdict.recorded is not None and not _matches_record(best, verdict.recorded):
+        verdict.status = "date_mismatch"
+        verdict.message = f"printed expiry {best.iso} differs from the lot record {verdict.recorded.isoformat()}"
+    else:
+        verdict.message = f"printed expiry {best.iso}"
+    if conflicts:
+        verdict.message += f"; other cameras read {', '.join(f'{c}={d}' for c, d in sorted(conflicts.items()))}"
+    return verdict
+
+
+def _matches_record(read: DateRead, recorded: date) -> bool:
+    p = read.parsed
+    if p.day is None:
+        return (p.year, p.month) == (recorded.year, recorded.month)
+    return (p.year, p.month, p.day) == (recorded.year, recorded.month, recorded.day)
+
+
+def defect_probability(verdict: ExpiryVerdict) -> float:
+    """Probability that an `expired` / `date_mismatch` verdict is a real defect.
+
+    Maps read confidence onto [0.25, 1]: any such read reaches at least the policy's review
+    threshold (an expired item must not pass silently), and only a confident read (about 0.33
+    and up) reaches the divert threshold of 0.5.
+    """
+    return round(0.25 + 0.75 * max(0.0, min(1.0, verdict.confidence)), 4)

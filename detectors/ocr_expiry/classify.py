@@ -1,0 +1,248 @@
+"""Typing dates found on a package: expiry, manufactured, or other (lot, serial, range start).
+
+Evidence, strongest first: a keyword on the same line just before the date ("EXP", "MHD") or
+just after it ("까지"); a keyword in the box to the left on the same row or in the line
+above (labels printed as a column header); a from-until range; then rules: an unlabelled
+date later than a labelled manufacturing date is the expiry, and with no labels at all the
+latest date is the expiry and earlier ones are taken as production dates. A date typed as
+manufactured by a keyword is never promoted to expiry, so a production date can only be
+taken for the expiry when nothing on the package says what it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Literal
+
+from detectors.ocr_expiry.engines import Box4, TextLine
+from detectors.ocr_expiry.grammar import Order, ParsedDate, normalize, parse_dates
+from detectors.ocr_expiry.keywords import KeywordHit, find_keywords, find_suffix
+
+DateType = Literal["expiry", "manufactured", "other"]
+
+MAX_KEYWORD_GAP = 24
+"""Characters allowed between a same-line keyword and its date."""
+LOT_GAP = 2
+"""A lot keyword types only the number printed right after it."""
+
+TYPE_FACTOR = {
+    "keyword": 1.0,
+    "suffix": 1.0,
+    "left": 0.95,
+    "above": 0.92,
+    "range": 0.95,
+    "after_manufactured": 0.9,
+    "sole": 0.85,
+    "latest": 0.8,
+    "earlier": 0.8,
+    "other": 1.0,
+}
+"""How much each kind of evidence is trusted when it types a date."""
+
+
+@dataclass(frozen=True)
+class DateRead:
+    """A typed date on one image, with where it was seen and how sure we are."""
+
+    parsed: ParsedDate
+    type: DateType
+    confidence: float
+    reason: str
+    line_text: str
+    box: Box4
+    keyword: str | None = None
+    ocr_confidence: float = 1.0
+
+    @property
+    def iso(self) -> str:
+        return self.parsed.iso
+
+
+@dataclass
+class _Found:
+    line: int
+    parsed: ParsedDate
+    kind: str | None = None
+    reason: str | None = None
+    keyword: str | None = None
+    strength: float = 1.0
+
+
+def _date_box(line: TextLine, parsed: ParsedDate) -> Box4:
+    """The part of the line box covering the date, by character position."""
+    n = max(1, len(line.text))
+    x0, y0, x1, y1 = line.box
+    w = x1 - x0
+    return (x0 + w * parsed.span[0] / n, y0, x0 + w * parsed.span[1] / n, y1)
+
+
+def _same_line_keyword(
+    norm: str, hits: list[KeywordHit], parsed: ParsedDate, spans: list[tuple[int, int]]
+) -> KeywordHit | None:
+    start = parsed.span[0]
+    before = [h for h in hits if h.end <= start and start - h.end <= MAX_KEYWORD_GAP]
+    # Another date between the keyword and this date means the keyword belongs to that date.
+    before = [h for h in before if not any(h.end <= s[0] and s[1] <= start for s in spans)]
+    if before:
+        hit = before[-1]
+        gap = norm[hit.end : start]
+        if hit.kind != "lot" or (not gap.strip(" :.#-/") and len(gap) <= LOT_GAP):
+            return hit
+        lab = [h for h in before if h.kind != "lot"]
+        if lab:
+            return lab[-1]
+        return None
+    return find_suffix(norm, parsed.span[1])
+
+
+def _trailing_keyword(norm: str, hits: list[KeywordHit], dates: list[ParsedDate]) -> KeywordHit | None:
+    """The last label on a line that has no date after it (a label whose date is elsewhere)."""
+    labels = [h for h in hits if h.kind != "lot"]
+    if not labels:
+        return None
+    last = labels[-1]
+    if any(d.span[0] >= last.end for d in dates):
+        return None
+    return last
+
+
+def _keyword_nearest_x(line: TextLine, norm: str, hits: list[KeywordHit], x: float) -> KeywordHit | None:
+    """For a header line with several labels over columns: the label whose position is closest to x."""
+    labels = [h for h in hits if h.kind != "lot"]
+    if not labels:
+        return None
+    n = max(1, len(norm))
+    x0, _, x1, _ = line.box
+
+    def centre(h: KeywordHit) -> float:
+        return x0 + (x1 - x0) * (h.start + h.end) / (2 * n)
+
+    return min(labels, key=lambda h: abs(centre(h) - x))
+
+
+def _layout_keyword(
+    i: int,
+    box: Box4,
+    lines: list[TextLine],
+    norms: list[str],
+    hits: list[list[KeywordHit]],
+    dates: list[list[ParsedDate]],
+) -> tuple[KeywordHit, str] | None:
+    """A label in the box to the left on the same row, else in the line just above."""
+    x0, y0, x1, y1 = box
+    h = max(1.0, y1 - y0)
+    left: list[tuple[float, int]] = []
+    above: list[tuple[float, int]] = []
+    for j, other in enumerate(lines):
+        if j == i or not hits[j]:
+            continue
+        ox0, oy0, ox1, oy1 = other.box
+        overlap = min(y1, oy1) - max(y0, oy0)
+        if overlap > 0.5 * min(h, other.height) and ox1 <= x0 + 0.5 * h and x0 - ox1 <= 4 * h:
+            left.append((x0 - ox1, j))
+        elif oy1 <= y0 + 0.5 * h and y0 - oy1 <= 1.5 * h and min(x1, ox1) - max(x0, ox0) > -h:
+            above.append((y0 - oy1, j))
+    for dist_list, reason in ((left, "left"), (above, "above")):
+        for _, j in sorted(dist_list):
+            if reason == "left":
+                hit = _trailing_keyword(norms[j], hits[j], dates[j])
+            elif dates[j]:
+                hit = None  # a line with its own date keeps its label
+            else:
+                hit = _keyword_nearest_x(lines[j], norms[j], hits[j], (x0 + x1) / 2)
+            if hit is not None:
+                return hit, reason
+    return None
+
+
+def classify_lines(lines: list[TextLine], *, order: Order = "DMY", today: date | None = None) -> list[DateRead]:
+    """Every date on the lines of one image, typed."""
+    today = today or date.today()
+    norms = [normalize(line.text) for line in lines]
+    hits = [find_keywords(n) for n in norms]
+    dates = [parse_dates(line.text, order=order, today=today) for line in lines]
+    found: list[_Found] = []
+    for i, line in enumerate(lines):
+        spans = [d.span for d in dates[i]]
+        for parsed in dates[i]:
+            f = _Found(i, parsed)
+            hit = _same_line_keyword(norms[i], hits[i], parsed, spans)
+            if hit is not None:
+                f.kind, f.keyword, f.strength = hit.kind, hit.keyword, hit.strength
+                f.reason = "suffix" if hit.start >= parsed.span[1] else "keyword"
+            else:
+                lay = _layout_keyword(i, _date_box(line, parsed), lines, norms, hits, dates)
+                if lay is not None:
+                    hit, f.reason = lay
+                    f.kind, f.keyword, f.strength = hit.kind, hit.keyword, hit.strength
+            if f.kind is None and parsed.range_role is not None:
+                f.kind = "expiry" if parsed.range_role == "end" else "other"
+                f.reason = "range"
+            if f.kind == "lot":
+                f.kind, f.reason = "other", "other"
+            found.append(f)
+    _apply_rules(found)
+    return check_consistency([_to_read(f, lines[f.line]) for f in found])
+
+
+def _apply_rules(found: list[_Found]) -> None:
+    """Type the dates no label typed, from what the labelled ones say."""
+    untyped = [f for f in found if f.kind is None]
+    if not untyped:
+        return
+    expiries = [f for f in found if f.kind == "expiry"]
+    made = [f for f in found if f.kind == "manufactured"]
+    if expiries:
+        for f in untyped:
+            f.kind, f.reason = "other", "other"
+        return
+    if made:
+        newest = max(f.parsed.last_day() for f in made)
+        later = [f for f in untyped if f.parsed.first_day() > newest]
+        latest = max(later, key=lambda f: f.parsed.last_day()) if later else None
+        for f in untyped:
+            f.kind, f.reason = ("expiry", "after_manufactured") if f is latest else ("other", "other")
+        return
+    distinct = {f.parsed.iso for f in untyped}
+    if len(distinct) == 1:
+        for f in untyped:
+            f.kind, f.reason = "expiry", "sole"
+        return
+    latest_day = max(f.parsed.last_day() for f in untyped)
+    for f in untyped:
+        if f.parsed.last_day() == latest_day:
+            f.kind, f.reason = "expiry", "latest"
+        else:
+            f.kind, f.reason = "manufactured", "earlier"
+
+
+def _to_read(f: _Found, line: TextLine) -> DateRead:
+    reason = f.reason or "other"
+    conf = line.confidence * f.parsed.certainty * TYPE_FACTOR.get(reason, 1.0) * f.strength
+    return DateRead(
+        parsed=f.parsed,
+        type=f.kind or "other",  # type: ignore[arg-type]
+        confidence=round(min(1.0, conf), 4),
+        reason=reason,
+        line_text=line.text,
+        box=_date_box(line, f.parsed),
+        keyword=f.keyword,
+        ocr_confidence=round(line.confidence, 4),
+    )
+
+
+def check_consistency(reads: list[DateRead]) -> list[DateRead]:
+    """Expiry must come after manufacture; an expiry read before a labelled manufacturing date loses trust."""
+    made = [
+        r.parsed.first_day() for r in reads if r.type == "manufactured" and r.reason in ("keyword", "left", "above")
+    ]
+    if not made:
+        return reads
+    first_made = min(made)
+    out = []
+    for r in reads:
+        if r.type == "expiry" and r.parsed.last_day() < first_made:
+            r = replace(r, confidence=round(r.confidence * 0.5, 4), reason=r.reason + "+before_manufacture")
+        out.append(r)
+    return out

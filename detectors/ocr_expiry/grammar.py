@@ -1,0 +1,454 @@
+"""A date grammar for printed package dates.
+
+General date libraries read `03/04/25` one fixed way, invent a missing day and accept dates
+decades away; on a package each of those turns into a wrong divert or a missed expiry. This
+grammar knows the shapes that are printed on packages (numeric with 2- or 4-digit years,
+compact YYYYMMDD, month names in many languages, month-only prints such as `11/2026` or
+`NOV2026`, CJK year/month/day markers, from-until ranges), resolves ambiguous orders with the
+market's order hint inside a plausibility window around today, and never makes up a day:
+a print without a day has month precision.
+
+Pure Python; spans index into the caller's original text.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Literal
+
+Order = Literal["DMY", "MDY", "YMD"]
+Precision = Literal["day", "month"]
+YMDTuple = tuple[int, int, int | None]
+
+WINDOW_YEARS_BACK = 10
+WINDOW_YEARS_AHEAD = 15
+"""Plausibility window around today: package dates outside it are misreads (lot codes, phone numbers)."""
+
+MONTHS: dict[str, dict[str, int]] = {
+    "en": {
+        "JANUARY": 1, "JAN": 1, "FEBRUARY": 2, "FEB": 2, "MARCH": 3, "MAR": 3, "APRIL": 4, "APR": 4,
+        "MAY": 5, "JUNE": 6, "JUN": 6, "JULY": 7, "JUL": 7, "AUGUST": 8, "AUG": 8, "SEPTEMBER": 9,
+        "SEPT": 9, "SEP": 9, "OCTOBER": 10, "OCT": 10, "NOVEMBER": 11, "NOV": 11, "DECEMBER": 12, "DEC": 12,
+    },
+    "de": {
+        "JANUAR": 1, "JANNER": 1, "JAN": 1, "FEBRUAR": 2, "FEB": 2, "MARZ": 3, "MRZ": 3, "APRIL": 4,
+        "APR": 4, "MAI": 5, "JUNI": 6, "JUN": 6, "JULI": 7, "JUL": 7, "AUGUST": 8, "AUG": 8,
+        "SEPTEMBER": 9, "SEP": 9, "OKTOBER": 10, "OKT": 10, "NOVEMBER": 11, "NOV": 11, "DEZEMBER": 12, "DEZ": 12,
+    },
+    "fr": {
+        "JANVIER": 1, "JANV": 1, "FEVRIER": 2, "FEVR": 2, "FEV": 2, "MARS": 3, "AVRIL": 4, "AVR": 4,
+        "MAI": 5, "JUIN": 6, "JUILLET": 7, "JUIL": 7, "AOUT": 8, "SEPTEMBRE": 9, "OCTOBRE": 10,
+        "NOVEMBRE": 11, "DECEMBRE": 12,
+    },
+    "es": {
+        "ENERO": 1, "ENE": 1, "FEBRERO": 2, "MARZO": 3, "ABRIL": 4, "ABR": 4, "MAYO": 5, "JUNIO": 6,
+        "JULIO": 7, "AGOSTO": 8, "AGO": 8, "SEPTIEMBRE": 9, "SETIEMBRE": 9, "SET": 9, "OCTUBRE": 10,
+        "NOVIEMBRE": 11, "DICIEMBRE": 12, "DIC": 12,
+    },
+    "it": {
+        "GENNAIO": 1, "GEN": 1, "FEBBRAIO": 2, "MARZO": 3, "APRILE": 4, "MAGGIO": 5, "MAG": 5,
+        "GIUGNO": 6, "GIU": 6, "LUGLIO": 7, "LUG": 7, "AGOSTO": 8, "SETTEMBRE": 9, "SETT": 9,
+        "OTTOBRE": 10, "OTT": 10, "NOVEMBRE": 11, "DICEMBRE": 12,
+    },
+    "pt": {
+        "JANEIRO": 1, "FEVEREIRO": 2, "MARCO": 3, "ABRIL": 4, "MAIO": 5, "JUNHO": 6, "JULHO": 7,
+        "AGOSTO": 8, "SETEMBRO": 9, "OUTUBRO": 10, "OUT": 10, "NOVEMBRO": 11, "DEZEMBRO": 12,
+    },
+    "nl": {
+        "JANUARI": 1, "FEBRUARI": 2, "MAART": 3, "MRT": 3, "APRIL": 4, "MEI": 5, "JUNI": 6, "JULI": 7,
+        "AUGUSTUS": 8, "SEPTEMBER": 9, "OKTOBER": 10, "NOVEMBER": 11, "DECEMBER": 12,
+    },
+    "pl": {
+        "STYCZEN": 1, "STYCZNIA": 1, "STY": 1, "LUTY": 2, "LUTEGO": 2, "LUT": 2, "MARZEC": 3, "MARCA": 3,
+        "KWIECIEN": 4, "KWIETNIA": 4, "KWI": 4, "MAJ": 5, "MAJA": 5, "CZERWIEC": 6, "CZERWCA": 6, "CZE": 6,
+        "LIPIEC": 7, "LIPCA": 7, "LIP": 7, "SIERPIEN": 8, "SIERPNIA": 8, "SIE": 8, "WRZESIEN": 9,
+        "WRZESNIA": 9, "WRZ": 9, "PAZDZIERNIK": 10, "PAZDZIERNIKA": 10, "PAZ": 10, "LISTOPAD": 11,
+        "LISTOPADA": 11, "LIS": 11, "GRUDZIEN": 12, "GRUDNIA": 12, "GRU": 12,
+    },
+    "sv": {
+        "JANUARI": 1, "FEBRUARI": 2, "MARS": 3, "APRIL": 4, "MAJ": 5, "JUNI": 6, "JULI": 7,
+        "AUGUSTI": 8, "SEPTEMBER": 9, "OKTOBER": 10, "NOVEMBER": 11, "DECEMBER": 12,
+    },
+    "tr": {
+        "OCAK": 1, "SUBAT": 2, "MART": 3, "NISAN": 4, "MAYIS": 5, "HAZIRAN": 6, "TEMMUZ": 7,
+        "AGUSTOS": 8, "EYLUL": 9, "EKIM": 10, "KASIM": 11, "ARALIK": 12,
+    },
+}  # fmt: skip
+"""Month names and abbreviations per language, upper case without accents (as `normalize` writes them)."""
+
+MONTH_LOOKUP: dict[str, int] = {name: num for table in MONTHS.values() for name, num in table.items()}
+_conflicts = {n for t in MONTHS.values() for n, m in t.items() if any(o.get(n, m) != m for o in MONTHS.values())}
+assert not _conflicts, f"a month token means two months: {_conflicts}"
+
+# --- normalisation -----------------------------------------------------------------------
+
+_DIGIT_LOOKALIKES = str.maketrans({"O": "0", "Q": "0", "I": "1", "L": "1", "|": "1", "!": "1"})
+_TOKEN = re.compile(r"[A-Z0-9|!]+(?:[./\-][A-Z0-9|!]+)*")
+
+
+def _norm_char(ch: str) -> str:
+    """Upper case without accents, full-width folded; always one character so spans stay valid."""
+    folded = unicodedata.normalize("NFKC", ch)
+    if len(folded) != 1:
+        folded = ch
+    base = "".join(c for c in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(c))
+    base = unicodedata.normalize("NFC", base)
+    if len(base) != 1:
+        base = folded
+    up = base.upper()
+    if len(up) != 1:
+        return base
+    return {"Ł": "L", "Ø": "O", "Æ": "A", "ı": "I", "–": "-", "—": "-", "~": "~"}.get(up, up)
+
+
+def _fix_digit_tokens(text: str) -> str:
+    """Read O/I/l as 0/1 where they stand alone among digits (an OCR confusion on printed dates).
+
+    Only single look-alike letters in a token with at least four digits are changed, so month
+    names ("NOV2021") and lot codes keep their letters.
+    """
+    out = list(text)
+    for m in _TOKEN.finditer(text):
+        tok = m.group()
+        runs = re.findall(r"[A-Z|!]+", tok)
+        if not runs or sum(c.isdigit() for c in tok) < 4:
+            continue
+        if any(len(r) > 1 or r not in "OQIL|!" for r in runs):
+            continue
+        out[m.start() : m.end()] = tok.translate(_DIGIT_LOOKALIKES)
+    return "".join(out)
+
+
+def normalize(text: str) -> str:
+    """Same-length normal form: upper case, no accents, ASCII digits, digit look-alikes fixed."""
+    return _fix_digit_tokens("".join(_norm_char(c) for c in text))
+
+
+# --- the parsed value ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParsedDate:
+    """A date read from text; `day` is None when the print has no day (month precision)."""
+
+    year: int
+    month: int
+    day: int | None
+    span: tuple[int, int]
+    text: str
+    order: str
+    """Which reading was used: DMY, MDY, YMD, MY, YM (numeric) or NAMED (month name)."""
+    candidates: tuple[YMDTuple, ...] = ()
+    """Every plausible reading of the same characters, the chosen one first."""
+    certainty: float = 1.0
+    """How sure the grammar is of the reading: lower for ambiguous orders and weak shapes."""
+    range_role: Literal["start", "end"] | None = None
+    """Set when the date is one end of a printed range ("from ... until ...")."""
+    has_time: bool = False
+    """A clock time is printed right after the date (typical of production stamps)."""
+
+    @property
+    def precision(self) -> Precision:
+        return "day" if self.day is not None else "month"
+
+    @property
+    def ambiguous(self) -> bool:
+        return len(self.candidates) > 1
+
+    @property
+    def iso(self) -> str:
+        """YYYY-MM-DD, or YYYY-MM for month precision."""
+        if self.day is None:
+            return f"{self.year:04d}-{self.month:02d}"
+        return f"{self.year:04d}-{self.month:02d}-{self.day:02d}"
+
+    @property
+    def ymd(self) -> YMDTuple:
+        return (self.year, self.month, self.day)
+
+    def last_day(self) -> date:
+        """The last day the date covers: the day itself, or the month's end for month precision."""
+        day = self.day or calendar.monthrange(self.year, self.month)[1]
+        return date(self.year, self.month, day)
+
+    def first_day(self) -> date:
+        return date(self.year, self.month, self.day or 1)
+
+
+def iso_of(ymd: YMDTuple) -> str:
+    y, m, d = ymd
+    return f"{y:04d}-{m:02d}" if d is None else f"{y:04d}-{m:02d}-{d:02d}"
+
+
+def parse_iso(value: str) -> YMDTuple:
+    """Inverse of `iso_of`: 'YYYY-MM-DD' or 'YYYY-MM'."""
+    parts = value.split("-")
+    if len(parts) == 3:
+        return (int(parts[0]), int(parts[1]), int(parts[2]))
+    if len(parts) == 2:
+        return (int(parts[0]), int(parts[1]), None)
+    raise ValueError(f"not an ISO date or year-month: {value!r}")
+
+
+# --- patterns --------------------------------------------------------------------------------
+
+_SEP = r"(?:\s?[./\-,]\s?|\s)"
+_Y4 = r"(?:19|20)\d\d"
+_MON = "(?:" + "|".join(sorted(MONTH_LOOKUP, key=len, reverse=True)) + r")\.?"
+_NB = r"(?<![0-9])"  # not preceded by a digit
+_NA = r"(?![0-9])"  # not followed by a digit
+_LB = r"(?<![A-Z])"
+_LA = r"(?![A-Z])"
+
+
+def _p(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+# (name, pattern, base certainty). Group names: y4/y2 year, m month number, mon month name,
+# d day, a/b/c ambiguous 1-2 digit fields.
+_PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
+    ("cjk", _p(rf"{_NB}(?P<y4>{_Y4})\s?[年년]\s?(?P<m>\d{{1,2}})\s?[月월](?:\s?(?P<d>\d{{1,2}})\s?[日일])?"), 1.0),
+    ("y4md", _p(rf"{_NB}(?P<y4>{_Y4})(?P<s>{_SEP})(?P<m>\d{{1,2}})(?P=s)(?P<d>\d{{1,2}}){_NA}"), 1.0),
+    ("y4md_mixed", _p(rf"{_NB}(?P<y4>{_Y4}){_SEP}(?P<m>\d{{1,2}}){_SEP}(?P<d>\d{{1,2}}){_NA}"), 0.9),
+    ("aby4", _p(rf"{_NB}(?P<a>\d{{1,2}})(?P<s>{_SEP})(?P<b>\d{{1,2}})(?P=s)(?P<y4>{_Y4}){_NA}"), 1.0),
+    ("aby4_mixed", _p(rf"{_NB}(?P<a>\d{{1,2}}){_SEP}(?P<b>\d{{1,2}}){_SEP}(?P<y4>{_Y4}){_NA}"), 0.9),
+    ("abc", _p(rf"{_NB}(?P<a>\d{{1,2}})(?P<s>{_SEP})(?P<b>\d{{1,2}})(?P=s)(?P<c>\d{{2}}){_NA}"), 0.95),
+    ("compact8", _p(rf"(?<![0-9A-Z])(?P<digits>\d{{8}}){_NA}"), 0.85),
+    ("d_mon_y", _p(rf"{_NB}(?P<d>\d{{1,2}}){_SEP}?{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<y>{_Y4}|\d{{2}}){_NA}"), 1.0),
+    ("mon_d_y", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<d>\d{{1,2}})(?:{_SEP}|,\s?)(?P<y>{_Y4}|\d{{2}}){_NA}"), 1.0),
+    ("y_mon_d", _p(rf"{_NB}(?P<y>{_Y4}){_SEP}?{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<d>\d{{1,2}}){_NA}"), 1.0),
+    ("mon_y4", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<y>{_Y4}){_NA}"), 1.0),
+    ("y4_mon", _p(rf"{_NB}(?P<y>{_Y4}){_SEP}?{_LB}(?P<mon>{_MON}){_LA}"), 0.9),
+    ("mon_y2", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<y>\d{{2}}){_NA}"), 0.8),
+    ("m_y4", _p(rf"{_NB}(?P<m>\d{{1,2}}){_SEP}(?P<y4>{_Y4}){_NA}"), 0.95),
+    ("y4_m", _p(rf"{_NB}(?P<y4>{_Y4})\s?[./\-]\s?(?P<m>\d{{1,2}}){_NA}"), 0.85),
+    ("m_y2", _p(rf"{_NB}(?P<m>\d{{1,2}})\s?/\s?(?P<y2>\d{{2}}){_NA}"), 0.6),
+]  # fmt: skip
+
+_RANGE_LINK = re.compile(
+    r"^\s*(?:~|-|TO|TILL|UNTIL|BIS|AU|JUSQU'?AU|AL|HASTA|A|ATE|FINO\s+AL|TOT|DO|TIL|至|到|까지|부터\s*~?|から|まで)\s*$"
+)
+_TIME_AFTER = re.compile(r"^\s?[/\- ]?\s?(?:[01]?\d|2[0-3])[:.h][0-5]\d(?![0-9])")
+
+
+def _year(token: str) -> int:
+    return int(token) if len(token) == 4 else 2000 + int(token)
+
+
+def _valid(y: int, m: int, d: int | None) -> bool:
+    if not (1 <= m <= 12 and 1900 <= y <= 2099):
+        return False
+    return d is None or 1 <= d <= calendar.monthrange(y, m)[1]
+
+
+@dataclass
+class _Match:
+    start: int
+    end: int
+    kind: str
+    readings: list[tuple[str, YMDTuple]] = field(default_factory=list)
+    certainty: float = 1.0
+
+
+def _readings(kind: str, g: dict[str, str | None]) -> list[tuple[str, YMDTuple]]:
+    """Every calendar-valid reading of one match, as (order, (y, m, d))."""
+    out: list[tuple[str, YMDTuple]] = []
+    if kind == "cjk" or kind.startswith("y4md"):
+        out.append(("YMD", (int(g["y4"]), int(g["m"]), int(g["d"]) if g.get("d") else None)))
+    elif kind.startswith("aby4"):
+        a, b, y = int(g["a"]), int(g["b"]), int(g["y4"])
+        out += [("DMY", (y, b, a)), ("MDY", (y, a, b))]
+    elif kind == "abc":
+        a, b, c = g["a"], g["b"], g["c"]
+        out += [("DMY", (_year(c), int(b), int(a))), ("MDY", (_year(c), int(a), int(b)))]
+        if len(a) == 2:
+            out.append(("YMD", (_year(a), int(b), int(c))))
+    elif kind == "compact8":
+        s = g["digits"]
+        out += [("YMD", (int(s[:4]), int(s[4:6]), int(s[6:])))]
+        out += [("DMY", (int(s[4:]), int(s[2:4]), int(s[:2]))), ("MDY", (int(s[4:]), int(s[:2]), int(s[2:4])))]
+    elif g.get("mon"):
+        month = MONTH_LOOKUP[g["mon"].rstrip(".")]
+        year = _year(g["y"])
+        day = int(g["d"]) if g.get("d") else None
+        out.append(("NAMED", (year, month, day)))
+    elif kind in ("m_y4", "y4_m"):
+        out.append(("MY" if kind == "m_y4" else "YM", (int(g["y4"]), int(g["m"]), None)))
+    elif kind == "m_y2":
+        out.append(("MY", (_year(g["y2"]), int(g["m"]), None)))
+    seen: set[YMDTuple] = set()
+    valid = []
+    for order, ymd in out:
+        if _valid(*ymd) and ymd not in seen:
+            seen.add(ymd)
+            valid.append((order, ymd))
+    return valid
+
+
+def _in_window(ymd: YMDTuple, today: date) -> bool:
+    y, m, _ = ymd
+    months = (y - today.year) * 12 + (m - today.month)
+    return -12 * WINDOW_YEARS_BACK <= months <= 12 * WINDOW_YEARS_AHEAD
+
+
+def _rank(readings: list[tuple[str, YMDTuple]], order: Order, today: date) -> list[tuple[str, YMDTuple]]:
+    """Hint order first, then the other numeric orders, then closeness to today."""
+    preference = {order: 0, "DMY": 1, "MDY": 2, "YMD": 3}
+
+    def key(item: tuple[str, YMDTuple]) -> tuple[int, int]:
+        o, (y, m, _) = item
+        return (preference.get(o, 0), abs((y - today.year) * 12 + m - today.month))
+
+    return sorted(readings, key=key)
+
+
+def _scan(norm: str) -> list[_Match]:
+    found: list[_Match] = []
+    for kind, pattern, certainty in _PATTERNS:
+        for m in pattern.finditer(norm):
+            readings = _readings(kind, m.groupdict())
+            if readings:
+                found.append(_Match(m.start(), m.end(), kind, readings, certainty))
+    # Longest first, then pattern priority: keep non-overlapping matches.
+    priority = {kind: i for i, (kind, _, _) in enumerate(_PATTERNS)}
+    found.sort(key=lambda x: (-(x.end - x.start), priority[x.kind], x.start))
+    kept: list[_Match] = []
+    for cand in found:
+        if all(cand.end <= k.start or cand.start >= k.end for k in kept):
+            kept.append(cand)
+    return sorted(kept, key=lambda x: x.start)
+
+
+def parse_dates(text: str, *, order: Order = "DMY", today: date | None = None) -> list[ParsedDate]:
+    """All dates in `text`, left to right.
+
+    `order` is the market's reading of ambiguous all-numeric dates; `today` centres the
+    plausibility window (readings outside it are dropped). Never raises on any string.
+    """
+    if not isinstance(text, str) or not text:
+        return []
+    today = today or date.today()
+    norm = normalize(text)
+    dates: list[ParsedDate] = []
+    for match in _scan(norm):
+        plausible = [r for r in match.readings if _in_window(r[1], today)]
+        if not plausible:
+            continue
+        ranked = _rank(plausible, order, today)
+        chosen_order, (y, m, d) = ranked[0]
+        certainty = match.certainty
+        if len(ranked) > 1:
+            certainty *= 0.85 if chosen_order == order else 0.6
+        has_time = bool(_TIME_AFTER.match(norm[match.end :]))
+        dates.append(
+            ParsedDate(
+                year=y,
+                month=m,
+                day=d,
+                span=(match.start, match.end),
+                text=text[match.start : match.end],
+                order=chosen_order,
+                candidates=tuple(r[1] for r in ranked),
+                certainty=round(certainty, 4),
+                has_time=has_time,
+            )
+        )
+    return _mark_ranges(norm, dates)
+
+
+def _mark_ranges(norm: str, dates: list[ParsedDate]) -> list[ParsedDate]:
+    """Two dates joined by a range word or sign ("~", "until", "bis" ...) are a from-until pair."""
+    out = list(dates)
+    for i in range(len(out) - 1):
+        first, second = out[i], out[i + 1]
+        between = norm[first.span[1] : second.span[0]]
+        if _RANGE_LINK.match(between) and first.last_day() <= second.last_day():
+            out[i] = replace(first, range_role="start")
+            out[i + 1] = replace(second, range_role="end")
+    return out
+
+
+def parse_date(text: str, *, order: Order = "DMY", today: date | None = None) -> ParsedDate | None:
+    """The first date in `text`, or None."""
+    found = parse_dates(text, order=order, today=today)
+    return found[0] if found else None
+
+
+# --- rendering (the inverse, for tests and the simulator) ------------------------------------
+
+STYLES: dict[str, Order | None] = {
+    "DD/MM/YYYY": "DMY",
+    "DD.MM.YYYY": "DMY",
+    "DD-MM-YYYY": "DMY",
+    "MM/DD/YYYY": "MDY",
+    "YYYY-MM-DD": "YMD",
+    "YYYY.MM.DD": "YMD",
+    "YYYY/MM/DD": "YMD",
+    "DD.MM.YY": "DMY",
+    "DD/MM/YY": "DMY",
+    "MM/DD/YY": "MDY",
+    "YY.MM.DD": "YMD",
+    "DD MM YY": "DMY",
+    "DD MM YYYY": "DMY",
+    "YYYYMMDD": "YMD",
+    "DDMMYYYY": "DMY",
+    "DD MON YYYY": None,
+    "DD-MON-YY": None,
+    "DDMONYY": None,
+    "MON DD YYYY": None,
+    "MON DD, YYYY": None,
+    "MON/DD/YY": None,
+    "YYYY MON DD": None,
+    "DD MONTH YYYY": None,
+    "MON YYYY": None,
+    "MONYYYY": None,
+    "MONTH YYYY": None,
+    "MON YY": None,
+    "MM/YYYY": None,
+    "MM.YYYY": None,
+    "MM/YY": None,
+    "YYYY-MM": None,
+    "YYYY年MM月DD日": "YMD",
+    "YYYY年MM月": None,
+    "YYYY년 MM월 DD일": "YMD",
+}
+"""Printable styles -> the order hint that reads them back (None: unambiguous)."""
+
+MONTH_PRECISION_STYLES = frozenset(s for s in STYLES if "DD" not in s)
+
+
+def _month_name(month: int, lang: str, full: bool) -> str:
+    names = [n for n, m in MONTHS[lang].items() if m == month]
+    names.sort(key=len, reverse=full)
+    return names[0]
+
+
+def render_date(year: int, month: int, day: int | None, style: str, lang: str = "en") -> str:
+    """Print a date the way a package would, e.g. ("DD MON YYYY", "fr") -> "11 AVR 2021"."""
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; known: {sorted(STYLES)}")
+    if day is None and style not in MONTH_PRECISION_STYLES:
+        raise ValueError(f"style {style!r} needs a day")
+    if lang not in MONTHS:
+        raise ValueError(f"no month names for language {lang!r}; known: {sorted(MONTHS)}")
+    subs = {
+        "YYYY": f"{year:04d}",
+        "YY": f"{year % 100:02d}",
+        "MM": f"{month:02d}",
+        "DD": f"{day:02d}" if day is not None else "",
+        "MONTH": _month_name(month, lang, full=True),
+        "MON": _month_name(month, lang, full=False),
+    }
+    return re.sub(r"YYYY|YY|MONTH|MON|MM|DD", lambda m: subs[m.group()], style)
+
+
+def month_names(languages: Iterable[str] | None = None) -> dict[str, int]:
+    """Month tokens of the given languages (all when None)."""
+    langs = list(languages) if languages is not None else list(MONTHS)
+    return {n: m for lang in langs for n, m in MONTHS[lang].items()}

@@ -1,0 +1,166 @@
+"""Multilingual words printed next to dates, and where they occur in a line of text.
+
+A date alone says nothing about what it means; the word before it ("EXP", "MHD", "유통기한")
+or after it ("까지") does. Tables are written in the same upper-case, accent-free form that
+`grammar.normalize` produces, so matching is a plain regex over normalised text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Literal
+
+from detectors.ocr_expiry.grammar import normalize
+
+KeywordKind = Literal["expiry", "manufactured", "lot"]
+
+EXPIRY: dict[str, list[str]] = {
+    "en": [
+        "EXP", "EXPIRY", "EXPIRES", "EXPIRATION", "EXP DATE", "EXPIRY DATE", "EXPIRATION DATE", "BEST BY",
+        "BEST BEFORE", "BEST BEFORE END", "BB", "BBE", "BBD", "BB DATE", "USE BY", "USE BEFORE", "SELL BY",
+        "BEST IF USED BY", "BEST WHEN USED BY", "BEST IF USED BEFORE", "ENJOY BY", "USE UNTIL", "DISPLAY UNTIL",
+        "BEFORE", "UNTIL",
+    ],
+    "de": [
+        "MHD", "MINDESTENS HALTBAR BIS", "MINDESTENS HALTBAR BIS ENDE", "ZU VERBRAUCHEN BIS", "VERBRAUCHEN BIS",
+        "HALTBAR BIS", "VERWENDBAR BIS", "VERBRAUCHSDATUM", "ABLAUFDATUM", "BIS",
+    ],
+    "fr": [
+        "A CONSOMMER DE PREFERENCE AVANT", "A CONSOMMER DE PREFERENCE AVANT FIN", "A CONSOMMER JUSQU'AU",
+        "A CONSOMMER AVANT", "DLC", "DLUO", "DDM", "DATE LIMITE", "PEREMPTION", "DATE DE PEREMPTION",
+        "A UTILISER AVANT", "AVANT", "JUSQU'AU",
+    ],
+    "es": [
+        "CONSUMIR PREFERENTEMENTE ANTES DE", "CONSUMIR PREFERENTEMENTE ANTES DEL", "CONSUMIR ANTES DE",
+        "CONSUMIR ANTES DEL", "FECHA DE CADUCIDAD", "CADUCIDAD", "CAD", "CADUCA", "VENCE", "VENCIMIENTO",
+        "FECHA DE VENCIMIENTO", "VTO", "FECHA DE CONSUMO PREFERENTE", "ANTES DE", "HASTA",
+    ],
+    "it": [
+        "DA CONSUMARSI PREFERIBILMENTE ENTRO", "DA CONSUMARSI PREFERIBILMENTE ENTRO IL",
+        "DA CONSUMARSI ENTRO", "DA CONSUMARSI ENTRO IL", "SCADENZA", "SCAD", "ENTRO", "ENTRO IL",
+        "DATA DI SCADENZA",
+    ],
+    "pt": [
+        "CONSUMIR DE PREFERENCIA ANTES DE", "CONSUMIR ATE", "VALIDADE", "VAL", "VALIDO ATE", "VENC",
+        "VENCIMENTO", "DATA DE VALIDADE", "ATE",
+    ],
+    "nl": ["TEN MINSTE HOUDBAAR TOT", "TE GEBRUIKEN TOT", "THT", "TGT", "HOUDBAAR TOT", "HOUDBAARHEIDSDATUM"],
+    "pl": ["NAJLEPIEJ SPOZYC PRZED", "SPOZYC DO", "DATA WAZNOSCI", "WAZNE DO", "NAJLEPIEJ SPOZYC PRZED KONCEM"],
+    "sv": ["BAST FORE", "BAST FORE DATUM", "SISTA FORBRUKNINGSDAG", "ANVANDS FORE"],
+    "da": ["MINDST HOLDBAR TIL", "BEDST FOR", "ANVENDES SENEST"],
+    "tr": ["SON KULLANMA TARIHI", "SKT", "TETT", "TAVSIYE EDILEN TUKETIM TARIHI"],
+    "vi": ["HSD", "HAN SU DUNG", "NGAY HET HAN", "HAN DUNG"],
+    "ja": ["賞味期限", "消費期限", "使用期限", "有効期限"],
+    "ko": ["유통기한", "소비기한", "유효기간", "사용기한", "품질유지기한"],
+    "zh": ["保质期至", "有效期至", "到期日", "有效期", "保质期", "失效日期", "限用日期"],
+}  # fmt: skip
+
+MANUFACTURED: dict[str, list[str]] = {
+    "en": [
+        "MFG", "MFD", "MFG DATE", "MFD DATE", "MANUFACTURED", "MANUFACTURED ON", "DATE OF MANUFACTURE",
+        "MANUFACTURE DATE", "MANUFACTURING DATE", "PROD", "PRODUCED", "PRODUCED ON", "PRODUCTION DATE",
+        "PROD DATE", "PACKED", "PACKED ON", "PKD", "PACKAGED ON", "PACK DATE", "MADE ON", "DOM", "MFR DATE",
+    ],
+    "de": ["HERGESTELLT", "HERGESTELLT AM", "HERSTELLDATUM", "HERSTELLUNGSDATUM", "PRODUKTIONSDATUM", "ABGEFULLT AM"],
+    "fr": ["FABRIQUE LE", "DATE DE FABRICATION", "FAB", "EMBALLE LE", "FABRICATION", "CONDITIONNE LE"],
+    "es": ["FECHA DE FABRICACION", "FABRICACION", "FABRICADO", "ELABORADO", "F ELAB", "ELAB", "ENVASADO", "FAB"],
+    "it": ["PRODOTTO IL", "DATA DI PRODUZIONE", "PRODUZIONE", "CONFEZIONATO IL", "CONFEZIONATO", "PROD"],
+    "pt": ["FABRICACAO", "DATA DE FABRICACAO", "FAB", "PRODUZIDO", "PRODUZIDO EM", "EMBALADO EM"],
+    "nl": ["PRODUCTIEDATUM", "GEPRODUCEERD", "GEPRODUCEERD OP", "VERPAKT OP"],
+    "pl": ["DATA PRODUKCJI", "WYPRODUKOWANO"],
+    "sv": ["TILLVERKAD", "TILLVERKNINGSDATUM", "PRODUKTIONSDATUM", "PACKAD"],
+    "da": ["PRODUCERET", "PRODUKTIONSDATO", "PAKKET"],
+    "tr": ["URETIM TARIHI", "URETIM", "UT"],
+    "vi": ["NSX", "NGAY SAN XUAT", "NGAY SX"],
+    "ja": ["製造年月日", "製造日", "製造", "加工日", "包装日"],
+    "ko": ["제조일자", "제조일", "제조", "생산일자", "생산일", "포장일"],
+    "zh": ["生产日期", "生产", "製造日期", "制造日期", "包装日期"],
+}  # fmt: skip
+
+LOT: dict[str, list[str]] = {
+    "en": ["LOT", "LOT NO", "BATCH", "BATCH NO", "L", "SN", "S/N", "SERIAL", "SERIAL NO", "REF", "CODE"],
+    "de": ["CHARGE", "CH B", "CH.-B.", "CHARGENNUMMER"],
+    "fr": ["LOT N", "NUMERO DE LOT"],
+    "es": ["LOTE"],
+    "it": ["LOTTO"],
+    "pt": ["LOTE"],
+    "nl": ["PARTIJ"],
+    "pl": ["PARTIA", "NR PARTII"],
+    "ja": ["ロット"],
+    "ko": ["로트", "제조번호"],
+    "zh": ["批号", "批次"],
+}  # fmt: skip
+
+SUFFIX_EXPIRY = ["까지", "まで", "迄", "前"]
+"""Words printed after the date ("2026.01.31까지" = until 2026-01-31)."""
+
+TABLES: dict[KeywordKind, dict[str, list[str]]] = {"expiry": EXPIRY, "manufactured": MANUFACTURED, "lot": LOT}
+
+STRENGTH: dict[str, float] = {"BEFORE": 0.8, "UNTIL": 0.8, "BIS": 0.8, "AVANT": 0.8, "ANTES DE": 0.8, "HASTA": 0.8}
+"""Generic words ("before", "until") type a date less surely than a dedicated label ("EXP")."""
+
+
+@dataclass(frozen=True)
+class KeywordHit:
+    kind: KeywordKind
+    keyword: str
+    start: int
+    end: int
+
+    @property
+    def strength(self) -> float:
+        return STRENGTH.get(self.keyword, 1.0)
+
+
+def _is_cjk(word: str) -> bool:
+    return any(ord(c) > 0x2E80 for c in word)
+
+
+def _flex(word: str) -> str:
+    """Regex for a keyword: spaces and dots may be printed as either or omitted."""
+    parts = [re.escape(p) for p in re.split(r"[\s.]+", word.strip(".")) if p]
+    body = r"[\s.:]*".join(parts)
+    if _is_cjk(word):
+        return body
+    return rf"(?<![A-Z0-9]){body}\.?(?![A-Z])"
+
+
+@cache
+def _pattern(kind: KeywordKind) -> re.Pattern[str]:
+    words = {normalize(w) for table in TABLES[kind].values() for w in table}
+    ordered = sorted(words, key=len, reverse=True)
+    return re.compile("|".join(f"(?:{_flex(w)})" for w in ordered))
+
+
+@cache
+def _suffix_pattern() -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(w) for w in SUFFIX_EXPIRY))
+
+
+def find_keywords(norm: str) -> list[KeywordHit]:
+    """Keyword hits in normalised text, left to right; a longer word wins where two overlap."""
+    hits: list[KeywordHit] = []
+    for kind in TABLES:
+        for m in _pattern(kind).finditer(norm):
+            hits.append(KeywordHit(kind, re.sub(r"[\s.:]+", " ", m.group()).strip(), m.start(), m.end()))
+    hits.sort(key=lambda h: (-(h.end - h.start), h.start))
+    kept: list[KeywordHit] = []
+    for h in hits:
+        if all(h.end <= k.start or h.start >= k.end for k in kept):
+            kept.append(h)
+    return sorted(kept, key=lambda h: h.start)
+
+
+def find_suffix(norm: str, start: int, reach: int = 3) -> KeywordHit | None:
+    """An expiry word printed right after a date ending at `start`."""
+    m = _suffix_pattern().search(norm, start, start + reach + 4)
+    if m and not norm[start : m.start()].strip():
+        return KeywordHit("expiry", m.group(), m.start(), m.end())
+    return None
+
+
+def languages() -> list[str]:
+    """Languages with expiry keywords."""
+    return sorted(EXPIRY)

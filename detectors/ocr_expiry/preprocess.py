@@ -1,0 +1,150 @@
+"""Image passes for OCR: orientation, deskew, contrast, and the dot-matrix fallback.
+
+Every pass returns the image to read plus the affine map from its pixels back to the input
+image, so boxes found on a rotated or rescaled pass are reported where they are on the crop
+(and from there on the frame).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from detectors.ocr_expiry.engines import Box4, TextLine
+
+LOW_CONTRAST_STD = 32.0
+"""Grey-level spread below which a crop is contrast-stretched before reading."""
+MAX_SKEW_DEG = 10.0
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One image to read and how its coordinates map back to the input image."""
+
+    name: str
+    image: np.ndarray
+    to_input: np.ndarray
+    """2x3 affine: pass pixel (x, y, 1) -> input pixel."""
+
+    def map_box(self, box: Box4) -> Box4:
+        x0, y0, x1, y1 = box
+        pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
+        mapped = pts @ self.to_input[:, :2].T + self.to_input[:, 2]
+        return (
+            float(mapped[:, 0].min()),
+            float(mapped[:, 1].min()),
+            float(mapped[:, 0].max()),
+            float(mapped[:, 1].max()),
+        )
+
+    def map_lines(self, lines: Sequence[TextLine]) -> list[TextLine]:
+        return [TextLine(line.text, self.map_box(line.box), line.confidence) for line in lines]
+
+
+IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def grey(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+
+
+def stretch_contrast(image: np.ndarray) -> np.ndarray:
+    """CLAHE on lightness: faint prints on shiny film become readable, colours are kept."""
+    clahe = cv2.createCLAHE(clipLimit=2.5, tileGridSize=(8, 8))
+    if image.ndim == 2:
+        return clahe.apply(image)
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+    lab[:, :, 0] = clahe.apply(lab[:, :, 0])
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+
+
+def is_low_contrast(image: np.ndarray) -> bool:
+    return float(grey(image).std()) < LOW_CONTRAST_STD
+
+
+def dot_matrix(image: np.ndarray, size: int = 3) -> np.ndarray:
+    """Greyscale + minimum filter: joins the separate dots of inkjet / dot-matrix prints into strokes.
+
+    It thickens dark text, which hurts normal print, so it is only a fallback pass.
+    """
+    kernel = np.ones((size, size), np.uint8)
+    return cv2.erode(grey(image), kernel)
+
+
+def rotate(image: np.ndarray, angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate counter-clockwise on an enlarged canvas; returns (image, 2x3 map back to the input)."""
+    h, w = image.shape[:2]
+    quarter = round(angle_deg / 90.0) % 4
+    if abs(angle_deg - 90.0 * round(angle_deg / 90.0)) < 1e-6:
+        codes = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
+        if quarter == 0:
+            return image, IDENTITY.copy()
+        out = cv2.rotate(image, codes[quarter])
+        back = {
+            1: [[0.0, -1.0, w - 1.0], [1.0, 0.0, 0.0]],
+            2: [[-1.0, 0.0, w - 1.0], [0.0, -1.0, h - 1.0]],
+            3: [[0.0, 1.0, 0.0], [-1.0, 0.0, h - 1.0]],
+        }[quarter]
+        return out, np.array(back)
+    fwd = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle_deg, 1.0)
+    cos, sin = abs(fwd[0, 0]), abs(fwd[0, 1])
+    nw, nh = int(h * sin + w * cos + 0.5), int(h * cos + w * sin + 0.5)
+    fwd[0, 2] += nw / 2.0 - w / 2.0
+    fwd[1, 2] += nh / 2.0 - h / 2.0
+    border = tuple(int(v) for v in np.median(image.reshape(-1, image.shape[2] if image.ndim == 3 else 1), axis=0))
+    out = cv2.warpAffine(image, fwd, (nw, nh), flags=cv2.INTER_LINEAR, borderValue=border)
+    return out, cv2.invertAffineTransform(fwd)
+
+
+def skew_angle(image: np.ndarray, max_deg: float = MAX_SKEW_DEG, step: float = 1.0) -> float:
+    """Small text skew by projection profiles: text rows give the sharpest profile when level."""
+    g = grey(image)
+    scale = 400.0 / max(g.shape)
+    if scale < 1.0:
+        g = cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    ink = cv2.adaptiveThreshold(g, 1, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 15, 10).astype(np.float32)
+    h, w = ink.shape
+    best, best_score = 0.0, -1.0
+    for angle in np.arange(-max_deg, max_deg + 1e-9, step):
+        m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), float(angle), 1.0)
+        rows = cv2.warpAffine(ink, m, (w, h)).sum(axis=1)
+        score = float(np.square(np.diff(rows)).sum())
+        if score > best_score:
+            best, best_score = float(angle), score
+    return best
+
+
+def vertical_text(lines: Sequence[TextLine]) -> bool:
+    """Most multi-character lines are taller than wide: the package lies on its side."""
+    long = [line for line in lines if len(line.text.strip()) >= 3]
+    if len(long) < 2:
+        return False
+    tall = sum(line.height > 1.5 * line.width for line in long)
+    return tall > len(long) / 2
+
+
+def first_pass(image: np.ndarray, *, deskew: bool = False) -> Pass:
+    """The normal read: contrast-stretched when faint, deskewed for engines that need it."""
+    img = stretch_contrast(image) if is_low_contrast(image) else image
+    name = "contrast" if img is not image else "plain"
+    if deskew:
+        angle = skew_angle(img)
+        if abs(angle) >= 1.0:
+            rotated, back = rotate(img, angle)
+            return Pass(f"{name}+deskew{angle:+.0f}", rotated, back)
+    return Pass(name, img, IDENTITY.copy())
+
+
+def fallback_passes(image: np.ndarray, lines: Sequence[TextLine]) -> list[Pass]:
+    """Passes to try when the first found no expiry: quarter turns when text runs vertically,
+    then the dot-matrix filter in the orientation that read best."""
+    passes: list[Pass] = []
+    if vertical_text(lines):
+        for angle in (90.0, 270.0):
+            rotated, back = rotate(image, angle)
+            passes.append(Pass(f"rot{int(angle)}", rotated, back))
+    passes.append(Pass("dotmatrix", dot_matrix(image), IDENTITY.copy()))
+    return passes

@@ -1,0 +1,123 @@
+"""One image in, its typed dates and best expiry out.
+
+The first pass reads the image as it is (contrast-stretched when faint). Only when it finds no
+expiry are the fallback passes run (quarter turns for text lying on its side, then the
+dot-matrix filter), and their dates are merged with the first pass's, so the fallbacks can
+add a missed print but never replace a good read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from detectors.ocr_expiry.classify import DateRead, classify_lines
+from detectors.ocr_expiry.engines import DEFAULT_ENGINE, OcrEngine, TextLine, get_engine
+from detectors.ocr_expiry.grammar import Order
+from detectors.ocr_expiry.preprocess import fallback_passes, first_pass
+from pipeline.imageio import read_image
+
+
+@dataclass
+class ImageRead:
+    """What one image says about the item's dates."""
+
+    dates: list[DateRead]
+    expiry: DateRead | None
+    engine: str
+    ms: float
+    passes: list[str] = field(default_factory=list)
+    lines: list[TextLine] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "expiry": self.expiry.iso if self.expiry else None,
+            "dates": [date_dict(d) for d in self.dates],
+            "engine": self.engine,
+            "ms": round(self.ms, 1),
+        }
+
+
+def date_dict(d: DateRead) -> dict:
+    """The CLI / evidence form of one date."""
+    return {
+        "text": d.parsed.text,
+        "date": d.iso,
+        "type": d.type,
+        "confidence": round(d.confidence, 3),
+        "box": [round(v, 1) for v in d.box],
+    }
+
+
+def pick_expiry(dates: Sequence[DateRead]) -> DateRead | None:
+    """The expiry most support points to: reads of the same date add up; a day-precise read
+    absorbs a month-precise read of the same month."""
+    expiries = [d for d in dates if d.type == "expiry"]
+    if not expiries:
+        return None
+    support: dict[str, float] = {}
+    for d in expiries:
+        support[d.iso] = support.get(d.iso, 0.0) + d.confidence
+    for d in expiries:
+        if d.parsed.day is None:
+            for iso in support:
+                if iso != d.iso and iso.startswith(d.iso + "-"):
+                    support[iso] += d.confidence
+    best_iso = max(support, key=lambda k: (support[k], len(k)))
+    best = max((d for d in expiries if d.iso == best_iso), key=lambda d: d.confidence)
+    total = sum(d.confidence for d in expiries)
+    share = support[best_iso] / total if total else 1.0
+    if share < 1.0:
+        best = replace(best, confidence=round(best.confidence * max(share, 0.5), 4))
+    return best
+
+
+def _merge(base: list[DateRead], extra: list[DateRead]) -> list[DateRead]:
+    seen = {(d.iso, d.type) for d in base}
+    return base + [d for d in extra if (d.iso, d.type) not in seen]
+
+
+def read_dates(
+    image: np.ndarray,
+    *,
+    engine: str | OcrEngine = DEFAULT_ENGINE,
+    order: Order = "DMY",
+    today: date | None = None,
+    languages: tuple[str, ...] = ("en",),
+    fallback: bool = True,
+) -> ImageRead:
+    """Read and type every date on an RGB image; boxes are in the image's pixels."""
+    t0 = time.perf_counter()
+    eng = get_engine(engine, languages) if isinstance(engine, str) else engine
+    today = today or date.today()
+    p = first_pass(image, deskew=eng.name == "tesseract")
+    lines = p.map_lines(eng.read(p.image))
+    dates = classify_lines(lines, order=order, today=today)
+    passes = [p.name]
+    if fallback and pick_expiry(dates) is None:
+        for fp in fallback_passes(image, lines):
+            fp_lines = fp.map_lines(eng.read(fp.image))
+            passes.append(fp.name)
+            found = classify_lines(fp_lines, order=order, today=today)
+            if pick_expiry(found) is not None:
+                lines = lines + fp_lines
+                dates = _merge(dates, found)
+                break
+    return ImageRead(
+        dates=dates,
+        expiry=pick_expiry(dates),
+        engine=eng.name,
+        ms=(time.perf_counter() - t0) * 1000.0,
+        passes=passes,
+        lines=lines,
+    )
+
+
+def read_file(path: Path | str, **kwargs) -> ImageRead:
+    """`read_dates` on an image file; raises `pipeline.imageio.ImageError` for a bad image."""
+    return read_dates(read_image(path), **kwargs)

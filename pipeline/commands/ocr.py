@@ -1,0 +1,98 @@
+"""`tunnelpi ocr`: read printed expiry dates on images, one JSON object per image."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date
+from pathlib import Path
+
+import typer
+
+from pipeline.cli import app, fail
+
+
+@app.command()
+def ocr(
+    images: list[Path] = typer.Argument(..., help="package photos or item crops"),
+    today: str | None = typer.Option(None, "--today", help="judge as of this date (YYYY-MM-DD); default: today"),
+    sku: str | None = typer.Option(None, "--sku", help="SKU whose expiry policy applies (needs --catalog)"),
+    catalog: Path | None = typer.Option(None, "--catalog", help="catalog.json with the SKU and lot records"),
+    lot: str | None = typer.Option(None, "--lot", help="lot whose recorded expiry the print must match"),
+    engine: str = typer.Option("rapidocr", "--engine", help="rapidocr (default) or tesseract"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per image on its own line"),
+) -> None:
+    """Read the expiry date on each image and judge it; a bad image gives an error line and the batch goes on."""
+    from detectors.ocr_expiry.checker import judge
+    from detectors.ocr_expiry.engines import ENGINES, get_engine
+    from detectors.ocr_expiry.reader import date_dict, read_dates
+    from pipeline.catalog import Catalog, CatalogError
+    from pipeline.imageio import ImageError, read_image
+
+    if engine not in ENGINES:
+        fail(f"unknown engine {engine!r}; choose one of {', '.join(sorted(ENGINES))}")
+    try:
+        as_of = date.fromisoformat(today) if today else date.today()
+    except ValueError:
+        fail(f"--today must be YYYY-MM-DD, got {today!r}")
+    if (sku or lot) and catalog is None:
+        fail("--sku and --lot need --catalog")
+    record = lot_record = None
+    if catalog is not None:
+        try:
+            cat = Catalog.load(catalog)
+        except CatalogError as exc:
+            fail(str(exc))
+        if sku is not None:
+            if sku not in cat:
+                fail(f"unknown SKU {sku!r}: not in {catalog}")
+            record = cat.get(sku)
+        if lot is not None:
+            lot_record = cat.lot(lot)
+            if lot_record is None:
+                fail(f"unknown lot {lot!r}: not in {catalog}")
+    policy = record.expiry if record else None
+    order = policy.date_order if policy else "DMY"
+    languages = tuple(record.label_languages) if record else ("en",)
+    ocr_engine = get_engine(engine, languages)
+
+    failed = 0
+    for path in images:
+        t0 = time.perf_counter()
+        try:
+            image = read_image(path)
+        except ImageError as exc:
+            failed += 1
+            ms = (time.perf_counter() - t0) * 1000
+            out = {
+                "image": str(path),
+                "expiry": None,
+                "status": "error",
+                "error": str(exc),
+                "dates": [],
+                "engine": engine,
+            }
+            _emit(as_json, out, ms)
+            continue
+        read = read_dates(image, engine=ocr_engine, order=order, today=as_of, languages=languages)
+        verdict = judge({"image": read}, today=as_of, policy=policy, lot=lot_record)
+        out = {
+            "image": str(path),
+            "expiry": verdict.expiry_iso,
+            "status": verdict.status,
+            "dates": [date_dict(d) for d in read.dates],
+            "engine": read.engine,
+        }
+        _emit(as_json, out, (time.perf_counter() - t0) * 1000)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _emit(as_json: bool, out: dict, ms: float) -> None:
+    out["ms"] = round(ms, 1)
+    if as_json:
+        typer.echo(json.dumps(out, ensure_ascii=False))
+    elif out["status"] == "error":
+        typer.secho(f"{out['image']}: error: {out['error']}", err=True, fg=typer.colors.RED)
+    else:
+        typer.echo(f"{out['image']}: {out['status']} expiry={out['expiry']} ({len(out['dates'])} dates, {ms:.0f} ms)")
