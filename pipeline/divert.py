@@ -102,6 +102,8 @@ class LogSink:
                 for item_id in _tail_item_ids(self.path, window):
                     self._remember(item_id)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            if _ends_mid_line(self.path):
+                os.write(self._fd, b"\n")  # close a line torn by a crash so the next one stays whole
 
     def _remember(self, item_id: str) -> None:
         if item_id in self._seen:
@@ -129,6 +131,15 @@ class LogSink:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def _ends_mid_line(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() == 0:
+            return False
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) != b"\n"
 
 
 def _tail_item_ids(path: Path, limit: int) -> list[str]:
