@@ -50,7 +50,8 @@ class RobustScaler:
         med = float(np.median(arr))
         mad = 1.4826 * float(np.median(np.abs(arr - med)))
         iqr = float(np.subtract(*np.percentile(arr, [75, 25]))) / 1.349
-        scale = max(mad, iqr, float(np.std(arr)) * 0.5, 1e-6 * (1.0 + abs(med)))
+        spread = float(np.subtract(*np.percentile(arr, [95, 5]))) / 3.29
+        scale = max(mad, iqr, 0.5 * spread, 1e-6 * (1.0 + abs(med)))
         return cls(median=med, scale=scale)
 
     def __call__(self, values: Any) -> np.ndarray:

@@ -1,0 +1,149 @@
+"""`AnomalyStage`: compare an item's views with its SKU's normal bank and report calibrated findings.
+
+Uses the localised views that `localize` published in `ctx.shared["views"]` and localises by
+itself when they are absent. Bad input never passes silently: no bank for the SKU or its
+category gives a "no_reference" finding, a capture where no view shows an item gives
+"no_item_found", an unusable image gives "image_error" (all three send the item to review).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipeline.imageio import ImageError
+from pipeline.stages import StageContext
+from pipeline.types import Evidence, Finding, ItemCapture
+from pipeline.views import VIEWS_KEY, LocalizedView
+
+from . import heatmap
+from .model import AnomalyModel, ItemResult, NoReference
+from .prepare import check_informative, prepare, view_of
+
+HOT_LEVEL = 3.0
+"""Standardised map level that outlines the evidence box."""
+
+
+def find_model_dir(path: Path | None) -> Path | None:
+    """The model folder itself, or its `anomaly/` subfolder (a shared model directory)."""
+    if path is None:
+        return None
+    for cand in (Path(path), Path(path) / "anomaly"):
+        if (cand / "model.json").is_file():
+            return cand
+    return None
+
+
+class AnomalyStage:
+    name = "anomaly"
+
+    def __init__(self, model_dir: Path | str | None = None, runtime: str = "torch", model: AnomalyModel | None = None):
+        self.runtime = runtime
+        self.model = model
+        if model is None and model_dir is not None:
+            found = find_model_dir(Path(model_dir))
+            if found is None:
+                raise FileNotFoundError(f"{model_dir}: no anomaly model (model.json) here or in anomaly/")
+            self.model = self._load(found)
+        self.version = self.model.version if self.model else "anomaly-unloaded"
+
+    def _load(self, folder: Path) -> AnomalyModel:
+        rt = None
+        if self.runtime == "onnx":
+            from .export import OnnxRuntime
+
+            rt = OnnxRuntime(folder)
+        return AnomalyModel.load(folder, runtime=rt)
+
+    def _finding(self, kind: str, message: str, cameras: list[str] | None = None, **data: Any) -> Finding:
+        return Finding(
+            stage=self.name,
+            kind=kind,
+            score=1.0,
+            probability=1.0,
+            message=message,
+            evidence=[Evidence(camera=c, data=data) for c in (cameras or [None])],
+            model_version=self.version,
+        )
+
+    def __call__(self, capture: ItemCapture, ctx: StageContext) -> list[Finding]:
+        if self.model is None:
+            folder = find_model_dir(ctx.model_dir)
+            if folder is None:
+                return [self._finding("no_reference", "review: no reference (no anomaly model loaded)")]
+            self.model = self._load(folder)
+            self.version = self.model.version
+        record = ctx.catalog.skus.get(capture.sku)
+        try:
+            bank = self.model.resolve(capture.sku, record.category if record else None)
+        except NoReference as exc:
+            return [self._finding("no_reference", f"review: no reference ({exc})", sku=capture.sku)]
+        views, findings = self._views(capture, ctx)
+        usable = [v for v in views if v.found or not self.model.config.localize]
+        if not usable:
+            if views:
+                findings.append(self._finding("no_item_found", "no item found in any view", [v.camera for v in views]))
+            return findings
+        result = self.model.score_prepared([prepare(v, self.model.config.image_size) for v in usable], bank)
+        findings.append(self._result_finding(capture, ctx, result))
+        return findings
+
+    def _views(self, capture: ItemCapture, ctx: StageContext) -> tuple[list[LocalizedView], list[Finding]]:
+        shared: dict[str, LocalizedView] = ctx.shared.get(VIEWS_KEY) or {}
+        views, findings = [], []
+        for frame in capture.frames:
+            try:
+                if frame.camera in shared and self.model.config.localize:
+                    view = shared[frame.camera]
+                    check_informative(view.crop, frame.camera)
+                else:
+                    view = view_of(frame.load(capture.root), frame.camera, self.model.config.localize)
+            except ImageError as exc:
+                findings.append(self._finding("image_error", str(exc), [frame.camera]))
+                continue
+            views.append(view)
+        return views, findings
+
+    def _result_finding(self, capture: ItemCapture, ctx: StageContext, result: ItemResult) -> Finding:
+        heat_dir = ctx.config.get("heatmap_dir")
+        evidence = []
+        for v in result.views:
+            ref = None
+            if heat_dir:
+                ref = str(
+                    heatmap.write(
+                        Path(heat_dir) / capture.item_id / f"{v.camera}.anomaly.png", v.heatmap, v.prepared.view
+                    )
+                )
+            evidence.append(
+                Evidence(
+                    camera=v.camera,
+                    box=heatmap.hot_box(v.heatmap, v.prepared.view, HOT_LEVEL)
+                    if v.anomalous
+                    else list(v.prepared.view.box),
+                    heatmap_ref=ref,
+                    data={
+                        "members": v.z,
+                        "raw": v.raw,
+                        "top_member": v.top_member,
+                        "view_score": v.score,
+                        "view_probability": v.probability,
+                        "localized": v.prepared.view.found,
+                        "angle_deg": v.prepared.view.angle_deg,
+                    },
+                )
+            )
+        kind_note = " (category bank)" if result.bank_kind == "category" else ""
+        top = max(result.views, key=lambda v: v.score)
+        return Finding(
+            stage=self.name,
+            kind="anomaly",
+            score=result.score,
+            probability=result.probability,
+            message=(
+                f"{'anomalous' if result.anomalous else 'normal'}: score {result.score:.2f} vs threshold "
+                f"{result.threshold:.2f}, strongest {top.camera}/{top.top_member}; bank {result.bank}{kind_note}"
+            ),
+            evidence=evidence,
+            model_version=self.version,
+        )

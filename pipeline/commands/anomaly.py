@@ -1,0 +1,218 @@
+"""`tunnelpi anomaly fit|score|export` and `tunnelpi enroll`: build and use catalog normal banks."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from pipeline.cli import app, fail
+
+anomaly_app = typer.Typer(
+    help="Anomaly ensemble: fit normal banks, score images, export to ONNX.", no_args_is_help=True
+)
+app.add_typer(anomaly_app, name="anomaly")
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _image_paths(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+        elif p.is_file():
+            out.append(p)
+        else:
+            fail(f"{p}: no such file or folder")
+    return out
+
+
+def _read_all(paths: list[Path]) -> list:
+    from pipeline.imageio import ImageError, read_image
+
+    images = []
+    for p in paths:
+        try:
+            images.append(read_image(p))
+        except ImageError as exc:
+            typer.secho(f"skipping {exc}", err=True, fg=typer.colors.YELLOW)
+    return images
+
+
+def _config(image_size: int, target_rate: float, localize: bool, max_patches: int):
+    from detectors.anomaly.model import ModelConfig
+
+    return ModelConfig(image_size=image_size, target_rate=target_rate, localize=localize, max_patches=max_patches)
+
+
+@anomaly_app.command("fit")
+def fit(
+    normals: list[Path] = typer.Option(..., "--normals", help="folder(s) or files of normal images"),
+    out: Path = typer.Option(..., "--out", help="model folder to write"),
+    calibration: list[Path] = typer.Option(
+        None, "--calibration", help="normal images kept out of the bank for calibration (default: a held-out quarter)"
+    ),
+    localize: bool = typer.Option(True, "--localize/--no-localize", help="localise items in frames (off for crops)"),
+    image_size: int = typer.Option(224, help="network input side (multiple of 32)"),
+    target_rate: float = typer.Option(0.005, help="target false-divert rate for the threshold"),
+    max_patches: int = typer.Option(4096, help="patch bank bound (greedy coreset)"),
+    onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="also export ONNX graphs for the edge scorer"),
+) -> None:
+    """Fit one normal bank from folders of normal images (any product, not only the simulator)."""
+    from detectors.anomaly.calibration import CalibrationError
+    from detectors.anomaly.model import AnomalyModel
+
+    images = _read_all(_image_paths(list(normals)))
+    cal = _read_all(_image_paths(list(calibration))) if calibration else None
+    model = AnomalyModel(_config(image_size, target_rate, localize, max_patches))
+    start = time.perf_counter()
+    try:
+        bank = model.fit(images, calibration=cal)
+    except (ValueError, CalibrationError) as exc:
+        fail(str(exc))
+    model.save(out)
+    if onnx:
+        from detectors.anomaly.export import export_onnx
+
+        export_onnx(model, out)
+    cal_info = bank.meta["calibration"]
+    typer.echo(
+        f"fitted {bank.n_images} normal images ({cal_info['n_views']} for calibration) in "
+        f"{time.perf_counter() - start:.1f}s; bank {bank.nbytes() / 1e6:.1f} MB; "
+        f"threshold {cal_info['view']['threshold']:.3f} at {target_rate:.2%} false diverts -> {out}"
+    )
+
+
+@anomaly_app.command("export")
+def export(model_dir: Path = typer.Option(..., "--model", help="model folder")) -> None:
+    """Write the ONNX graphs (feature extractor, students) for the onnxruntime scorer."""
+    from detectors.anomaly.export import export_onnx
+    from detectors.anomaly.model import AnomalyModel
+
+    try:
+        model = AnomalyModel.load(model_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    typer.echo(f"exported to {export_onnx(model, model_dir)}")
+
+
+@anomaly_app.command("score")
+def score(
+    images: list[Path] = typer.Argument(..., help="images: full tunnel frames or item crops"),
+    model_dir: Path = typer.Option(..., "--model", help="model folder from `anomaly fit` or `enroll`"),
+    sku: str | None = typer.Option(None, "--sku", help="SKU bank to use in a multi-SKU model"),
+    category: str | None = typer.Option(None, "--category", help="category bank to fall back on for an unknown SKU"),
+    heatmaps: Path | None = typer.Option(None, "--heatmaps", help="folder to write heatmap PNGs"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per image per line"),
+    runtime: str = typer.Option("auto", help="torch, onnx, or auto (onnx when exported)"),
+) -> None:
+    """Score images; a bad image gives an error line and the batch goes on."""
+    from detectors.anomaly import heatmap
+    from detectors.anomaly.model import AnomalyModel, NoReference
+    from detectors.anomaly.prepare import prepare, view_of
+    from pipeline.imageio import ImageError, read_image
+
+    rt = None
+    if runtime not in ("auto", "torch", "onnx"):
+        fail(f"--runtime must be torch, onnx or auto, got {runtime!r}")
+    if runtime in ("auto", "onnx") and (model_dir / "onnx" / "manifest.json").is_file():
+        from detectors.anomaly.export import OnnxRuntime
+
+        rt = OnnxRuntime(model_dir)
+    elif runtime == "onnx":
+        fail(f"{model_dir}: no ONNX export; run `tunnelpi anomaly export --model {model_dir}`")
+    try:
+        model = AnomalyModel.load(model_dir, runtime=rt)
+        bank = model.resolve(sku, category)
+    except NoReference as exc:
+        for p in images:
+            _emit({"image": str(p), "error": f"review: no reference ({exc})", "finding": "no_reference"}, as_json)
+        raise typer.Exit(1) from None
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    for p in images:
+        start = time.perf_counter()
+        try:
+            view = view_of(read_image(p), "cam0", model.config.localize)
+        except ImageError as exc:
+            _emit({"image": str(p), "error": str(exc)}, as_json)
+            continue
+        if model.config.localize and not view.found:
+            _emit(
+                {
+                    "image": str(p),
+                    "score": None,
+                    "probability": None,
+                    "anomalous": None,
+                    "heatmap": None,
+                    "finding": "no_item_found",
+                    "ms": round((time.perf_counter() - start) * 1000, 2),
+                },
+                as_json,
+            )
+            continue
+        result = model.score_prepared([prepare(view, model.config.image_size)], bank)
+        v = result.views[0]
+        heat_path = str(heatmap.write(heatmaps / f"{p.stem}.anomaly.png", v.heatmap, view)) if heatmaps else None
+        _emit(
+            {
+                "image": str(p),
+                "score": round(result.score, 6),
+                "probability": round(result.probability, 6),
+                "anomalous": result.anomalous,
+                "heatmap": heat_path,
+                "ms": round((time.perf_counter() - start) * 1000, 2),
+                "bank": result.bank,
+                "bank_kind": result.bank_kind,
+                "members": {k: round(x, 4) for k, x in v.z.items()},
+                "localized": view.found,
+            },
+            as_json,
+        )
+
+
+def _emit(record: dict, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(record) + "\n")
+        sys.stdout.flush()
+    elif "error" in record:
+        typer.secho(f"{record['image']}: error: {record['error']}", fg=typer.colors.RED)
+    elif record.get("finding") == "no_item_found":
+        typer.echo(f"{record['image']}: no_item_found (review)")
+    else:
+        flag = "ANOMALOUS" if record["anomalous"] else "normal"
+        typer.echo(f"{record['image']}: {flag} score={record['score']:.3f} p={record['probability']:.3f}")
+
+
+@app.command("enroll")
+def enroll(
+    dataset: Path = typer.Option(..., "--dataset", help="simulator or catalog dataset folder"),
+    out: Path = typer.Option(..., "--out", help="model folder to write"),
+    image_size: int = typer.Option(224, help="network input side (multiple of 32)"),
+    target_rate: float = typer.Option(0.005, help="target false-divert rate"),
+    max_patches: int = typer.Option(4096, help="patch bank bound per SKU"),
+    onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="also export ONNX graphs"),
+) -> None:
+    """Enrol every SKU of a dataset: references "enrol" build banks, "calibration" calibrates them."""
+    from detectors.anomaly.enroll import enroll_dataset
+    from pipeline.dataset import DatasetError
+
+    start = time.perf_counter()
+    try:
+        model = enroll_dataset(dataset, _config(image_size, target_rate, True, max_patches))
+    except (DatasetError, ValueError) as exc:
+        fail(str(exc))
+    model.save(out)
+    if onnx:
+        from detectors.anomaly.export import export_onnx
+
+        export_onnx(model, out)
+    kinds = [b.kind for b in model.banks.values()]
+    typer.echo(
+        f"enrolled {len(model.skus)} SKUs: {kinds.count('sku')} SKU banks, {kinds.count('category')} category banks "
+        f"in {time.perf_counter() - start:.1f}s -> {out}"
+    )

@@ -1,0 +1,65 @@
+"""Memory banks: coreset bound, nearest-neighbour distances, persistence with a version, enrolment."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from detectors.anomaly.bank import Bank, BankVersionError, greedy_coreset, nearest_distance
+
+
+def test_coreset_is_bounded_and_covers_better_than_random() -> None:
+    rng = np.random.default_rng(0)
+    # clustered data: a random subset misses small clusters, k-center does not
+    x = np.concatenate([rng.normal(0, 1, (5000, 16)), rng.normal(30, 1, (20, 16))]).astype(np.float32)
+    idx = greedy_coreset(x, 200)
+    assert len(idx) == 200 and len(set(idx.tolist())) == 200
+    rand = rng.choice(len(x), 200, replace=False)
+    assert nearest_distance(x, x[idx]).max() < nearest_distance(x, x[rand]).max()
+    assert len(greedy_coreset(x[:50], 200)) == 50
+
+
+def test_nearest_distance_matches_brute_force() -> None:
+    rng = np.random.default_rng(1)
+    q, b = rng.normal(size=(30, 8)), rng.normal(size=(5000, 8))
+    brute = np.sqrt(((q[:, None] - b[None]) ** 2).sum(-1)).min(1)
+    assert np.allclose(nearest_distance(q, b, chunk=777), brute, atol=1e-4)
+
+
+def test_incremental_add_keeps_bound() -> None:
+    rng = np.random.default_rng(2)
+    bank = Bank("SKU-1", max_patches=300, max_globals=10)
+    bank.add(rng.normal(size=(1000, 8)), rng.normal(size=(6, 4)), n_images=6)
+    assert bank.patches.shape == (300, 8) and bank.globals_.shape == (6, 4)
+    bank.add(rng.normal(5, 1, size=(1000, 8)), rng.normal(size=(6, 4)), n_images=6)
+    assert bank.patches.shape == (300, 8) and bank.globals_.shape == (10, 4)
+    assert bank.n_images == 12
+    # the new mode is represented after enrolment
+    assert nearest_distance(np.full((1, 8), 5.0), bank.patches)[0] < 3.0
+    with pytest.raises(ValueError, match="patch dim"):
+        bank.add(rng.normal(size=(10, 3)), rng.normal(size=(1, 4)), 1)
+
+
+def test_save_load_round_trip_and_version_check(tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    bank = Bank("cat:food", kind="category", meta={"calibration": {"x": 1}})
+    bank.add(rng.normal(size=(100, 8)), rng.normal(size=(3, 4)), 3)
+    bank.extra["student.w"] = rng.normal(size=(2, 2)).astype(np.float32)
+    bank.save(tmp_path / "b")
+    again = Bank.load(tmp_path / "b")
+    assert again.name == "cat:food" and again.kind == "category" and again.n_images == 3
+    assert np.array_equal(again.patches, bank.patches) and np.array_equal(
+        again.extra["student.w"], bank.extra["student.w"]
+    )
+    assert again.meta["calibration"] == {"x": 1}
+    info = json.loads((tmp_path / "b" / "bank.json").read_text())
+    info["format"] = 0
+    (tmp_path / "b" / "bank.json").write_text(json.dumps(info))
+    with pytest.raises(BankVersionError, match="re-enrol"):
+        Bank.load(tmp_path / "b")
+    with pytest.raises(FileNotFoundError):
+        Bank.load(tmp_path / "missing")
+    with pytest.raises(ValueError, match="kind"):
+        Bank("x", kind="other")

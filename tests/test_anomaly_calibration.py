@@ -1,0 +1,89 @@
+"""Calibration from normal scores only: threshold at the target rate, monotone probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectors.anomaly.calibration import CalibrationError, RobustScaler, TailCalibrator
+from detectors.anomaly.fusion import fuse_maps, fuse_members, fuse_views
+
+DISTRIBUTIONS = {
+    "normal": lambda rng, n: rng.normal(10.0, 2.0, n),
+    "lognormal": lambda rng, n: rng.lognormal(1.0, 0.4, n),
+    "gumbel": lambda rng, n: rng.gumbel(5.0, 1.0, n),
+    "gamma": lambda rng, n: rng.gamma(2.0, 1.5, n),
+}
+
+
+@pytest.mark.parametrize("dist", sorted(DISTRIBUTIONS))
+@pytest.mark.parametrize(("n", "target", "max_factor"), [(2000, 0.005, 2.5), (400, 0.01, 2.5), (60, 0.05, 2.5)])
+def test_threshold_hits_target_rate(dist: str, n: int, target: float, max_factor: float) -> None:
+    """Fresh normal scores exceed the threshold at about the target rate (never far above it)."""
+    rates = []
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        cal = TailCalibrator.fit(DISTRIBUTIONS[dist](rng, n), target)
+        fresh = DISTRIBUTIONS[dist](rng, 200_000)
+        rates.append(float(cal.is_anomalous(fresh).mean()))
+    assert np.mean(rates) <= max_factor * target
+    assert np.mean(rates) >= target / 20  # not absurdly conservative either
+
+
+@pytest.mark.parametrize("n", [3, 5, 10, 30])
+def test_zero_defect_calibration_does_not_flag_everything(n: int) -> None:
+    """With only a handful of normals (no defects at all) most fresh normals still pass."""
+    rng = np.random.default_rng(1)
+    cal = TailCalibrator.fit(rng.normal(0, 1, n), 0.005)
+    fresh = rng.normal(0, 1, 100_000)
+    assert cal.is_anomalous(fresh).mean() < 0.02
+    assert cal.threshold > max(cal.sorted_scores)
+    assert cal.method == "exponential-ucb"
+
+
+def test_probability_is_monotone_and_half_at_threshold() -> None:
+    rng = np.random.default_rng(2)
+    cal = TailCalibrator.fit(rng.gamma(2.0, 1.0, 500), 0.005)
+    grid = np.linspace(-5, 40, 2000)
+    p = cal.probability(grid)
+    assert np.all(np.diff(p) >= -1e-12)
+    assert np.all((p >= 0) & (p <= 1))
+    assert cal.probability(cal.threshold)[0] == pytest.approx(0.5)
+    assert p[0] < 0.05 and p[-1] > 0.99
+    assert cal.method == "gpd"
+
+
+def test_round_trip_and_bad_input() -> None:
+    cal = TailCalibrator.fit(np.arange(50.0), 0.01)
+    again = TailCalibrator.from_dict(cal.to_dict())
+    assert again.threshold == cal.threshold
+    assert np.allclose(again.probability([1.0, 60.0]), cal.probability([1.0, 60.0]))
+    with pytest.raises(CalibrationError, match="at least 3"):
+        TailCalibrator.fit([1.0, 2.0])
+    with pytest.raises(CalibrationError, match="NaN"):
+        TailCalibrator.fit([1.0, 2.0, np.nan])
+    with pytest.raises(CalibrationError, match="target rate"):
+        TailCalibrator.fit(np.arange(10.0), 0.7)
+
+
+def test_constant_scores_do_not_break() -> None:
+    cal = TailCalibrator.fit([3.0] * 10, 0.005)
+    assert not cal.is_anomalous([3.0])[0]
+    assert cal.is_anomalous([100.0])[0]
+
+
+def test_robust_scaler_ignores_outliers() -> None:
+    values = np.r_[np.random.default_rng(3).normal(5, 1, 200), [1e6]]
+    s = RobustScaler.fit(values)
+    assert s.median == pytest.approx(5, abs=0.3)
+    assert s.scale == pytest.approx(1, abs=0.3)
+    assert RobustScaler.from_dict(s.to_dict()) == s
+
+
+def test_fusion() -> None:
+    assert fuse_members({"patch": 1.0, "global": 5.0, "student": 2.0}) == (5.0, "global")
+    assert fuse_members({"patch": 1.0, "global": 5.0}, {"global": 0.1}) == (1.0, "patch")
+    assert fuse_views([0.5, 3.0, 1.0]) == (3.0, 1)
+    assert np.array_equal(fuse_maps([np.zeros((2, 2)), np.eye(2)]), np.eye(2))
+    with pytest.raises(ValueError):
+        fuse_members({})

@@ -1,0 +1,155 @@
+"""End to end on a small MVTec bottle subset: fit, separate defects, persist, enrol more, ONNX parity,
+the stage's findings and the CLI's JSON lines. Small input (128 px) and few images keep it short."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from detectors.anomaly import AnomalyModel, AnomalyStage, FeaturelessImage, ModelConfig, NoReference
+from detectors.anomaly.export import OnnxRuntime, export_onnx
+from pipeline.catalog import Catalog
+from pipeline.imageio import read_image
+from pipeline.stages import StageContext
+from pipeline.types import Frame, ItemCapture
+
+CONFIG = ModelConfig(image_size=128, localize=False, student_steps=60, max_patches=1024)
+
+
+@pytest.fixture(scope="module")
+def bottle(shared_data: Path) -> dict[str, list[Path]]:
+    root = shared_data / "mvtec_bottle"
+    if not root.is_dir():
+        pytest.skip(f"MVTec bottle not found at {root}")
+    good = sorted((root / "train" / "good").glob("*.jpg"))
+    test = root / "test"
+    return {
+        "enrol": good[:10],
+        "calibration": good[10:16],
+        "more": good[16:20],
+        "good": sorted((test / "good").glob("*.jpg"))[:5],
+        "bad": [sorted((test / d).glob("*.jpg"))[0] for d in ("broken_large", "broken_small", "contamination")]
+        + [sorted((test / "broken_large").glob("*.jpg"))[1]],
+    }
+
+
+@pytest.fixture(scope="module")
+def fitted(bottle, tmp_path_factory) -> tuple[AnomalyModel, Path]:
+    torch.set_num_threads(2)
+    model = AnomalyModel(CONFIG)
+    model.fit([read_image(p) for p in bottle["enrol"]], calibration=[read_image(p) for p in bottle["calibration"]])
+    folder = model.save(tmp_path_factory.mktemp("model"))
+    export_onnx(model, folder)
+    return model, folder
+
+
+def test_separates_defects_from_good(fitted, bottle) -> None:
+    model, _ = fitted
+    good = [model.score([read_image(p)]).score for p in bottle["good"]]
+    bad = [model.score([read_image(p)]).score for p in bottle["bad"]]
+    assert min(bad) > max(good)
+    result = model.score([read_image(bottle["bad"][0])])
+    assert result.anomalous and result.probability > 0.5
+    assert set(result.views[0].z) == {"patch", "global", "student"}
+    assert result.views[0].heatmap.shape == (16, 16)
+    assert not any(model.score([read_image(p)]).anomalous for p in bottle["good"][:3])
+
+
+def test_bank_is_bounded_and_small(fitted) -> None:
+    model, folder = fitted
+    bank = model.banks["default"]
+    assert len(bank.patches) <= CONFIG.max_patches
+    size = sum(f.stat().st_size for f in (folder / "banks").rglob("*"))
+    assert size < 20e6
+
+
+def test_save_load_scores_identically(fitted, bottle) -> None:
+    model, folder = fitted
+    again = AnomalyModel.load(folder)
+    img = read_image(bottle["bad"][1])
+    assert again.version == model.version
+    assert again.score([img]).score == pytest.approx(model.score([img]).score, rel=1e-6)
+
+
+def test_onnx_parity(fitted, bottle) -> None:
+    model, folder = fitted
+    onnx_model = AnomalyModel.load(folder, runtime=OnnxRuntime(folder, threads=2))
+    for p in bottle["good"][:2] + bottle["bad"][:2]:
+        img = read_image(p)
+        a, b = model.score([img]), onnx_model.score([img])
+        for m in ("patch", "global", "student"):
+            assert b.views[0].raw[m] == pytest.approx(a.views[0].raw[m], rel=1e-4)
+        assert b.score == pytest.approx(a.score, rel=1e-4, abs=1e-6)
+
+
+def test_incremental_enrolment(bottle) -> None:
+    model = AnomalyModel(dataclasses.replace(CONFIG, student_steps=20))
+    model.fit([read_image(p) for p in bottle["enrol"][:5]], calibration=[read_image(p) for p in bottle["calibration"]])
+    before = model.version
+    bank = model.enroll_more("default", [[read_image(p)] for p in bottle["more"]])
+    assert bank.n_images == 9
+    assert len(bank.patches) <= CONFIG.max_patches
+    assert model.version != before
+    assert bank.meta["calibration"]["n_views"] == len(bottle["calibration"])
+
+
+def test_bad_inputs(fitted) -> None:
+    model, _ = fitted
+    with pytest.raises(FeaturelessImage, match="featureless"):
+        model.score([np.full((200, 200, 3), 128, np.uint8)])
+    with pytest.raises(NoReference, match="no reference"):
+        model.resolve("UNKNOWN-SKU", "unknown-category")
+
+
+def _capture(images: dict[str, np.ndarray], sku: str = "default") -> ItemCapture:
+    return ItemCapture(item_id="I-1", sku=sku, frames=[Frame.from_array(c, im) for c, im in images.items()])
+
+
+def test_stage_findings(fitted, bottle, tmp_path) -> None:
+    _, folder = fitted
+    stage = AnomalyStage(model_dir=folder)
+    ctx = StageContext(catalog=Catalog(), config={"heatmap_dir": str(tmp_path)})
+    bad = read_image(bottle["bad"][0])
+    [finding] = stage(_capture({"top": bad, "side": read_image(bottle["good"][0])}), ctx)
+    assert finding.kind == "anomaly" and finding.probability > 0.5
+    assert {e.camera for e in finding.evidence} == {"top", "side"}
+    top = next(e for e in finding.evidence if e.camera == "top")
+    assert Path(top.heatmap_ref).is_file() and top.box is not None
+    assert set(top.data["members"]) == {"patch", "global", "student"}
+    [nr] = stage(_capture({"top": bad}, sku="OTHER"), ctx)
+    assert nr.kind == "no_reference" and "review" in nr.message
+    [grey] = stage(_capture({"top": np.full((64, 64, 3), 90, np.uint8)}), ctx)
+    assert grey.kind == "image_error" and "featureless" in grey.message
+
+
+def test_stage_reports_no_item_found(fitted) -> None:
+    model, _ = fitted
+    localizing = AnomalyModel(dataclasses.replace(model.config, localize=True), model.banks, model.skus)
+    rng = np.random.default_rng(0)
+    belt = np.clip(rng.normal(60, 6, (240, 320, 1)).repeat(3, 2), 0, 255).astype(np.uint8)
+    findings = AnomalyStage(model=localizing)(_capture({"top": belt}), StageContext(catalog=Catalog()))
+    assert [f.kind for f in findings] == ["no_item_found"]
+
+
+def test_cli_score_json_lines(fitted, bottle, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    _, folder = fitted
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8 not really a jpeg")
+    args = ["anomaly", "score", "--model", str(folder), "--json", "--heatmaps", str(tmp_path / "h")]
+    out = CliRunner().invoke(app, [*args, str(bottle["bad"][0]), str(corrupt), str(bottle["good"][0])])
+    assert out.exit_code == 0, out.output
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(lines) == 3
+    assert lines[0]["anomalous"] is True and Path(lines[0]["heatmap"]).is_file()
+    assert {"image", "score", "probability", "anomalous", "heatmap", "ms"} <= set(lines[0])
+    assert "error" in lines[1]
+    assert lines[2]["anomalous"] is False
