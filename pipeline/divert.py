@@ -96,6 +96,7 @@ class LogSink:
         self._window = window
         self._lock = threading.Lock()
         self._fd: int | None = None
+        self._closed = False
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self.path.exists():
@@ -118,6 +119,8 @@ class LogSink:
             {"item_id": item_id, "action": Action(action).value, "reasons": list(reasons), "sent_at": time.time()}
         )
         with self._lock:
+            if self._closed:
+                raise SinkError(f"log sink {self.path} is closed")
             if item_id in self._seen:
                 return
             if self._fd is None:
@@ -128,6 +131,7 @@ class LogSink:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None

@@ -135,7 +135,7 @@ class Pending(BaseModel):
 
 
 class Problem(BaseModel):
-    detail: str
+    detail: str | list[dict[str, Any]] = Field(description="what was wrong (FastAPI's field errors are a list)")
 
 
 # -- metrics -------------------------------------------------------------------------
@@ -434,7 +434,13 @@ def create_app(config: ServiceConfig | dict[str, Any], *, inspector: Inspector |
     )
     app.state.runtime = runtime
     app.add_middleware(GuardMiddleware, runtime=runtime)
-    errors = {401: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Problem}, 429: {"model": Problem}}
+    errors = {
+        400: {"model": Problem},
+        401: {"model": Problem},
+        413: {"model": Problem},
+        422: {"model": Problem},
+        429: {"model": Problem},
+    }
 
     @app.post(
         CAPTURES_PATH,
