@@ -27,7 +27,7 @@ class LocalizeConfig:
     margin_frac: float = 0.06
     """Margin around the item's rotated box, as a fraction of its long side."""
     min_area_frac: float = 0.004
-    max_area_frac: float = 0.92
+    max_area_frac: float = 0.97
     colour_factor: float = 1.6
     """Foreground when the colour distance exceeds this times the border's 99th percentile."""
     container_span: float = 0.7
@@ -44,12 +44,12 @@ def _border_mask(h: int, w: int, frac: float) -> np.ndarray:
     return mask
 
 
-def _colour_distance(lab: np.ndarray, border: np.ndarray) -> np.ndarray:
-    """Mahalanobis distance to the border's Lab distribution (trimmed so an item touching the border is ignored)."""
-    pix = lab[border].reshape(-1, 3).astype(np.float64)
+def _colour_distance(lab: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Mahalanobis distance to the background's Lab pixels (trimmed so an item touching the border is ignored)."""
+    pix = background.reshape(-1, 3).astype(np.float64)
     med = np.median(pix, axis=0)
     d0 = np.linalg.norm(pix - med, axis=1)
-    keep = pix[d0 <= np.quantile(d0, 0.8)]
+    keep = pix[d0 <= np.quantile(d0, 0.5)]
     cov = np.cov(keep.T) + np.eye(3) * 4.0
     inv = np.linalg.inv(cov)
     diff = lab.reshape(-1, 3).astype(np.float64) - keep.mean(axis=0)
@@ -62,7 +62,7 @@ def _edge_regions(gray: np.ndarray, border: np.ndarray) -> np.ndarray:
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
     mag = cv2.magnitude(gx, gy)
-    level = float(np.quantile(mag[border], 0.995)) * 1.5 + 8.0
+    level = float(np.quantile(mag[border], 0.98)) * 1.5 + 8.0
     edges = (mag > level).astype(np.uint8)
     k = max(3, round(min(gray.shape) * 0.02)) | 1
     closed = cv2.morphologyEx(edges, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
@@ -87,6 +87,8 @@ def segment(image: np.ndarray, cfg: LocalizeConfig = DEFAULT) -> tuple[np.ndarra
     small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (5, 5), 1.5)
     mask = _largest_component(small, cfg)
+    if not cfg.min_area_frac <= float(mask.mean()) <= cfg.max_area_frac:
+        mask = _split_border(small, cfg)
     ys, xs = np.nonzero(mask)
     if (
         len(xs)
@@ -117,10 +119,45 @@ def _inside_container(
     return out
 
 
-def _largest_component(small: np.ndarray, cfg: LocalizeConfig) -> np.ndarray:
+def _rectangularity(mask: np.ndarray) -> float:
+    pts = cv2.findNonZero(mask)
+    if pts is None:
+        return 0.0
+    (_, _), (rw, rh), _ = cv2.minAreaRect(pts)
+    return float(mask.sum()) / max(rw * rh, 1.0)
+
+
+def _split_border(small: np.ndarray, cfg: LocalizeConfig) -> np.ndarray:
+    """When the item covers much of the border, try each border colour cluster as the background.
+
+    The candidate whose largest component has a plausible size and fills its rotated box best
+    wins: the belt as background leaves a compact item, the item as background leaves ragged
+    belt fragments.
+    """
     border = _border_mask(*small.shape[:2], cfg.border_frac)
     lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
-    dist = _colour_distance(lab, border)
+    pix = lab[border].reshape(-1, 3)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+    _, labels, _ = cv2.kmeans(pix, 2, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    best, best_fit = np.zeros(small.shape[:2], np.uint8), 0.0
+    for k in (0, 1):
+        sel = labels.ravel() == k
+        if sel.mean() < 0.15:
+            continue
+        bg_mask = np.zeros_like(border)
+        bg_mask[border] = sel
+        cand = _largest_component(small, cfg, bg_mask)
+        fit = _rectangularity(cand)
+        if cfg.min_area_frac <= float(cand.mean()) <= cfg.max_area_frac and fit > best_fit:
+            best, best_fit = cand, fit
+    return best
+
+
+def _largest_component(small: np.ndarray, cfg: LocalizeConfig, background: np.ndarray | None = None) -> np.ndarray:
+    """Largest foreground component; `background` marks the pixels known to be belt (default: the border)."""
+    border = _border_mask(*small.shape[:2], cfg.border_frac) if background is None else background
+    lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
+    dist = _colour_distance(lab, lab[border])
     colour_fg = dist > max(cfg.colour_factor * float(np.quantile(dist[border], 0.99)), 3.0)
     gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
     fg = (colour_fg | (_edge_regions(gray, border) > 0)).astype(np.uint8)

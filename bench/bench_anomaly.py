@@ -1,0 +1,260 @@
+"""Anomaly benchmark: MVTec bottle AUROC, few-shot curve, torch vs ONNX latency, bank size,
+enrolment time, and the simulator's per-defect AUROC and recall at the 0.5 % false-divert threshold.
+
+`main() -> dict` writes bench/results/anomaly.json and bench/results/anomaly_fewshot.png.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from detectors.anomaly.export import OnnxRuntime, export_onnx
+from detectors.anomaly.model import AnomalyModel, ModelConfig
+from pipeline.imageio import read_image
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "mvtec_bottle"
+RESULTS = Path(__file__).resolve().parent / "results"
+VISIBLE_DAMAGE = ("torn_box", "crushed_corner", "stain", "puncture", "bent_cover", "broken_seal", "empty_container")
+FEW_SHOT = (5, 10, 30, 100)
+
+
+def _images(paths: list[Path]) -> list[np.ndarray]:
+    return [read_image(p) for p in paths]
+
+
+def _mvtec(result: dict[str, Any]) -> None:
+    good = sorted((DATA / "train" / "good").glob("*.jpg"))
+    bank_imgs, cal_imgs = _images(good[:160]), _images(good[160:])
+    tests = sorted((DATA / "test").glob("*/*.jpg"))
+    labels = [p.parent.name for p in tests]
+    test_imgs = _images(tests)
+    cfg = ModelConfig(localize=False)
+
+    model = AnomalyModel(cfg)
+    start = time.perf_counter()
+    model.fit(bank_imgs, calibration=cal_imgs)
+    fit_s = time.perf_counter() - start
+    scored = [model.score([im]) for im in test_imgs]
+    y = np.array([lab != "good" for lab in labels])
+    s = np.array([r.score for r in scored])
+    flagged = np.array([r.anomalous for r in scored])
+    result["mvtec"] = {
+        "image_auroc": float(roc_auc_score(y, s)),
+        "member_auroc": {
+            m: float(roc_auc_score(y, [r.views[0].z[m] for r in scored])) for m in ("patch", "global", "student")
+        },
+        "per_defect_auroc": {
+            d: float(
+                roc_auc_score(np.array(labels)[(np.array(labels) == d) | ~y] == d, s[(np.array(labels) == d) | ~y])
+            )
+            for d in sorted(set(labels) - {"good"})
+        },
+        "recall_at_threshold": float(flagged[y].mean()),
+        "false_divert_rate_test_good": float(flagged[~y].mean()),
+        "fit_seconds_160_images": round(fit_s, 1),
+        "bank_mb": round(model.banks["default"].nbytes() / 1e6, 2),
+    }
+
+    # few-shot curve: same calibration set, bank from the first n normal images
+    curve = {}
+    for n in FEW_SHOT:
+        m = AnomalyModel(cfg)
+        m.fit(bank_imgs[:n], calibration=cal_imgs)
+        sc = np.array([m.score([im]).score for im in test_imgs])
+        curve[n] = float(roc_auc_score(y, sc))
+    result["mvtec"]["few_shot_auroc"] = curve
+    _plot_curve(curve, RESULTS / "anomaly_fewshot.png")
+
+    # enrolment time for 30 images (+10 calibration), bank size
+    m30 = AnomalyModel(cfg)
+    start = time.perf_counter()
+    m30.fit(bank_imgs[:30], calibration=cal_imgs[:10])
+    result["enrol_30_images_s"] = round(time.perf_counter() - start, 1)
+
+    # latency per view: torch vs onnxruntime, same model folder
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(tmp)
+        export_onnx(model, tmp)
+        disk = sum(f.stat().st_size for f in (Path(tmp) / "banks").rglob("*"))
+        result["bank_mb_on_disk"] = round(disk / 1e6, 2)
+        onnx_model = AnomalyModel.load(tmp, runtime=OnnxRuntime(tmp, threads=2))
+        lat = {}
+        for name, mod in (("torch", model), ("onnx", onnx_model)):
+            times = []
+            for im in test_imgs[:40]:
+                t = time.perf_counter()
+                mod.score([im])
+                times.append((time.perf_counter() - t) * 1000)
+            lat[name] = {
+                "p50_ms": round(float(np.median(times[5:])), 1),
+                "p99_ms": round(float(np.percentile(times[5:], 99)), 1),
+            }
+        parity = max(
+            abs(onnx_model.score([im]).score - model.score([im]).score) / max(abs(model.score([im]).score), 1e-9)
+            for im in test_imgs[:10]
+        )
+        result["latency_per_view"] = lat
+        result["onnx_max_relative_score_difference"] = parity
+
+
+def _plot_curve(curve: dict[int, float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    xs = sorted(curve)
+    ax.plot(xs, [curve[x] for x in xs], marker="o")
+    ax.set_xscale("log")
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set_xlabel("normal images in the bank")
+    ax.set_ylabel("image AUROC")
+    ax.set_title("MVTec bottle: few-shot AUROC")
+    ax.set_ylim(min(0.8, min(curve.values()) - 0.02), 1.005)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _simulator(result: dict[str, Any], items: int = 240, seed: int = 7) -> None:
+    """Enrol a simulated shift's SKUs, then score the shift's items against their SKU banks."""
+    from detectors.anomaly.enroll import enroll_dataset
+    from pipeline.dataset import Dataset
+    from tunnel_sim import generate_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "sim"
+        generate_dataset(root, items=items, seed=seed, workers=2)
+        start = time.perf_counter()
+        model = enroll_dataset(root, ModelConfig(), log=lambda _m: None)
+        enrol_s = time.perf_counter() - start
+        ds = Dataset.open(root)
+        rows = []
+        for item in ds.items():
+            rec = ds.catalog.skus.get(item.capture.sku)
+            imgs = item.capture.images()
+            r = model.score(
+                [imgs[c] for c in sorted(imgs)], item.capture.sku, rec.category if rec else None, sorted(imgs)
+            )
+            truth = item.truth
+            rows.append(
+                {
+                    "score": r.score,
+                    "anomalous": r.anomalous,
+                    "types": [d.type for d in truth.defects if d.visible] if truth else [],
+                    "benign": truth.benign if truth else [],
+                }
+            )
+    normal = [r for r in rows if not r["types"]]
+    by_type: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        for t in r["types"]:
+            by_type[t].append(r)
+    ns = [r["score"] for r in normal]
+    per_type = {}
+    for t, rs in sorted(by_type.items()):
+        ys = [0] * len(ns) + [1] * len(rs)
+        per_type[t] = {
+            "n": len(rs),
+            "auroc": float(roc_auc_score(ys, ns + [r["score"] for r in rs])) if ns else None,
+            "recall": float(np.mean([r["anomalous"] for r in rs])),
+            "visible_damage": t in VISIBLE_DAMAGE,
+        }
+    benign = [r for r in normal if r["benign"]]
+    result["simulator"] = {
+        "items": len(rows),
+        "enrol_seconds_all_skus": round(enrol_s, 1),
+        "banks": {k: sum(b.kind == k for b in model.banks.values()) for k in ("sku", "category")},
+        "false_divert_rate_normals": float(np.mean([r["anomalous"] for r in normal])) if normal else None,
+        "benign_flagged_rate": float(np.mean([r["anomalous"] for r in benign])) if benign else None,
+        "per_defect": per_type,
+    }
+
+
+def _rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    mv = result.get("mvtec", {})
+    rows = [
+        {"metric": "MVTec bottle image AUROC", "value": mv.get("image_auroc"), "target": ">= 0.995"},
+        *(
+            {"metric": f"few-shot AUROC, {n} normals", "value": v, "target": "curve"}
+            for n, v in mv.get("few_shot_auroc", {}).items()
+        ),
+        {"metric": "MVTec recall at 0.5% threshold", "value": mv.get("recall_at_threshold"), "target": ""},
+        {"metric": "MVTec test/good flagged", "value": mv.get("false_divert_rate_test_good"), "target": ""},
+    ]
+    for rt, lat in result.get("latency_per_view", {}).items():
+        target = "<= 50 ms" if rt == "onnx" else ""
+        rows += [
+            {"metric": f"{rt} p50 ms/view", "value": lat["p50_ms"], "target": target},
+            {"metric": f"{rt} p99 ms/view", "value": lat["p99_ms"], "target": ""},
+        ]
+    rows += [
+        {"metric": "bank MB per SKU (disk)", "value": result.get("bank_mb_on_disk"), "target": "<= 20"},
+        {"metric": "enrol 30 images (s)", "value": result.get("enrol_30_images_s"), "target": "<= 30"},
+        {
+            "metric": "ONNX vs torch max rel. score diff",
+            "value": result.get("onnx_max_relative_score_difference"),
+            "target": "<= 1e-4",
+        },
+    ]
+    sim = result.get("simulator")
+    if sim:
+        rows.append(
+            {"metric": "sim false-divert rate (normals)", "value": sim["false_divert_rate_normals"], "target": "~0.005"}
+        )
+        rows.append({"metric": "sim benign flagged", "value": sim["benign_flagged_rate"], "target": "~0"})
+        for t, d in sim["per_defect"].items():
+            tgt = ">= 0.98 / >= 0.95" if d["visible_damage"] else ""
+            rows.append(
+                {
+                    "metric": f"sim {t} AUROC / recall (n={d['n']})",
+                    "value": f"{d['auroc']:.3f} / {d['recall']:.2f}",
+                    "target": tgt,
+                }
+            )
+    return rows
+
+
+def main(simulator: bool = True) -> dict[str, Any]:
+    torch.set_num_threads(2)
+    result: dict[str, Any] = {}
+    if DATA.is_dir():
+        _mvtec(result)
+    else:
+        result["mvtec_skipped"] = f"{DATA} not found"
+    if simulator:
+        try:
+            _simulator(result)
+        except ImportError as exc:
+            result["simulator_skipped"] = f"tunnel_sim unavailable: {exc}"
+    result["rows"] = _rows(result)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "anomaly.json").write_text(json.dumps(result, indent=1, default=str))
+    print("| metric | value | target |\n|---|---|---|")
+    for row in result["rows"]:
+        value = row["value"]
+        print(
+            f"| {row['metric']} | {value:.4g} |" if isinstance(value, float) else f"| {row['metric']} | {value} |",
+            row["target"],
+            "|",
+        )
+    return result
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(simulator="--no-sim" not in sys.argv)
