@@ -55,9 +55,15 @@ def reconcile(reads: Mapping[str, ImageRead]) -> tuple[DateRead | None, str | No
         return None, None, 0.0, [], {}
     support: dict[str, float] = {}
     for cam, read in votes.items():
-        support[cam] = sum(o.confidence for o in votes.values() if _compatible(o.iso, read.iso))
-    # Most support; on ties the day-precise read, then the surest one.
-    best_cam = max(votes, key=lambda c: (support[c], votes[c].parsed.day is not None, votes[c].confidence))
+        support[cam] = round(sum(o.confidence for o in votes.values() if _compatible(o.iso, read.iso)), 6)
+    # A month-only read backs the day-precise reads of its month but does not compete with them.
+    eligible = [
+        c
+        for c, r in votes.items()
+        if r.parsed.day is not None
+        or not any(o.parsed.day is not None and _compatible(o.iso, r.iso) for o in votes.values())
+    ]
+    best_cam = max(eligible, key=lambda c: (support[c], votes[c].confidence))
     best = votes[best_cam]
     agreeing = sorted(c for c, r in votes.items() if _compatible(r.iso, best.iso))
     conflicts = {c: r.iso for c, r in votes.items() if c not in agreeing}

@@ -28,6 +28,7 @@ YMDTuple = tuple[int, int, int | None]
 WINDOW_YEARS_BACK = 10
 WINDOW_YEARS_AHEAD = 15
 """Plausibility window around today: package dates outside it are misreads (lot codes, phone numbers)."""
+INVALID_PARENT_PENALTY = 0.6
 
 MONTHS: dict[str, dict[str, int]] = {
     "en": {
@@ -299,7 +300,7 @@ def _in_window(ymd: YMDTuple, today: date) -> bool:
 
 def _rank(readings: list[tuple[str, YMDTuple]], order: Order, today: date) -> list[tuple[str, YMDTuple]]:
     """Hint order first, then the other numeric orders, then closeness to today."""
-    preference = {order: 0, "DMY": 1, "MDY": 2, "YMD": 3}
+    preference = {"DMY": 1, "MDY": 2, "YMD": 3, order: 0}
 
     def key(item: tuple[str, YMDTuple]) -> tuple[int, int]:
         o, (y, m, _) = item
@@ -310,11 +311,19 @@ def _rank(readings: list[tuple[str, YMDTuple]], order: Order, today: date) -> li
 
 def _scan(norm: str) -> list[_Match]:
     found: list[_Match] = []
+    invalid: list[tuple[int, int]] = []
     for kind, pattern, certainty in _PATTERNS:
         for m in pattern.finditer(norm):
             readings = _readings(kind, m.groupdict())
             if readings:
                 found.append(_Match(m.start(), m.end(), kind, readings, certainty))
+            else:
+                invalid.append((m.start(), m.end()))
+    # A shorter date inside a longer shape that is no valid date ("31/02/2027" -> "02/2027")
+    # is a guess about a misread: keep it, but trust it less.
+    for cand in found:
+        if any(s <= cand.start and cand.end <= e and e - s > cand.end - cand.start for s, e in invalid):
+            cand.certainty *= INVALID_PARENT_PENALTY
     # Longest first, then pattern priority: keep non-overlapping matches.
     priority = {kind: i for i, (kind, _, _) in enumerate(_PATTERNS)}
     found.sort(key=lambda x: (-(x.end - x.start), priority[x.kind], x.start))

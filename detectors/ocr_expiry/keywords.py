@@ -118,12 +118,17 @@ def _is_cjk(word: str) -> bool:
     return any(ord(c) > 0x2E80 for c in word)
 
 
+def _spaced(word: str) -> str:
+    """CJK words with optional spaces between characters (Tesseract spaces out Hangul syllables)."""
+    return r"\s?".join(re.escape(c) for c in word if not c.isspace())
+
+
 def _flex(word: str) -> str:
     """Regex for a keyword: spaces and dots may be printed as either or omitted."""
+    if _is_cjk(word):
+        return _spaced(word)
     parts = [re.escape(p) for p in re.split(r"[\s.]+", word.strip(".")) if p]
     body = r"[\s.:]*".join(parts)
-    if _is_cjk(word):
-        return body
     return rf"(?<![A-Z0-9]){body}\.?(?![A-Z])"
 
 
@@ -136,7 +141,7 @@ def _pattern(kind: KeywordKind) -> re.Pattern[str]:
 
 @cache
 def _suffix_pattern() -> re.Pattern[str]:
-    return re.compile("|".join(re.escape(w) for w in SUFFIX_EXPIRY))
+    return re.compile("|".join(_spaced(w) for w in SUFFIX_EXPIRY))
 
 
 def find_keywords(norm: str) -> list[KeywordHit]:

@@ -18,6 +18,8 @@ from detectors.ocr_expiry.engines import Box4, TextLine
 LOW_CONTRAST_STD = 32.0
 """Grey-level spread below which a crop is contrast-stretched before reading."""
 MAX_SKEW_DEG = 10.0
+DOT_MATRIX_SIZES = (3, 5)
+"""Minimum-filter sizes for the fallback: 3 px joins fine inkjet dots, 5 px coarse ones."""
 
 
 @dataclass(frozen=True)
@@ -146,5 +148,6 @@ def fallback_passes(image: np.ndarray, lines: Sequence[TextLine]) -> list[Pass]:
         for angle in (90.0, 270.0):
             rotated, back = rotate(image, angle)
             passes.append(Pass(f"rot{int(angle)}", rotated, back))
-    passes.append(Pass("dotmatrix", dot_matrix(image), IDENTITY.copy()))
+    for size in DOT_MATRIX_SIZES:
+        passes.append(Pass(f"dotmatrix{size}", dot_matrix(image, size), IDENTITY.copy()))
     return passes

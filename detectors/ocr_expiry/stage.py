@@ -13,7 +13,7 @@ import numpy as np
 
 from detectors.ocr_expiry.checker import ExpiryVerdict, defect_probability, judge
 from detectors.ocr_expiry.classify import DateRead
-from detectors.ocr_expiry.engines import DEFAULT_ENGINE, Box4
+from detectors.ocr_expiry.engines import DEFAULT_ENGINE, Box4, OcrEngine
 from detectors.ocr_expiry.reader import ImageRead, read_dates
 from pipeline.imageio import ImageError
 from pipeline.stages import StageContext
@@ -53,10 +53,10 @@ class OcrExpiryStage:
 
     name = "ocr_expiry"
 
-    def __init__(self, engine: str = DEFAULT_ENGINE, fallback: bool = True) -> None:
+    def __init__(self, engine: str | OcrEngine = DEFAULT_ENGINE, fallback: bool = True) -> None:
         self.engine = engine
         self.fallback = fallback
-        self.version = f"{VERSION}+{engine}"
+        self.version = f"{VERSION}+{engine if isinstance(engine, str) else engine.name}"
 
     def read_capture(
         self, capture: ItemCapture, ctx: StageContext, record: CatalogRecord | None

@@ -1,0 +1,282 @@
+"""OCR engines, image passes, the reader and the stage on rendered prints and real photos."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from detectors.ocr_expiry import OcrExpiryStage, read_dates
+from detectors.ocr_expiry.checker import judge
+from detectors.ocr_expiry.engines import OcrEngine, TextLine, get_engine
+from detectors.ocr_expiry.preprocess import Pass, rotate, skew_angle, vertical_text
+from pipeline.catalog import Catalog
+from pipeline.stages import StageContext, load_stage
+from pipeline.types import CatalogRecord, ExpiryPolicy, Frame, ItemCapture, LotRecord
+from pipeline.views import VIEWS_KEY, LocalizedView
+
+TODAY = date(2026, 11, 22)
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
+NOTO_CJK = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+BACKGROUND = (236, 228, 210)
+
+
+def font(size: int, cjk: bool = False) -> ImageFont.FreeTypeFont:
+    path = NOTO_CJK if cjk else DEJAVU
+    if not path.exists():
+        pytest.skip(f"font {path} is not installed")
+    return ImageFont.truetype(str(path), size)
+
+
+def render_lines(lines: list[str], *, size: int = 34, cjk: bool = False, canvas: tuple[int, int] = (640, 360)):
+    """Dark print on a light package background; returns the RGB image and each line's box."""
+    img = Image.new("RGB", canvas, BACKGROUND)
+    draw = ImageDraw.Draw(img)
+    f = font(size, cjk)
+    boxes = []
+    for i, text in enumerate(lines):
+        xy = (40, 40 + int(i * size * 1.8))
+        boxes.append(draw.textbbox(xy, text, font=f))
+        draw.text(xy, text, fill=(25, 25, 30), font=f)
+    return np.asarray(img), boxes
+
+
+def render_dot_matrix(text: str, *, pitch: int = 7, dot: float = 1.3, size: int = 70) -> np.ndarray:
+    """An inkjet print: the glyphs sampled on a grid and drawn as separate dots."""
+    mask = Image.new("L", (900, 140), 0)
+    ImageDraw.Draw(mask).text((30, 30), text, fill=255, font=font(size))
+    on = np.asarray(mask) > 128
+    img = Image.new("RGB", mask.size, (240, 240, 235))
+    draw = ImageDraw.Draw(img)
+    for y in range(0, on.shape[0], pitch):
+        for x in range(0, on.shape[1], pitch):
+            if on[y, x]:
+                draw.ellipse((x - dot, y - dot, x + dot, y + dot), fill=(30, 30, 40))
+    return np.asarray(img)
+
+
+def overlaps(a, b) -> bool:
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
+# --- engines --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["rapidocr", "tesseract"])
+def test_engine_reads_a_rendered_expiry_where_it_is_printed(engine: str) -> None:
+    img, boxes = render_lines(["Best before", "EXP 15/03/2027", "LOT 4711A"])
+    read = read_dates(img, engine=engine, today=TODAY)
+    assert read.engine == engine
+    assert read.expiry is not None and read.expiry.iso == "2027-03-15" and read.expiry.type == "expiry"
+    assert overlaps(read.expiry.box, boxes[1]) and not overlaps(read.expiry.box, boxes[2])
+    assert 0.5 < read.expiry.confidence <= 1.0
+
+
+def test_engines_are_built_once_per_process() -> None:
+    assert get_engine("rapidocr") is get_engine("rapidocr", ("de", "fr"))
+    assert get_engine("tesseract", ("en",)) is get_engine("tesseract", ("en",))
+    assert isinstance(get_engine("rapidocr"), OcrEngine)
+    with pytest.raises(ValueError, match="unknown OCR engine"):
+        get_engine("nope")
+
+
+def test_manufactured_and_expiry_are_told_apart() -> None:
+    img, _ = render_lines(["MFG 01/02/2026", "EXP 01/02/2028"])
+    read = read_dates(img, today=TODAY)
+    assert {d.iso: d.type for d in read.dates} == {"2026-02-01": "manufactured", "2028-02-01": "expiry"}
+    assert read.expiry is not None and read.expiry.iso == "2028-02-01"
+
+
+def test_only_a_manufacturing_date_is_unreadable_never_a_fallback() -> None:
+    img, _ = render_lines(["MFG 01/02/2026", "LOT 4711"])
+    read = read_dates(img, today=TODAY)
+    assert [d.type for d in read.dates] == ["manufactured"] and read.expiry is None
+    assert judge({"cam": read}, today=TODAY).status == "unreadable"
+
+
+@pytest.mark.parametrize("angle", [90, 180, 270])
+def test_rotated_packages(angle: int) -> None:
+    img, boxes = render_lines(["Best before", "EXP 15/03/2027", "LOT 4711A"])
+    turned, back = rotate(img, angle)
+    read = read_dates(turned, today=TODAY)
+    assert read.expiry is not None and read.expiry.iso == "2027-03-15"
+    # The box, mapped back through the rotation, lands on the printed line.
+    assert overlaps(Pass("t", turned, back).map_box(read.expiry.box), boxes[1])
+
+
+def test_dot_matrix_print_needs_the_fallback_pass() -> None:
+    img = render_dot_matrix("EXP 15.03.2027")
+    assert read_dates(img, today=TODAY, fallback=False).expiry is None
+    read = read_dates(img, today=TODAY)
+    assert read.expiry is not None and read.expiry.iso == "2027-03-15"
+    assert any(p.startswith("dotmatrix") for p in read.passes)
+
+
+def test_japanese_label() -> None:
+    img, _ = render_lines(["賞味期限 2027.03.15"], cjk=True)
+    read = read_dates(img, today=TODAY, order="YMD")
+    assert read.expiry is not None and read.expiry.iso == "2027-03-15" and read.expiry.reason == "keyword"
+
+
+def test_korean_label_with_tesseract() -> None:
+    img, _ = render_lines(["유통기한 2027.03.15까지", "제조일자 2026.03.15"], cjk=True)
+    read = read_dates(img, engine="tesseract", languages=("ko", "en"), today=TODAY, order="YMD")
+    assert {d.iso: (d.type, d.reason) for d in read.dates} == {
+        "2027-03-15": ("expiry", "keyword"),
+        "2026-03-15": ("manufactured", "keyword"),
+    }
+
+
+# --- image passes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("angle", [90, 180, 270, 7.0, -4.0])
+def test_rotation_maps_points_back(angle: float) -> None:
+    img = np.zeros((60, 100, 3), np.uint8)
+    img[10:20, 30:40] = 255
+    turned, back = rotate(img, angle)
+    ys, xs = np.nonzero(turned[:, :, 0] > 128)
+    pts = np.stack([xs, ys], 1).astype(float) @ back[:, :2].T + back[:, 2]
+    assert np.allclose(pts.mean(0), [34.5, 14.5], atol=1.5)
+
+
+def test_skew_is_measured() -> None:
+    img, _ = render_lines(["EXP 15/03/2027", "LOT 4711A", "Best before end"])
+    turned, _ = rotate(img, 6.0)
+    assert abs(skew_angle(turned) + 6.0) <= 1.0
+    assert abs(skew_angle(img)) <= 1.0
+
+
+def test_vertical_text_is_detected() -> None:
+    tall = [TextLine("EXP 2027", (0, 0, 20, 200), 0.9), TextLine("LOT 4711", (30, 0, 50, 180), 0.9)]
+    wide = [TextLine("EXP 2027", (0, 0, 200, 20), 0.9), TextLine("LOT 4711", (0, 30, 180, 50), 0.9)]
+    assert vertical_text(tall) and not vertical_text(wide)
+
+
+# --- stage ----------------------------------------------------------------------------------
+
+
+class ScriptedEngine:
+    """An engine that returns prepared lines per image, keyed by the image's width (passes keep it)."""
+
+    name = "scripted"
+
+    def __init__(self, script: dict[int, list[TextLine]]) -> None:
+        self.script = script
+
+    def read(self, image: np.ndarray) -> list[TextLine]:
+        return list(self.script.get(image.shape[1] // 100, []))
+
+
+def _catalog(min_days: int = 30, recorded: date | None = None, carries: bool = True) -> Catalog:
+    rec = CatalogRecord(
+        sku="FOOD-1", title="dog food", category="food",
+        expiry=ExpiryPolicy(carries_date=carries, min_remaining_days=min_days, date_order="DMY"),
+    )  # fmt: skip
+    lot = LotRecord(lot="L7", sku="FOOD-1", seller="acme", recorded_expiry=recorded)
+    return Catalog(skus={"FOOD-1": rec}, lots={"L7": lot})
+
+
+def _capture(values: dict[str, int]) -> ItemCapture:
+    frames = [Frame.from_array(cam, np.full((64, 100 * v + 50, 3), 128, np.uint8)) for cam, v in values.items()]
+    return ItemCapture(item_id="I1", sku="FOOD-1", lot="L7", frames=frames)
+
+
+def _line(text: str, conf: float = 0.98) -> TextLine:
+    return TextLine(text, (10.0, 10.0, 10.0 + 10 * len(text), 30.0), conf)
+
+
+def test_stage_is_registered_and_reports_expired_with_evidence() -> None:
+    stage = load_stage("ocr_expiry")
+    assert stage.name == "ocr_expiry" and stage.version
+    engine = ScriptedEngine({1: [_line("EXP 01/12/2026")], 2: [_line("MFG 01/06/2026")]})
+    findings = OcrExpiryStage(engine=engine)(_capture({"top": 1, "side": 2}), StageContext(_catalog(), today=TODAY))
+    [f] = findings
+    assert f.kind == "expired" and f.probability >= 0.5 and f.stage == "ocr_expiry"
+    ev = f.evidence[0]
+    assert ev.camera == "top" and ev.data["date"] == "2026-12-01" and ev.data["type"] == "expiry"
+    assert ev.data["engine"] == "scripted" and ev.box is not None and ev.text == "EXP 01/12/2026"
+    assert any(e.data.get("type") == "manufactured" for e in f.evidence[1:])
+
+
+def test_stage_probability_follows_read_confidence() -> None:
+    ctx = StageContext(_catalog(), today=TODAY)
+    sure = OcrExpiryStage(engine=ScriptedEngine({1: [_line("EXP 21/12/2026", 0.99)]}))(_capture({"a": 1}), ctx)[0]
+    weak = OcrExpiryStage(engine=ScriptedEngine({1: [_line("EXP 21/12/2026", 0.3)]}))(_capture({"a": 1}), ctx)[0]
+    assert sure.kind == weak.kind == "expired" and sure.probability > 0.9 and 0.25 <= weak.probability < 0.5
+
+
+@pytest.mark.parametrize(
+    ("lines", "recorded", "carries", "kind"),
+    [
+        ([_line("EXP 01/06/2027")], date(2027, 6, 1), True, "expiry_ok"),
+        ([_line("EXP 01/05/2027")], date(2027, 6, 1), True, "date_mismatch"),
+        ([_line("MFG 01/05/2026")], None, True, "unreadable"),
+        ([], None, True, "unreadable"),
+        ([_line("EXP 01/05/2020")], None, False, None),
+    ],
+)
+def test_stage_kinds(lines: list[TextLine], recorded: date | None, carries: bool, kind: str | None) -> None:
+    stage = OcrExpiryStage(engine=ScriptedEngine({1: lines}))
+    findings = stage(_capture({"top": 1}), StageContext(_catalog(recorded=recorded, carries=carries), today=TODAY))
+    assert [f.kind for f in findings] == ([kind] if kind else [])
+    if kind == "expiry_ok":
+        assert findings[0].probability == 0.0
+
+
+def test_stage_reconciles_cameras_and_names_the_frame() -> None:
+    engine = ScriptedEngine({1: [_line("EXP 01/06/2027")], 2: [_line("EXP 01/06/2027")], 3: [_line("EXP 07/06/2027")]})
+    [f] = OcrExpiryStage(engine=engine)(_capture({"a": 1, "b": 2, "c": 3}), StageContext(_catalog(), today=TODAY))
+    assert f.kind == "expiry_ok" and f.evidence[0].data["date"] == "2027-06-01" and f.evidence[0].camera in {"a", "b"}
+    assert "c=2027-06-07" in f.message
+
+
+def test_stage_maps_crop_boxes_to_frame_coordinates() -> None:
+    crop, boxes = render_lines(["EXP 15/03/2027"], canvas=(640, 140))
+    frame_img = np.full((600, 1000, 3), 90, np.uint8)
+    frame_img[200:340, 300:940] = crop
+    view = LocalizedView(
+        camera="top", crop=crop, mask=np.ones(crop.shape[:2], bool), box=[300, 200, 940, 340],
+        crop_to_frame=np.array([[1.0, 0.0, 300.0], [0.0, 1.0, 200.0]]),
+    )  # fmt: skip
+    capture = ItemCapture(item_id="I2", sku="FOOD-1", frames=[Frame.from_array("top", frame_img)])
+    ctx = StageContext(_catalog(), today=TODAY, shared={VIEWS_KEY: {"top": view}})
+    [f] = OcrExpiryStage()(capture, ctx)
+    box = f.evidence[0].box
+    x0, y0, x1, y1 = boxes[0]
+    assert f.kind == "expiry_ok" and overlaps(box, (x0 + 300, y0 + 200, x1 + 300, y1 + 200))
+
+
+def test_stage_keeps_going_when_a_frame_is_corrupt(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    good = Frame.from_array("top", np.full((64, 150, 3), 128, np.uint8))
+    capture = ItemCapture(item_id="I3", sku="FOOD-1", frames=[good, Frame(camera="side", uri=str(bad))])
+    stage = OcrExpiryStage(engine=ScriptedEngine({1: [_line("EXP 01/06/2027")]}))
+    [f] = stage(capture, StageContext(_catalog(), today=TODAY))
+    assert f.kind == "expiry_ok" and "could not be decoded" in f.message
+    assert any(e.camera == "side" and "error" in e.data for e in f.evidence)
+
+
+# --- real photos ----------------------------------------------------------------------------
+
+
+def _photos() -> list[dict]:
+    gt = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "expiry_photos_dev" / "gt.json"
+    return json.loads(gt.read_text()) if gt.exists() else []
+
+
+@pytest.mark.parametrize("item", _photos() or [None], ids=lambda g: g["file"] if g else "absent")
+def test_real_package_photos(item: dict | None, shared_data: Path) -> None:
+    if item is None:
+        pytest.skip("expiry_photos_dev/gt.json not found")
+    y, m, d = item["expiry"]
+    expected = f"{y:04d}-{m:02d}" + (f"-{d:02d}" if d else "")
+    read = read_dates(
+        np.asarray(Image.open(shared_data / "expiry_photos_dev" / item["file"]).convert("RGB")), today=date(2021, 6, 1)
+    )
+    assert read.expiry is not None and read.expiry.iso == expected

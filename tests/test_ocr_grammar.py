@@ -1,0 +1,330 @@
+"""The date grammar, keyword typing and item verdict: table-driven and property-based."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detectors.ocr_expiry.checker import judge, reconcile
+from detectors.ocr_expiry.classify import classify_lines
+from detectors.ocr_expiry.engines import TextLine
+from detectors.ocr_expiry.grammar import MONTHS, STYLES, normalize, parse_date, parse_dates, render_date
+from detectors.ocr_expiry.keywords import EXPIRY, MANUFACTURED, find_keywords
+from detectors.ocr_expiry.reader import ImageRead, pick_expiry
+from pipeline.types import ExpiryPolicy, LotRecord
+
+TODAY = date(2026, 11, 22)
+
+# (text, order hint, expected ISO dates left to right)
+NUMERIC = [
+    ("26/11/2027", "DMY", ["2027-11-26"]),
+    ("11/26/2027", "DMY", ["2027-11-26"]),  # 26 cannot be a month: the hint yields
+    ("03/04/2027", "DMY", ["2027-04-03"]),
+    ("03/04/2027", "MDY", ["2027-03-04"]),
+    ("03/04/27", "DMY", ["2027-04-03"]),
+    ("03/04/27", "MDY", ["2027-03-04"]),
+    ("27.04.03", "YMD", ["2027-04-03"]),
+    ("25.04.03", "DMY", ["2025-04-03"]),  # 2003 is outside the plausibility window: read as YY.MM.DD
+    ("2027.08.03", "DMY", ["2027-08-03"]),
+    ("2027-08-03", "MDY", ["2027-08-03"]),
+    ("2027/08/03", "DMY", ["2027-08-03"]),
+    ("2027 08 03", "DMY", ["2027-08-03"]),
+    ("28 10 27", "DMY", ["2027-10-28"]),
+    ("28.10.2027", "DMY", ["2027-10-28"]),
+    ("28-10-2027", "DMY", ["2027-10-28"]),
+    ("28. 10. 2027", "DMY", ["2027-10-28"]),
+    ("20270331", "DMY", ["2027-03-31"]),
+    ("31032027", "DMY", ["2027-03-31"]),
+    ("03312027", "MDY", ["2027-03-31"]),
+    ("12.2027", "DMY", ["2027-12"]),
+    ("12/2027", "DMY", ["2027-12"]),
+    ("2027-12", "DMY", ["2027-12"]),
+    ("EXP 11/27", "MDY", ["2027-11"]),
+    ("2O27.O8.O3", "DMY", ["2027-08-03"]),  # O read for 0
+    ("3I.I2.2O27", "DMY", ["2027-12-31"]),  # I read for 1
+    ("2027年3月15日", "YMD", ["2027-03-15"]),
+    ("2027年3月", "YMD", ["2027-03"]),
+    ("2027년 3월 15일", "YMD", ["2027-03-15"]),
+    ("MFG 01/02/2026 EXP 01/02/2028", "DMY", ["2026-02-01", "2028-02-01"]),
+    ("2014.02.01/10:08", "DMY", []),  # outside the window around TODAY
+]
+
+NAMED = [
+    ("en", "11 APR 2027", ["2027-04-11"]),
+    ("en", "APR 11, 2027", ["2027-04-11"]),
+    ("en", "Best By FEB/21/27 19:18", ["2027-02-21"]),
+    ("en", "NOV2027", ["2027-11"]),
+    ("en", "NOV 27", ["2027-11"]),
+    ("en", "December 2027", ["2027-12"]),
+    ("en", "2027 MAR 15", ["2027-03-15"]),
+    ("en", "15-SEPT-27", ["2027-09-15"]),
+    ("de", "15. MÄRZ 2027", ["2027-03-15"]),
+    ("de", "MHD 15 OKT 2027", ["2027-10-15"]),
+    ("de", "DEZ 2027", ["2027-12"]),
+    ("fr", "15 FÉVR. 2027", ["2027-02-15"]),
+    ("fr", "AOÛT 2027", ["2027-08"]),
+    ("fr", "1 JUIL 2027", ["2027-07-01"]),
+    ("es", "15 ENE 2027", ["2027-01-15"]),
+    ("es", "15-AGO-27", ["2027-08-15"]),
+    ("es", "DIC 2027", ["2027-12"]),
+    ("it", "15 GEN 2027", ["2027-01-15"]),
+    ("it", "LUGLIO 2027", ["2027-07"]),
+    ("it", "15 OTT 27", ["2027-10-15"]),
+    ("pt", "15 OUT 2027", ["2027-10-15"]),
+    ("pt", "15 DEZEMBRO 2027", ["2027-12-15"]),
+    ("pt", "MAIO 2027", ["2027-05"]),
+    ("nl", "15 MRT 2027", ["2027-03-15"]),
+    ("nl", "15 MEI 2027", ["2027-05-15"]),
+    ("pl", "15 LIS 2027", ["2027-11-15"]),
+    ("pl", "15 PAŹDZIERNIKA 2027", ["2027-10-15"]),
+    ("sv", "15 MAJ 2027", ["2027-05-15"]),
+    ("tr", "15 ŞUBAT 2027", ["2027-02-15"]),
+    ("tr", "EKİM 2027", ["2027-10"]),
+]
+
+NOT_DATES = [
+    "1-800-280-6934",
+    "35g/130 kcal",
+    "12:11",
+    "LOT 0282FTX143",
+    "price 3.25",
+    "EAN 4006381333931",
+    "1/2 cup",
+    "since 1963",
+    "01/02/1999",  # outside the plausibility window
+    "",
+]
+
+
+@pytest.mark.parametrize(("text", "order", "expected"), NUMERIC)
+def test_numeric_formats(text: str, order: str, expected: list[str]) -> None:
+    assert [d.iso for d in parse_dates(text, order=order, today=TODAY)] == expected
+
+
+@pytest.mark.parametrize(("lang", "text", "expected"), NAMED)
+def test_month_names(lang: str, text: str, expected: list[str]) -> None:
+    assert [d.iso for d in parse_dates(text, today=TODAY)] == expected
+
+
+@pytest.mark.parametrize("text", NOT_DATES)
+def test_not_dates(text: str) -> None:
+    assert parse_dates(text, today=TODAY) == []
+
+
+def test_at_least_eight_languages_of_month_names() -> None:
+    assert len(MONTHS) >= 8
+    for lang, table in MONTHS.items():
+        assert set(table.values()) == set(range(1, 13)), lang
+
+
+def test_ambiguous_order_keeps_both_readings_and_lower_certainty() -> None:
+    d = parse_date("05/06/2027", order="DMY", today=TODAY)
+    assert d is not None and d.iso == "2027-06-05"
+    assert d.ambiguous and set(d.candidates) == {(2027, 6, 5), (2027, 5, 6)}
+    clear = parse_date("25/06/2027", order="DMY", today=TODAY)
+    assert clear is not None and not clear.ambiguous and clear.certainty > d.certainty
+
+
+def test_month_precision_never_invents_a_day() -> None:
+    d = parse_date("FEB 2027", today=TODAY)
+    assert d is not None and d.day is None and d.precision == "month" and d.iso == "2027-02"
+    assert d.last_day() == date(2027, 2, 28) and d.first_day() == date(2027, 2, 1)
+
+
+def test_invalid_day_leaves_only_a_distrusted_month() -> None:
+    d = parse_date("31/02/2027", today=TODAY)
+    assert d is not None and d.iso == "2027-02" and d.certainty < 0.7
+
+
+def test_spans_index_the_original_text() -> None:
+    text = "Mindestens haltbar bis: 15. MÄRZ 2027 L4711"
+    d = parse_date(text, today=TODAY)
+    assert d is not None and text[d.span[0] : d.span[1]] == d.text == "15. MÄRZ 2027"
+
+
+@pytest.mark.parametrize(
+    ("text", "roles"),
+    [
+        ("from 01.02.2026 until 31.01.2028", ["start", "end"]),
+        ("2026.02.01 ~ 2028.01.31", ["start", "end"]),
+        ("vom 01.02.2026 bis 31.01.2028", ["start", "end"]),
+        ("2026.02.01 2028.01.31", [None, None]),
+    ],
+)
+def test_ranges(text: str, roles: list[str | None]) -> None:
+    assert [d.range_role for d in parse_dates(text, today=TODAY)] == roles
+
+
+def test_time_after_date_is_noted() -> None:
+    d = parse_date("2026.02.01/10:08", today=TODAY)
+    assert d is not None and d.has_time
+
+
+# --- typing ---------------------------------------------------------------------------------
+
+
+def _line(text: str, y: float = 0.0, x: float = 0.0, w: float | None = None, conf: float = 0.99) -> TextLine:
+    return TextLine(text, (x, y, x + (w if w is not None else 12.0 * len(text)), y + 20.0), conf)
+
+
+def _types(lines: list[TextLine], order: str = "DMY") -> dict[str, str]:
+    return {r.iso: r.type for r in classify_lines(lines, order=order, today=TODAY)}
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ([_line("MFG:26/11/2026 EXP:26/11/2028")], {"2026-11-26": "manufactured", "2028-11-26": "expiry"}),
+        ([_line("EXP 26/11/2028 MFG 26/11/2026")], {"2026-11-26": "manufactured", "2028-11-26": "expiry"}),
+        (
+            [_line("MFG:26/11/2026", 0), _line("EXP:26/11/2028", 22)],
+            {"2026-11-26": "manufactured", "2028-11-26": "expiry"},
+        ),
+        ([_line("PROD 12.03.2027")], {"2027-03-12": "manufactured"}),
+        ([_line("Hergestellt am 12.03.2027")], {"2027-03-12": "manufactured"}),
+        ([_line("製造日 2027.03.12")], {"2027-03-12": "manufactured"}),
+        ([_line("제조일자 2027.03.12")], {"2027-03-12": "manufactured"}),
+        ([_line("NSX 12/03/2027")], {"2027-03-12": "manufactured"}),
+        ([_line("mindestens haltbar bis 12.03.2027")], {"2027-03-12": "expiry"}),
+        ([_line("À consommer de préférence avant fin 03.2027")], {"2027-03": "expiry"}),
+        ([_line("Consumir preferentemente antes del 12/03/2027")], {"2027-03-12": "expiry"}),
+        ([_line("Da consumarsi entro il 12/03/2027")], {"2027-03-12": "expiry"}),
+        ([_line("Validade 12/03/2027")], {"2027-03-12": "expiry"}),
+        ([_line("THT 12-03-2027")], {"2027-03-12": "expiry"}),
+        ([_line("賞味期限 2027.03.12")], {"2027-03-12": "expiry"}),
+        ([_line("2027.03.12까지")], {"2027-03-12": "expiry"}),
+        ([_line("LOT 20270312"), _line("BEST BEFORE 01/2028", 22)], {"2027-03-12": "other", "2028-01": "expiry"}),
+        # label in the box to the left on the same row
+        ([_line("BEST BY", 0, 0, 80), _line("NOV2027", 0, 110, 80)], {"2027-11": "expiry"}),
+        # label in the line above
+        ([_line("EXP", 0, 0, 40), _line("12.03.2028", 22, 0, 120)], {"2028-03-12": "expiry"}),
+        # column headers above two dates
+        (
+            [_line("MFG            EXP", 0, 0, 300), _line("01.02.26", 22, 0, 90), _line("01.02.28", 22, 200, 90)],
+            {"2026-02-01": "manufactured", "2028-02-01": "expiry"},
+        ),
+        # rules: unlabelled dates
+        ([_line("28 10 27")], {"2027-10-28": "expiry"}),
+        (
+            [_line("2027.02.01/10:08", 0), _line("2028.01.31", 22)],
+            {"2027-02-01": "manufactured", "2028-01-31": "expiry"},
+        ),
+        (
+            [_line("MFG 01.02.2027"), _line("01.02.2028", 60, 400)],
+            {"2027-02-01": "manufactured", "2028-02-01": "expiry"},
+        ),
+        ([_line("from 01.02.2027 until 31.01.2028")], {"2027-02-01": "other", "2028-01-31": "expiry"}),
+    ],
+)
+def test_date_typing(lines: list[TextLine], expected: dict[str, str]) -> None:
+    assert _types(lines) == expected
+
+
+def test_manufactured_date_alone_is_never_the_expiry() -> None:
+    reads = classify_lines([_line("MFG 01.02.2027"), _line("LOT 4711", 22)], today=TODAY)
+    assert pick_expiry(reads) is None
+    verdict = judge({"cam": _image_read(reads)}, today=TODAY)
+    assert verdict.status == "unreadable" and "manufactur" in verdict.message
+
+
+def test_expiry_before_manufacture_loses_trust() -> None:
+    sure = classify_lines([_line("MFG 01.02.2027 EXP 01.02.2028")], today=TODAY)
+    odd = classify_lines([_line("MFG 01.02.2028 EXP 01.02.2027")], today=TODAY)
+    conf = {r.type: r.confidence for r in sure}
+    odd_conf = {r.type: r.confidence for r in odd}
+    assert odd_conf["expiry"] < conf["expiry"] / 1.5
+
+
+def test_keyword_tables_cover_many_languages() -> None:
+    assert len(EXPIRY) >= 8 and len(MANUFACTURED) >= 8
+    hits = find_keywords(normalize("Zu verbrauchen bis"))
+    assert [h.kind for h in hits] == ["expiry"]
+    assert find_keywords(normalize("EXPORT PRODUCT")) == []  # whole words only
+
+
+# --- verdicts -------------------------------------------------------------------------------
+
+
+def _image_read(reads: list) -> ImageRead:
+    return ImageRead(dates=reads, expiry=pick_expiry(reads), engine="test", ms=0.0)
+
+
+def _read_of(text: str, conf: float = 0.99) -> ImageRead:
+    return _image_read(classify_lines([_line(text, conf=conf)], today=TODAY))
+
+
+POLICY = ExpiryPolicy(carries_date=True, min_remaining_days=30, date_order="DMY")
+
+
+@pytest.mark.parametrize(
+    ("text", "recorded", "status"),
+    [
+        ("EXP 01/12/2026", None, "expired"),  # 9 days left, 30 required
+        ("EXP 21/12/2026", None, "expired"),  # 29 days left
+        ("EXP 22/12/2026", None, "ok"),  # exactly 30 days left
+        ("EXP 12/2026", None, "ok"),  # month precision: through 31 December
+        ("EXP 11/2026", None, "expired"),
+        ("EXP 01/06/2027", date(2027, 6, 1), "ok"),
+        ("EXP 01/05/2027", date(2027, 6, 1), "date_mismatch"),
+        ("EXP 06/2027", date(2027, 6, 30), "ok"),
+        ("MFG 01/06/2026", None, "unreadable"),
+        ("no date here", None, "unreadable"),
+    ],
+)
+def test_verdicts(text: str, recorded: date | None, status: str) -> None:
+    lot = LotRecord(lot="L1", sku="S", seller="s", recorded_expiry=recorded) if recorded else None
+    assert judge({"cam": _read_of(text)}, today=TODAY, policy=POLICY, lot=lot).status == status
+
+
+def test_no_date_expected() -> None:
+    policy = ExpiryPolicy(carries_date=False)
+    assert judge({"cam": _read_of("EXP 01/12/2020")}, today=TODAY, policy=policy).status == "no_date_expected"
+
+
+def test_multi_camera_reconciliation_prefers_agreement_and_reports_conflicts() -> None:
+    reads = {"top": _read_of("EXP 01/06/2027"), "left": _read_of("EXP 06/2027"), "right": _read_of("EXP 07/06/2027")}
+    best, cam, conf, agreeing, conflicts = reconcile(reads)
+    assert best is not None and best.iso == "2027-06-01" and cam == "top"
+    assert agreeing == ["left", "top"] and conflicts == {"right": "2027-06-07"}
+    alone, *_ = reconcile({"top": reads["top"]})
+    assert alone is not None
+    assert conf < reconcile({"top": reads["top"], "left": reads["left"]})[2]
+
+
+def test_confidence_drives_probability() -> None:
+    from detectors.ocr_expiry.checker import defect_probability
+
+    sure = judge({"c": _read_of("EXP 21/12/2026", 0.99)}, today=TODAY, policy=POLICY)
+    unsure = judge({"c": _read_of("EXP 21/12/2026", 0.3)}, today=TODAY, policy=POLICY)
+    assert sure.status == unsure.status == "expired"
+    assert defect_probability(sure) > 0.9 > 0.5 > defect_probability(unsure) >= 0.25
+
+
+# --- properties -----------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80), st.sampled_from(["DMY", "MDY", "YMD"]))
+def test_parser_never_raises_and_returns_valid_dates(text: str, order: str) -> None:
+    for d in parse_dates(text, order=order, today=TODAY):
+        assert 0 <= d.span[0] < d.span[1] <= len(text)
+        assert d.text == text[d.span[0] : d.span[1]]
+        d.last_day()  # a real calendar date
+        assert 0.0 < d.certainty <= 1.0
+
+
+_DATES = st.dates(min_value=TODAY - timedelta(days=365 * 5), max_value=TODAY + timedelta(days=365 * 10))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_DATES, st.sampled_from(sorted(STYLES)), st.sampled_from(sorted(MONTHS)), st.booleans())
+def test_every_rendered_date_parses_back(day: date, style: str, lang: str, with_text: bool) -> None:
+    month_only = "DD" not in style
+    text = render_date(day.year, day.month, None if month_only else day.day, style, lang)
+    if with_text:
+        text = f"LOT A12 · {text} · 250 g"
+    found = parse_dates(text, order=STYLES[style] or "DMY", today=TODAY)
+    assert [d.ymd for d in found] == [(day.year, day.month, None if month_only else day.day)], text
