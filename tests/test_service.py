@@ -130,7 +130,7 @@ def running(tmp_path: Path, **overrides: Any) -> Iterator[tuple[httpx.Client, An
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=3))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
@@ -410,3 +410,32 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path: Path) 
     assert result["divert_events"] == result["divert_event_items"] == n
     assert result["sink_lines"] == result["sink_items"] == n
     assert result["undelivered"] == 0
+
+
+def write_dataset(root: Path, n: int) -> Path:
+    """A minimal dataset folder in the README layout."""
+    root.mkdir(parents=True)
+    write_catalog(root / "catalog.json")
+    lines = []
+    for i in range(n):
+        item_id = f"D{i:03d}"
+        (root / "images" / item_id).mkdir(parents=True)
+        (root / "images" / item_id / "top.jpg").write_bytes(image_bytes(RED if i == 0 else (90, 90, 90)))
+        frames = [{"camera": "top", "uri": f"images/{item_id}/top.jpg"}]
+        lines.append(json.dumps({"item_id": item_id, "sku": "F1", "lot": "L1", "split": "test", "frames": frames}))
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_loadgen_streams_a_dataset_and_times_verdicts(tmp_path: Path) -> None:
+    from pipeline.loadgen import stream
+
+    dataset = write_dataset(tmp_path / "ds", 6)
+    (tmp_path / "svc").mkdir()
+    with running(tmp_path / "svc") as (client, _):
+        report = stream(str(client.base_url), rate=20, items=10, dataset=dataset, token=TOKEN, wait_s=10)
+        again = stream(str(client.base_url), rate=50, items=3, dataset=dataset, token=TOKEN, wait_s=1)
+    assert report.sent == report.accepted == report.verdicts == 6
+    assert report.actions == {"divert": 1, "pass": 5}
+    assert 0 < report.latency_p50_s <= report.latency_p99_s < 5
+    assert again.duplicates == 3 and again.accepted == 0
