@@ -99,7 +99,7 @@ def test_bad_images_give_error_lines_and_the_batch_goes_on(label: Path, tmp_path
     status = {Path(line["image"]).name: line for line in lines}
     assert status["label.png"]["status"] == "ok"
     for name, why in [
-        ("corrupt.jpg", "not a decodable image"),
+        ("corrupt.jpg", "corrupt or truncated"),
         ("empty.png", "empty"),
         ("tiny.png", "smaller than"),
         ("huge.png", "pixel limit"),
