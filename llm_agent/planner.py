@@ -1,0 +1,173 @@
+"""Verification questions: what to check in the tunnel photos before judging a complaint.
+
+Each question names the tool that answers it and the fact in the tool's result that is the
+answer, so the grounded backend can answer it directly and a language model backend can be
+asked the very same question and its answer compared fact for fact.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from llm_agent.evidence import EvidenceFile
+from llm_agent.intake import Complaint
+from llm_agent.taxonomy import PLAUSIBLE, ClaimedProblem, RootCause
+
+P = ClaimedProblem
+VARIANT_ATTRIBUTES = ("size", "model", "count")
+
+
+class Question(BaseModel):
+    id: str
+    text: str
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    fact: str
+    """Key of the tool result's data that answers the question."""
+    tests: list[RootCause] = Field(default_factory=list)
+    """Root causes the answer supports or rules out."""
+
+
+def _variant_attribute(complaint: Complaint, evidence: EvidenceFile) -> str | None:
+    attrs = evidence.record.attributes if evidence.record else {}
+    if complaint.attribute and complaint.attribute.name in attrs:
+        return complaint.attribute.name
+    return next((a for a in VARIANT_ATTRIBUTES if a in attrs), None)
+
+
+def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
+    """Questions for this complaint and item, most telling first."""
+    record = evidence.record
+    dated = record is None or record.expiry.carries_date
+    attribute = _variant_attribute(complaint, evidence)
+    claimed = complaint.attribute
+    out: list[tuple[str, str, dict[str, Any], str, tuple[RootCause, ...]]] = []
+    R = RootCause
+
+    def ask(text: str, tool: str, fact: str, tests: tuple[RootCause, ...], **args: Any) -> None:
+        out.append((text, tool, args, fact, tests))
+
+    def label_questions() -> None:
+        ask("Is the product label visible in the tunnel photos?", "read_label", "label_visible", (R.INCONCLUSIVE,))
+        if attribute:
+            options = [v for v in (claimed.expected, claimed.received) if v] if claimed else []
+            alt = f" (is it {' or '.join(options)}?)" if len(options) == 2 else ""
+            ask(
+                f"What {attribute} does the label read{alt}?",
+                "check_attribute",
+                "observed",
+                (R.WRONG_VARIANT,),
+                attribute=attribute,
+            )
+            ask(
+                f"Does the label's {attribute} match the catalog record?",
+                "check_attribute",
+                "matches_catalog",
+                (R.WRONG_VARIANT, R.CUSTOMER_MISPERCEPTION),
+                attribute=attribute,
+            )
+
+    problem = complaint.problem
+    if problem in (P.WRONG_VARIANT, P.NOT_AS_DESCRIBED, P.OTHER):
+        label_questions()
+        if (claimed is not None and claimed.name == "colour") or (problem is P.WRONG_VARIANT and not attribute):
+            ask(
+                "Does the item's colour match the catalog?",
+                "check_attribute",
+                "matches_catalog",
+                (R.WRONG_VARIANT,),
+                attribute="colour",
+            )
+    if problem in (P.WRONG_ITEM, P.WRONG_VARIANT, P.OTHER):
+        ask(
+            "Is the photographed item the product that was ordered?", "identify_product", "matches_sku", (R.WRONG_ITEM,)
+        )
+    if problem is P.WRONG_ITEM:
+        ask(
+            "Does the item's colour match the catalog?",
+            "check_attribute",
+            "matches_catalog",
+            (R.WRONG_ITEM,),
+            attribute="colour",
+        )
+    if dated and problem in (
+        P.EXPIRED,
+        P.SHORT_DATED,
+        P.UNREADABLE_DATE,
+        P.NOT_AS_DESCRIBED,
+        P.EMPTY_OR_MISSING,
+        P.OTHER,
+    ):
+        ask("What expiry date is printed on the item?", "read_dates", "expiry_date", (R.EXPIRED_AT_SHIPMENT,))
+        if problem in (P.EXPIRED, P.SHORT_DATED, P.OTHER, P.NOT_AS_DESCRIBED):
+            ask(
+                "Was the item expired, or too close to expiry, when it shipped?",
+                "read_dates",
+                "expired_at_shipment",
+                (R.EXPIRED_AT_SHIPMENT, R.CUSTOMER_MISPERCEPTION),
+            )
+            ask(
+                "Is a production date printed, and which?",
+                "read_dates",
+                "manufactured_date",
+                (R.CUSTOMER_MISPERCEPTION,),
+            )
+            ask(
+                "Does the printed expiry agree with the lot's inventory record?",
+                "read_dates",
+                "matches_lot_record",
+                (R.CATALOG_LISTING_ERROR,),
+            )
+        if problem in (P.UNREADABLE_DATE, P.EMPTY_OR_MISSING):
+            ask(
+                "Was the date print unreadable in the tunnel?", "read_dates", "unreadable", (R.DAMAGED_BEFORE_SHIPMENT,)
+            )
+    if problem is P.EMPTY_OR_MISSING:
+        ask(
+            "Did the item look empty or incomplete in the tunnel?",
+            "check_contents",
+            "empty_visible",
+            (R.EMPTY_OR_MISSING_PARTS,),
+        )
+        ask("Is the product label present?", "read_label", "label_visible", (R.EMPTY_OR_MISSING_PARTS,))
+    if problem is P.MISSING_PACKAGING:
+        ask(
+            "May this SKU ship without its outer box?",
+            "check_packaging",
+            "unboxed_allowed",
+            (R.CUSTOMER_MISPERCEPTION,),
+        )
+    if problem in (P.DAMAGED, P.UNREADABLE_DATE, P.MISSING_PACKAGING, P.OTHER, P.EMPTY_OR_MISSING):
+        ask(
+            "Is damage visible in the tunnel photos?",
+            "inspect_damage",
+            "damage_visible",
+            (R.DAMAGED_BEFORE_SHIPMENT, R.DAMAGED_AFTER_TUNNEL),
+        )
+    if problem in (P.DAMAGED, P.EMPTY_OR_MISSING, P.EXPIRED, P.SHORT_DATED):
+        ask("Were other items of the same lot flagged in the tunnel?", "lot_history", "flagged", PLAUSIBLE[problem])
+    seen: set[tuple[str, str, str]] = set()
+    questions = []
+    for text, tool, args, fact, tests in out:
+        key = (tool, repr(sorted(args.items())), fact)
+        if key not in seen:
+            seen.add(key)
+            questions.append(
+                Question(id=f"q{len(questions) + 1}", text=text, tool=tool, args=args, fact=fact, tests=list(tests))
+            )
+    return questions
+
+
+class Answer(BaseModel):
+    """The answer to one question, with the evidence it rests on."""
+
+    question_id: str
+    fact: str
+    value: bool | int | float | str | None = None
+    text: str
+    status: Literal["answered", "unavailable", "error"] = "answered"
+    citations: list[str] = Field(default_factory=list)
+    source: str
+    """Who answered: "tool:<name>" or "<backend>:<model>"."""

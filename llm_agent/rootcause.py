@@ -1,0 +1,205 @@
+"""From verified facts to one root cause of the taxonomy, with the reasons that led there.
+
+The rules are evidence first: what the tunnel photos show about the item (a different
+product, a wrong label, a past expiry, visible damage) decides before what the customer
+says; the complaint only chooses among explanations the photos leave open (damage not
+visible in the tunnel happened after it; an expiry that was fine at shipment and a quoted
+production date is a misreading). Every reason cites the answers' evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field
+
+from llm_agent.evidence import EvidenceFile
+from llm_agent.intake import Complaint
+from llm_agent.planner import Answer
+from llm_agent.taxonomy import ClaimedProblem, RootCause
+
+P = ClaimedProblem
+R = RootCause
+
+
+class Claim(BaseModel):
+    """One statement in a report; it must cite evidence that exists."""
+
+    text: str
+    citations: list[str] = Field(default_factory=list)
+
+
+@dataclass
+class Decision:
+    root_cause: RootCause
+    confidence: float
+    reasons: list[Claim] = field(default_factory=list)
+
+
+class Facts:
+    """Answers by fact name (the first answered one wins), with their citations."""
+
+    def __init__(self, answers: list[Answer]) -> None:
+        self.answers: dict[str, Answer] = {}
+        for a in answers:
+            if a.status == "answered" and a.fact not in self.answers:
+                self.answers[a.fact] = a
+
+    def get(self, fact: str) -> bool | int | float | str | None:
+        a = self.answers.get(fact)
+        return a.value if a else None
+
+    def known(self, fact: str) -> bool:
+        return self.get(fact) is not None
+
+    def claim(self, text: str, *facts: str) -> Claim:
+        cites = [c for f in facts if f in self.answers for c in self.answers[f].citations]
+        return Claim(text=text, citations=list(dict.fromkeys(cites)))
+
+
+def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) -> Decision:
+    f = Facts(answers)
+    problem = complaint.problem
+    record = evidence.record
+
+    def done(cause: RootCause, confidence: float, *claims: Claim) -> Decision:
+        return Decision(cause, round(confidence, 2), [c for c in claims if c.citations])
+
+    # 1. What the photos show about identity and label.
+    if f.get("matches_sku") is False:
+        return done(R.WRONG_ITEM, 0.9, f.claim(f"The printed title is not {evidence.capture.sku}'s.", "matches_sku"))
+    if f.get("matches_catalog") is False and problem is not P.WRONG_ITEM:
+        observed, expected = f.get("observed"), (complaint.attribute.name if complaint.attribute else "attribute")
+        return done(
+            R.WRONG_VARIANT,
+            0.9,
+            f.claim(
+                f"The label reads {observed}, which is not the catalog's {expected}.", "matches_catalog", "observed"
+            ),
+        )
+    if f.get("matches_catalog") is False:
+        return done(R.WRONG_ITEM, 0.7, f.claim("The item's look does not match the catalog record.", "matches_catalog"))
+
+    # 2. Dates.
+    if f.get("expired_at_shipment") is True:
+        return done(
+            R.EXPIRED_AT_SHIPMENT,
+            0.9,
+            f.claim(
+                f"The printed expiry {f.get('expiry_date')} was already past the minimum shelf life at shipment.",
+                "expired_at_shipment",
+                "expiry_date",
+            ),
+        )
+    if f.get("matches_lot_record") is False and problem in (P.SHORT_DATED, P.NOT_AS_DESCRIBED, P.EXPIRED, P.OTHER):
+        return done(
+            R.CATALOG_LISTING_ERROR,
+            0.8,
+            f.claim(
+                f"The printed expiry {f.get('expiry_date')} differs from the lot's inventory record,"
+                " so the listing promised a different date.",
+                "matches_lot_record",
+                "expiry_date",
+            ),
+        )
+    if problem is P.UNREADABLE_DATE and f.get("unreadable") is True:
+        return done(
+            R.DAMAGED_BEFORE_SHIPMENT,
+            0.85,
+            f.claim("The date print was already unreadable in the tunnel.", "unreadable"),
+        )
+
+    # 3. Contents and damage.
+    if problem is P.EMPTY_OR_MISSING:
+        if f.get("label_visible") is False or (
+            f.known("expiry_date") is False
+            and record
+            and record.expiry.carries_date
+            and f.get("unreadable") is not True
+            and "expiry_date" in f.answers
+        ):
+            return done(
+                R.EMPTY_OR_MISSING_PARTS,
+                0.75,
+                f.claim(
+                    "No label or date print could be found on the item in the tunnel.", "label_visible", "expiry_date"
+                ),
+            )
+        if f.get("empty_visible") is True:
+            return done(
+                R.EMPTY_OR_MISSING_PARTS,
+                0.85,
+                f.claim("The item already looked empty or incomplete in the tunnel.", "empty_visible"),
+            )
+        return done(
+            R.EMPTY_OR_MISSING_PARTS,
+            0.5,
+            f.claim(
+                "The tunnel photos cannot see inside the item and do not contradict the complaint.",
+                "empty_visible",
+                "damage_visible",
+            ),
+        )
+    if f.get("damage_visible") is True and problem is not P.MISSING_PACKAGING:
+        return done(
+            R.DAMAGED_BEFORE_SHIPMENT,
+            0.9,
+            f.claim("The damage is visible in the tunnel photos taken before shipment.", "damage_visible"),
+        )
+
+    # 4. What the customer may have misread.
+    if problem is P.MISSING_PACKAGING and f.get("unboxed_allowed") is True:
+        return done(
+            R.CUSTOMER_MISPERCEPTION,
+            0.85,
+            f.claim("The catalog allows this SKU to ship without its outer box.", "unboxed_allowed"),
+            f.claim("No damage was visible in the tunnel.", "damage_visible"),
+        )
+    if problem is P.EXPIRED and f.get("expired_at_shipment") is False:
+        quoted = set(complaint.claimed_dates)
+        mfg = f.get("manufactured_date")
+        why = (
+            "the customer quotes the production date"
+            if mfg and any(str(mfg).startswith(q) or q.startswith(str(mfg)) for q in quoted)
+            else "the printed expiry was still valid at shipment"
+        )
+        return done(
+            R.CUSTOMER_MISPERCEPTION,
+            0.85 if "production" in why else 0.7,
+            f.claim(
+                f"The printed expiry {f.get('expiry_date')} was valid at shipment; {why}.",
+                "expired_at_shipment",
+                "manufactured_date",
+            ),
+        )
+    if problem in (P.WRONG_VARIANT, P.NOT_AS_DESCRIBED) and f.get("matches_catalog") is True:
+        return done(
+            R.CUSTOMER_MISPERCEPTION,
+            0.75,
+            f.claim(
+                f"The label reads {f.get('observed')}, exactly the catalog's value for the ordered SKU.",
+                "matches_catalog",
+                "observed",
+            ),
+        )
+    if problem in (P.DAMAGED, P.UNREADABLE_DATE) and f.get("damage_visible") is False:
+        return done(
+            R.DAMAGED_AFTER_TUNNEL,
+            0.8,
+            f.claim(
+                "No damage was visible in the tunnel photos, so it happened after the item left the tunnel.",
+                "damage_visible",
+            ),
+        )
+    if problem is P.SHORT_DATED and f.get("matches_lot_record") is True:
+        return done(
+            R.CUSTOMER_MISPERCEPTION,
+            0.6,
+            f.claim("The printed expiry agrees with the lot record.", "matches_lot_record"),
+        )
+    checked = [a for a in answers if a.status == "answered" and a.citations]
+    return done(
+        R.INCONCLUSIVE,
+        0.5,
+        *(Claim(text=f"{a.text[0].upper()}{a.text[1:]}.", citations=a.citations) for a in checked[:3]),
+    )

@@ -1,0 +1,738 @@
+"""The vision and record tools every backend uses, as one registry of typed tools.
+
+A tool has a name, a pydantic argument model (its JSON schema is what LLM backends see) and
+a function over the investigation's `EvidenceFile`. The grounded backend calls tools
+directly; Bedrock and OpenAI-compatible backends expose the same registry as tool specs;
+the hf backend gets tool results in its prompt. Tools call the detectors through their
+public functions and say "unavailable" when a detector is missing or cannot run: an
+investigation must never rest on a made-up observation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llm_agent.evidence import EvidenceFile, EvidenceRef
+
+Status = Literal["ok", "unavailable", "error"]
+
+DAMAGE_KINDS = frozenset(
+    {"anomaly", "torn_box", "crushed_corner", "bent_cover", "broken_seal", "stain", "puncture", "damage"}
+)
+CONTENT_KINDS = frozenset({"empty_container", "missing_parts", "underfill"})
+LABEL_KINDS = frozenset({"wrong_variant_label", "wrong_colour", "wrong_item", "missing_label", "attribute_mismatch"})
+VISIBLE_P = 0.5
+"""Probability from which a stored finding counts as visible in the tunnel."""
+
+
+class ImageRef(BaseModel):
+    """An image a tool wants a vision model to see: a cited frame or crop."""
+
+    ref_id: str
+    camera: str
+    box: list[float] | None = None
+
+
+class ToolResult(BaseModel):
+    tool: str
+    status: Status
+    summary: str
+    """One plain sentence a person (or a model) can read."""
+    data: dict[str, Any] = Field(default_factory=dict)
+    citations: list[str] = Field(default_factory=list)
+    images: list[ImageRef] = Field(default_factory=list)
+
+    def for_model(self) -> dict[str, Any]:
+        """The JSON a language model receives (no image bytes)."""
+        return self.model_dump(exclude={"images"}) | {"images": [i.ref_id for i in self.images]}
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoArgs(_Args):
+    pass
+
+
+class CameraArgs(_Args):
+    camera: str | None = Field(default=None, description="camera id; all cameras when omitted")
+
+
+class AttributeArgs(_Args):
+    attribute: str = Field(description="catalog attribute to check, e.g. size, colour, model, count")
+
+
+class ViewArgs(_Args):
+    camera: str = Field(description="camera id")
+    box: list[float] | None = Field(default=None, min_length=4, max_length=4, description="[x0,y0,x1,y1] to crop")
+
+
+ToolFn = Callable[[EvidenceFile, Any], ToolResult]
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    args: type[_Args]
+    fn: ToolFn
+
+    def schema(self) -> dict[str, Any]:
+        schema = self.args.model_json_schema()
+        schema.pop("title", None)
+        schema.setdefault("properties", {})
+        return schema
+
+    def __call__(self, evidence: EvidenceFile, raw: dict[str, Any] | None = None) -> ToolResult:
+        """Validate the arguments and run; any failure is an explicit error result, never a raise."""
+        try:
+            args = self.args.model_validate(raw or {})
+        except ValidationError as exc:
+            return ToolResult(tool=self.name, status="error", summary=f"invalid arguments: {exc.errors()[0]['msg']}")
+        try:
+            return self.fn(evidence, args)
+        except Exception as exc:  # a detector failing must not end the investigation
+            return ToolResult(tool=self.name, status="error", summary=f"{type(exc).__name__}: {exc}"[:300])
+
+
+class ToolRegistry:
+    def __init__(self, tools: list[Tool]) -> None:
+        self.tools = {t.name: t for t in tools}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tools
+
+    def names(self) -> list[str]:
+        return list(self.tools)
+
+    def call(self, evidence: EvidenceFile, name: str, args: dict[str, Any] | None = None) -> ToolResult:
+        tool = self.tools.get(name)
+        if tool is None:
+            return ToolResult(tool=name, status="error", summary=f"unknown tool {name!r}; tools: {self.names()}")
+        return tool(evidence, args)
+
+    def specs(self) -> list[dict[str, Any]]:
+        """name / description / JSON schema, the neutral form each backend translates."""
+        return [{"name": t.name, "description": t.description, "schema": t.schema()} for t in self.tools.values()]
+
+
+def _unavailable(tool: str, why: str) -> ToolResult:
+    return ToolResult(tool=tool, status="unavailable", summary=f"cannot answer: {why}")
+
+
+def _cameras(ev: EvidenceFile, camera: str | None) -> list[str]:
+    cams = [f.camera for f in ev.capture.frames]
+    if camera is None:
+        return cams
+    if camera not in cams:
+        raise ValueError(f"no camera {camera!r}; cameras: {cams}")
+    return [camera]
+
+
+def _findings(ev: EvidenceFile, kinds: frozenset[str] | None = None, stages: set[str] | None = None):
+    for i, f in enumerate(ev.findings):
+        if (kinds is None or f.kind in kinds) and (stages is None or f.stage in stages):
+            yield f"finding:{i}", f
+
+
+# --- OCR -----------------------------------------------------------------------------------
+
+
+def _ocr(ev: EvidenceFile, camera: str) -> Any:
+    """`detectors.ocr_expiry.read_dates` on one frame (lines and typed dates), once per camera."""
+    key = f"ocr:{camera}"
+    if key not in ev.cache:
+        from detectors.ocr_expiry import read_dates
+
+        record = ev.record
+        ev.cache[key] = read_dates(
+            ev.image(camera),
+            order=record.expiry.date_order if record else "DMY",
+            today=ev.shipped_on,
+            languages=tuple(record.label_languages) if record else ("en",),
+        )
+    return ev.cache[key]
+
+
+def _ocr_available() -> str | None:
+    try:
+        import detectors.ocr_expiry  # noqa: F401
+    except Exception as exc:
+        return f"the OCR detector is not installed ({type(exc).__name__})"
+    return None
+
+
+def _lines(ev: EvidenceFile, camera: str | None) -> tuple[list[tuple[str, str, float]], list[str]]:
+    """(citation id, text, confidence) of each OCR line, and per-camera errors."""
+    out, errors = [], []
+    for cam in _cameras(ev, camera):
+        try:
+            read = _ocr(ev, cam)
+        except Exception as exc:
+            errors.append(f"{cam}: {type(exc).__name__}: {exc}")
+            continue
+        for line in read.lines:
+            ref = f"ocr:{cam}:{_norm_key(line.text)}"
+            if not ev.has(ref):
+                ev.add(
+                    EvidenceRef(
+                        id=ref,
+                        kind="ocr",
+                        description=f"text read on camera {cam}: '{line.text}'",
+                        camera=cam,
+                        box=list(line.box),
+                        text=line.text,
+                        score=round(float(line.confidence), 3),
+                    )
+                )
+            out.append((ref, line.text, float(line.confidence)))
+    return out, errors
+
+
+def _norm_key(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text)[:32].strip("_") or "line"
+
+
+def read_label(ev: EvidenceFile, args: CameraArgs) -> ToolResult:
+    if why := _ocr_available():
+        recorded = [
+            (ref, f.evidence[0].text)
+            for ref, f in _findings(ev, stages={"ocr_expiry"})
+            if f.evidence and f.evidence[0].text
+        ]
+        if not recorded:
+            return _unavailable("read_label", why)
+        return ToolResult(
+            tool="read_label",
+            status="ok",
+            summary="text recorded at tunnel time: " + "; ".join(t for _, t in recorded),
+            data={"lines": [t for _, t in recorded], "label_visible": True},
+            citations=[r for r, _ in recorded],
+        )
+    lines, errors = _lines(ev, args.camera)
+    if not lines and errors:
+        return ToolResult(tool="read_label", status="error", summary="; ".join(errors))
+    texts = [t for _, t, _ in lines]
+    summary = (
+        f"{len(lines)} line(s) of text: " + "; ".join(f"'{t}'" for t in texts[:12])
+        if lines
+        else "no readable text on the item"
+    )
+    return ToolResult(
+        tool="read_label",
+        status="ok",
+        summary=summary,
+        data={"lines": texts, "label_visible": bool(lines), "errors": errors},
+        citations=[r for r, _, _ in lines][:20],
+    )
+
+
+def _ocr_fix(text: str) -> str:
+    """Upper case with common OCR confusions between letters and digits in size tokens undone."""
+    return re.sub(r"\s+", " ", text.upper())
+
+
+def _value_in(value: str, text: str) -> bool:
+    body = r"\s*".join(re.escape(p) for p in value.upper().split())
+    return bool(re.search(rf"(?<![A-Z0-9]){body}(?![A-Z0-9])", _ocr_fix(text)))
+
+
+def attribute_values(ev: EvidenceFile, attribute: str) -> list[str]:
+    """Values of an attribute across the SKU's category (what a label could plausibly say)."""
+    category = ev.record.category if ev.record else None
+    values = {
+        r.attributes[attribute].upper()
+        for r in ev.catalog.skus.values()
+        if attribute in r.attributes and (category is None or r.category == category)
+    }
+    if ev.record and attribute in ev.record.attributes:
+        values.add(ev.record.attributes[attribute].upper())
+    return sorted(values, key=len, reverse=True)
+
+
+def check_attribute(ev: EvidenceFile, args: AttributeArgs) -> ToolResult:
+    name = args.attribute.lower()
+    if ev.record is None:
+        return _unavailable("check_attribute", f"SKU {ev.capture.sku} is not in the catalog")
+    expected = ev.record.attributes.get(name)
+    stored = [(ref, f) for ref, f in _findings(ev, LABEL_KINDS) if f.probability >= VISIBLE_P]
+    cites = [f"catalog:{ev.record.sku}"]
+    if name == "colour":
+        return _check_colour(ev, expected, stored, cites)
+    if why := _ocr_available():
+        if stored:
+            return ToolResult(
+                tool="check_attribute",
+                status="ok",
+                summary=f"the tunnel flagged {stored[0][1].kind}",
+                data={"attribute": name, "expected": expected, "observed": None, "matches_catalog": False},
+                citations=cites + [r for r, _ in stored],
+            )
+        return _unavailable("check_attribute", why)
+    values = attribute_values(ev, name)
+    lines, errors = _lines(ev, None)
+    seen: dict[str, list[str]] = {}
+    for ref, text, _ in lines:
+        for value in values:
+            if _value_in(value, text):
+                seen.setdefault(value, []).append(ref)
+                break
+    if not seen:
+        data = {
+            "attribute": name,
+            "expected": expected,
+            "observed": None,
+            "matches_catalog": None,
+            "label_visible": bool(lines),
+        }
+        why = "no label text with a known value was read" if not errors else "; ".join(errors)
+        return ToolResult(
+            tool="check_attribute",
+            status="ok",
+            summary=f"the {name} could not be read on any camera ({why})",
+            data=data,
+            citations=cites + [r for r, _ in stored],
+        )
+    observed = max(seen, key=lambda v: len(seen[v]))
+    matches = expected is not None and observed == expected.upper()
+    summary = f"the label reads {name} '{observed}'" + (f"; the catalog expects '{expected}'" if expected else "")
+    return ToolResult(
+        tool="check_attribute",
+        status="ok",
+        summary=summary,
+        data={
+            "attribute": name,
+            "expected": expected,
+            "observed": observed,
+            "all_observed": sorted(seen),
+            "matches_catalog": matches,
+            "label_visible": True,
+        },
+        citations=cites + seen[observed][:3] + [r for r, _ in stored],
+    )
+
+
+def _item_colour(ev: EvidenceFile, camera: str) -> list[float] | None:
+    from detectors.localize import localize
+
+    view = localize(ev.image(camera), camera)
+    if not view.found or not view.mask.any():
+        return None
+    return [float(v) for v in view.crop[view.mask].reshape(-1, 3).mean(axis=0)]
+
+
+def _check_colour(ev: EvidenceFile, expected: str | None, stored, cites: list[str]) -> ToolResult:
+    target = ev.record.colour_rgb if ev.record else None
+    if target is None:
+        return _unavailable("check_attribute", "the catalog has no colour for this SKU")
+    try:
+        cam = ev.capture.frames[0].camera
+        mean = _item_colour(ev, cam)
+    except ImportError as exc:
+        return _unavailable("check_attribute", f"the localize detector is not installed ({exc})")
+    if mean is None:
+        return ToolResult(
+            tool="check_attribute",
+            status="ok",
+            summary="the item could not be separated from the background",
+            data={"attribute": "colour", "matches_catalog": None},
+            citations=cites,
+        )
+    colours = {r.attributes.get("colour"): r.colour_rgb for r in ev.catalog.skus.values() if r.colour_rgb}
+    dist = {
+        name: sum((a - b) ** 2 for a, b in zip(mean, rgb, strict=True)) ** 0.5 for name, rgb in colours.items() if name
+    }
+    nearest = min(dist, key=lambda k: dist[k]) if dist else expected
+    matches = nearest == expected and not any(f.kind == "wrong_colour" for _, f in stored)
+    return ToolResult(
+        tool="check_attribute",
+        status="ok",
+        summary=f"the item's average colour is nearest to '{nearest}'; the catalog expects '{expected}'",
+        data={
+            "attribute": "colour",
+            "expected": expected,
+            "observed": nearest,
+            "matches_catalog": matches,
+            "mean_rgb": [round(v) for v in mean],
+        },
+        citations=[*cites, f"frame:{cam}"] + [r for r, _ in stored],
+    )
+
+
+def _title_tokens(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2}
+
+
+def identify_product(ev: EvidenceFile, args: NoArgs) -> ToolResult:
+    """Which catalog product the printed text belongs to (brand and title words)."""
+    stored = [(ref, f) for ref, f in _findings(ev, frozenset({"wrong_item"})) if f.probability >= VISIBLE_P]
+    if why := _ocr_available():
+        if stored:
+            return ToolResult(
+                tool="identify_product",
+                status="ok",
+                summary="the tunnel flagged a wrong item",
+                data={"matches_sku": False, "best_sku": None},
+                citations=[r for r, _ in stored],
+            )
+        return _unavailable("identify_product", why)
+    lines, _errors = _lines(ev, None)
+    words = set().union(*(_title_tokens(t) for _, t, _ in lines)) if lines else set()
+    scores = {}
+    for rec in ev.catalog.skus.values():
+        title = _title_tokens(rec.title)
+        if title:
+            scores[rec.sku] = len(title & words) / len(title)
+    if not words or not scores or max(scores.values()) == 0:
+        data = {"matches_sku": None if not stored else False, "best_sku": None, "words": sorted(words)[:30]}
+        return ToolResult(
+            tool="identify_product",
+            status="ok",
+            summary="no product title could be read on the item",
+            data=data,
+            citations=[r for r, _ in stored],
+        )
+    own = ev.capture.sku
+    best = max(scores, key=lambda s: (scores[s], s == own))
+    # Titles shared by several SKUs (sizes of one product) identify the product, not the variant.
+    same_title = ev.record is not None and best in ev.catalog.skus and ev.catalog.skus[best].title == ev.record.title
+    matches = (best == own or same_title) and not stored
+    cites = [r for r, t, _ in lines if _title_tokens(t) & _title_tokens(ev.catalog.skus[best].title)][:3]
+    cites += [f"catalog:{best}"] if f"catalog:{best}" in ev.refs else []
+    if best != own and not same_title:
+        rec = ev.catalog.skus[best]
+        ev.add(EvidenceRef(id=f"catalog:{best}", kind="catalog", description=f"catalog record {best}: '{rec.title}'"))
+        cites.append(f"catalog:{best}")
+    summary = f"the printed title matches '{ev.catalog.skus[best].title}' ({best}, {scores[best]:.0%} of its words)"
+    return ToolResult(
+        tool="identify_product",
+        status="ok",
+        summary=summary,
+        data={"matches_sku": matches, "best_sku": best, "title_score": round(scores[best], 3)},
+        citations=cites + [r for r, _ in stored],
+    )
+
+
+# --- dates ---------------------------------------------------------------------------------
+
+
+def read_dates(ev: EvidenceFile, args: NoArgs) -> ToolResult:
+    """Expiry and production dates on the item, and whether it was expired when it shipped."""
+    record = ev.record
+    min_days = record.expiry.min_remaining_days if record else 0
+    deadline = ev.shipped_on + timedelta(days=min_days)
+    data: dict[str, Any] = {
+        "shipped_on": ev.shipped_on.isoformat(),
+        "min_remaining_days": min_days,
+        "deadline": deadline.isoformat(),
+    }
+    if record is not None and not record.expiry.carries_date:
+        return ToolResult(
+            tool="read_dates",
+            status="ok",
+            summary=f"{record.sku} carries no expiry date",
+            data=data | {"carries_date": False, "expired_at_shipment": False},
+            citations=[f"catalog:{record.sku}"],
+        )
+    expiry = manufactured = None
+    cites: list[str] = [f"catalog:{record.sku}"] if record else []
+    stored = list(_findings(ev, stages={"ocr_expiry"}))
+    for ref, f in stored:
+        for e in f.evidence:
+            kind, iso = e.data.get("type"), e.data.get("date")
+            if kind == "expiry" and iso and expiry is None:
+                expiry, _ = (iso, cites.append(ref))
+            elif kind == "manufactured" and iso and manufactured is None:
+                manufactured, _ = (iso, cites.append(ref))
+    live_errors = []
+    if (expiry is None or manufactured is None) and not _ocr_available():
+        for cam in _cameras(ev, None):
+            try:
+                read = _ocr(ev, cam)
+            except Exception as exc:
+                live_errors.append(f"{cam}: {exc}")
+                continue
+            for d in read.dates:
+                ref = f"ocr:{cam}:{_norm_key(d.line_text)}"
+                if not ev.has(ref):
+                    ev.add(
+                        EvidenceRef(
+                            id=ref,
+                            kind="ocr",
+                            description=f"{d.type} date {d.iso} read on camera {cam}: '{d.line_text}'",
+                            camera=cam,
+                            box=list(d.box),
+                            text=d.line_text,
+                            score=round(d.confidence, 3),
+                            data={"date": d.iso, "type": d.type},
+                        )
+                    )
+                if d.type == "expiry" and expiry is None:
+                    expiry = d.iso
+                    cites.append(ref)
+                elif d.type == "manufactured" and manufactured is None:
+                    manufactured = d.iso
+                    cites.append(ref)
+    unreadable = any(f.kind == "unreadable" for _, f in stored)
+    data |= {"expiry_date": expiry, "manufactured_date": manufactured, "carries_date": True, "unreadable": unreadable}
+    if expiry is None:
+        if not stored and _ocr_available():
+            return _unavailable("read_dates", _ocr_available() or "no OCR result")
+        data["expired_at_shipment"] = None
+        return ToolResult(
+            tool="read_dates",
+            status="ok",
+            summary="no expiry date could be read on the item"
+            + (f" ({'; '.join(live_errors)})" if live_errors else ""),
+            data=data,
+            citations=cites + [r for r, f in stored if f.kind == "unreadable"],
+        )
+    last = _last_day(expiry)
+    data["expired_at_shipment"] = last < deadline
+    data["days_left_at_shipment"] = (last - ev.shipped_on).days
+    if ev.lot and ev.lot.recorded_expiry:
+        data["lot_recorded_expiry"] = ev.lot.recorded_expiry.isoformat()
+        data["matches_lot_record"] = expiry.startswith(ev.lot.recorded_expiry.isoformat()[: len(expiry)])
+    verb = "had passed or was too close" if data["expired_at_shipment"] else "was still valid"
+    left = data["days_left_at_shipment"]
+    summary = f"printed expiry {expiry}; shipped {ev.shipped_on}, it {verb} ({left} days left, {min_days} needed)"
+    if manufactured:
+        summary += f"; the production date printed is {manufactured}"
+    return ToolResult(tool="read_dates", status="ok", summary=summary, data=data, citations=cites)
+
+
+def _last_day(iso: str) -> date:
+    from detectors.ocr_expiry.grammar import parse_iso
+
+    y, m, d = parse_iso(iso)
+    if d is None:
+        nxt = date(y + (m == 12), m % 12 + 1, 1)
+        return nxt - timedelta(days=1)
+    return date(y, m, d)
+
+
+# --- damage, contents, packaging -------------------------------------------------------------
+
+
+def inspect_damage(ev: EvidenceFile, args: CameraArgs) -> ToolResult:
+    """Visible damage in the tunnel photos: the anomaly ensemble's findings and heatmaps."""
+    stages = ev.stages_run()
+    physical = [
+        (r, f)
+        for r, f in _findings(ev, DAMAGE_KINDS)
+        if args.camera is None or (f.evidence and f.evidence[0].camera == args.camera)
+    ]
+    if "anomaly" not in stages and not physical:
+        return _unavailable("inspect_damage", "the anomaly detector did not run on this item")
+    visible = [(r, f) for r, f in physical if f.probability >= VISIBLE_P]
+    cites = [r for r, _ in visible] or [f"frame:{f.camera}" for f in ev.capture.frames]
+    crops = []
+    for _ref, f in visible[:3]:
+        ev_box = next((e for e in f.evidence if e.box and e.camera), None)
+        if ev_box is not None:
+            crop = ev.save_crop(ev_box.camera, ev_box.box, f"{f.kind} region")
+            if crop:
+                crops.append(crop)
+    top = max((f.probability for _, f in physical), default=0.0)
+    if visible:
+        kinds = sorted({f.kind for _, f in visible})
+        cams = sorted({e.camera for _, f in visible for e in f.evidence if e.camera})
+        summary = f"damage is visible in the tunnel photos ({', '.join(kinds)}, p={top:.2f}" + (
+            f", cameras {', '.join(cams)})" if cams else ")"
+        )
+    else:
+        summary = f"no damage was visible in the tunnel photos (highest anomaly probability {top:.2f})"
+    images = [ImageRef(ref_id=c, camera=ev.refs[c].camera or "", box=ev.refs[c].box) for c in crops]
+    return ToolResult(
+        tool="inspect_damage",
+        status="ok",
+        summary=summary,
+        data={
+            "damage_visible": bool(visible),
+            "max_probability": round(top, 3),
+            "kinds": sorted({f.kind for _, f in visible}),
+        },
+        citations=cites + crops,
+        images=images,
+    )
+
+
+def check_contents(ev: EvidenceFile, args: NoArgs) -> ToolResult:
+    """Whether the item looked empty or incomplete in the tunnel."""
+    stored = [(r, f) for r, f in _findings(ev, CONTENT_KINDS)]
+    visible = [(r, f) for r, f in stored if f.probability >= VISIBLE_P]
+    if visible:
+        return ToolResult(
+            tool="check_contents",
+            status="ok",
+            summary=f"the tunnel saw {visible[0][1].kind.replace('_', ' ')} (p={visible[0][1].probability:.2f})",
+            data={"empty_visible": True},
+            citations=[r for r, _ in visible],
+        )
+    damage = inspect_damage(ev, CameraArgs())
+    if damage.status != "ok":
+        return _unavailable("check_contents", "no contents or anomaly check ran on this item")
+    if damage.data["damage_visible"]:
+        return ToolResult(
+            tool="check_contents",
+            status="ok",
+            summary="the item looked abnormal in the tunnel: " + damage.summary,
+            data={"empty_visible": True, "via": "anomaly"},
+            citations=damage.citations,
+        )
+    return ToolResult(
+        tool="check_contents",
+        status="ok",
+        summary="the item looked complete and normal in the tunnel",
+        data={"empty_visible": False},
+        citations=damage.citations,
+    )
+
+
+def check_packaging(ev: EvidenceFile, args: NoArgs) -> ToolResult:
+    """Which packaging looks the catalog allows (e.g. sneakers shipped without a shoebox)."""
+    if ev.record is None:
+        return _unavailable("check_packaging", f"SKU {ev.capture.sku} is not in the catalog")
+    variants = ev.record.packaging_variants
+    without = [v for v in variants if v.startswith(("no_", "without"))]
+    summary = f"the catalog allows packaging {', '.join(variants)}" + (
+        " (shipping without the outer box is allowed)" if without else ""
+    )
+    return ToolResult(
+        tool="check_packaging",
+        status="ok",
+        summary=summary,
+        data={"variants": variants, "unboxed_allowed": bool(without)},
+        citations=[f"catalog:{ev.record.sku}"],
+    )
+
+
+# --- records -------------------------------------------------------------------------------
+
+
+def describe_item(ev: EvidenceFile, args: NoArgs) -> ToolResult:
+    rec = ev.record
+    v = ev.verdict
+    parts = [
+        f"item {ev.item_id}, SKU {ev.capture.sku}"
+        + (f" ('{rec.title}', {rec.category})" if rec else " (not in the catalog)")
+    ]
+    parts.append(f"photographed by {len(ev.capture.frames)} camera(s) on {ev.shipped_on}")
+    if v is not None:
+        parts.append(f"tunnel decision: {v.action.value}" + (f" ({'; '.join(v.reasons[:3])})" if v.reasons else ""))
+    cites = [f"frame:{f.camera}" for f in ev.capture.frames] + ([f"catalog:{rec.sku}"] if rec else [])
+    data = {
+        "sku": ev.capture.sku,
+        "attributes": rec.attributes if rec else {},
+        "category": rec.category if rec else None,
+        "action": v.action.value if v else None,
+        "findings": [
+            {"id": f"finding:{i}", "stage": f.stage, "kind": f.kind, "probability": f.probability}
+            for i, f in enumerate(ev.findings)
+        ],
+    }
+    return ToolResult(tool="describe_item", status="ok", summary="; ".join(parts), data=data, citations=cites)
+
+
+def lot_history(ev: EvidenceFile, args: NoArgs) -> ToolResult:
+    s = ev.lot_summary
+    if s is None:
+        return _unavailable("lot_history", "the item has no lot")
+    flagged = sum(s.finding_kinds.values())
+    diverted, reviewed = s.actions.get("divert", 0), s.actions.get("review", 0)
+    summary = f"lot {s.lot}: {s.items} other item(s) seen, {diverted} diverted, {reviewed} sent to review"
+    if s.finding_kinds:
+        summary += "; findings: " + ", ".join(f"{k} x{n}" for k, n in sorted(s.finding_kinds.items()))
+    return ToolResult(
+        tool="lot_history",
+        status="ok",
+        summary=summary,
+        data={"items": s.items, "actions": s.actions, "finding_kinds": s.finding_kinds, "flagged": flagged},
+        citations=[f"lot:{s.lot}"],
+    )
+
+
+def classify_defect(ev: EvidenceFile, args: NoArgs) -> ToolResult:
+    """The supervised defect classifier's labels, where one ran on the item."""
+    own = {"localize", "ocr_expiry", "anomaly"}
+    labelled = [(r, f) for r, f in _findings(ev) if f.stage not in own and f.probability >= VISIBLE_P]
+    if not labelled and not (ev.stages_run() - own):
+        return _unavailable("classify_defect", "no supervised classifier ran on this item")
+    labels = sorted({f.kind for _, f in labelled})
+    summary = f"classifier labels: {', '.join(labels)}" if labels else "the classifier found no defect"
+    return ToolResult(
+        tool="classify_defect",
+        status="ok",
+        summary=summary,
+        data={"labels": labels},
+        citations=[r for r, _ in labelled],
+    )
+
+
+def view_image(ev: EvidenceFile, args: ViewArgs) -> ToolResult:
+    """Hand a frame (or a crop of it) to a vision model."""
+    cam = _cameras(ev, args.camera)[0]
+    ref = ev.save_crop(cam, args.box, "requested region") if args.box else f"frame:{cam}"
+    if ref is None:
+        return ToolResult(tool="view_image", status="error", summary="the frame could not be read or the box is empty")
+    ev.image(cam)  # fail here, not in the backend, when the frame is unreadable
+    return ToolResult(
+        tool="view_image",
+        status="ok",
+        summary=f"image {ref} attached",
+        citations=[ref],
+        images=[ImageRef(ref_id=ref, camera=cam, box=args.box)],
+    )
+
+
+def default_tools() -> ToolRegistry:
+    return ToolRegistry(
+        [
+            Tool(
+                "describe_item", "Catalog record, cameras and the tunnel decision for the item.", NoArgs, describe_item
+            ),
+            Tool(
+                "read_label", "OCR every text line printed on the item (optionally one camera).", CameraArgs, read_label
+            ),
+            Tool(
+                "check_attribute",
+                "Read a label attribute (size, model, count, colour) and compare it with the catalog.",
+                AttributeArgs,
+                check_attribute,
+            ),
+            Tool(
+                "identify_product",
+                "Which catalog product the printed title on the item belongs to.",
+                NoArgs,
+                identify_product,
+            ),
+            Tool(
+                "read_dates",
+                "Printed expiry and production dates, and whether the item was expired when it shipped.",
+                NoArgs,
+                read_dates,
+            ),
+            Tool(
+                "inspect_damage",
+                "Damage visible in the tunnel photos (anomaly findings, heatmaps, crops).",
+                CameraArgs,
+                inspect_damage,
+            ),
+            Tool(
+                "check_contents", "Whether the item looked empty or incomplete in the tunnel.", NoArgs, check_contents
+            ),
+            Tool("check_packaging", "Packaging variants the catalog allows for the SKU.", NoArgs, check_packaging),
+            Tool("lot_history", "How the other items of the same lot fared in the tunnel.", NoArgs, lot_history),
+            Tool(
+                "classify_defect", "Labels from the supervised defect classifier, if it ran.", NoArgs, classify_defect
+            ),
+            Tool("view_image", "Attach a tunnel photo or a crop of it so you can look at it.", ViewArgs, view_image),
+        ]
+    )
