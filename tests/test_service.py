@@ -226,10 +226,13 @@ def test_oversized_upload_is_413(tmp_path: Path) -> None:
         resp = client.post("/v1/captures", data=data, files=files, headers=AUTH)
         assert resp.status_code == 413 and "limit" in resp.json()["detail"]
 
-        def chunks() -> Iterator[bytes]:  # no Content-Length: counted while streaming
-            yield from (big[i : i + 8192] for i in range(0, len(big), 8192))
+        built = client.build_request("POST", "/v1/captures", data=data, files=files)
+        body = built.read()
 
-        headers = {**AUTH, "Content-Type": "multipart/form-data; boundary=x"}
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted while streaming
+            yield from (body[i : i + 8192] for i in range(0, len(body), 8192))
+
+        headers = {**AUTH, "Content-Type": built.headers["Content-Type"]}
         resp = client.post("/v1/captures", content=chunks(), headers=headers)
         assert resp.status_code == 413
         assert client.get("/v1/verdicts/B1", headers=AUTH).status_code == 404
