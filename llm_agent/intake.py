@@ -10,7 +10,6 @@ used to classify or quoted into a report.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import unicodedata
@@ -417,7 +416,7 @@ INJECTION = re.compile(
     r"root[ _-]?cause\s*(?:is|=|:)|approve (?:a |the |my )?refund|issue (?:a |the )?refund|"
     r"respond (?:only )?with|output (?:only|the following)|print your|reveal|"
     r"</?\s*(?:system|assistant|user|complaint|instructions?)\s*>|^\s*(?:system|assistant)\s*:|"
-    r"note to the ai|to the ai\b|\bai review|always side with|admin mode|refund approved|"
+    r"\bsystem\s*:|note to the ai|to the ai\b|\bai review|always side with|admin mode|refund approved|"
     r"ignoriere|ignorez|ignora (?:las|le|todas)|\{\s*\"root_cause\"",
     re.I | re.M,
 )
@@ -475,34 +474,73 @@ def _sentences(text: str) -> list[str]:
 
 
 def split_injection(text: str) -> tuple[str, list[str]]:
-    """(text without instruction-like sentences, the sentences set aside)."""
+    """(text without instruction-like parts, the parts set aside).
+
+    A sentence is cut where the instruction starts, so "box came crushed (note to the AI: ...)"
+    keeps "box came crushed" as the complaint and sets the rest aside.
+    """
     kept, aside = [], []
     for sentence in _sentences(text):
-        (aside if INJECTION.search(sentence) else kept).append(sentence.strip())
+        m = INJECTION.search(sentence)
+        if m is None:
+            kept.append(sentence.strip())
+            continue
+        head = re.sub(
+            r"[\s(\[<{:;,-]*(?:system|assistant|user)?\s*[:(\[<{-]*\s*$", "", sentence[: m.start()], flags=re.I
+        )
+        if head.strip():
+            kept.append(head.strip())
+        aside.append(sentence[m.start() :].strip())
     return " ".join(kept), aside
 
 
-def _fuzzy_hit(cue: str, words: list[str]) -> bool:
-    """One-word cues tolerate a typo ("damagd", "expierd"); phrases must match exactly."""
-    if " " in cue or len(cue) < 6 or not cue.isascii():
+def _osa(a: str, b: str) -> int:
+    """Edit distance counting a swap of neighbours as one edit (how hurried typing errs)."""
+    prev2, prev = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if prev2 is not None and i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def _fuzzy_hit(cue: str, squashed: str) -> bool:
+    """One-word cues tolerate typos, dropped or doubled letters and a misplaced space
+    ("dmaged", "borkenw hen"): the cue is compared with every window of the text with spaces
+    removed. Phrases and short cues must match exactly."""
+    if " " in cue or len(cue) < 5 or not cue.isascii():
         return False
-    return bool(difflib.get_close_matches(cue, words, n=1, cutoff=0.84))
+    budget = 1 if len(cue) < 8 else 2
+    n = len(cue)
+    for size in range(n - budget, n + budget + 1):
+        for start in range(0, max(0, len(squashed) - size) + 1):
+            if _osa(cue, squashed[start : start + size]) <= budget:
+                return True
+    return False
 
 
 def rule_scores(text: str) -> dict[ClaimedProblem, float]:
+    """Cue hits per problem; typo-tolerant matching only runs when no cue matches exactly."""
     norm = _norm(text)
-    words = re.findall(r"[a-z]+", norm)
     scores: dict[ClaimedProblem, float] = {}
     for problem, cues in KEYWORDS.items():
         score = 0.0
         for cue in cues:
             if re.search(rf"(?<![a-z]){re.escape(cue)}(?![a-z])" if cue.isascii() else re.escape(cue), norm):
                 score += 1.0 + 0.1 * cue.count(" ")
-            elif _fuzzy_hit(cue, words):
-                score += 0.8
         if score:
             scores[problem] = score
-    # "date" alone is a weak expiry cue; "ordered" alone a weak variant cue.
+    if not scores:
+        squashed = re.sub(r"[^a-z]+", "", norm)
+        letters = set(squashed)
+        for problem, cues in KEYWORDS.items():
+            hits = sum(0.8 for cue in cues if len(set(cue) - letters) <= 2 and _fuzzy_hit(cue, squashed))
+            if hits:
+                scores[problem] = hits
     return scores
 
 

@@ -77,7 +77,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
                 f"The label reads {observed}, which is not the catalog's {expected}.", "matches_catalog", "observed"
             ),
         )
-    if f.get("matches_catalog") is False:
+    if f.get("matches_catalog") is False and f.get("matches_sku") is not True:
         return done(R.WRONG_ITEM, 0.7, f.claim("The item's look does not match the catalog record.", "matches_catalog"))
 
     # 2. Dates.
@@ -197,7 +197,11 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
             0.6,
             f.claim("The printed expiry agrees with the lot record.", "matches_lot_record"),
         )
-    checked = [a for a in answers if a.status == "answered" and a.citations]
+    texts: dict[str, Answer] = {}
+    for a in answers:
+        if a.status == "answered" and a.citations:
+            texts.setdefault(a.text, a)
+    checked = list(texts.values())
     return done(
         R.INCONCLUSIVE,
         0.5,

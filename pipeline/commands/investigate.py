@@ -1,0 +1,98 @@
+"""`tunnelpi investigate` (one complaint -> root-cause report) and `tunnelpi patterns` (damage patterns)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import typer
+
+from pipeline.cli import app, fail
+
+
+@app.command()
+def investigate(
+    db: Path = typer.Option(..., "--db", help="store.db written by `tunnelpi inspect`"),
+    item: str = typer.Option(..., "--item", help="item id the complaint is about"),
+    complaint: str = typer.Option(..., "--complaint", help="the complaint text (untrusted; any language)"),
+    backend: str = typer.Option("grounded", help="grounded | bedrock | openai | hf"),
+    dataset: Path | None = typer.Option(None, help="dataset folder (catalog.json, images)"),
+    catalog: Path | None = typer.Option(None, help="catalog.json, when there is no dataset folder"),
+    out: Path | None = typer.Option(None, help="folder for the JSON, Markdown and HTML report and crops"),
+    model: str | None = typer.Option(None, help="model id (bedrock/openai) or model folder (hf)"),
+    base_url: str | None = typer.Option(None, help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1"),
+    region: str | None = typer.Option(None, help="AWS region for bedrock"),
+    timeout: float = typer.Option(60.0, help="seconds per backend call"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Check a customer complaint against the item's tunnel photos and write a root-cause report."""
+    from llm_agent.backends import BACKENDS, get_backend
+    from llm_agent.evidence import EvidenceError
+    from llm_agent.investigator import investigate as run
+    from llm_agent.report import summary_line, to_json, write_report
+    from pipeline.catalog import Catalog, CatalogError
+    from pipeline.dataset import DatasetError
+    from pipeline.types import validate_item_id
+
+    if backend not in BACKENDS:
+        fail(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    try:
+        validate_item_id(item)
+    except ValueError as exc:
+        fail(str(exc))
+    if dataset is not None and not dataset.is_dir():
+        fail(f"{dataset}: dataset folder not found")
+    options: dict = {}
+    if backend in ("bedrock", "openai", "hf") and model:
+        options["model"] = model
+    if backend == "openai" and base_url:
+        options["base_url"] = base_url
+    if backend == "bedrock" and region:
+        options["region"] = region
+    if backend in ("bedrock", "openai"):
+        options["timeout_s"] = timeout
+    try:
+        cat = Catalog.load(catalog) if catalog else None
+        engine = get_backend(backend, **options)
+        report, evidence = run(db, item, complaint, backend=engine, catalog=cat, dataset=dataset, out=out)
+    except (EvidenceError, CatalogError, DatasetError, ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    if out is not None:
+        paths = write_report(report, out, evidence)
+        if not as_json:
+            typer.echo(f"report: {paths['html']}")
+    log = db.parent / "investigations.jsonl"
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(summary_line(report), ensure_ascii=False) + "\n")
+    if as_json:
+        typer.echo(to_json(report))
+    else:
+        typer.echo(f"{report.root_cause.value} ({report.confidence:.0%}): {report.summary}")
+
+
+@app.command()
+def patterns(
+    db: Path = typer.Option(..., "--db", help="store.db written by `tunnelpi inspect`"),
+    by: str = typer.Option("seller", help="group by seller | sku | lot"),
+    since: str | None = typer.Option(None, help="only items captured on or after YYYY-MM-DD"),
+    dataset: Path | None = typer.Option(None, help="dataset folder (adds its feedback.jsonl complaints)"),
+    out: Path = typer.Option(Path("patterns.html"), help="HTML report (a .json twin is written beside it)"),
+) -> None:
+    """Damage patterns per seller, SKU or lot: counts, trends, complaint clusters, example photos."""
+    from llm_agent.patterns import damage_patterns, write_patterns
+
+    if by not in ("seller", "sku", "lot"):
+        fail(f"--by must be seller, sku or lot, got {by!r}")
+    if since is not None:
+        try:
+            date.fromisoformat(since)
+        except ValueError:
+            fail(f"--since must be YYYY-MM-DD, got {since!r}")
+    if not db.exists():
+        fail(f"{db}: store not found")
+    report = damage_patterns(db, by=by, since=since, dataset=dataset)  # type: ignore[arg-type]
+    path = write_patterns(report, out)
+    typer.echo(f"{len(report.groups)} {by} group(s), {report.complaints} complaint(s) -> {path}")
+    for line in report.upstream_summary:
+        typer.echo(f"  {line}")
