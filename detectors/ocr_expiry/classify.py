@@ -11,13 +11,14 @@ taken for the expiry when nothing on the package says what it is.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
 from detectors.ocr_expiry.engines import Box4, TextLine
 from detectors.ocr_expiry.grammar import Order, ParsedDate, normalize, parse_dates
-from detectors.ocr_expiry.keywords import KeywordHit, find_keywords, find_suffix
+from detectors.ocr_expiry.keywords import KeywordHit, find_fuzzy, find_keywords, find_suffix
 
 DateType = Literal["expiry", "manufactured", "other"]
 
@@ -80,20 +81,25 @@ def _date_box(line: TextLine, parsed: ParsedDate) -> Box4:
 def _same_line_keyword(
     norm: str, hits: list[KeywordHit], parsed: ParsedDate, spans: list[tuple[int, int]]
 ) -> KeywordHit | None:
+    """The label nearest before the date (a lot label only when the date follows it directly),
+    else a label right after it, else a misread label before it."""
     start = parsed.span[0]
-    before = [h for h in hits if h.end <= start and start - h.end <= MAX_KEYWORD_GAP]
-    # Another date between the keyword and this date means the keyword belongs to that date.
-    before = [h for h in before if not any(h.end <= s[0] and s[1] <= start for s in spans)]
-    if before:
-        hit = before[-1]
+    # A keyword before an earlier date on the line belongs to that date.
+    floor = max((end for s, end in spans if end <= start), default=0)
+
+    def applies(hit: KeywordHit) -> bool:
         gap = norm[hit.end : start]
-        if hit.kind != "lot" or (not gap.strip(" :.#-/") and len(gap) <= LOT_GAP):
+        return hit.kind != "lot" or (not gap.strip(" :.#-/") and len(gap) <= LOT_GAP)
+
+    before = [h for h in hits if floor <= h.start and h.end <= start and start - h.end <= MAX_KEYWORD_GAP]
+    for hit in reversed(before):
+        if applies(hit):
             return hit
-        lab = [h for h in before if h.kind != "lot"]
-        if lab:
-            return lab[-1]
-        return None
-    return find_suffix(norm, parsed.span[1])
+    suffix = find_suffix(norm, parsed.span[1])
+    if suffix is not None or before:
+        return suffix
+    fuzzy = find_fuzzy(norm, start)
+    return fuzzy if fuzzy is not None and fuzzy.start >= floor and applies(fuzzy) else None
 
 
 def _trailing_keyword(norm: str, hits: list[KeywordHit], dates: list[ParsedDate]) -> KeywordHit | None:
@@ -182,12 +188,30 @@ def classify_lines(lines: list[TextLine], *, order: Order = "DMY", today: date |
             if f.kind == "lot":
                 f.kind, f.reason = "other", "other"
             found.append(f)
-    _apply_rules(found)
+    residue = any(not dates[i] and _date_residue(norms[i], today) for i in range(len(lines)))
+    _apply_rules(found, residue)
     return check_consistency([_to_read(f, lines[f.line]) for f in found])
 
 
-def _apply_rules(found: list[_Found]) -> None:
-    """Type the dates no label typed, from what the labelled ones say."""
+_DATE_SHAPE = re.compile(r"(?<![0-9])[0-9]{1,2}\s?[./-]\s?[0-9]{1,2}\s?[./-]\s?[0-9]")
+_YEAR = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2}(?![0-9])")
+
+
+def _date_residue(norm: str, today: date) -> bool:
+    """A line with no readable date that still looks like one: a plausible year or a
+    day-month-year shape whose end is garbled. It may be the expiry, misread."""
+    if _DATE_SHAPE.search(norm):
+        return True
+    return any(abs(int(m.group()) - today.year) <= 15 for m in _YEAR.finditer(norm))
+
+
+def _apply_rules(found: list[_Found], residue: bool) -> None:
+    """Type the dates no label typed, from what the labelled ones say.
+
+    With no label anywhere, the latest date is taken as the expiry, unless another line holds
+    a date that could not be read (`residue`): that line may be the real expiry and the date
+    we can read a production date, so nothing is taken and the item goes to review.
+    """
     untyped = [f for f in found if f.kind is None]
     if not untyped:
         return
@@ -203,6 +227,10 @@ def _apply_rules(found: list[_Found]) -> None:
         latest = max(later, key=lambda f: f.parsed.last_day()) if later else None
         for f in untyped:
             f.kind, f.reason = ("expiry", "after_manufactured") if f is latest else ("other", "other")
+        return
+    if residue:
+        for f in untyped:
+            f.kind, f.reason = "other", "unlabelled_beside_unreadable"
         return
     distinct = {f.parsed.iso for f in untyped}
     if len(distinct) == 1:

@@ -200,7 +200,13 @@ def parse_iso(value: str) -> YMDTuple:
 
 _SEP = r"(?:\s?[./\-,]\s?|\s)"
 _Y4 = r"(?:19|20)\d\d"
-_MON = "(?:" + "|".join(sorted(MONTH_LOOKUP, key=len, reverse=True)) + r")\.?"
+_CONFUSABLE = {"I": "[IL1|]", "O": "[O0]"}
+"""Letters OCR often reads as look-alikes inside month names ("MAl", "N0V")."""
+_MON = (
+    "(?:"
+    + "|".join("".join(_CONFUSABLE.get(c, c) for c in n) for n in sorted(MONTH_LOOKUP, key=len, reverse=True))
+    + r")\.?"
+)
 _NB = r"(?<![0-9])"  # not preceded by a digit
 _NA = r"(?![0-9])"  # not followed by a digit
 _LB = r"(?<![A-Z])"
@@ -236,6 +242,20 @@ _RANGE_LINK = re.compile(
     r"^\s*(?:~|-|TO|TILL|UNTIL|BIS|AU|JUSQU'?AU|AL|HASTA|A|ATE|FINO\s+AL|TOT|DO|TIL|至|到|까지|부터\s*~?|から|まで)\s*$"
 )
 _TIME_AFTER = re.compile(r"^\s?[/\- ]?\s?(?:[01]?\d|2[0-3])[:.h][0-5]\d(?![0-9])")
+
+
+def month_of(token: str) -> int | None:
+    """Month number of a month-name token, allowing the look-alikes in `_CONFUSABLE`."""
+    token = token.rstrip(".")
+    if token in MONTH_LOOKUP:
+        return MONTH_LOOKUP[token]
+    months = {
+        m
+        for name, m in MONTH_LOOKUP.items()
+        if len(name) == len(token)
+        and all(a == b or (b == "I" and a in "L1|") or (b == "O" and a == "0") for a, b in zip(token, name, strict=True))
+    }
+    return months.pop() if len(months) == 1 else None
 
 
 def _year(token: str) -> int:
@@ -275,7 +295,9 @@ def _readings(kind: str, g: dict[str, str | None]) -> list[tuple[str, YMDTuple]]
         out += [("YMD", (int(s[:4]), int(s[4:6]), int(s[6:])))]
         out += [("DMY", (int(s[4:]), int(s[2:4]), int(s[:2]))), ("MDY", (int(s[4:]), int(s[:2]), int(s[2:4])))]
     elif g.get("mon"):
-        month = MONTH_LOOKUP[g["mon"].rstrip(".")]
+        month = month_of(g["mon"])
+        if month is None:
+            return []
         year = _year(g["y"])
         day = int(g["d"]) if g.get("d") else None
         out.append(("NAMED", (year, month, day)))

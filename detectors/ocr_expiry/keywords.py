@@ -25,7 +25,7 @@ EXPIRY: dict[str, list[str]] = {
     ],
     "de": [
         "MHD", "MINDESTENS HALTBAR BIS", "MINDESTENS HALTBAR BIS ENDE", "ZU VERBRAUCHEN BIS", "VERBRAUCHEN BIS",
-        "HALTBAR BIS", "VERWENDBAR BIS", "VERBRAUCHSDATUM", "ABLAUFDATUM", "BIS",
+        "HALTBAR BIS", "VERWENDBAR BIS", "VERW BIS", "VERBRAUCHSDATUM", "ABLAUFDATUM", "BIS",
     ],
     "fr": [
         "A CONSOMMER DE PREFERENCE AVANT", "A CONSOMMER DE PREFERENCE AVANT FIN", "A CONSOMMER JUSQU'AU",
@@ -63,10 +63,10 @@ MANUFACTURED: dict[str, list[str]] = {
         "MANUFACTURE DATE", "MANUFACTURING DATE", "PROD", "PRODUCED", "PRODUCED ON", "PRODUCTION DATE",
         "PROD DATE", "PACKED", "PACKED ON", "PKD", "PACKAGED ON", "PACK DATE", "MADE ON", "DOM", "MFR DATE",
     ],
-    "de": ["HERGESTELLT", "HERGESTELLT AM", "HERSTELLDATUM", "HERSTELLUNGSDATUM", "PRODUKTIONSDATUM", "ABGEFULLT AM"],
+    "de": ["HERST", "HERGESTELLT", "HERGESTELLT AM", "HERSTELLDATUM", "HERSTELLUNGSDATUM", "PRODUKTIONSDATUM", "ABGEFULLT AM"],
     "fr": ["FABRIQUE LE", "DATE DE FABRICATION", "FAB", "EMBALLE LE", "FABRICATION", "CONDITIONNE LE"],
     "es": ["FECHA DE FABRICACION", "FABRICACION", "FABRICADO", "ELABORADO", "F ELAB", "ELAB", "ENVASADO", "FAB"],
-    "it": ["PRODOTTO IL", "DATA DI PRODUZIONE", "PRODUZIONE", "CONFEZIONATO IL", "CONFEZIONATO", "PROD"],
+    "it": ["PRODOTTO IL", "DATA DI PRODUZIONE", "DATA DI PROD", "PRODUZIONE", "CONFEZIONATO IL", "CONFEZIONATO", "PROD"],
     "pt": ["FABRICACAO", "DATA DE FABRICACAO", "FAB", "PRODUZIDO", "PRODUZIDO EM", "EMBALADO EM"],
     "nl": ["PRODUCTIEDATUM", "GEPRODUCEERD", "GEPRODUCEERD OP", "VERPAKT OP"],
     "pl": ["DATA PRODUKCJI", "WYPRODUKOWANO"],
@@ -84,6 +84,7 @@ LOT: dict[str, list[str]] = {
     "de": ["CHARGE", "CH B", "CH.-B.", "CHARGENNUMMER"],
     "fr": ["LOT N", "NUMERO DE LOT"],
     "es": ["LOTE"],
+    "vi": ["SO LO"],
     "it": ["LOTTO"],
     "pt": ["LOTE"],
     "nl": ["PARTIJ"],
@@ -108,10 +109,12 @@ class KeywordHit:
     keyword: str
     start: int
     end: int
+    exact: bool = True
 
     @property
     def strength(self) -> float:
-        return STRENGTH.get(self.keyword, 1.0)
+        """Generic words and misread labels type a date less surely."""
+        return STRENGTH.get(self.keyword, 1.0) * (1.0 if self.exact else 0.9)
 
 
 def _is_cjk(word: str) -> bool:
@@ -156,6 +159,64 @@ def find_keywords(norm: str) -> list[KeywordHit]:
         if all(h.end <= k.start or h.start >= k.end for k in kept):
             kept.append(h)
     return sorted(kept, key=lambda h: h.start)
+
+
+FUZZY_MIN_LEN = 5
+"""Keywords at least this long (letters only) are also found with one OCR error (two from 10 letters)."""
+
+
+def _distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance, giving up (returning limit + 1) once it must exceed `limit`."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        if min(cur) > limit:
+            return limit + 1
+        prev = cur
+    return prev[-1]
+
+
+@cache
+def _fuzzy_table() -> list[tuple[KeywordKind, str, int]]:
+    """(kind, keyword without spaces, word count) for keywords long enough to match fuzzily."""
+    out = []
+    for kind, table in TABLES.items():
+        for word in {normalize(w) for ws in table.values() for w in ws}:
+            squeezed = re.sub(r"[^A-Z]", "", word)
+            if len(squeezed) >= FUZZY_MIN_LEN and not _is_cjk(word):
+                out.append((kind, squeezed, len(word.split())))
+    return out
+
+
+def find_fuzzy(norm: str, end: int) -> KeywordHit | None:
+    """A misread keyword (one or two wrong letters) ending just before position `end`.
+
+    OCR often garbles a letter of a label ("Febrique le" for "Fabriqué le"); an exact-only
+    match would leave the date untyped and let the layout rules guess.
+    """
+    words = list(re.finditer(r"[A-Z]+", norm[:end]))
+    # A stray letter glued to the date ("SX: G9.05.2027") is not part of the label.
+    if words and len(words[-1].group()) == 1 and words[-1].end() == end:
+        words = words[:-1]
+    best: tuple[int, KeywordHit] | None = None
+    for kind, squeezed, n_words in _fuzzy_table():
+        for extra in (0, 1):
+            k = n_words + extra
+            if k > len(words):
+                continue
+            span = words[-k:]
+            if end - span[-1].end() > 12:
+                continue
+            text = "".join(w.group() for w in span)
+            limit = 2 if len(squeezed) >= 10 else 1
+            dist = _distance(text, squeezed, limit)
+            if dist <= limit and (best is None or dist < best[0]):
+                best = (dist, KeywordHit(kind, squeezed, span[0].start(), span[-1].end(), exact=dist == 0))
+    return best[1] if best else None
 
 
 def find_suffix(norm: str, start: int, reach: int = 3) -> KeywordHit | None:

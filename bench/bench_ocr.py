@@ -1,0 +1,312 @@
+"""Expiry OCR: real package photos, simulated date prints, simulated tunnel items, latency.
+
+Run: `python -m bench.bench_ocr [--prints N] [--items N]`. Writes bench/results/ocr.json and
+prints a markdown table.
+
+- Real photos (`../shared/data/expiry_photos_dev`, judged as of 2021-06-01): expected vs read
+  per image, for each engine. These 7 photos were looked at while building the reader, so
+  they show it works on real prints; they are not a held-out score.
+- Simulated prints (`tunnel_sim.render_date_print`): every market, language, date format and
+  print style (printed, dot-matrix, inkjet), with a production date and a lot code beside
+  the expiry, and a minimum remaining shelf life drawn per print. Scores: expiry exact
+  match, expired-item recall, good items called expired, production dates taken for expiry.
+- Simulated tunnel items (`tunnel_sim.generate_dataset`): the full stage on every camera
+  frame of each item (after localisation when that stage is available), against the
+  manifest's printed expiry and its expired / mismatch / unreadable defects.
+- Latency per item image, p50 / p90, for each engine (this machine: 2 shared cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from detectors.ocr_expiry.checker import judge
+from detectors.ocr_expiry.engines import ENGINES, get_engine
+from detectors.ocr_expiry.grammar import iso_of, parse_iso
+from detectors.ocr_expiry.reader import read_dates
+from pipeline.imageio import read_image
+from pipeline.types import ExpiryPolicy
+
+RESULTS = Path(__file__).resolve().parent / "results" / "ocr.json"
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "expiry_photos_dev"
+PHOTOS_TODAY = date(2021, 6, 1)
+SIM_TODAY = date(2026, 11, 22)
+MIN_REMAINING = (0, 30, 90, 180)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return round(ordered[k], 1)
+
+
+def bench_photos(engines: tuple[str, ...]) -> dict[str, Any]:
+    gt_path = PHOTOS / "gt.json"
+    if not gt_path.exists():
+        return {"skipped": f"{gt_path} not found"}
+    truth = json.loads(gt_path.read_text())
+    out: dict[str, Any] = {}
+    for engine in engines:
+        get_engine(engine)  # model loading is not part of an item's latency
+        rows, times = [], []
+        for item in truth:
+            y, m, d = item["expiry"]
+            expected = iso_of((y, m, d))
+            image = read_image(PHOTOS / item["file"])
+            read = read_dates(image, engine=engine, today=PHOTOS_TODAY)
+            times.append(read.ms)
+            got = read.expiry.iso if read.expiry else None
+            rows.append(
+                {"file": item["file"], "expected": expected, "read": got, "ok": got == expected, "ms": round(read.ms)}
+            )
+        out[engine] = {
+            "correct": sum(r["ok"] for r in rows),
+            "total": len(rows),
+            "p50_ms": percentile(times, 0.5),
+            "p90_ms": percentile(times, 0.9),
+            "images": rows,
+        }
+    return out
+
+
+def _sim_prints(n: int, seed: int) -> list[dict[str, Any]]:
+    """Print specs spread evenly over markets, styles and each market's formats."""
+    from tunnel_sim import MARKETS, PRINT_STYLES
+    from tunnel_sim.dates import formats_for
+
+    rng = random.Random(seed)
+    markets = sorted(MARKETS)
+    specs = []
+    for i in range(n):
+        market = markets[i % len(markets)]
+        language, order = MARKETS[market]
+        style = PRINT_STYLES[(i // len(markets)) % len(PRINT_STYLES)]
+        formats = formats_for(order, language, month_precision_ok=True)
+        expiry = SIM_TODAY + timedelta(days=rng.randint(-240, 720))
+        specs.append(
+            {
+                "i": i,
+                "market": market,
+                "language": language,
+                "order": order,
+                "style": style,
+                "format": formats[(i // (len(markets) * len(PRINT_STYLES))) % len(formats)],
+                "expiry": expiry,
+                "manufactured": expiry - timedelta(days=rng.randint(90, 720)),
+                "min_remaining": rng.choice(MIN_REMAINING),
+                "cap_px": rng.choice((18, 22, 26, 30)),
+            }
+        )
+    return specs
+
+
+def _expired(iso: str, today: date, min_days: int) -> bool:
+    y, m, d = parse_iso(iso)
+    from calendar import monthrange
+
+    last = date(y, m, d or monthrange(y, m)[1])
+    return last < today + timedelta(days=min_days)
+
+
+def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Exact match, expired recall, good called expired, production date taken for expiry."""
+    n = len(rows)
+    expired = [r for r in rows if r["truth_expired"]]
+    good = [r for r in rows if not r["truth_expired"]]
+    return {
+        "n": n,
+        "exact": round(sum(r["read"] == r["expiry"] for r in rows) / n, 4) if n else None,
+        "unreadable": round(sum(r["status"] == "unreadable" for r in rows) / n, 4) if n else None,
+        "expired_n": len(expired),
+        "expired_recall": round(sum(r["status"] == "expired" for r in expired) / len(expired), 4) if expired else None,
+        "expired_flagged_or_review": (
+            round(sum(r["status"] in ("expired", "unreadable") for r in expired) / len(expired), 4) if expired else None
+        ),
+        "good_n": len(good),
+        "good_called_expired": round(sum(r["status"] == "expired" for r in good) / len(good), 4) if good else None,
+        "manufactured_taken_for_expiry": sum(
+            r["read"] is not None and r["read"] != r["expiry"] and r["read"] == r.get("manufactured") for r in rows
+        ),
+    }
+
+
+def bench_prints(n: int, seed: int = 7, engine: str = "rapidocr") -> dict[str, Any]:
+    try:
+        from tunnel_sim import render_date_print
+    except ImportError as exc:
+        return {"skipped": f"tunnel_sim not importable: {exc}"}
+    rows, times = [], []
+    for spec in _sim_prints(n, seed):
+        img, lines = render_date_print(
+            spec["expiry"],
+            manufactured=spec["manufactured"],
+            date_format=spec["format"],
+            language=spec["language"],
+            order=spec["order"],
+            style=spec["style"],
+            cap_px=spec["cap_px"],
+            seed=spec["i"],
+        )
+        languages = (spec["language"], "en")
+        read = read_dates(img, engine=engine, order=spec["order"], today=SIM_TODAY, languages=languages)
+        times.append(read.ms)
+        policy = ExpiryPolicy(carries_date=True, min_remaining_days=spec["min_remaining"], date_order=spec["order"])
+        verdict = judge({"print": read}, today=SIM_TODAY, policy=policy)
+        rows.append(
+            {
+                "i": spec["i"],
+                "market": spec["market"],
+                "style": spec["style"],
+                "format": spec["format"],
+                "lines": list(lines.lines),
+                "expiry": lines.expiry_iso,
+                "manufactured": lines.manufactured_iso,
+                "read": verdict.expiry_iso,
+                "status": verdict.status,
+                "truth_expired": _expired(lines.expiry_iso, SIM_TODAY, spec["min_remaining"]),
+                "ms": round(read.ms),
+            }
+        )
+    result = score(rows)
+    result["p50_ms"], result["p90_ms"] = percentile(times, 0.5), percentile(times, 0.9)
+    for key in ("style", "market", "format"):
+        groups: dict[str, list] = {}
+        for r in rows:
+            groups.setdefault(r[key], []).append(r)
+        result[f"exact_by_{key}"] = {
+            k: round(sum(r["read"] == r["expiry"] for r in g) / len(g), 3) for k, g in sorted(groups.items())
+        }
+    result["misses"] = [r for r in rows if r["read"] != r["expiry"]][:60]
+    return result
+
+
+def bench_tunnel(items: int, seed: int = 11) -> dict[str, Any]:
+    """The stage on simulated tunnel items (all camera frames)."""
+    try:
+        from tunnel_sim import generate_dataset
+    except ImportError as exc:
+        return {"skipped": f"tunnel_sim not importable: {exc}"}
+    from detectors.ocr_expiry.stage import OcrExpiryStage
+    from pipeline.dataset import Dataset
+    from pipeline.stages import StageContext, load_stage
+
+    try:
+        localize = load_stage("localize")
+    except (ImportError, KeyError, TypeError):
+        localize = None
+    stage = OcrExpiryStage()
+    rows, times = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "ds"
+        generate_dataset(root, items, seed=seed, references_per_sku=0, workers=2)
+        ds = Dataset.open(root)
+        today = ds.today or SIM_TODAY
+        for lc in ds.items():
+            rec = ds.catalog.skus.get(lc.capture.sku)
+            if rec is None or not rec.expiry.carries_date or lc.truth is None:
+                continue
+            ctx = StageContext(ds.catalog, today=today)
+            if localize is not None:
+                localize(lc.capture, ctx)
+            t0 = time.perf_counter()
+            findings = stage(lc.capture, ctx)
+            times.append((time.perf_counter() - t0) * 1000 / len(lc.capture.frames))
+            f = findings[0]
+            read = next((e.data["date"] for e in f.evidence if e.data.get("type") == "expiry"), None)
+            read = read if f.kind != "unreadable" else None
+            types = set(lc.truth.defect_types)
+            truth_expired = "expired_date" in types
+            rows.append(
+                {
+                    "item": lc.capture.item_id,
+                    "expiry": lc.truth.printed_expiry,
+                    "manufactured": lc.truth.printed_manufactured,
+                    "read": read,
+                    "status": {"expiry_ok": "ok"}.get(f.kind, f.kind),
+                    "truth_expired": truth_expired,
+                    "truth": sorted(types & {"expired_date", "date_mismatch", "unreadable_date"}),
+                }
+            )
+    readable = [r for r in rows if "unreadable_date" not in r["truth"]]
+    result = score(readable)
+    mismatch = [r for r in rows if "date_mismatch" in r["truth"]]
+    unread = [r for r in rows if "unreadable_date" in r["truth"]]
+    result.update(
+        {
+            "items_with_dates": len(rows),
+            "localized": localize is not None,
+            "mismatch_n": len(mismatch),
+            "mismatch_recall": round(sum(r["status"] == "date_mismatch" for r in mismatch) / len(mismatch), 4)
+            if mismatch
+            else None,
+            "unreadable_truth_n": len(unread),
+            "unreadable_sent_to_review": round(sum(r["status"] == "unreadable" for r in unread) / len(unread), 4)
+            if unread
+            else None,
+            "p50_ms_per_frame": percentile(times, 0.5),
+            "p90_ms_per_frame": percentile(times, 0.9),
+            "misses": [r for r in readable if r["read"] != r["expiry"]][:40],
+        }
+    )
+    return result
+
+
+def main(prints: int = 560, items: int = 120, engines: tuple[str, ...] = tuple(ENGINES)) -> dict[str, Any]:
+    photos = bench_photos(engines)
+    sim_prints = bench_prints(prints) if prints else {"skipped": "not run"}
+    tunnel = bench_tunnel(items) if items else {"skipped": "not run"}
+    rows = []
+    for engine, r in photos.items():
+        if isinstance(r, dict) and "correct" in r:
+            rows.append(
+                {"metric": f"OCR real photos, {engine}", "value": f"{r['correct']}/{r['total']}", "target": "7/7"}
+            )
+            rows.append(
+                {
+                    "metric": f"OCR latency p50/p90 ms, {engine}",
+                    "value": f"{r['p50_ms']}/{r['p90_ms']}",
+                    "target": "p50 ≤ 500",
+                }
+            )
+    for (
+        name,
+        r,
+    ) in (("sim prints", sim_prints), ("sim tunnel", tunnel)):
+        if "exact" not in r:
+            continue
+        rows += [
+            {"metric": f"OCR {name}: expiry exact match (n={r['n']})", "value": r["exact"], "target": "≥ 0.98"},
+            {"metric": f"OCR {name}: expired recall", "value": r["expired_recall"], "target": "≥ 0.995"},
+            {"metric": f"OCR {name}: good called expired", "value": r["good_called_expired"], "target": "≤ 0.002"},
+            {
+                "metric": f"OCR {name}: production date taken for expiry",
+                "value": r["manufactured_taken_for_expiry"],
+                "target": "0",
+            },
+        ]
+    result = {"benchmark": "ocr_expiry", "photos": photos, "sim_prints": sim_prints, "sim_tunnel": tunnel, "rows": rows}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    print("| metric | value | target |")
+    print("|---|---|---|")
+    for row in rows:
+        print(f"| {row['metric']} | {row['value']} | {row['target']} |")
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prints", type=int, default=560)
+    parser.add_argument("--items", type=int, default=120)
+    parser.add_argument("--engine", action="append", choices=sorted(ENGINES))
+    args = parser.parse_args()
+    main(args.prints, args.items, tuple(args.engine) if args.engine else tuple(ENGINES))
