@@ -47,5 +47,7 @@ def main() -> None:
     app()
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # `python -m pipeline.cli`: commands registered on the importable module's app
+    from pipeline.cli import main as _main
+
+    _main()

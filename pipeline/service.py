@@ -262,6 +262,8 @@ class Runtime:
         self.images_dir = config.data_root / "images"
         self.images_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(config.db)
+        # The service owns its store: whatever a previous process had leased is ours to redo now.
+        self.store.recover_leases()
         self.metrics = ServiceMetrics()
         self.hub = VerdictHub()
         self.depth = QueueGauge(self.store.queue_depth())

@@ -22,7 +22,7 @@ from typing import Any
 
 from pipeline.types import ItemCapture, Verdict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -82,6 +82,9 @@ MIGRATIONS: dict[int, str] = {
         created_at REAL NOT NULL
     );
     CREATE INDEX labels_item ON labels (item_id);
+    """,
+    2: """
+    CREATE INDEX captures_open ON captures (state) WHERE state != 'done';
     """,
 }
 
@@ -220,6 +223,12 @@ class Store:
                 (item_id,),
             )
 
+    def recover_leases(self) -> int:
+        """Put every leased item back in the queue; call once when the single owning service starts."""
+        with self.transaction() as conn:
+            cur = conn.execute("UPDATE captures SET state = 'pending', lease_until = NULL WHERE state = 'leased'")
+            return cur.rowcount
+
     def queue_depth(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM captures WHERE state != 'done'").fetchone()[0]
 
@@ -274,6 +283,9 @@ class Store:
         sql += " ORDER BY id LIMIT ?"
         rows = self._conn().execute(sql, [*args, limit]).fetchall()
         return [Event(r["id"], r["item_id"], r["type"], json.loads(r["payload_json"]), r["attempts"]) for r in rows]
+
+    def pending_event_count(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM events WHERE delivered_at IS NULL").fetchone()[0]
 
     def mark_delivered(self, event_id: int) -> None:
         with self.transaction() as conn:

@@ -84,6 +84,11 @@ class Frame(_Model):
     def image(self) -> np.ndarray | None:
         return self._image
 
+    def with_image(self, image: np.ndarray) -> Frame:
+        """Attach pixels already decoded elsewhere (e.g. by the HTTP handler) so they are not decoded twice."""
+        self._image = image
+        return self
+
     def load(self, root: Path | str | None = None) -> np.ndarray:
         """Decode (once) and return the RGB pixels; raises `ImageError` on bad input."""
         if self._image is None:

@@ -125,7 +125,7 @@ class WorkerPool:
         if arrival:
             for frame in capture.frames:
                 if frame.camera in arrival.images:
-                    frame._image = arrival.images[frame.camera]  # already decoded by the HTTP handler
+                    frame.with_image(arrival.images[frame.camera])  # already decoded by the HTTP handler
         started = time.perf_counter() - max(0.0, time.time() - received_at)
         try:
             verdict = self.inspector.inspect(capture, started)

@@ -10,7 +10,7 @@ import sqlite3
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.store import SCHEMA_VERSION, Store, StoreError
+from pipeline.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError
 from pipeline.types import Action, Finding, Frame, ItemCapture, Verdict
 
 
@@ -116,3 +116,27 @@ def test_sigkill_loses_nothing(tmp_path) -> None:
     assert store.queue_depth() == 0
     assert len(store.verdicts()) == enqueued
     assert len(store.events("divert")) == enqueued
+
+
+def test_recover_leases_and_event_backlog(tmp_path) -> None:
+    store = Store(tmp_path / "s.db")
+    for i in range(3):
+        store.enqueue(cap(i))
+    assert len(store.lease(2, lease_s=3600)) == 2
+    assert store.recover_leases() == 2
+    assert len(store.lease(5)) == 3
+    store.add_event("I1", "divert", {})
+    assert store.pending_event_count() == 1
+
+
+def test_migrates_a_version_one_store(tmp_path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        for statement in MIGRATIONS[1].split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version=1")
+    store = Store(path)
+    assert store.schema_version == SCHEMA_VERSION
+    indexes = {r[0] for r in store._conn().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "captures_open" in indexes

@@ -1,0 +1,5 @@
+"""`python -m pipeline` runs the tunnelpi CLI."""
+
+from pipeline.cli import main
+
+main()
