@@ -36,10 +36,19 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 """Colour names used in attributes, with the sRGB the catalog records."""
 
 SELLERS = (
-    "acme-foods", "northwind-pets", "bluebay-apparel", "kiko-trading", "sunrise-pharma",
-    "paperleaf-books", "courtside-sports", "dreamweave-home", "stride-footwear", "case-republic",
-    "mercato-import", "hanok-market",
-)  # fmt: skip
+    "acme-foods",
+    "northwind-pets",
+    "bluebay-apparel",
+    "kiko-trading",
+    "sunrise-pharma",
+    "paperleaf-books",
+    "courtside-sports",
+    "dreamweave-home",
+    "stride-footwear",
+    "case-republic",
+    "mercato-import",
+    "hanok-market",
+)
 
 CATEGORY_SELLERS: dict[str, tuple[str, ...]] = {
     "pet_food": ("northwind-pets", "kiko-trading"),
@@ -125,9 +134,17 @@ def catalog_records() -> list[CatalogRecord]:
         ("PET-DOGFOOD-PUP-07KG", "Happy Paws Puppy", "US", "blue", "7 kg"),
     ):
         recs.append(
-            _record(sku, title, "pet_food", colour, market=market, attributes={"size": weight}, dated=True,
-                    min_remaining_days=90)
-        )  # fmt: skip
+            _record(
+                sku,
+                title,
+                "pet_food",
+                colour,
+                market=market,
+                attributes={"size": weight},
+                dated=True,
+                min_remaining_days=90,
+            )
+        )
     for sku, model, colour in (
         ("PHONE-CASE-P15-BLK", "P15", "black"),
         ("PHONE-CASE-P15-RED", "P15", "red"),
@@ -149,9 +166,14 @@ def catalog_records() -> list[CatalogRecord]:
         recs.append(_record(sku, title, "book", colour))
     for sku, count, height in (("TENNIS-BALLS-3PK", "3", "210"), ("TENNIS-BALLS-4PK", "4", "275")):
         recs.append(
-            _record(sku, f"Championship tennis balls, {count} pack", "sports", "yellow",
-                    attributes={"count": count, "height_mm": height})
-        )  # fmt: skip
+            _record(
+                sku,
+                f"Championship tennis balls, {count} pack",
+                "sports",
+                "yellow",
+                attributes={"count": count, "height_mm": height},
+            )
+        )
     for size in ("TWIN", "FULL", "QUEEN", "KING"):
         recs.append(_record(f"SHEET-SET-{size}", "Percale sheet set", "bedding", "white", attributes={"size": size}))
     recs.append(_record("DUVET-COVER-KING-GRY", "Linen duvet cover", "bedding", "grey", attributes={"size": "KING"}))
@@ -168,9 +190,17 @@ def catalog_records() -> list[CatalogRecord]:
         ("FOOD-SNACK-VN-01", "Bánh Quy Dừa", "VN", "green", 30, False),
     ):
         recs.append(
-            _record(sku, title, "food", colour, market=market, dated=True, min_remaining_days=min_days,
-                    month_precision_ok=month_ok)
-        )  # fmt: skip
+            _record(
+                sku,
+                title,
+                "food",
+                colour,
+                market=market,
+                dated=True,
+                min_remaining_days=min_days,
+                month_precision_ok=month_ok,
+            )
+        )
     for sku, title, market, colour in (
         ("PHARMA-IBU-400-DE", "Ibuprofen 400 mg, 20 Tabletten", "DE", "white"),
         ("PHARMA-VITC-500-US", "Vitamin C 500 mg, 60 tablets", "US", "orange"),

@@ -247,8 +247,12 @@ def _smudge(product: Product, rng: np.random.Generator) -> Masks:
             blot,
             (int(rng.uniform(0, patch.shape[1])), int(rng.uniform(0, patch.shape[0]))),
             (int(rng.uniform(8, 30)), int(rng.uniform(5, 14))),
-            float(rng.uniform(0, 180)), 0, 360, 255, -1,
-        )  # fmt: skip
+            float(rng.uniform(0, 180)),
+            0,
+            360,
+            255,
+            -1,
+        )
     blot = cv2.GaussianBlur(blot, (0, 0), 3).astype(np.float32)[..., None] / 255.0
     ink = np.array([40, 40, 52], np.float32)
     tex[y0:y1, x0:x1, :3] = np.clip(smear * (1 - 0.6 * blot) + ink * 0.6 * blot, 0, 255).astype(np.uint8)

@@ -84,8 +84,9 @@ def _pick_defect(record: CatalogRecord, rng: np.random.Generator, packaging: str
     return str(options[int(rng.choice(len(options), p=weights / weights.sum()))]) if options else None
 
 
-def plan_item(sim: SimCatalog, seed: int, index: int, split: str, *, today: date, defect_rate: float,
-              sku: str | None = None) -> ItemPlan:  # fmt: skip
+def plan_item(
+    sim: SimCatalog, seed: int, index: int, split: str, *, today: date, defect_rate: float, sku: str | None = None
+) -> ItemPlan:
     """Decide one item: which SKU and lot, its defects and benign variations."""
     rng = np.random.default_rng([seed, SPLIT_CODES[split], index, 7])
     cat = sim.catalog
@@ -189,9 +190,14 @@ def _write_item(plan: ItemPlan) -> dict[str, Any]:
         assert ok
         (folder / f"{cam}.jpg").write_bytes(data.tobytes())
         frames.append(
-            Frame(camera=cam, uri=f"images/{plan.item_id}/{cam}.jpg", timestamp=plan.captured_at,
-                  width=image.shape[1], height=image.shape[0])
-        )  # fmt: skip
+            Frame(
+                camera=cam,
+                uri=f"images/{plan.item_id}/{cam}.jpg",
+                timestamp=plan.captured_at,
+                width=image.shape[1],
+                height=image.shape[0],
+            )
+        )
     if rendered.masks:
         (out / "masks" / plan.item_id).mkdir(parents=True, exist_ok=True)
     for name, per_cam in rendered.masks.items():
@@ -199,9 +205,15 @@ def _write_item(plan: ItemPlan) -> dict[str, Any]:
             ok, data = cv2.imencode(".png", mask.astype(np.uint8) * 255)
             (out / "masks" / plan.item_id / f"{cam}__{name}.png").write_bytes(data.tobytes())
     capture = ItemCapture(
-        item_id=plan.item_id, sku=plan.sku, lot=plan.lot, seller=plan.seller, fc=plan.fc, tunnel=plan.tunnel,
-        captured_at=plan.captured_at, frames=frames,
-    )  # fmt: skip
+        item_id=plan.item_id,
+        sku=plan.sku,
+        lot=plan.lot,
+        seller=plan.seller,
+        fc=plan.fc,
+        tunnel=plan.tunnel,
+        captured_at=plan.captured_at,
+        frames=frames,
+    )
     record = json.loads(capture.to_json())
     record["split"] = plan.split
     record["truth"] = rendered.truth.model_dump(mode="json")

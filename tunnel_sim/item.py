@@ -96,8 +96,9 @@ def render_item(
         raise ValueError(f"unknown defect types {unknown}; known: {list(ALL_DEFECTS)}")
     look_rng = np.random.default_rng([seed, 1])
     defect_rng = np.random.default_rng([seed, 3])
-    look, truth_extra = _look(record, defects, benign, look_rng, defect_rng, today, printed_expiry, manufactured,
-                              lot_code, actual_sku)  # fmt: skip
+    look, truth_extra = _look(
+        record, defects, benign, look_rng, defect_rng, today, printed_expiry, manufactured, lot_code, actual_sku
+    )
     product = product_for(look)
     texture_masks = {}
     for name in defects:

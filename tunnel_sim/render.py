@@ -106,7 +106,7 @@ def stable_int(*parts: object) -> int:
 
 
 def _mix(a: RGB, b: RGB, t: float) -> RGB:
-    return tuple(int(round(x * (1 - t) + y * t)) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
+    return tuple(round(x * (1 - t) + y * t) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
 
 
 def _luma(c: RGB) -> float:
@@ -126,8 +126,18 @@ def _mm(v: float) -> int:
     return round(v * PX_PER_MM)
 
 
-def _text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size_mm: float, fill: RGB, *,
-          family: str = "sans-bold", language: str = "en", anchor: str = "la", max_w_mm: float | None = None) -> None:  # fmt: skip
+def _text(
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[float, float],
+    text: str,
+    size_mm: float,
+    fill: RGB,
+    *,
+    family: str = "sans-bold",
+    language: str = "en",
+    anchor: str = "la",
+    max_w_mm: float | None = None,
+) -> None:
     """Text in mm coordinates, shrunk to fit `max_w_mm` when given."""
     if needs_cjk(text):
         family = family_for("ja" if language not in ("ja", "ko", "zh") else language, bold=family.endswith("bold"))
@@ -160,12 +170,14 @@ def _gradient(img: Image.Image, strength: float, seed: int) -> Image.Image:
     arr = np.asarray(img).astype(np.float32)
     h, w = arr.shape[:2]
     ramp = np.linspace(1 + strength, 1 - strength, h, dtype=np.float32)[:, None, None]
-    grain = np.random.default_rng(seed).normal(0, 2.5, size=(h, w, 1)).astype(np.float32)
+    grain = np.random.default_rng(seed).standard_normal((h, w, 1), dtype=np.float32) * 2.5
     arr[..., :3] = np.clip(arr[..., :3] * ramp + grain, 0, 255)
     return Image.fromarray(arr.astype(np.uint8), "RGBA")
 
 
-def _paste_ink(img: Image.Image, alpha: np.ndarray, box_px: tuple[int, int, int, int], ink: RGB) -> tuple[int, int, int, int]:  # fmt: skip
+def _paste_ink(
+    img: Image.Image, alpha: np.ndarray, box_px: tuple[int, int, int, int], ink: RGB
+) -> tuple[int, int, int, int]:
     """Fit an ink layer inside a box (shrinking if needed) and lay it down; returns its box."""
     x0, y0, x1, y1 = box_px
     h, w = alpha.shape
@@ -178,14 +190,20 @@ def _paste_ink(img: Image.Image, alpha: np.ndarray, box_px: tuple[int, int, int,
     return (x0, y0, x0 + alpha.shape[1], y0 + alpha.shape[0])
 
 
-def _date_block(img: Image.Image, look: ItemLook, box_mm: tuple[float, float, float, float], background: RGB,
-                seed: int) -> tuple[int, int, int, int] | None:  # fmt: skip
+def _date_block(
+    img: Image.Image, look: ItemLook, box_mm: tuple[float, float, float, float], background: RGB, seed: int
+) -> tuple[int, int, int, int] | None:
     """Draw the date print (on a white sticker for label style) and return its pixel box."""
     if look.date_lines is None or not look.label_present:
         return None
     rng = np.random.default_rng(stable_int("date", seed, look.date_lines.lines))
-    alpha = render_ink(look.date_lines.lines, cap_px=_mm(DATE_CAP_MM), style=look.print_style,
-                       language=look.date_lines.language, rng=rng)  # fmt: skip
+    alpha = render_ink(
+        look.date_lines.lines,
+        cap_px=_mm(DATE_CAP_MM),
+        style=look.print_style,
+        language=look.date_lines.language,
+        rng=rng,
+    )
     x0, y0, x1, y1 = (_mm(v) for v in box_mm)
     draw = ImageDraw.Draw(img)
     if look.print_style == "printed":
@@ -199,18 +217,32 @@ def _date_block(img: Image.Image, look: ItemLook, box_mm: tuple[float, float, fl
     return (x0, y0, x1, y1) if look.print_style == "printed" else box
 
 
-def _variant_badge(img: Image.Image, look: ItemLook, box_mm: tuple[float, float, float, float], caption: str,
-                   colour: RGB = (250, 250, 246)) -> tuple[int, int, int, int] | None:  # fmt: skip
+def _variant_badge(
+    img: Image.Image,
+    look: ItemLook,
+    box_mm: tuple[float, float, float, float],
+    caption: str,
+    colour: RGB = (250, 250, 246),
+) -> tuple[int, int, int, int] | None:
     """A sticker with the size/model in big letters; None when the label is missing."""
     if not look.label_present or not look.variant_text:
         return None
     x0, y0, x1, y1 = box_mm
     draw = ImageDraw.Draw(img)
-    draw.rounded_rectangle(tuple(_mm(v) for v in box_mm), radius=_mm(2), fill=(*colour, 255), outline=(40, 40, 40, 255), width=2)  # fmt: skip
+    draw.rounded_rectangle(
+        tuple(_mm(v) for v in box_mm), radius=_mm(2), fill=(*colour, 255), outline=(40, 40, 40, 255), width=2
+    )
     h = y1 - y0
     _text(draw, ((x0 + x1) / 2, y0 + h * 0.08), caption, h * 0.16, (60, 60, 60), anchor="mt", max_w_mm=(x1 - x0) * 0.9)
-    _text(draw, ((x0 + x1) / 2, y0 + h * 0.62), look.variant_text, h * 0.42, (15, 15, 15), anchor="mm",
-          max_w_mm=(x1 - x0) * 0.88)  # fmt: skip
+    _text(
+        draw,
+        ((x0 + x1) / 2, y0 + h * 0.62),
+        look.variant_text,
+        h * 0.42,
+        (15, 15, 15),
+        anchor="mm",
+        max_w_mm=(x1 - x0) * 0.88,
+    )
     return tuple(_mm(v) for v in box_mm)  # type: ignore[return-value]
 
 
@@ -224,10 +256,18 @@ def _rect_outline(w: float, d: float, chamfer: float = 0.0) -> np.ndarray:
         return np.array([[-w / 2, -d / 2], [w / 2, -d / 2], [w / 2, d / 2], [-w / 2, d / 2]], dtype=np.float64)
     c = chamfer
     return np.array(
-        [[-w / 2 + c, -d / 2], [w / 2 - c, -d / 2], [w / 2, -d / 2 + c], [w / 2, d / 2 - c],
-         [w / 2 - c, d / 2], [-w / 2 + c, d / 2], [-w / 2, d / 2 - c], [-w / 2, -d / 2 + c]],
+        [
+            [-w / 2 + c, -d / 2],
+            [w / 2 - c, -d / 2],
+            [w / 2, -d / 2 + c],
+            [w / 2, d / 2 - c],
+            [w / 2 - c, d / 2],
+            [-w / 2 + c, d / 2],
+            [-w / 2, d / 2 - c],
+            [-w / 2, -d / 2 + c],
+        ],
         dtype=np.float64,
-    )  # fmt: skip
+    )
 
 
 def _circle_outline(r: float, n: int = 28) -> np.ndarray:
@@ -260,7 +300,16 @@ class _BoxFaces:
         if self.c <= 0:
             return [self.w, self.d, self.w, self.d]
         diag = float(np.hypot(self.c, self.c))
-        return [self.w - 2 * self.c, diag, self.d - 2 * self.c, diag, self.w - 2 * self.c, diag, self.d - 2 * self.c, diag]  # fmt: skip
+        return [
+            self.w - 2 * self.c,
+            diag,
+            self.d - 2 * self.c,
+            diag,
+            self.w - 2 * self.c,
+            diag,
+            self.d - 2 * self.c,
+            diag,
+        ]
 
     def face_x(self, face: int) -> float:
         """Strip x (mm) where face 0 front, 1 right, 2 back, 3 left starts."""
@@ -287,8 +336,9 @@ def _brand(record: CatalogRecord) -> str:
     return record.title.split(",")[0]
 
 
-def _carton(look: ItemLook, w: float, d: float, h: float, *, date_on: Surface = "side",
-            chamfer: float = 0.0) -> Product:  # fmt: skip
+def _carton(
+    look: ItemLook, w: float, d: float, h: float, *, date_on: Surface = "side", chamfer: float = 0.0
+) -> Product:
     """A printed carton (food, pharma, phone case box, shoebox, bedding pack)."""
     rec, seed = look.record, _seed_of(look)
     base = look.colour_rgb
@@ -302,7 +352,15 @@ def _carton(look: ItemLook, w: float, d: float, h: float, *, date_on: Surface = 
     for _ in range(3):
         cx, cy, r = rng.uniform(0.45, 0.9) * w, rng.uniform(0.45, 0.85) * d, rng.uniform(0.08, 0.2) * min(w, d)
         draw.ellipse(tuple(_mm(v) for v in (cx - r, cy - r, cx + r, cy + r)), fill=(*_mix(accent, base, 0.3), 255))
-    _text(draw, (w * 0.06, d * 0.04), _brand(rec).upper(), d * 0.1, _contrast_ink(accent), language=lang, max_w_mm=w * 0.88)  # fmt: skip
+    _text(
+        draw,
+        (w * 0.06, d * 0.04),
+        _brand(rec).upper(),
+        d * 0.1,
+        _contrast_ink(accent),
+        language=lang,
+        max_w_mm=w * 0.88,
+    )
     _text(draw, (w * 0.06, d * 0.3), rec.title, d * 0.075, ink, family="sans", language=lang, max_w_mm=w * 0.6)
     regions: dict[str, Region] = {}
     faces = _BoxFaces(w, d, h, _mix(base, (0, 0, 0), 0.08), seed + 1, chamfer)
@@ -385,7 +443,12 @@ def _folded_polybag(look: ItemLook, w: float, d: float, h: float, caption: str) 
     else:
         card = (w * 0.06, d * 0.06, w * 0.94, d * 0.5)
         draw.rectangle(tuple(_mm(v) for v in card), fill=(246, 244, 238, 255))
-        draw.rectangle(tuple(_mm(v) for v in (w * 0.1, d * 0.2, w * 0.9, d * 0.46)), fill=(*base, 255), outline=(*dark, 255), width=3)  # fmt: skip
+        draw.rectangle(
+            tuple(_mm(v) for v in (w * 0.1, d * 0.2, w * 0.9, d * 0.46)),
+            fill=(*base, 255),
+            outline=(*dark, 255),
+            width=3,
+        )
         draw.rectangle(tuple(_mm(v) for v in (w * 0.14, d * 0.22, w * 0.34, d * 0.3)), fill=(250, 250, 250, 255))
         _text(draw, (w * 0.1, d * 0.08), _brand(rec), d * 0.07, (40, 40, 60), family="serif-bold", max_w_mm=w * 0.8)
         for i in range(4):
@@ -438,7 +501,7 @@ def _book(look: ItemLook) -> Product:
 
 def _canister(look: ItemLook) -> Product:
     """Clear tennis-ball canister standing up: balls visible through the wall and the lid."""
-    rec, seed = look.record, _seed_of(look)
+    rec = look.record
     count = int(rec.attributes.get("count", "3"))
     r, h = 37.0, float(rec.attributes.get("height_mm", "210"))
     outline = _circle_outline(r)
@@ -446,16 +509,23 @@ def _canister(look: ItemLook) -> Product:
     side = _canvas(perim, h, (210, 222, 228), alpha=70)
     draw = ImageDraw.Draw(side)
     ball = look.colour_rgb
-    balls = int(round(count * look.fill))
+    balls = round(count * look.fill)
     pitch = (h - 22) / count
     for i in range(balls):  # balls fill the tube from the bottom
         cy = h - 4 - pitch * (i + 0.5)
         for k in range(2):  # seen through the front and the back of the tube
             cx = perim * (0.25 + 0.5 * k)
-            draw.ellipse(tuple(_mm(v) for v in (cx - perim * 0.2, cy - pitch * 0.47, cx + perim * 0.2, cy + pitch * 0.47)),
-                         fill=(*ball, 255))  # fmt: skip
-            draw.arc(tuple(_mm(v) for v in (cx - perim * 0.14, cy - pitch * 0.4, cx + perim * 0.02, cy + pitch * 0.4)),
-                     280, 80, fill=(250, 250, 240, 255), width=4)  # fmt: skip
+            draw.ellipse(
+                tuple(_mm(v) for v in (cx - perim * 0.2, cy - pitch * 0.47, cx + perim * 0.2, cy + pitch * 0.47)),
+                fill=(*ball, 255),
+            )
+            draw.arc(
+                tuple(_mm(v) for v in (cx - perim * 0.14, cy - pitch * 0.4, cx + perim * 0.02, cy + pitch * 0.4)),
+                280,
+                80,
+                fill=(250, 250, 240, 255),
+                width=4,
+            )
     draw.rectangle((0, 0, _mm(perim), _mm(18)), fill=(235, 235, 235, 120))
     band_y = h * 0.62
     draw.rectangle((0, _mm(band_y), _mm(perim), _mm(band_y + 26)), fill=(200, 30, 40, 255))
@@ -498,10 +568,27 @@ def _bottle(look: ItemLook) -> Product:
     label_y0, label_y1 = h * 0.42, h * 0.8
     draw.rectangle((0, _mm(label_y0), _mm(perim), _mm(label_y1)), fill=(246, 244, 236, 255))
     lang = rec.label_languages[0]
-    _text(draw, (perim * 0.25, (label_y0 + label_y1) / 2 - 8), _brand(rec).split()[0], 14, (30, 60, 30) if not opaque else liquid,
-          family="serif-bold", anchor="mm", language=lang, max_w_mm=perim * 0.4)  # fmt: skip
-    _text(draw, (perim * 0.25, (label_y0 + label_y1) / 2 + 12), " ".join(_brand(rec).split()[1:]), 7, (60, 60, 60),
-          family="sans", anchor="mm", max_w_mm=perim * 0.45)  # fmt: skip
+    _text(
+        draw,
+        (perim * 0.25, (label_y0 + label_y1) / 2 - 8),
+        _brand(rec).split()[0],
+        14,
+        (30, 60, 30) if not opaque else liquid,
+        family="serif-bold",
+        anchor="mm",
+        language=lang,
+        max_w_mm=perim * 0.4,
+    )
+    _text(
+        draw,
+        (perim * 0.25, (label_y0 + label_y1) / 2 + 12),
+        " ".join(_brand(rec).split()[1:]),
+        7,
+        (60, 60, 60),
+        family="sans",
+        anchor="mm",
+        max_w_mm=perim * 0.45,
+    )
     _barcode(draw, (perim * 0.78, label_y0 + 8, perim * 0.95, label_y1 - 8), rec.sku)
     regions: dict[str, Region] = {"label": Region(0, "side", (0, _mm(label_y0), _mm(perim), _mm(label_y1)))}
     if rec.expiry.carries_date:
@@ -513,7 +600,9 @@ def _bottle(look: ItemLook) -> Product:
         regions["fill"] = Region(0, "side", (0, _mm(h * 0.12), _mm(perim), _mm(label_y0)))
     shoulder = _canvas(2 * r, 2 * r, body_colour, alpha=255 if opaque else 140)
     sdraw = ImageDraw.Draw(shoulder)
-    sdraw.ellipse(tuple(_mm(v) for v in (r - 24, r - 24, r + 24, r + 24)), fill=(*_mix(body_colour, (255, 255, 255), 0.3), 255))  # fmt: skip
+    sdraw.ellipse(
+        tuple(_mm(v) for v in (r - 24, r - 24, r + 24, r + 24)), fill=(*_mix(body_colour, (255, 255, 255), 0.3), 255)
+    )
     body = Part(outline, 0.0, h, _rgba(_top_alpha(outline, shoulder)), _rgba(side), gloss=0.7)
     cap_r, cap_h = 17.0, 24.0
     cap_outline = _circle_outline(cap_r, 16)
@@ -542,14 +631,16 @@ def _shoe_outline(length: float, width: float, mirror: bool) -> np.ndarray:
 
 
 def _sneakers(look: ItemLook) -> Product:
-    rec, seed = look.record, _seed_of(look)
+    seed = _seed_of(look)
     if look.packaging != "no_shoebox":
         product = _carton(replace(look, colour_rgb=(226, 128, 40)), 330, 205, 118)
         shoe = product.parts[0]
         sw = ImageDraw.Draw(img := Image.fromarray(shoe.top, "RGBA"))
         sw.rectangle((0, 0, _mm(330), _mm(205 * 0.2)), fill=(40, 40, 44, 255))
         _text(sw, (16, 5), "STRIDE", 24, (250, 250, 250))
-        sw.rectangle(tuple(_mm(v) for v in (18, 60, 90, 120)), fill=(*look.colour_rgb, 255), outline=(20, 20, 20, 255), width=3)  # fmt: skip
+        sw.rectangle(
+            tuple(_mm(v) for v in (18, 60, 90, 120)), fill=(*look.colour_rgb, 255), outline=(20, 20, 20, 255), width=3
+        )
         shoe.top = _rgba(img)
         return product
     upper = look.colour_rgb
@@ -567,9 +658,13 @@ def _sneakers(look: ItemLook) -> Product:
         for k in range(5):  # laces
             x = cx - 5 + k * 16
             draw.line((_mm(x), _mm(cy - 22), _mm(x + 6), _mm(cy + 22)), fill=(250, 250, 250, 255), width=5)
-        draw.polygon([(_mm(cx + 20), _mm(cy + 38)), (_mm(cx + 110), _mm(cy + 10)), (_mm(cx + 40), _mm(cy + 20))],
-                     fill=(250, 250, 250, 255))  # fmt: skip
-        draw.rounded_rectangle(tuple(_mm(v) for v in (cx - 140, cy - 14, cx - 112, cy + 14)), radius=6, fill=(250, 250, 246, 255))  # fmt: skip
+        draw.polygon(
+            [(_mm(cx + 20), _mm(cy + 38)), (_mm(cx + 110), _mm(cy + 10)), (_mm(cx + 40), _mm(cy + 20))],
+            fill=(250, 250, 250, 255),
+        )
+        draw.rounded_rectangle(
+            tuple(_mm(v) for v in (cx - 140, cy - 14, cx - 112, cy + 14)), radius=6, fill=(250, 250, 246, 255)
+        )
         if i == 0 and look.label_present and look.variant_text:
             _text(draw, (cx - 126, cy), look.variant_text.split()[-1], 11, (20, 20, 20), anchor="mm", max_w_mm=26)
         if i == 0:
@@ -591,7 +686,9 @@ def _phone_case_box(look: ItemLook) -> Product:
     top = Image.fromarray(product.parts[0].top, "RGBA")
     draw = ImageDraw.Draw(top)
     window = (18, 42, 62, 170)
-    draw.rounded_rectangle(tuple(_mm(v) for v in window), radius=_mm(9), fill=(*look.colour_rgb, 255), outline=(30, 30, 30, 255), width=3)  # fmt: skip
+    draw.rounded_rectangle(
+        tuple(_mm(v) for v in window), radius=_mm(9), fill=(*look.colour_rgb, 255), outline=(30, 30, 30, 255), width=3
+    )
     draw.rounded_rectangle(tuple(_mm(v) for v in (24, 48, 44, 80)), radius=_mm(5), fill=(20, 20, 20, 255))
     product.parts[0].top = _rgba(top)
     product.regions["item_colour"] = Region(0, "top", tuple(_mm(v) for v in window))  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ the same transform, so every frame gets a true pixel mask that respects occlusio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import cv2
 import numpy as np
@@ -29,7 +29,7 @@ class Camera:
     target: tuple[float, float, float]
     focal_px: float
 
-    @property
+    @cached_property
     def rotation(self) -> np.ndarray:
         forward = np.subtract(self.target, self.position).astype(np.float64)
         forward /= np.linalg.norm(forward)
@@ -171,14 +171,18 @@ def _facets(product: Product, pose: Pose) -> list[_Facet]:
             a, b = outline[i], outline[(i + 1) % n]
             x0, x1 = int(np.floor(edges[i])), int(np.ceil(edges[i + 1]))
             x1 = min(max(x1, x0 + 1), part.side.shape[1])
-            world = np.vstack([
-                _world_points(part, pose, np.array([a, b]), ztop),
-                _world_points(part, pose, np.array([b, a]), part.z0),
-            ])  # fmt: skip
+            world = np.vstack(
+                [
+                    _world_points(part, pose, np.array([a, b]), ztop),
+                    _world_points(part, pose, np.array([b, a]), part.z0),
+                ]
+            )
             edge = b - a
             normal_local = np.array([edge[1], -edge[0]]) / (np.linalg.norm(edge) + 1e-9)
             normal = np.array([c * normal_local[0] - s * normal_local[1], s * normal_local[0] + c * normal_local[1], 0])
-            src = np.array([[edges[i] - x0, 0], [edges[i + 1] - x0, 0], [edges[i + 1] - x0, strip_h], [edges[i] - x0, strip_h]])  # fmt: skip
+            src = np.array(
+                [[edges[i] - x0, 0], [edges[i + 1] - x0, 0], [edges[i + 1] - x0, strip_h], [edges[i] - x0, strip_h]]
+            )
             out.append(_Facet(index, "side", (x0, 0, x1, strip_h), src, world, normal))
         xmin, ymax = outline[:, 0].min(), outline[:, 1].max()
         xmax, ymin = outline[:, 0].max(), outline[:, 1].min()
@@ -265,31 +269,58 @@ def render_view(
 
 
 def _draw_shadow(frame: np.ndarray, product: Product, pose: Pose, camera: Camera, lighting: Lighting) -> None:
-    shadow = np.zeros((FRAME_H, FRAME_W), np.float32)
+    scale = 4  # a soft shadow needs no detail: draw and blur it at quarter resolution
+    shadow = np.zeros((FRAME_H // scale, FRAME_W // scale), np.float32)
     lx, ly, lz = lighting.light_dir
     for part in product.parts:
         if part.z0 > 0:
             continue
         shift = np.array([-lx / lz, -ly / lz]) * part.height * 0.35
-        foot = _world_points(part, pose, part.outline + shift @ np.array([[np.cos(pose.yaw), -np.sin(pose.yaw)], [np.sin(pose.yaw), np.cos(pose.yaw)]]), 0.0)  # fmt: skip
+        foot = _world_points(
+            part,
+            pose,
+            part.outline
+            + shift @ np.array([[np.cos(pose.yaw), -np.sin(pose.yaw)], [np.sin(pose.yaw), np.cos(pose.yaw)]]),
+            0.0,
+        )
         uv, depth = camera.project(foot)
         if np.all(depth > 1):
-            cv2.fillPoly(shadow, [np.round(uv).astype(np.int32)], 1.0)
-    shadow = cv2.GaussianBlur(shadow, (0, 0), 9)
+            cv2.fillPoly(shadow, [np.round(uv / scale).astype(np.int32)], 1.0)
+    shadow = cv2.resize(cv2.GaussianBlur(shadow, (0, 0), 9 / scale), (FRAME_W, FRAME_H))
     frame *= (1 - 0.45 * shadow)[..., None]
 
 
-def _light_and_sensor(frame: np.ndarray, lighting: Lighting, rng: np.random.Generator) -> np.ndarray:
+@lru_cache(maxsize=1)
+def _frame_grid() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalised x, y in [-1, 1] and the lens vignette, computed once per process."""
     yy, xx = np.mgrid[0:FRAME_H, 0:FRAME_W].astype(np.float32)
-    cx, cy = FRAME_W / 2, FRAME_H / 2
-    direction = np.cos(lighting.gradient_angle) * (xx - cx) / cx + np.sin(lighting.gradient_angle) * (yy - cy) / cy
-    vignette = 1 - 0.18 * (((xx - cx) / cx) ** 2 + ((yy - cy) / cy) ** 2)
-    gain = lighting.brightness * (1 + lighting.gradient_strength * direction) * vignette
-    frame *= gain[..., None]
-    frame *= np.asarray(lighting.temperature, np.float32)
+    x = (xx - FRAME_W / 2) / (FRAME_W / 2)
+    y = (yy - FRAME_H / 2) / (FRAME_H / 2)
+    return x, y, 1 - 0.18 * (x**2 + y**2)
+
+
+@lru_cache(maxsize=1)
+def _noise_bank() -> np.ndarray:
+    """Sensor noise field (luma plus weaker chroma) twice the frame size; frames take random windows.
+
+    Drawing fresh Gaussian noise for every frame costs more than the rest of the render.
+    """
+    rng = np.random.default_rng(0x5E45)
+    luma = rng.standard_normal((2 * FRAME_H, 2 * FRAME_W, 1), dtype=np.float32)
+    chroma = rng.standard_normal((2 * FRAME_H, 2 * FRAME_W, 3), dtype=np.float32)
+    return luma + 0.5 * chroma
+
+
+def _light_and_sensor(frame: np.ndarray, lighting: Lighting, rng: np.random.Generator) -> np.ndarray:
+    x, y, vignette = _frame_grid()
+    direction = np.cos(lighting.gradient_angle) * x + np.sin(lighting.gradient_angle) * y
+    gain = (lighting.brightness * (1 + lighting.gradient_strength * direction) * vignette)[..., None]
+    frame *= gain * np.asarray(lighting.temperature, np.float32)
     if lighting.blur_px > 1:
         kernel = np.full((1, lighting.blur_px), 1.0 / lighting.blur_px, np.float32)
         frame = cv2.filter2D(frame, -1, kernel)
-    frame += rng.standard_normal((FRAME_H, FRAME_W, 1), dtype=np.float32) * lighting.noise_sigma
-    frame += rng.standard_normal((FRAME_H, FRAME_W, 3), dtype=np.float32) * (lighting.noise_sigma * 0.5)
-    return np.clip(frame, 0, 255).astype(np.uint8)
+    dy, dx = int(rng.integers(FRAME_H)), int(rng.integers(FRAME_W))
+    noise = _noise_bank()[dy : dy + FRAME_H, dx : dx + FRAME_W]
+    frame = cv2.scaleAdd(noise, lighting.noise_sigma, frame)
+    np.clip(frame, 0, 255, out=frame)
+    return frame.astype(np.uint8)

@@ -31,7 +31,7 @@ def _glyph_line(text: str, family: str, size: int, language: str) -> np.ndarray:
     if needs_cjk(text) and not family.startswith("cjk"):
         family = "cjk-bold" if family.endswith("bold") else "cjk"
     font = get_font(family, size, language)
-    x0, y0, x1, y1 = font.getbbox(text)
+    x0, _, x1, _ = font.getbbox(text)
     width = max(1, x1 - min(0, x0) + 2)
     height = int(size * 1.25) + 2
     img = Image.new("L", (width, height), 0)

@@ -46,9 +46,15 @@ def generate(
     from tunnel_sim import generate_dataset
 
     summary = generate_dataset(
-        out, items, seed, today=shift_day, references_per_sku=references_per_sku, defect_rate=defect_rate,
-        workers=workers, overwrite=overwrite,
-    )  # fmt: skip
+        out,
+        items,
+        seed,
+        today=shift_day,
+        references_per_sku=references_per_sku,
+        defect_rate=defect_rate,
+        workers=workers,
+        overwrite=overwrite,
+    )
     defects = ", ".join(f"{k} {v}" for k, v in summary.defect_counts.items()) or "none"
     typer.echo(f"wrote {out}")
     typer.echo(
