@@ -716,8 +716,11 @@ def read_complaint(
     attribute = extract_attribute(body, attribute_vocabulary(catalog, record))
     if attribute and attribute.expected and attribute.received and problem in (P.OTHER, P.DAMAGED, P.EMPTY_OR_MISSING):
         problem = P.WRONG_VARIANT if scores.get(P.WRONG_VARIANT.value, 0) > 0 or problem is P.OTHER else problem
-    if P.MISSING_PACKAGING.value in scores and rule_scores(body).get(P.MISSING_PACKAGING):
-        problem = P.MISSING_PACKAGING
+    rules = rule_scores(body)
+    for specific in (P.MISSING_PACKAGING, P.SHORT_DATED, P.UNREADABLE_DATE):
+        if rules.get(specific):  # a specific cue beats the generic ones it co-occurs with
+            problem = specific
+            break
     order = record.expiry.date_order if record else "DMY"
     dates = [d.iso for d in parse_dates(body, order=order, today=today)]
     return Complaint(

@@ -195,9 +195,10 @@ def write_report(report: Report, out: Path, evidence: EvidenceFile | None = None
 
 def summary_line(report: Report) -> dict[str, Any]:
     """The short form `tunnelpi report` lists (investigations.jsonl)."""
-    return json.loads(
-        report.model_dump_json(include={"item_id", "root_cause", "confidence", "summary", "backend", "created_at"})
-    )
+    keep = {"item_id", "sku", "lot", "seller", "root_cause", "confidence", "summary", "backend", "created_at"}
+    line = json.loads(report.model_dump_json(include=keep))
+    line |= {"complaint_text": report.complaint.text, "claimed_problem": report.complaint.claimed_problem.value}
+    return line
 
 
 __all__ = ["DESCRIPTIONS", "Report", "split_claims", "to_html", "to_json", "to_markdown", "write_report"]
