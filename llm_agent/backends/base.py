@@ -13,6 +13,7 @@ every citation in it is checked against the evidence file afterwards.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
@@ -26,7 +27,7 @@ from llm_agent.intake import Complaint
 from llm_agent.planner import Answer, Question
 from llm_agent.rootcause import Claim
 from llm_agent.taxonomy import DESCRIPTIONS, RootCause
-from llm_agent.tools import ToolRegistry, ToolResult
+from llm_agent.tools import ImageRef, ToolRegistry, ToolResult
 
 
 class Task(BaseModel):
@@ -208,3 +209,124 @@ def parse_final(text: str, task: Task, backend: str, model: str | None) -> Backe
 
 
 MAX_TOOL_ROUNDS = 12
+
+
+# --- images for vision models ----------------------------------------------------------------------
+
+IMAGE_FORMATS = ("png", "jpeg", "gif", "webp")
+MAX_IMAGES = 20
+MAX_IMAGE_BYTES = int(3.75 * 1024 * 1024)
+MAX_IMAGE_SIDE = 8000
+SEND_SIDE = 1568
+"""Frames are downscaled to this long side before sending: enough to read a label, cheap to send."""
+
+
+class ImageLimitError(ValueError):
+    """An image a provider would refuse (format, size, count); checked before the call."""
+
+
+def validate_image(data: bytes, fmt: str) -> None:
+    if fmt not in IMAGE_FORMATS:
+        raise ImageLimitError(f"image format {fmt!r} is not one of {', '.join(IMAGE_FORMATS)}")
+    if not data:
+        raise ImageLimitError("empty image")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageLimitError(f"image of {len(data)} bytes exceeds {MAX_IMAGE_BYTES}")
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        if max(im.size) > MAX_IMAGE_SIDE:
+            raise ImageLimitError(f"image of {im.size[0]}x{im.size[1]} px exceeds {MAX_IMAGE_SIDE} px")
+        if (im.format or "").lower() != fmt:
+            raise ImageLimitError(f"image bytes are {im.format}, not {fmt}")
+
+
+def validate_images(images: list[tuple[bytes, str]]) -> None:
+    if len(images) > MAX_IMAGES:
+        raise ImageLimitError(f"{len(images)} images exceed the limit of {MAX_IMAGES} per request")
+    for data, fmt in images:
+        validate_image(data, fmt)
+
+
+def encode_ref(evidence: EvidenceFile, ref: ImageRef) -> tuple[bytes, str]:
+    """PNG bytes of a cited frame or crop, downscaled for sending."""
+    from PIL import Image
+
+    image = evidence.image(ref.camera)
+    if ref.box:
+        h, w = image.shape[:2]
+        x0, y0, x1, y1 = (int(v) for v in ref.box)
+        image = image[max(0, y0) : min(h, y1), max(0, x0) : min(w, x1)]
+    im = Image.fromarray(image)
+    im.thumbnail((SEND_SIDE, SEND_SIDE))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue(), "png"
+
+
+def frame_refs(evidence: EvidenceFile) -> list[ImageRef]:
+    return [ImageRef(ref_id=f"frame:{f.camera}", camera=f.camera) for f in evidence.capture.frames][:MAX_IMAGES]
+
+
+# --- the tool-use loop ------------------------------------------------------------------------
+
+
+class PendingCall(BaseModel):
+    id: str
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChatBackend(Backend):
+    """A model that calls tools in rounds and ends with the `FinalReport` JSON.
+
+    Subclasses translate one round to their protocol: `_open` builds the first request state
+    (system prompt, task text, frame images), `_send` makes one call and returns the reply's
+    text and tool calls, `_add_results` appends tool results (and images they attach).
+    """
+
+    max_rounds = MAX_TOOL_ROUNDS
+
+    def _investigate(self, task: Task, tools: ToolRegistry, evidence: EvidenceFile) -> BackendOutput:
+        images = [(ref, *encode_ref(evidence, ref)) for ref in frame_refs(evidence)]
+        validate_images([(d, f) for _, d, f in images])
+        state = self._open(system_prompt(), task_message(task, evidence), images, tools)
+        calls: list[ToolCall] = []
+        repaired = False
+        for _ in range(self.max_rounds):
+            text, pending = self._send(state)
+            if pending:
+                results = []
+                for call in pending:
+                    result = tools.call(evidence, call.name, call.args)
+                    calls.append(ToolCall.of(call.name, call.args, result))
+                    attached = [(ref, *encode_ref(evidence, ref)) for ref in result.images]
+                    validate_images([(d, f) for _, d, f in attached])
+                    results.append((call, result, attached))
+                self._add_results(state, results)
+                continue
+            try:
+                out = parse_final(text, task, self.name, self.model)
+            except BackendError:
+                if repaired:
+                    raise
+                repaired = True
+                self._ask_again(state, "Reply now with only the final JSON object described in the instructions.")
+                continue
+            out.tool_calls = calls
+            return out
+        raise BackendError(f"no final answer after {self.max_rounds} rounds")
+
+    @abstractmethod
+    def _open(self, system: str, user: str, images: list[tuple[ImageRef, bytes, str]], tools: ToolRegistry) -> Any: ...
+
+    @abstractmethod
+    def _send(self, state: Any) -> tuple[str, list[PendingCall]]: ...
+
+    @abstractmethod
+    def _add_results(
+        self, state: Any, results: list[tuple[PendingCall, ToolResult, list[tuple[ImageRef, bytes, str]]]]
+    ) -> None: ...
+
+    @abstractmethod
+    def _ask_again(self, state: Any, text: str) -> None: ...
