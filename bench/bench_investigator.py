@@ -107,7 +107,7 @@ def main(backend: str = "grounded", items: int | None = None) -> dict[str, Any]:
     from pipeline.dataset import Dataset
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    items = items or int(os.environ.get("INVESTIGATOR_BENCH_ITEMS", "760"))
+    items = items or int(os.environ.get("INVESTIGATOR_BENCH_ITEMS", "960"))
     work = Path(os.environ.get("INVESTIGATOR_BENCH_WORK", "/tmp/tunnelpi-bench-investigator"))
     ds_dir, db, info = build(work, items)
     ds = Dataset.open(ds_dir)

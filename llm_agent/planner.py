@@ -115,6 +115,12 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
                 (R.CUSTOMER_MISPERCEPTION,),
             )
             ask(
+                "What expiry does the lot's inventory record give?",
+                "read_dates",
+                "lot_recorded_expiry",
+                (R.EXPIRED_AT_SHIPMENT, R.CUSTOMER_MISPERCEPTION),
+            )
+            ask(
                 "Does the printed expiry agree with the lot's inventory record?",
                 "read_dates",
                 "matches_lot_record",

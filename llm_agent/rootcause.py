@@ -10,6 +10,7 @@ production date is a misreading). Every reason cites the answers' evidence.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from pydantic import BaseModel, Field
 
@@ -155,6 +156,21 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
             f.claim("The catalog allows this SKU to ship without its outer box.", "unboxed_allowed"),
             f.claim("No damage was visible in the tunnel.", "damage_visible"),
         )
+    if problem is P.EXPIRED and f.get("expired_at_shipment") is None and f.get("lot_recorded_expiry"):
+        # The print was not read; the lot record says the stock was valid. A quoted date months
+        # before shipment cannot be this lot's expiry: it is the production date.
+        old = [q for q in complaint.claimed_dates if q < (evidence.shipped_on - timedelta(days=90)).isoformat()]
+        if old:
+            return done(
+                R.CUSTOMER_MISPERCEPTION,
+                0.6,
+                f.claim(
+                    f"The lot's recorded expiry is {f.get('lot_recorded_expiry')}; the date the customer quotes"
+                    f" ({old[0]}) is months before shipment, so it is a production date.",
+                    "lot_recorded_expiry",
+                    "expiry_date",
+                ),
+            )
     if problem is P.EXPIRED and f.get("expired_at_shipment") is False:
         quoted = set(complaint.claimed_dates)
         mfg = f.get("manufactured_date")

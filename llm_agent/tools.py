@@ -503,15 +503,21 @@ def read_dates(ev: EvidenceFile, args: NoArgs) -> ToolResult:
     if expiry is None:
         if not stored and _ocr_available():
             return _unavailable("read_dates", _ocr_available() or "no OCR result")
+        summary = "no expiry date could be read on the item" + (f" ({'; '.join(live_errors)})" if live_errors else "")
+        cites += [r for r, f in stored if f.kind == "unreadable"]
         data["expired_at_shipment"] = None
-        return ToolResult(
-            tool="read_dates",
-            status="ok",
-            summary="no expiry date could be read on the item"
-            + (f" ({'; '.join(live_errors)})" if live_errors else ""),
-            data=data,
-            citations=cites + [r for r, f in stored if f.kind == "unreadable"],
-        )
+        recorded = ev.lot.recorded_expiry if ev.lot else None
+        if recorded is not None:
+            # The inventory record is evidence about the lot, not a reading of this item's print:
+            # it can prove the lot was already expired, never that this item was fine.
+            data["lot_recorded_expiry"] = recorded.isoformat()
+            if recorded < deadline:
+                data["expired_at_shipment"] = True
+                summary += f"; the lot's inventory record gives expiry {recorded}, before the {deadline} minimum"
+            else:
+                summary += f"; the lot's inventory record gives expiry {recorded}"
+            cites.append(f"lot:{ev.lot.lot}")
+        return ToolResult(tool="read_dates", status="ok", summary=summary, data=data, citations=cites)
     last = _last_day(expiry)
     data["expired_at_shipment"] = last < deadline
     data["days_left_at_shipment"] = (last - ev.shipped_on).days

@@ -55,6 +55,7 @@ def catalog() -> Catalog:
         LotRecord(lot="L1", sku="SHEET-SET-TWIN", seller="dreamweave-home", quantity=100),
         LotRecord(lot="L2", sku="FOOD-CEREAL-01", seller="acme-foods", recorded_expiry=date(2027, 6, 30), quantity=50),
         LotRecord(lot="L3", sku="SNEAKER-42", seller="stride-footwear", quantity=20),
+        LotRecord(lot="L4", sku="FOOD-CEREAL-01", seller="acme-foods", recorded_expiry=date(2026, 10, 1), quantity=50),
     ]
     return Catalog(
         skus={r.sku: r for r in [*sheets, cereal, shoes]}, lots={lot.lot: lot for lot in lots}, sellers=["acme-foods"]
@@ -163,6 +164,8 @@ def build_store(root: Path) -> Path:
     )
     add_item(store, root, "VAR-1", "SHEET-SET-TWIN", "L1", ["SIZE", "KING"], [anomaly(0.2)])
     add_item(store, root, "SHOE-1", "SNEAKER-42", "L3", ["EU 42"], [anomaly(0.1)], colour=(36, 96, 190))
+    add_item(store, root, "SHORT-1", "FOOD-CEREAL-01", "L4", ["~~~"], [ocr("unreadable", None, p=1.0), anomaly(0.1)])
+    add_item(store, root, "UNREAD-1", "FOOD-CEREAL-01", "L2", ["~~~"], [ocr("unreadable", None, p=1.0), anomaly(0.1)])
     add_item(store, root, "NOANOM-1", "SHEET-SET-TWIN", "L1", ["TWIN"], [], stages=("localize",))
     store.close()
     catalog().save(root / "catalog.json")
