@@ -85,6 +85,14 @@ NAMED = [
     ("tr", "EKİM 2027", ["2027-10"]),
 ]
 
+MISREAD = [
+    ("MAl2027", ["2027-05"]),  # l read for I in MAI
+    ("N0V 2027", ["2027-11"]),  # 0 read for O
+    ("15 0CT 2027", ["2027-10-15"]),
+    ("APRlL 2027", ["2027-04"]),
+    ("15 JUI 2027", []),  # JUIN or JUIL? never guessed
+]
+
 NOT_DATES = [
     "1-800-280-6934",
     "35g/130 kcal",
@@ -106,6 +114,11 @@ def test_numeric_formats(text: str, order: str, expected: list[str]) -> None:
 
 @pytest.mark.parametrize(("lang", "text", "expected"), NAMED)
 def test_month_names(lang: str, text: str, expected: list[str]) -> None:
+    assert [d.iso for d in parse_dates(text, today=TODAY)] == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), MISREAD)
+def test_misread_month_names(text: str, expected: list[str]) -> None:
     assert [d.iso for d in parse_dates(text, today=TODAY)] == expected
 
 
@@ -134,9 +147,9 @@ def test_month_precision_never_invents_a_day() -> None:
     assert d.last_day() == date(2027, 2, 28) and d.first_day() == date(2027, 2, 1)
 
 
-def test_invalid_day_leaves_only_a_distrusted_month() -> None:
-    d = parse_date("31/02/2027", today=TODAY)
-    assert d is not None and d.iso == "2027-02" and d.certainty < 0.7
+@pytest.mark.parametrize("text", ["31/02/2027", "70.10.2026", "MHD 32 MAR 2027"])
+def test_a_misread_date_yields_nothing_not_a_part_of_it(text: str) -> None:
+    assert parse_dates(text, today=TODAY) == []
 
 
 def test_spans_index_the_original_text() -> None:
@@ -217,6 +230,23 @@ def _types(lines: list[TextLine], order: str = "DMY") -> dict[str, str]:
             {"2027-02-01": "manufactured", "2028-02-01": "expiry"},
         ),
         ([_line("from 01.02.2027 until 31.01.2028")], {"2027-02-01": "other", "2028-01-31": "expiry"}),
+        # labels with an OCR error are still labels
+        ([_line("Febrique la 24 mai 2027")], {"2027-05-24": "manufactured"}),
+        ([_line("Ngey SX: G9.05.2027")], {"2027-05-09": "manufactured"}),
+        ([_line("Herst. 28 Juli 2027")], {"2027-07-28": "manufactured"}),
+        ([_line("Mindestens holtbar bis 28.07.2027")], {"2027-07-28": "expiry"}),
+        # an unlabelled date beside a line whose date could not be read is not taken as the expiry
+        ([_line("XQZ 30 Omzember 2027"), _line("28.07.2027", 22)], {"2027-07-28": "other"}),
+        ([_line("Qwz 30.1?.2027"), _line("28.07.2027", 22)], {"2027-07-28": "other"}),
+        ([_line("Best before 07/12/2928"), _line("28.07.2027", 22)], {"2027-07-28": "other"}),
+        # a label whose own date is unreadable does not label the line below
+        ([_line("Best before 07/12/2928"), _line("MFO 01/29/2027", 22)], {"2027-01-29": "manufactured"}),
+        # short labels with one wrong letter, when unambiguous
+        ([_line("EKP 12.03.2027")], {"2027-03-12": "expiry"}),
+        ([_line("實味期限：2027/03/29")], {"2027-03-29": "expiry"}),
+        # contradictions and implausible expiries are not taken
+        ([_line("EXP 30.05.2027"), _line("MFG 15.04.2028", 22)], {"2027-05-30": "other", "2028-04-15": "manufactured"}),
+        ([_line("EXP 30.05.2020")], {"2020-05-30": "other"}),
     ],
 )
 def test_date_typing(lines: list[TextLine], expected: dict[str, str]) -> None:
@@ -230,12 +260,10 @@ def test_manufactured_date_alone_is_never_the_expiry() -> None:
     assert verdict.status == "unreadable" and "manufactur" in verdict.message
 
 
-def test_expiry_before_manufacture_loses_trust() -> None:
-    sure = classify_lines([_line("MFG 01.02.2027 EXP 01.02.2028")], today=TODAY)
-    odd = classify_lines([_line("MFG 01.02.2028 EXP 01.02.2027")], today=TODAY)
-    conf = {r.type: r.confidence for r in sure}
-    odd_conf = {r.type: r.confidence for r in odd}
-    assert odd_conf["expiry"] < conf["expiry"] / 1.5
+def test_expiry_before_manufacture_goes_to_review() -> None:
+    reads = classify_lines([_line("MFG 01.02.2028 EXP 01.02.2027")], today=TODAY)
+    assert pick_expiry(reads) is None
+    assert judge({"cam": _image_read(reads)}, today=TODAY).status == "unreadable"
 
 
 def test_keyword_tables_cover_many_languages() -> None:

@@ -22,6 +22,8 @@ from detectors.ocr_expiry.keywords import KeywordHit, find_fuzzy, find_keywords,
 
 DateType = Literal["expiry", "manufactured", "other"]
 
+LABELLED = ("keyword", "suffix", "left", "above")
+"""Reasons that come from a printed label (as opposed to a rule)."""
 MAX_KEYWORD_GAP = 24
 """Characters allowed between a same-line keyword and its date."""
 LOT_GAP = 2
@@ -108,14 +110,14 @@ def _trailing_keyword(norm: str, hits: list[KeywordHit], dates: list[ParsedDate]
     if not labels:
         return None
     last = labels[-1]
-    if any(d.span[0] >= last.end for d in dates):
-        return None
+    if any(d.span[0] >= last.end for d in dates) or _DIGITS.search(norm, last.end):
+        return None  # the label has its own date (perhaps an unreadable one)
     return last
 
 
 def _keyword_nearest_x(line: TextLine, norm: str, hits: list[KeywordHit], x: float) -> KeywordHit | None:
     """For a header line with several labels over columns: the label whose position is closest to x."""
-    labels = [h for h in hits if h.kind != "lot"]
+    labels = [h for h in hits if h.kind != "lot" and not _DIGITS.search(norm, h.end)]
     if not labels:
         return None
     n = max(1, len(norm))
@@ -188,19 +190,23 @@ def classify_lines(lines: list[TextLine], *, order: Order = "DMY", today: date |
             if f.kind == "lot":
                 f.kind, f.reason = "other", "other"
             found.append(f)
-    residue = any(not dates[i] and _date_residue(norms[i], today) for i in range(len(lines)))
+    residue = any(not dates[i] and _date_residue(norms[i], hits[i], today) for i in range(len(lines)))
     _apply_rules(found, residue)
-    return check_consistency([_to_read(f, lines[f.line]) for f in found])
+    return check_consistency([_to_read(f, lines[f.line]) for f in found], today)
 
 
-_DATE_SHAPE = re.compile(r"(?<![0-9])[0-9]{1,2}\s?[./-]\s?[0-9]{1,2}\s?[./-]\s?[0-9]")
+_DATE_SHAPE = re.compile(r"[0-9]{1,4}\s?[./-]\s?[0-9]{1,2}\s?[./-]\s?[0-9]{1,4}(?![0-9])")
 _YEAR = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2}(?![0-9])")
+_DIGITS = re.compile(r"[0-9].*[0-9]")
 
 
-def _date_residue(norm: str, today: date) -> bool:
-    """A line with no readable date that still looks like one: a plausible year or a
-    day-month-year shape whose end is garbled. It may be the expiry, misread."""
+def _date_residue(norm: str, hits: list[KeywordHit], today: date) -> bool:
+    """A line with no readable date that still holds one: a day-month-year shape with a
+    garbled part, a plausible year, or an expiry label followed by digits. It may be the
+    expiry, misread."""
     if _DATE_SHAPE.search(norm):
+        return True
+    if any(h.kind == "expiry" and _DIGITS.search(norm, h.end) for h in hits):
         return True
     return any(abs(int(m.group()) - today.year) <= 15 for m in _YEAR.finditer(norm))
 
@@ -260,17 +266,24 @@ def _to_read(f: _Found, line: TextLine) -> DateRead:
     )
 
 
-def check_consistency(reads: list[DateRead]) -> list[DateRead]:
-    """Expiry must come after manufacture; an expiry read before a labelled manufacturing date loses trust."""
-    made = [
-        r.parsed.first_day() for r in reads if r.type == "manufactured" and r.reason in ("keyword", "left", "above")
-    ]
-    if not made:
-        return reads
-    first_made = min(made)
+EXPIRY_PAST_YEARS = 2
+"""An expiry further back than this is taken for a misread (a year digit), not for an item
+that expired years ago: the item goes to review instead of being judged on it."""
+
+
+def check_consistency(reads: list[DateRead], today: date) -> list[DateRead]:
+    """Drop expiry reads that contradict the print: earlier than a labelled manufacturing
+    date (one of the two is misread) or implausibly long ago. The item then has no expiry
+    and goes to review, which is safer than judging it on a contradictory read."""
+    made = [r.parsed.first_day() for r in reads if r.type == "manufactured" and r.reason in LABELLED]
+    first_made = min(made) if made else None
+    oldest = date(today.year - EXPIRY_PAST_YEARS, today.month, min(today.day, 28))
     out = []
     for r in reads:
-        if r.type == "expiry" and r.parsed.last_day() < first_made:
-            r = replace(r, confidence=round(r.confidence * 0.5, 4), reason=r.reason + "+before_manufacture")
+        if r.type == "expiry":
+            if first_made is not None and r.parsed.last_day() < first_made:
+                r = replace(r, type="other", reason=r.reason + "+before_manufacture")
+            elif r.parsed.last_day() < oldest:
+                r = replace(r, type="other", reason=r.reason + "+implausibly_old")
         out.append(r)
     return out

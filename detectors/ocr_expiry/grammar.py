@@ -28,7 +28,6 @@ YMDTuple = tuple[int, int, int | None]
 WINDOW_YEARS_BACK = 10
 WINDOW_YEARS_AHEAD = 15
 """Plausibility window around today: package dates outside it are misreads (lot codes, phone numbers)."""
-INVALID_PARENT_PENALTY = 0.6
 
 MONTHS: dict[str, dict[str, int]] = {
     "en": {
@@ -253,7 +252,9 @@ def month_of(token: str) -> int | None:
         m
         for name, m in MONTH_LOOKUP.items()
         if len(name) == len(token)
-        and all(a == b or (b == "I" and a in "L1|") or (b == "O" and a == "0") for a, b in zip(token, name, strict=True))
+        and all(
+            a == b or (b == "I" and a in "L1|") or (b == "O" and a == "0") for a, b in zip(token, name, strict=True)
+        )
     }
     return months.pop() if len(months) == 1 else None
 
@@ -341,11 +342,11 @@ def _scan(norm: str) -> list[_Match]:
                 found.append(_Match(m.start(), m.end(), kind, readings, certainty))
             else:
                 invalid.append((m.start(), m.end()))
-    # A shorter date inside a longer shape that is no valid date ("31/02/2027" -> "02/2027")
-    # is a guess about a misread: keep it, but trust it less.
-    for cand in found:
-        if any(s <= cand.start and cand.end <= e and e - s > cand.end - cand.start for s, e in invalid):
-            cand.certainty *= INVALID_PARENT_PENALTY
+    # A shorter date inside a longer shape that is no valid date ("70.10.2026" -> "10.2026")
+    # would be a guess about a misread: the longer shape was misread, so nothing is taken.
+    found = [
+        c for c in found if not any(s <= c.start and c.end <= e and e - s > c.end - c.start for s, e in invalid)
+    ]
     # Longest first, then pattern priority: keep non-overlapping matches.
     priority = {kind: i for i, (kind, _, _) in enumerate(_PATTERNS)}
     found.sort(key=lambda x: (-(x.end - x.start), priority[x.kind], x.start))

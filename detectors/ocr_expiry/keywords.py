@@ -63,10 +63,15 @@ MANUFACTURED: dict[str, list[str]] = {
         "MANUFACTURE DATE", "MANUFACTURING DATE", "PROD", "PRODUCED", "PRODUCED ON", "PRODUCTION DATE",
         "PROD DATE", "PACKED", "PACKED ON", "PKD", "PACKAGED ON", "PACK DATE", "MADE ON", "DOM", "MFR DATE",
     ],
-    "de": ["HERST", "HERGESTELLT", "HERGESTELLT AM", "HERSTELLDATUM", "HERSTELLUNGSDATUM", "PRODUKTIONSDATUM", "ABGEFULLT AM"],
+    "de": [
+        "HERST", "HERGESTELLT", "HERGESTELLT AM", "HERSTELLDATUM", "HERSTELLUNGSDATUM", "PRODUKTIONSDATUM",
+        "ABGEFULLT AM",
+    ],
     "fr": ["FABRIQUE LE", "DATE DE FABRICATION", "FAB", "EMBALLE LE", "FABRICATION", "CONDITIONNE LE"],
     "es": ["FECHA DE FABRICACION", "FABRICACION", "FABRICADO", "ELABORADO", "F ELAB", "ELAB", "ENVASADO", "FAB"],
-    "it": ["PRODOTTO IL", "DATA DI PRODUZIONE", "DATA DI PROD", "PRODUZIONE", "CONFEZIONATO IL", "CONFEZIONATO", "PROD"],
+    "it": [
+        "PRODOTTO IL", "DATA DI PRODUZIONE", "DATA DI PROD", "PRODUZIONE", "CONFEZIONATO IL", "CONFEZIONATO", "PROD",
+    ],
     "pt": ["FABRICACAO", "DATA DE FABRICACAO", "FAB", "PRODUZIDO", "PRODUZIDO EM", "EMBALADO EM"],
     "nl": ["PRODUCTIEDATUM", "GEPRODUCEERD", "GEPRODUCEERD OP", "VERPAKT OP"],
     "pl": ["DATA PRODUKCJI", "WYPRODUKOWANO"],
@@ -216,7 +221,46 @@ def find_fuzzy(norm: str, end: int) -> KeywordHit | None:
             dist = _distance(text, squeezed, limit)
             if dist <= limit and (best is None or dist < best[0]):
                 best = (dist, KeywordHit(kind, squeezed, span[0].start(), span[-1].end(), exact=dist == 0))
-    return best[1] if best else None
+    if best is not None:
+        return best[1]
+    return _fuzzy_short(norm, end)
+
+
+@cache
+def _short_table() -> list[tuple[KeywordKind, str]]:
+    """Short labels ("MFD", "EXP", "賞味期限") that are matched with one wrong character."""
+    out = []
+    for kind, table in TABLES.items():
+        for word in {normalize(w) for ws in table.values() for w in ws}:
+            if (_is_cjk(word) and len(word) >= 3) or (not _is_cjk(word) and 3 <= len(word) <= 4 and word.isalpha()):
+                out.append((kind, word))
+    return out
+
+
+def _fuzzy_short(norm: str, end: int) -> KeywordHit | None:
+    """A short label with one wrong character right before the date ("MFO 01/29/2027").
+
+    Only same-length substitutions count, and only when every label within one character
+    is of the same kind: "MHG" could be MHD (expiry) or MFG (manufactured) and types nothing.
+    """
+    head = norm[:end].rstrip(" :.-")
+    if len(head) < 3 or end - len(head) > 3:
+        return None
+    word_m = re.search(r"[A-Z]+$", head)
+    kinds: set[KeywordKind] = set()
+    hit: KeywordHit | None = None
+    for kind, word in _short_table():
+        if _is_cjk(word):
+            cand = re.sub(r"\s", "", head)[-len(word) :]
+            start = len(head) - len(word)
+        elif word_m is not None:
+            cand, start = word_m.group(), word_m.start()
+        else:
+            continue
+        if len(cand) == len(word) and sum(a != b for a, b in zip(cand, word, strict=True)) == 1:
+            kinds.add(kind)
+            hit = KeywordHit(kind, word, max(0, start), len(head), exact=False)
+    return hit if len(kinds) == 1 and hit is not None and hit.kind != "lot" else None
 
 
 def find_suffix(norm: str, start: int, reach: int = 3) -> KeywordHit | None:

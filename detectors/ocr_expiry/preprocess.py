@@ -18,6 +18,9 @@ from detectors.ocr_expiry.engines import Box4, TextLine
 LOW_CONTRAST_STD = 32.0
 """Grey-level spread below which a crop is contrast-stretched before reading."""
 MAX_SKEW_DEG = 10.0
+SMALL_SIDE = 1000
+"""Crops whose longest side is below this get an enlarged fallback pass."""
+MAX_UPSCALE = 2.0
 DOT_MATRIX_SIZES = (3, 5)
 """Minimum-filter sizes for the fallback: 3 px joins fine inkjet dots, 5 px coarse ones."""
 
@@ -140,14 +143,28 @@ def first_pass(image: np.ndarray, *, deskew: bool = False) -> Pass:
     return Pass(name, img, IDENTITY.copy())
 
 
+def upscale(image: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Enlarge (cubic); returns the image and its map back to the input."""
+    out = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+    return out, np.array([[1.0 / factor, 0.0, 0.0], [0.0, 1.0 / factor, 0.0]])
+
+
 def fallback_passes(image: np.ndarray, lines: Sequence[TextLine]) -> list[Pass]:
-    """Passes to try when the first found no expiry: quarter turns when text runs vertically,
-    then the dot-matrix filter in the orientation that read best."""
+    """Passes to try when the first found no expiry, cheapest and likeliest first: quarter
+    turns when text runs vertically, an enlarged copy of a small crop (small print is missed by
+    the detector), then the dot-matrix filter (on the enlarged copy when there is one)."""
     passes: list[Pass] = []
     if vertical_text(lines):
         for angle in (90.0, 270.0):
             rotated, back = rotate(image, angle)
             passes.append(Pass(f"rot{int(angle)}", rotated, back))
+    base = Pass("plain", image, IDENTITY.copy())
+    longest = max(image.shape[:2])
+    if longest < SMALL_SIDE:
+        big, back = upscale(image, min(MAX_UPSCALE, SMALL_SIDE / longest))
+        base = Pass("upscale", big, back)
+        passes.append(base)
     for size in DOT_MATRIX_SIZES:
-        passes.append(Pass(f"dotmatrix{size}", dot_matrix(image, size), IDENTITY.copy()))
+        name = f"dotmatrix{size}" + ("+upscale" if base.name == "upscale" else "")
+        passes.append(Pass(name, dot_matrix(base.image, size), base.to_input))
     return passes

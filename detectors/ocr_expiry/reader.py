@@ -22,6 +22,9 @@ from detectors.ocr_expiry.grammar import Order
 from detectors.ocr_expiry.preprocess import fallback_passes, first_pass
 from pipeline.imageio import read_image
 
+FALLBACK_BUDGET_MS = 2500.0
+"""No further fallback pass starts after this much time on one image."""
+
 
 @dataclass
 class ImageRead:
@@ -90,8 +93,13 @@ def read_dates(
     today: date | None = None,
     languages: tuple[str, ...] = ("en",),
     fallback: bool = True,
+    budget_ms: float | None = FALLBACK_BUDGET_MS,
 ) -> ImageRead:
-    """Read and type every date on an RGB image; boxes are in the image's pixels."""
+    """Read and type every date on an RGB image; boxes are in the image's pixels.
+
+    Fallback passes stop once `budget_ms` is spent: an item that is still unreadable goes
+    to review rather than holding up the line.
+    """
     t0 = time.perf_counter()
     eng = get_engine(engine, languages) if isinstance(engine, str) else engine
     today = today or date.today()
@@ -101,6 +109,9 @@ def read_dates(
     passes = [p.name]
     if fallback and pick_expiry(dates) is None:
         for fp in fallback_passes(image, lines):
+            if budget_ms is not None and (time.perf_counter() - t0) * 1000.0 > budget_ms:
+                passes.append("budget_spent")
+                break
             fp_lines = fp.map_lines(eng.read(fp.image))
             passes.append(fp.name)
             found = classify_lines(fp_lines, order=order, today=today)
