@@ -111,9 +111,21 @@ def test_rotated_packages(angle: int) -> None:
 def test_dot_matrix_print_needs_the_fallback_pass() -> None:
     img = render_dot_matrix("EXP 15.03.2027")
     assert read_dates(img, today=TODAY, fallback=False).expiry is None
-    read = read_dates(img, today=TODAY)
+    read = read_dates(img, today=TODAY, budget_ms=None)
     assert read.expiry is not None and read.expiry.iso == "2027-03-15"
     assert any(p.startswith("dotmatrix") for p in read.passes)
+
+
+def test_small_print_on_a_small_crop_is_read() -> None:
+    img, _ = render_lines(["EXP 15/03/2027"], size=9, canvas=(200, 60))
+    read = read_dates(img, today=TODAY, budget_ms=None)
+    assert read.expiry is not None and read.expiry.iso == "2027-03-15"
+
+
+def test_fallback_passes_stop_when_the_budget_is_spent() -> None:
+    img = np.full((300, 300, 3), 200, np.uint8)
+    read = read_dates(img, today=TODAY, budget_ms=0.0)
+    assert read.expiry is None and read.passes[-1] == "budget_spent"
 
 
 def test_japanese_label() -> None:

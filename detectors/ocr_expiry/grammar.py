@@ -344,9 +344,7 @@ def _scan(norm: str) -> list[_Match]:
                 invalid.append((m.start(), m.end()))
     # A shorter date inside a longer shape that is no valid date ("70.10.2026" -> "10.2026")
     # would be a guess about a misread: the longer shape was misread, so nothing is taken.
-    found = [
-        c for c in found if not any(s <= c.start and c.end <= e and e - s > c.end - c.start for s, e in invalid)
-    ]
+    found = [c for c in found if not any(s <= c.start and c.end <= e and e - s > c.end - c.start for s, e in invalid)]
     # Longest first, then pattern priority: keep non-overlapping matches.
     priority = {kind: i for i, (kind, _, _) in enumerate(_PATTERNS)}
     found.sort(key=lambda x: (-(x.end - x.start), priority[x.kind], x.start))

@@ -18,8 +18,8 @@ from detectors.ocr_expiry.engines import Box4, TextLine
 LOW_CONTRAST_STD = 32.0
 """Grey-level spread below which a crop is contrast-stretched before reading."""
 MAX_SKEW_DEG = 10.0
-SMALL_SIDE = 1000
-"""Crops whose longest side is below this get an enlarged fallback pass."""
+SMALL_SIDE = 640
+"""Crops whose longest side is below this get an enlarged fallback pass (up to `MAX_UPSCALE`)."""
 MAX_UPSCALE = 2.0
 DOT_MATRIX_SIZES = (3, 5)
 """Minimum-filter sizes for the fallback: 3 px joins fine inkjet dots, 5 px coarse ones."""
@@ -161,7 +161,7 @@ def fallback_passes(image: np.ndarray, lines: Sequence[TextLine]) -> list[Pass]:
     base = Pass("plain", image, IDENTITY.copy())
     longest = max(image.shape[:2])
     if longest < SMALL_SIDE:
-        big, back = upscale(image, min(MAX_UPSCALE, SMALL_SIDE / longest))
+        big, back = upscale(image, MAX_UPSCALE)
         base = Pass("upscale", big, back)
         passes.append(base)
     for size in DOT_MATRIX_SIZES:

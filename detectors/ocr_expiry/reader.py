@@ -22,7 +22,7 @@ from detectors.ocr_expiry.grammar import Order
 from detectors.ocr_expiry.preprocess import fallback_passes, first_pass
 from pipeline.imageio import read_image
 
-FALLBACK_BUDGET_MS = 2500.0
+FALLBACK_BUDGET_MS = 4000.0
 """No further fallback pass starts after this much time on one image."""
 
 
