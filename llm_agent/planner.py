@@ -70,7 +70,7 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
             )
 
     problem = complaint.problem
-    if problem in (P.WRONG_VARIANT, P.NOT_AS_DESCRIBED, P.OTHER):
+    if problem in (P.WRONG_VARIANT, P.WRONG_ITEM, P.NOT_AS_DESCRIBED, P.OTHER):
         label_questions()
         if (claimed is not None and claimed.name == "colour") or (problem is P.WRONG_VARIANT and not attribute):
             ask(
@@ -145,7 +145,7 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
             "unboxed_allowed",
             (R.CUSTOMER_MISPERCEPTION,),
         )
-    if problem in (P.DAMAGED, P.UNREADABLE_DATE, P.MISSING_PACKAGING, P.OTHER, P.EMPTY_OR_MISSING):
+    if problem in (P.DAMAGED, P.UNREADABLE_DATE, P.MISSING_PACKAGING, P.OTHER, P.EMPTY_OR_MISSING, P.WRONG_ITEM):
         ask(
             "Is damage visible in the tunnel photos?",
             "inspect_damage",

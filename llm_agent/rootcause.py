@@ -69,17 +69,28 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
     # 1. What the photos show about identity and label.
     if f.get("matches_sku") is False:
         return done(R.WRONG_ITEM, 0.9, f.claim(f"The printed title is not {evidence.capture.sku}'s.", "matches_sku"))
-    if f.get("matches_catalog") is False and problem is not P.WRONG_ITEM:
-        observed, expected = f.get("observed"), (complaint.attribute.name if complaint.attribute else "attribute")
-        return done(
-            R.WRONG_VARIANT,
-            0.9,
-            f.claim(
-                f"The label reads {observed}, which is not the catalog's {expected}.", "matches_catalog", "observed"
-            ),
+    if f.get("matches_catalog") is False:
+        observed = f.get("observed")
+        name = complaint.attribute.name if complaint.attribute else "value"
+        said = (
+            f"The label reads {observed}, not the catalog's {name}."
+            if observed
+            else "The item's look differs from the catalog."
         )
-    if f.get("matches_catalog") is False and f.get("matches_sku") is not True:
-        return done(R.WRONG_ITEM, 0.7, f.claim("The item's look does not match the catalog record.", "matches_catalog"))
+        # A label naming another variant of the same product looks the same whether the picker
+        # took the sibling SKU or the item was mislabelled; the customer's words tell them apart.
+        cause = R.WRONG_ITEM if problem is P.WRONG_ITEM else R.WRONG_VARIANT
+        return done(cause, 0.85, f.claim(said, "matches_catalog", "observed"))
+    if problem is P.WRONG_ITEM and f.get("damage_visible") is True:
+        return done(
+            R.WRONG_ITEM,
+            0.6,
+            f.claim("The item looks unlike the SKU's normal appearance in the tunnel.", "damage_visible"),
+        )
+    if problem is P.WRONG_ITEM and f.get("matches_sku") is True:
+        return done(
+            R.CUSTOMER_MISPERCEPTION, 0.6, f.claim("The printed title is the ordered product's.", "matches_sku")
+        )
 
     # 2. Dates.
     if f.get("expired_at_shipment") is True:
