@@ -60,7 +60,7 @@ MONTHS: dict[str, dict[str, int]] = {
         "AGOSTO": 8, "SETEMBRO": 9, "OUTUBRO": 10, "OUT": 10, "NOVEMBRO": 11, "DEZEMBRO": 12,
     },
     "nl": {
-        "JANUARI": 1, "FEBRUARI": 2, "MAART": 3, "MRT": 3, "APRIL": 4, "MEI": 5, "JUNI": 6, "JULI": 7,
+        "JANUARI": 1, "FEBRUARI": 2, "MAART": 3, "MRT": 3, "MAA": 3, "APRIL": 4, "MEI": 5, "JUNI": 6, "JULI": 7,
         "AUGUSTUS": 8, "SEPTEMBER": 9, "OKTOBER": 10, "NOVEMBER": 11, "DECEMBER": 12,
     },
     "pl": {
@@ -87,7 +87,9 @@ assert not _conflicts, f"a month token means two months: {_conflicts}"
 
 # --- normalisation -----------------------------------------------------------------------
 
-_DIGIT_LOOKALIKES = str.maketrans({"O": "0", "Q": "0", "I": "1", "L": "1", "|": "1", "!": "1"})
+_DIGIT_LOOKALIKES = str.maketrans(
+    {"O": "0", "Q": "0", "I": "1", "L": "1", "|": "1", "!": "1", "S": "5", "B": "8", "Z": "2"}
+)
 _TOKEN = re.compile(r"[A-Z0-9|!]+(?:[./\-][A-Z0-9|!]+)*")
 
 
@@ -118,7 +120,7 @@ def _fix_digit_tokens(text: str) -> str:
         runs = re.findall(r"[A-Z|!]+", tok)
         if not runs or sum(c.isdigit() for c in tok) < 4:
             continue
-        if any(len(r) > 1 or r not in "OQIL|!" for r in runs):
+        if any(len(r) > 1 or r not in "OQIL|!SBZ" for r in runs):
             continue
         out[m.start() : m.end()] = tok.translate(_DIGIT_LOOKALIKES)
     return "".join(out)
@@ -199,7 +201,7 @@ def parse_iso(value: str) -> YMDTuple:
 
 _SEP = r"(?:\s?[./\-,]\s?|\s)"
 _Y4 = r"(?:19|20)\d\d"
-_CONFUSABLE = {"I": "[IL1|]", "O": "[O0]"}
+_CONFUSABLE = {"I": "[I1|]", "O": "[O0]"}
 """Letters OCR often reads as look-alikes inside month names ("MAl", "N0V")."""
 _MON = (
     "(?:"
