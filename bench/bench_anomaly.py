@@ -7,6 +7,7 @@ enrolment time, and the simulator's per-defect AUROC and recall at the 0.5 % fal
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from collections import defaultdict
@@ -230,7 +231,7 @@ def _rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def main(simulator: bool = True) -> dict[str, Any]:
     torch.set_num_threads(2)
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"load_average_at_start": os.getloadavg()[0]}
     if DATA.is_dir():
         _mvtec(result)
     else:
@@ -240,6 +241,7 @@ def main(simulator: bool = True) -> dict[str, Any]:
             _simulator(result)
         except ImportError as exc:
             result["simulator_skipped"] = f"tunnel_sim unavailable: {exc}"
+    result["load_average_at_end"] = os.getloadavg()[0]
     result["rows"] = _rows(result)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "anomaly.json").write_text(json.dumps(result, indent=1, default=str))

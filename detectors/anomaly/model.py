@@ -62,7 +62,7 @@ class ModelConfig:
     """Localise items in frames first; off when the inputs are already item crops."""
     min_references: int = 3
     """SKUs with fewer enrolment items are served by their category's bank."""
-    max_calibration_views: int = 48
+    max_calibration_views: int = 32
     batch: int = 8
     seed: int = 0
 
