@@ -1,0 +1,66 @@
+"""Wrong item: is this item's look closer to another SKU's normal bank than to its own?
+
+Uses the anomaly model's per-SKU banks of global embeddings (EfficientNet-Lite0), so a wrong
+item is named by the SKU it most resembles, which is what a picker or investigator needs.
+Siblings that differ only by a printed size (T-shirt S vs M) look alike by construction; the
+label check covers those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.views import LocalizedView
+
+
+@dataclass(frozen=True)
+class IdentityRead:
+    """Distances of the item's views to its own SKU bank and to the nearest other SKU's."""
+
+    own_sku: str
+    own_distance: float
+    nearest_sku: str
+    nearest_distance: float
+    margin: float
+    """own - nearest: positive when another SKU is closer than the item's own."""
+
+    @property
+    def closer_to_other(self) -> bool:
+        return self.nearest_sku != self.own_sku and self.margin > 0
+
+
+class IdentityChecker:
+    """Nearest-SKU search over the SKU banks of an anomaly model folder."""
+
+    def __init__(self, model_dir: Path | str) -> None:
+        from detectors.anomaly.model import AnomalyModel
+
+        self.model = AnomalyModel.load(model_dir)
+        self.version = self.model.version
+        self.sku_banks = {sku: self.model.banks[name] for sku, name in self.model.skus.items()}
+        self.sku_banks = {s: b for s, b in self.sku_banks.items() if b.kind == "sku"}
+
+    def knows(self, sku: str) -> bool:
+        return sku in self.sku_banks
+
+    def embed(self, views: list[LocalizedView]) -> np.ndarray:
+        """Global embeddings (V, D) of an item's localised views, prepared as the banks were."""
+        from detectors.anomaly.prepare import prepare
+
+        prepared = [prepare(v, self.model.config.image_size) for v in views]
+        return self.model.embed(prepared).globals_
+
+    def distances(self, globals_: np.ndarray) -> dict[str, float]:
+        """Mean over views of the nearest-neighbour distance to each SKU's bank."""
+        return {sku: float(bank.global_distances(globals_).mean()) for sku, bank in self.sku_banks.items()}
+
+    def read(self, sku: str, views: list[LocalizedView]) -> IdentityRead:
+        dist = self.distances(self.embed(views))
+        own = dist[sku]
+        others = {s: d for s, d in dist.items() if s != sku}
+        nearest = min(others, key=others.__getitem__) if others else sku
+        near_d = others.get(nearest, own)
+        return IdentityRead(sku, own, nearest, near_d, own - near_d)

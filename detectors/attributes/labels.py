@@ -1,0 +1,200 @@
+"""Variant labels: which words can name a size or model, and OCR text -> attribute values.
+
+A printed size is one word out of a small family (S/M/L/XL, TWIN/FULL/QUEEN/KING, EU 40-46,
+phone models, weights and capacities). Reading it means finding a family member in the OCR
+lines, tolerating one wrong letter on words long enough that a single slip cannot turn one
+member into another (TIN -> TWIN, but never S -> M).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+LETTER_SIZES = ("XXS", "XS", "S", "M", "L", "XL", "XXL", "XXXL")
+BED_SIZES = ("TWIN", "TWIN XL", "FULL", "DOUBLE", "QUEEN", "KING", "CAL KING", "SUPER KING", "SINGLE")
+COLOUR_WORDS = (
+    "BLACK",
+    "WHITE",
+    "NAVY",
+    "RED",
+    "GREY",
+    "GRAY",
+    "BLUE",
+    "GREEN",
+    "YELLOW",
+    "ORANGE",
+    "BROWN",
+    "PINK",
+    "CLEAR",
+    "PURPLE",
+    "BEIGE",
+)
+_SHOE = re.compile(r"\b(EU|UK|US)\s*(\d{2}(?:[.,]5)?)\b")
+_BARE_SHOE = re.compile(r"(\d{2}(?:[.,]5)?)")
+"""A shoe's tongue label shows the number only; a line that is just that number is read as a size."""
+_QUANTITY = re.compile(r"(\d+(?:[.,]\d+)?)\s*(KG|G|ML|L|OZ|LB|CL)\b")
+_MODEL = re.compile(r"\b([A-Z]{1,3}\d{1,3}(?:\s?(?:PRO|MAX|PLUS|MINI))?)\b")
+_WORD = re.compile(r"[A-Z0-9]+")
+_UNIT_SCALE = {"KG": ("G", 1000.0), "G": ("G", 1.0), "L": ("ML", 1000.0), "CL": ("ML", 10.0), "ML": ("ML", 1.0)}
+
+FUZZY_PENALTY = 0.75
+"""A read one letter away from a family member counts with less confidence: alone it cannot prove a wrong label."""
+
+LABEL_ATTRIBUTES = ("size", "model")
+"""Attributes printed on a variant label (colour is checked from pixels, not from words)."""
+
+
+def normalise(text: str) -> str:
+    """Upper case, one space between words, common OCR digit/letter slips inside numbers fixed."""
+    text = re.sub(r"\s+", " ", text.upper()).strip()
+    return re.sub(r"(?<=\d)[O](?=\d|\b)", "0", text)
+
+
+def canonical(value: str) -> str:
+    """A catalog value in the same form `read_values` returns (so "12 kg" == "12000 G")."""
+    found = _values_in(normalise(value), family_of(value))
+    return found[0][0] if found else normalise(value)
+
+
+def family_of(value: str) -> str:
+    """Which family an expected value belongs to: letter, bed, shoe, quantity, model, colour or word."""
+    v = normalise(value)
+    if v in LETTER_SIZES:
+        return "letter"
+    if v in BED_SIZES:
+        return "bed"
+    if _SHOE.fullmatch(v):
+        return "shoe"
+    if _QUANTITY.fullmatch(v):
+        return "quantity"
+    if v in COLOUR_WORDS:
+        return "colour"
+    if _MODEL.fullmatch(v):
+        return "model"
+    return "word"
+
+
+def _edit1(a: str, b: str) -> bool:
+    """True when a and b differ by at most one insertion, deletion or substitution."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
+
+
+def _fuzzy_member(token: str, members: Iterable[str]) -> str | None:
+    """The one member a token names: exact, or one slip away for tokens of 4+ letters."""
+    members = tuple(members)
+    if token in members:
+        return token
+    if len(token) < 3:
+        return None
+    close = [m for m in members if len(m) >= 4 and _edit1(token, m)]
+    return close[0] if len(close) == 1 else None
+
+
+def _quantity(number: str, unit: str) -> str:
+    base, scale = _UNIT_SCALE.get(unit, (unit, 1.0))
+    value = float(number.replace(",", ".")) * scale
+    return f"{value:g} {base}"
+
+
+def _values_in(text: str, family: str, system: str | None = None) -> list[tuple[str, bool]]:
+    """(value, exact) pairs of one family in a normalised line; `system` (EU/UK/US) reads a bare shoe size line."""
+    return (
+        [(v, True) for v in _pattern_values(text, family, system)]
+        if family in _PATTERNED
+        else _word_values(text, family)
+    )
+
+
+_PATTERNED = {"shoe", "quantity", "model"}
+
+
+def _pattern_values(text: str, family: str, system: str | None) -> list[str]:
+    if family == "shoe":
+        found = [f"{m.group(1)} {m.group(2).replace(',', '.')}" for m in _SHOE.finditer(text)]
+        bare = _BARE_SHOE.fullmatch(text)
+        return found or ([f"{system} {bare.group(1)}"] if bare and system else [])
+    if family == "quantity":
+        return [_quantity(m.group(1), m.group(2)) for m in _QUANTITY.finditer(text)]
+    if family == "model":
+        return [re.sub(r"\s+", " ", m.group(1)) for m in _MODEL.finditer(text)]
+    return []
+
+
+def _word_values(text: str, family: str) -> list[tuple[str, bool]]:
+    members = {"letter": LETTER_SIZES, "bed": BED_SIZES, "colour": COLOUR_WORDS}.get(family)
+    if members is None:
+        return [(text, True)] if text else []
+    multi = [m for m in members if " " in m and m in text]
+    out = [(m, True) for m in multi]
+    for word in _WORD.findall(text):
+        hit = _fuzzy_member(word, members)
+        if hit and not any(hit in m for m in multi):
+            out.append((hit, hit == word))
+    return out
+
+
+@dataclass(frozen=True)
+class ValueRead:
+    """One attribute value found in one OCR line."""
+
+    value: str
+    line: str
+    confidence: float
+    index: int
+    """Position of the line in the list it came from (to look its box up)."""
+
+
+def read_values(lines: Iterable[tuple[str, float]], expected: str) -> list[ValueRead]:
+    """Values of the expected value's family in OCR lines given as (text, confidence)."""
+    family = family_of(expected)
+    shoe = _SHOE.fullmatch(normalise(expected))
+    system = shoe.group(1) if shoe else None
+    out = []
+    for index, (text, conf) in enumerate(lines):
+        norm = normalise(text)
+        for value, exact in _values_in(norm, family, system):
+            out.append(ValueRead(value, text, conf if exact else conf * FUZZY_PENALTY, index))
+    return out
+
+
+@dataclass(frozen=True)
+class LabelCheck:
+    """Outcome of comparing the values read with the catalog's: ok, wrong, or unread."""
+
+    attribute: str
+    expected: str
+    status: str
+    """"ok", "wrong" or "unread"."""
+    reads: tuple[ValueRead, ...] = ()
+
+    @property
+    def wrong_reads(self) -> list[ValueRead]:
+        want = canonical(self.expected)
+        return [r for r in self.reads if r.value != want]
+
+
+def judge(attribute: str, expected: str, reads: list[ValueRead], min_confidence: float = 0.8) -> LabelCheck:
+    """A confident read of another family member means a wrong label; none at all means unread.
+
+    A confident other value wins over a matching one: the title of a phone-case box names its
+    model too, so a wrong sticker beside a right title is still a wrong label.
+    """
+    want = canonical(expected)
+    confident = [r for r in reads if r.confidence >= min_confidence]
+    if any(r.value != want for r in confident):
+        return LabelCheck(attribute, expected, "wrong", tuple(confident))
+    if any(r.value == want for r in reads):
+        return LabelCheck(attribute, expected, "ok", tuple(r for r in reads if r.value == want))
+    return LabelCheck(attribute, expected, "unread", tuple(reads))
+
+
+def expected_labels(attributes: dict[str, str]) -> dict[str, str]:
+    """The catalog attributes that a variant label should show."""
+    return {k: v for k, v in attributes.items() if k in LABEL_ATTRIBUTES and v}

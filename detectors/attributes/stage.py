@@ -1,0 +1,294 @@
+"""`AttributesStage`: fine details the anomaly ensemble cannot see: label, colour, identity.
+
+Findings:
+- "wrong_variant_label": a size/model label confidently read as another value of its family;
+- "unreadable_label" (review): the SKU should carry a variant label and none could be read;
+- "label_ok" (informational): which value was read and where;
+- "wrong_colour": too little of the item shows the catalog colour;
+- "wrong_item": the item's look is nearer another SKU's normal bank (needs an anomaly model).
+A SKU whose acceptable packaging variants hide or change the label (a shoe without its box)
+is checked the same way: values, not layout, are compared, so a variant is never a finding.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detectors.ocr_expiry.engines import DEFAULT_ENGINE, OcrEngine, TextLine, get_engine
+from pipeline.imageio import ImageError
+from pipeline.stages import StageContext
+from pipeline.types import CatalogRecord, Evidence, Finding, ItemCapture
+from pipeline.views import VIEWS_KEY, LocalizedView
+
+from .colour import DEFAULT_COLOUR, ColourConfig, ColourRead, measure
+from .identity import IdentityChecker, IdentityRead
+from .labels import LabelCheck, ValueRead, expected_labels, judge, read_values
+from .profile import PROFILE_FILE, AttributeProfile
+
+VERSION = "attributes-1"
+MIN_OCR_SIDE = 420
+"""Crops with a shorter long side are enlarged 2x before OCR (small labels on small boxes)."""
+IDENTITY_SCALE = 0.03
+"""Embedding-distance margin that moves the wrong-item probability from 0.5 to ~0.73."""
+
+
+def _frame_box(box: tuple[float, float, float, float], view: LocalizedView, scale: float) -> list[float]:
+    x0, y0, x1, y1 = (v / scale for v in box)
+    pts = view.to_frame(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
+    return [round(float(v), 1) for v in (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max())]
+
+
+def _find_dir(model_dir: Path | None, marker: str, sub: str) -> Path | None:
+    if model_dir is None:
+        return None
+    for cand in (Path(model_dir), Path(model_dir) / sub):
+        if (cand / marker).is_file():
+            return cand
+    return None
+
+
+class AttributesStage:
+    """Label, colour and identity checks against the catalog record of the item's SKU."""
+
+    name = "attributes"
+
+    def __init__(
+        self,
+        model_dir: Path | str | None = None,
+        engine: str | OcrEngine = DEFAULT_ENGINE,
+        colour: ColourConfig = DEFAULT_COLOUR,
+        min_confidence: float = 0.8,
+        check_labels: bool = True,
+        check_colour: bool = True,
+        check_identity: bool = True,
+    ) -> None:
+        self.engine_spec = engine
+        self.colour = colour
+        self.min_confidence = min_confidence
+        self.checks = {"labels": check_labels, "colour": check_colour, "identity": check_identity}
+        self.profile = AttributeProfile()
+        self.identity: IdentityChecker | None = None
+        self._loaded_from: Path | None = None
+        if model_dir is not None:
+            self._load(Path(model_dir))
+        self.version = self._version()
+
+    def _version(self) -> str:
+        ident = self.identity.version if self.identity else "no-identity"
+        return f"{VERSION}+{ident}"
+
+    def _load(self, model_dir: Path) -> None:
+        self._loaded_from = model_dir
+        prof = _find_dir(model_dir, PROFILE_FILE, "attributes")
+        if prof is not None:
+            self.profile = AttributeProfile.load(prof)
+        anomaly = _find_dir(model_dir, "model.json", "anomaly")
+        if anomaly is not None and self.checks["identity"]:
+            self.identity = IdentityChecker(anomaly)
+        self.version = self._version()
+
+    @property
+    def engine(self) -> OcrEngine:
+        spec = self.engine_spec
+        return get_engine(spec) if isinstance(spec, str) else spec
+
+    # -- stage ---------------------------------------------------------------------------
+    def __call__(self, capture: ItemCapture, ctx: StageContext) -> list[Finding]:
+        if self._loaded_from is None and ctx.model_dir is not None:
+            self._load(Path(ctx.model_dir))
+        record = ctx.catalog.skus.get(capture.sku)
+        if record is None:
+            return []  # the runner already reports the unknown SKU
+        views, frames, findings = self._views(capture, ctx)
+        if not views:
+            return findings
+        if self.checks["labels"]:
+            findings += self.label_findings(record, views, frames)
+        if self.checks["colour"] and record.colour_rgb is not None:
+            findings += self.colour_findings(record, views, frames)
+        if self.checks["identity"] and self.identity is not None and self.identity.knows(record.sku):
+            findings += self.identity_findings(record, list(views.values()))
+        return findings
+
+    def _views(
+        self, capture: ItemCapture, ctx: StageContext
+    ) -> tuple[dict[str, LocalizedView], dict[str, np.ndarray], list[Finding]]:
+        """Localised views that show an item (from localize, or localised here) and their frames."""
+        from detectors.localize import localize
+
+        shared: dict[str, LocalizedView] = ctx.shared.get(VIEWS_KEY) or {}
+        views, frames, findings = {}, {}, []
+        for frame in capture.frames:
+            try:
+                image = frame.load(capture.root)
+            except ImageError as exc:
+                findings.append(self._finding("image_error", 1.0, 1.0, str(exc), [Evidence(camera=frame.camera)]))
+                continue
+            view = shared.get(frame.camera) or localize(image, frame.camera)
+            if view.found:
+                views[frame.camera], frames[frame.camera] = view, image
+        return views, frames, findings
+
+    def _finding(self, kind: str, score: float, prob: float, message: str, evidence: list[Evidence]) -> Finding:
+        return Finding(
+            stage=self.name,
+            kind=kind,
+            score=float(score),
+            probability=float(min(1.0, max(0.0, prob))),
+            message=message,
+            evidence=evidence,
+            model_version=self.version,
+        )
+
+    # -- labels --------------------------------------------------------------------------
+    def read_labels(
+        self, record: CatalogRecord, views: dict[str, LocalizedView]
+    ) -> tuple[dict[str, LabelCheck], list[tuple[str, TextLine, float]]]:
+        """Read views in turn until every expected attribute is settled; lines keep their camera and scale."""
+        expected = expected_labels(record.attributes)
+        lines: list[tuple[str, TextLine, float]] = []
+        checks: dict[str, LabelCheck] = {}
+        for camera, view in views.items():
+            crop, scale = view.crop, 1.0
+            if max(crop.shape[:2]) < MIN_OCR_SIDE:
+                scale = 2.0
+                crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+            lines += [(camera, line, scale) for line in self.engine.read(crop)]
+            pairs = [(line.text, line.confidence) for _, line, _ in lines]
+            checks = {
+                attr: judge(attr, value, read_values(pairs, value), self.min_confidence)
+                for attr, value in expected.items()
+            }
+            if all(c.status != "unread" for c in checks.values()):
+                break
+        return checks, lines
+
+    def label_findings(
+        self, record: CatalogRecord, views: dict[str, LocalizedView], frames: dict[str, np.ndarray]
+    ) -> list[Finding]:
+        if not expected_labels(record.attributes):
+            return []
+        checks, lines = self.read_labels(record, views)
+
+        def evidence(read: ValueRead, expected: str, attr: str) -> Evidence:
+            camera, line, scale = lines[read.index]
+            return Evidence(
+                camera=camera,
+                box=_frame_box(line.box, views[camera], scale),
+                text=line.text,
+                data={
+                    "attribute": attr,
+                    "expected": expected,
+                    "read": read.value,
+                    "confidence": round(read.confidence, 3),
+                },
+            )
+
+        out = []
+        for attr, check in checks.items():
+            if check.status == "wrong":
+                wrong = check.wrong_reads
+                conf = max(r.confidence for r in wrong)
+                out.append(
+                    self._finding(
+                        "wrong_variant_label",
+                        conf,
+                        conf,
+                        f"{attr} label reads {wrong[0].value!r}, catalog says {check.expected!r}",
+                        [evidence(r, check.expected, attr) for r in check.reads],
+                    )
+                )
+            elif check.status == "ok":
+                out.append(
+                    self._finding(
+                        "label_ok",
+                        0.0,
+                        0.0,
+                        f"{attr} label reads {check.reads[0].value!r} as expected",
+                        [evidence(check.reads[0], check.expected, attr)],
+                    )
+                )
+            else:
+                texts = [line.text for _, line, _ in lines][:8]
+                out.append(
+                    self._finding(
+                        "unreadable_label",
+                        1.0,
+                        1.0,
+                        f"review: expected a {attr} label {check.expected!r} but none could be read",
+                        [
+                            Evidence(
+                                camera=c,
+                                box=list(views[c].box),
+                                data={"attribute": attr, "expected": check.expected, "lines_read": texts},
+                            )
+                            for c in views
+                        ],
+                    )
+                )
+        return out
+
+    # -- colour --------------------------------------------------------------------------
+    def colour_read(
+        self, record: CatalogRecord, views: dict[str, LocalizedView], frames: dict[str, np.ndarray]
+    ) -> ColourRead:
+        pairs = [(views[c], frames[c]) for c in views]
+        return measure(pairs, record.colour_rgb or [0, 0, 0], self.colour, self.profile.min_share.get(record.sku))
+
+    def colour_findings(
+        self, record: CatalogRecord, views: dict[str, LocalizedView], frames: dict[str, np.ndarray]
+    ) -> list[Finding]:
+        read = self.colour_read(record, views, frames)
+        if read.matches:
+            return []
+        prob = 1.0 - read.share / (2.0 * read.min_share) if read.min_share > 0 else 1.0
+        name = record.attributes.get("colour", str(record.colour_rgb))
+        data = {
+            "expected": name,
+            "expected_rgb": record.colour_rgb,
+            "share": round(read.share, 4),
+            "min_share": round(read.min_share, 4),
+            "dominant_rgb": list(read.dominant_rgb),
+            "dominant_delta_e": round(read.dominant_distance, 1),
+            "white_balance_gains": list(read.gains),
+        }
+        return [
+            self._finding(
+                "wrong_colour",
+                1.0 - read.share / read.min_share,
+                prob,
+                f"only {read.share:.1%} of the item shows catalog colour {name} (needs {read.min_share:.1%}); "
+                f"dominant RGB {list(read.dominant_rgb)}",
+                [Evidence(camera=c, box=list(views[c].box), data=data) for c in views],
+            )
+        ]
+
+    # -- identity ------------------------------------------------------------------------
+    def identity_read(self, record: CatalogRecord, views: list[LocalizedView]) -> IdentityRead:
+        assert self.identity is not None
+        return self.identity.read(record.sku, views)
+
+    def identity_findings(self, record: CatalogRecord, views: list[LocalizedView]) -> list[Finding]:
+        read = self.identity_read(record, views)
+        if not read.closer_to_other:
+            return []
+        prob = 1.0 / (1.0 + math.exp(-read.margin / IDENTITY_SCALE))
+        data = {
+            "nearest_sku": read.nearest_sku,
+            "nearest_distance": round(read.nearest_distance, 4),
+            "own_distance": round(read.own_distance, 4),
+        }
+        return [
+            self._finding(
+                "wrong_item",
+                read.margin,
+                prob,
+                f"looks like {read.nearest_sku} (distance {read.nearest_distance:.3f}) more than {record.sku} "
+                f"({read.own_distance:.3f})",
+                [Evidence(camera=v.camera, box=list(v.box), data=data) for v in views],
+            )
+        ]

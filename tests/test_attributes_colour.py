@@ -1,0 +1,95 @@
+"""Colour check: CIEDE2000, white balance, lighting and tote robustness, packaging variants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectors.attributes.colour import ciede2000, measure, to_lab, white_balance_gains
+from detectors.attributes.profile import AttributeProfile, threshold_from_shares
+from detectors.attributes.stage import AttributesStage
+from detectors.localize import localize
+from pipeline.catalog import Catalog
+from pipeline.stages import StageContext
+from pipeline.types import Frame, ItemCapture
+from tunnel_sim import render_item
+from tunnel_sim.catalog import catalog_records
+
+RECORDS = {r.sku: r for r in catalog_records()}
+FCS = ("FC-BER1", "FC-MAD2", "FC-LYS1")
+
+
+def test_ciede2000_reference_pairs() -> None:
+    """Pairs from Sharma, Wu and Dalal (2005), table 1."""
+    pairs = [
+        ((50.0, 2.6772, -79.7751), (50.0, 0.0, -82.7485), 2.0425),
+        ((50.0, 2.5, 0.0), (73.0, 25.0, -18.0), 27.1492),
+        ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+    ]
+    for a, b, want in pairs:
+        assert ciede2000(np.array(a), np.array(b)) == pytest.approx(want, abs=1e-3)
+
+
+def test_white_balance_from_neutral_belt_only() -> None:
+    frame = np.full((120, 160, 3), (60, 60, 60), np.uint8)
+    tinted = (frame * np.array([1.1, 1.0, 0.9])).astype(np.uint8)
+    gains = white_balance_gains(tinted, [40, 30, 120, 90])
+    assert (tinted[0, 0] * gains) == pytest.approx([60.0, 60.0, 60.0], abs=2.0)
+    blue_tote = np.full((120, 160, 3), (36, 84, 160), np.uint8)
+    assert white_balance_gains(blue_tote, [40, 30, 120, 90]) == pytest.approx([1.0, 1.0, 1.0])
+
+
+def _views(sku: str, seed: int, defects=(), benign=(), fc="FC-BER1", tint=None):
+    item = render_item(RECORDS[sku], defects=defects, benign=benign, seed=seed, fc=fc, cameras=("top", "right"))
+    out = []
+    for cam, img in item.images.items():
+        if tint is not None:
+            img = np.clip(img * np.asarray(tint), 0, 255).astype(np.uint8)
+        out.append((localize(img, cam), img))
+    return out
+
+
+@pytest.mark.parametrize("sku", ["TEE-BASIC-NAVY-M", "PHONE-CASE-P15-RED", "SHEET-SET-KING"])
+def test_normal_items_match_on_any_tote_and_light(sku: str) -> None:
+    rgb = RECORDS[sku].colour_rgb
+    for seed, fc in enumerate(FCS):
+        assert measure(_views(sku, seed, fc=fc), rgb).matches, (sku, fc)
+        assert measure(_views(sku, seed, fc=fc, benign=("other_fc_tote",)), rgb).matches
+    assert measure(_views(sku, 7, tint=(1.12, 1.0, 0.88)), rgb).matches  # warm light
+
+
+@pytest.mark.parametrize("sku", ["TEE-BASIC-NAVY-M", "PHONE-CASE-P15-RED", "SHEET-SET-KING"])
+def test_wrong_colour_is_flagged(sku: str) -> None:
+    rgb = RECORDS[sku].colour_rgb
+    # not FC-MAD2: a wrong colour equal to the tote's own blue cannot be separated by localize
+    for seed, fc in enumerate(("FC-BER1", "FC-LYS1", "FC-SEA8")):
+        read = measure(_views(sku, seed, defects=("wrong_colour",), fc=fc), rgb)
+        assert not read.matches, (sku, fc, read)
+
+
+def test_profile_threshold_handles_shoebox_and_no_shoebox() -> None:
+    """Sneakers ship in a shoebox (a small colour swatch) or without (the shoe itself): both normal."""
+    sku = "SNEAKER-RUN-BLU-42"
+    rgb = RECORDS[sku].colour_rgb
+    normal = [measure(_views(sku, s), rgb, min_share=0.0).share for s in range(4)]
+    threshold = threshold_from_shares(normal)
+    assert measure(_views(sku, 11, benign=("packaging_variant",)), rgb, min_share=threshold).matches
+    assert measure(_views(sku, 12), rgb, min_share=threshold).matches
+    assert not measure(_views(sku, 13, defects=("wrong_colour",)), rgb, min_share=threshold).matches
+
+
+def test_stage_reports_wrong_colour_with_evidence(tmp_path) -> None:
+    sku = "TEE-BASIC-NAVY-M"
+    AttributeProfile(min_share={sku: 0.3}, n_items={sku: 4}).save(tmp_path / "attributes")
+    stage = AttributesStage(model_dir=tmp_path, check_labels=False)
+    item = render_item(RECORDS[sku], defects=("wrong_colour",), seed=2, cameras=("top",))
+    capture = ItemCapture(item_id="c1", sku=sku, frames=[Frame.from_array("top", item.images["top"])])
+    findings = stage(capture, StageContext(catalog=Catalog(skus=RECORDS)))
+    assert [f.kind for f in findings] == ["wrong_colour"]
+    f = findings[0]
+    assert f.probability > 0.5 and f.evidence[0].camera == "top"
+    assert f.evidence[0].data["expected"] == "navy" and f.evidence[0].data["min_share"] == 0.3
+
+
+def test_lab_conversion_is_cie() -> None:
+    assert to_lab(np.array([255, 255, 255], np.uint8)) == pytest.approx([100.0, 0.0, 0.0], abs=0.5)

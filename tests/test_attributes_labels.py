@@ -1,0 +1,132 @@
+"""Label parsing (table-driven) and the label check on rendered items."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectors.attributes.labels import canonical, family_of, judge, read_values
+from detectors.attributes.stage import AttributesStage
+from detectors.ocr_expiry.engines import TextLine
+from pipeline.catalog import Catalog
+from pipeline.stages import StageContext
+from pipeline.types import ItemCapture
+from tunnel_sim import render_item
+from tunnel_sim.catalog import catalog_records
+
+RECORDS = {r.sku: r for r in catalog_records()}
+
+
+@pytest.mark.parametrize(
+    ("expected", "lines", "status", "values"),
+    [
+        ("M", [("SIZE", 1.0), ("M", 0.99)], "ok", ["M"]),
+        ("M", [("SIZE", 1.0), ("XL", 0.98)], "wrong", ["XL"]),
+        ("M", [("Basic crew T-shirt", 1.0)], "unread", []),
+        ("KING", [("KING", 1.0), ("SZIE", 0.8)], "ok", ["KING"]),
+        ("KING", [("QUEEN", 0.95)], "wrong", ["QUEEN"]),
+        ("TWIN", [("TIN", 0.9)], "ok", ["TWIN"]),
+        ("KING", [("TIN", 0.9)], "unread", ["TWIN"]),  # a one-letter slip alone cannot prove a wrong label
+        ("CAL KING", [("CAL KING", 0.9)], "ok", ["CAL KING"]),
+        ("EU 42", [("SIZE", 1.0), ("EU 42", 1.0)], "ok", ["EU 42"]),
+        ("EU 42", [("EU 44", 0.97)], "wrong", ["EU 44"]),
+        ("EU 42", [("42", 0.9)], "ok", ["EU 42"]),  # shoe tongue label: the number only
+        ("12 kg", [("12 KG", 1.0), ("Charge L8003", 1.0)], "ok", ["12000 G"]),
+        ("750 ml", [("0,75 l", 0.9)], "ok", ["750 ML"]),
+        ("3 kg", [("7 kg", 0.95)], "wrong", ["7000 G"]),
+        ("P15", [("FOR PHONE P15", 0.9), ("P16", 1.0)], "wrong", ["P15", "P16"]),
+        ("P15", [("P16", 0.5)], "unread", ["P16"]),  # an unsure read is not evidence
+        ("navy", [("NAVY", 0.9)], "ok", ["NAVY"]),
+    ],
+)
+def test_label_table(expected: str, lines: list[tuple[str, float]], status: str, values: list[str]) -> None:
+    reads = read_values(lines, expected)
+    assert [r.value for r in reads] == values
+    assert judge("size", expected, reads).status == status
+
+
+def test_families_and_canonical_forms() -> None:
+    assert family_of("XL") == "letter"
+    assert family_of("QUEEN") == "bed"
+    assert family_of("EU 40") == "shoe"
+    assert family_of("1 L") == "quantity"
+    assert family_of("P16 Pro") == "model"
+    assert canonical("1 L") == canonical("1000 ml")
+
+
+class FakeEngine:
+    """Stands in for OCR so the stage logic is tested without model time."""
+
+    name = "fake"
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+
+    def read(self, image: np.ndarray) -> list[TextLine]:
+        return [TextLine(t, (10.0, 10.0, 60.0, 40.0), 0.99) for t in self.texts]
+
+
+def _capture(sku: str, defects: tuple[str, ...] = (), seed: int = 1, benign: tuple[str, ...] = ()) -> ItemCapture:
+    item = render_item(RECORDS[sku], defects=defects, seed=seed, benign=benign, cameras=("top", "right"))
+    from pipeline.types import Frame
+
+    frames = [Frame.from_array(cam, img) for cam, img in item.images.items()]
+    return ItemCapture(item_id="t1", sku=sku, frames=frames)
+
+
+def _ctx() -> StageContext:
+    return StageContext(catalog=Catalog(skus=RECORDS))
+
+
+def _kinds(findings) -> list[str]:
+    return [f.kind for f in findings]
+
+
+def test_unreadable_label_goes_to_review() -> None:
+    from pipeline.policy import DecisionPolicy
+
+    stage = AttributesStage(engine=FakeEngine(["Percale sheet set"]), check_colour=False)
+    findings = stage(_capture("SHEET-SET-KING"), _ctx())
+    assert _kinds(findings) == ["unreadable_label"]
+    decision = DecisionPolicy().decide("t1", findings, RECORDS["SHEET-SET-KING"])
+    assert decision.action.value == "review"
+
+
+def test_fake_wrong_label_has_frame_box_and_text() -> None:
+    stage = AttributesStage(engine=FakeEngine(["SIZE", "QUEEN"]), check_colour=False)
+    capture = _capture("SHEET-SET-KING")
+    findings = stage(capture, _ctx())
+    assert _kinds(findings) == ["wrong_variant_label"]
+    ev = findings[0].evidence[0]
+    assert ev.text == "QUEEN" and ev.data["expected"] == "KING" and ev.data["read"] == "QUEEN"
+    x0, y0, x1, y1 = ev.box
+    assert 0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 480
+
+
+def test_sku_without_variant_label_is_not_read() -> None:
+    stage = AttributesStage(engine=FakeEngine([]), check_colour=False)
+    assert stage(_capture("BOOK-NOVEL-0001"), _ctx()) == []
+
+
+@pytest.mark.parametrize(
+    ("sku", "defects", "seed", "kind"),
+    [
+        ("SHEET-SET-KING", (), 5, "label_ok"),
+        ("SHEET-SET-KING", ("wrong_variant_label",), 5, "wrong_variant_label"),
+        ("TEE-BASIC-NAVY-M", ("wrong_variant_label",), 3, "wrong_variant_label"),
+    ],
+)
+def test_rendered_labels_with_real_ocr(sku: str, defects: tuple[str, ...], seed: int, kind: str) -> None:
+    stage = AttributesStage(check_colour=False)
+    findings = stage(_capture(sku, defects, seed), _ctx())
+    assert _kinds(findings) == [kind]
+    if kind == "wrong_variant_label":
+        assert findings[0].probability >= 0.5
+        assert findings[0].evidence[0].data["read"] != findings[0].evidence[0].data["expected"]
+
+
+def test_shoe_without_box_is_an_acceptable_variant() -> None:
+    """The no-shoebox look shows only the number on the tongue: still read, and never flagged."""
+    stage = AttributesStage(engine=FakeEngine(["42"]))
+    findings = stage(_capture("SNEAKER-RUN-BLU-42", benign=("packaging_variant",)), _ctx())
+    assert "wrong_variant_label" not in _kinds(findings) and "wrong_colour" not in _kinds(findings)
