@@ -1,0 +1,118 @@
+"""A trained classifier as shipped: tokenizer, weights, per-class thresholds and calibration.
+
+`MODEL_DIR/model.pt` holds everything needed to score (so the card is documentation, not
+configuration); features are computed the same way for training and scoring by `tokens_of`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.views import LocalizedView
+
+from .model import IMAGE_SIZE, PatchTokenizer, TokenClassifier
+
+MODEL_FILE = "model.pt"
+CARD_FILE = "model_card.json"
+MAX_VIEWS = 3
+
+
+def views_pixels(views: list[LocalizedView]) -> np.ndarray:
+    """Masked, resized network inputs of an item's views (the anomaly ensemble's preparation)."""
+    from detectors.anomaly.prepare import prepare
+
+    return np.stack([prepare(v, IMAGE_SIZE).pixels for v in views[:MAX_VIEWS]])
+
+
+def tokens_of(tokenizer: PatchTokenizer, views: list[LocalizedView]) -> np.ndarray:
+    """(V, T, C) float16 tokens of one item's views."""
+    return tokenizer(views_pixels(views)).numpy().astype(np.float16)
+
+
+def stack_items(items: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad per-item (V, T, C) tokens to (B, MAX_VIEWS, T, C) with a view mask."""
+    t, c = items[0].shape[1:]
+    out = np.zeros((len(items), MAX_VIEWS, t, c), np.float32)
+    mask = np.zeros((len(items), MAX_VIEWS), bool)
+    for i, tok in enumerate(items):
+        n = min(len(tok), MAX_VIEWS)
+        out[i, :n], mask[i, :n] = tok[:n], True
+    return torch.from_numpy(out), torch.from_numpy(mask)
+
+
+@dataclass
+class ClassCalibration:
+    """Operating threshold (at the target false-positive rate on held-out normals) and Platt scaling."""
+
+    threshold: float
+    slope: float = 1.0
+    intercept: float = 0.0
+
+    def probability(self, logit: float) -> float:
+        z = self.slope * logit + self.intercept
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+@dataclass
+class SupervisedBundle:
+    classes: list[str]
+    net: TokenClassifier
+    calibration: dict[str, ClassCalibration]
+    version: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    tokenizer: PatchTokenizer | None = None
+
+    def tok(self) -> PatchTokenizer:
+        if self.tokenizer is None:
+            self.tokenizer = PatchTokenizer()
+        return self.tokenizer
+
+    def logits(self, items: list[np.ndarray]) -> np.ndarray:
+        """(B, K) logits of items given as (V, T, C) tokens."""
+        self.net.eval()
+        tokens, mask = stack_items(items)
+        with torch.inference_mode():
+            return self.net(tokens, mask).numpy()
+
+    def predict(self, views: list[LocalizedView]) -> dict[str, tuple[float, float, bool]]:
+        """type -> (logit, calibrated probability, above the operating threshold)."""
+        logits = self.logits([tokens_of(self.tok(), views)])[0]
+        out = {}
+        for k, name in enumerate(self.classes):
+            cal = self.calibration[name]
+            out[name] = (float(logits[k]), cal.probability(float(logits[k])), bool(logits[k] >= cal.threshold))
+        return out
+
+    def save(self, folder: Path | str) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {
+                "classes": self.classes,
+                "config": self.net.config,
+                "state": self.net.state_dict(),
+                "calibration": {k: vars(v) for k, v in self.calibration.items()},
+                "version": self.version,
+                "meta": self.meta,
+            },
+            folder / MODEL_FILE,
+        )
+        return folder / MODEL_FILE
+
+    @classmethod
+    def load(cls, folder: Path | str) -> SupervisedBundle:
+        path = Path(folder) / MODEL_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{folder}: no {MODEL_FILE} (not a supervised model folder)")
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        net = TokenClassifier(**data["config"])
+        net.load_state_dict(data["state"])
+        net.eval()
+        cal = {k: ClassCalibration(**v) for k, v in data["calibration"].items()}
+        return cls(data["classes"], net, cal, data["version"], data.get("meta", {}))

@@ -1,0 +1,106 @@
+"""Supervised classifier: labels from feedback and reviewers, a small training run, the stage, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from detectors.supervised.dataset import FINE_TYPES, Example, label_counts
+from detectors.supervised.stage import SupervisedStage
+from detectors.supervised.train import TrainConfig, train_supervised
+from pipeline.catalog import Catalog
+from pipeline.cli import app
+from pipeline.stages import StageContext
+from pipeline.store import Store
+from pipeline.types import Frame, ItemCapture
+from tunnel_sim import render_item
+from tunnel_sim.catalog import catalog_records
+
+RECORDS = {r.sku: r for r in catalog_records()}
+SKU = "BOOK-NOVEL-0001"
+
+
+def _example(defect: str | None, seed: int) -> Example:
+    item = render_item(RECORDS[SKU], defects=(defect,) if defect else (), seed=seed, cameras=("top",))
+    frames = [Frame.from_array(cam, img) for cam, img in item.images.items()]
+    capture = ItemCapture(item_id=f"i{seed}", sku=SKU, frames=frames)
+    return Example(capture, {defect} if defect else set(), "feedback")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    torch.set_num_threads(1)
+    plan = [None] * 20 + ["bent_cover"] * 10 + ["crushed_corner"] * 10
+    examples = [_example(d, seed) for seed, d in enumerate(plan)]
+    out = tmp_path_factory.mktemp("sup")
+    bundle, card = train_supervised(examples, out, TrainConfig(epochs=60, patience=15, val_frac=0.35))
+    return out, bundle, card, examples
+
+
+def test_training_beats_majority_baseline(trained) -> None:
+    out, _, card, _ = trained
+    assert (out / "model.pt").is_file() and (out / "model_card.json").is_file()
+    written = json.loads((out / "model_card.json").read_text())
+    assert written["version"] == card["version"] and written["date"]
+    assert written["data"]["labels"]["bent_cover"] == 10 and written["data"]["labels"]["normal"] == 20
+    assert card["metrics_heldout"]["macro_f1"] > card["baseline_majority_heldout"]["macro_f1"]
+    assert card["metrics_heldout"]["macro_f1"] >= 0.5
+
+
+def test_stage_reports_learned_type(trained) -> None:
+    out, _, _, _ = trained
+    stage = SupervisedStage(model_dir=out)
+    ctx = StageContext(catalog=Catalog(skus=RECORDS))
+    hits = 0
+    for seed in range(100, 104):
+        findings = stage(_example("bent_cover", seed).capture, StageContext(catalog=Catalog(skus=RECORDS)))
+        hits += any(f.kind == "bent_cover" and f.probability >= 0.5 for f in findings)
+    assert hits >= 2
+    normal = stage(_example(None, 200).capture, ctx)
+    assert all(f.kind in FINE_TYPES for f in normal)
+    assert stage.version.startswith("supervised-")
+
+
+def test_no_model_gives_no_findings() -> None:
+    assert SupervisedStage()(_example(None, 1).capture, StageContext(catalog=Catalog(skus=RECORDS))) == []
+
+
+def test_label_counts_and_reviewer_cli(tmp_path) -> None:
+    ex = [Example(_example(None, 1).capture, {"stain"}), Example(_example(None, 2).capture, set())]
+    assert label_counts(ex)["stain"] == 1 and label_counts(ex)["normal"] == 1
+    db = tmp_path / "store.db"
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        [
+            "label",
+            "--db",
+            str(db),
+            "--item",
+            "S1-000001",
+            "--label",
+            "stain",
+            "--decision",
+            "confirm",
+            "--reviewer",
+            "ana",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    bad = runner.invoke(
+        app, ["label", "--db", str(db), "--item", "S1-000001", "--label", "stain", "--decision", "maybe"]
+    )
+    assert bad.exit_code == 2
+    store = Store(db)
+    rows = store.labels("S1-000001")
+    store.close()
+    assert rows[0]["label"] == "stain" and rows[0]["decision"] == "confirm" and rows[0]["reviewer"] == "ana"
+
+
+def test_train_cli_rejects_missing_dataset(tmp_path) -> None:
+    res = CliRunner().invoke(app, ["train-supervised", "--dataset", str(tmp_path), "--out", str(tmp_path / "m")])
+    assert res.exit_code == 2 and "not a dataset folder" in res.output
