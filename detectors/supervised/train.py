@@ -106,7 +106,7 @@ def fit(
     x_val, m_val = stack_items([tokens[i] for i in val_idx]) if len(val_idx) else (None, None)
     rng = np.random.default_rng(cfg.seed)
     best, best_state, bad, history = float("inf"), None, 0, []
-    for epoch in range(cfg.epochs):
+    for _ in range(cfg.epochs):
         net.train()
         order = rng.permutation(train_idx)
         for s in range(0, len(order), cfg.batch):
