@@ -249,6 +249,8 @@ def _types(lines: list[TextLine], order: str = "DMY") -> dict[str, str]:
         # contradictions and implausible expiries are not taken
         ([_line("EXP 30.05.2027"), _line("MFG 15.04.2028", 22)], {"2027-05-30": "other", "2028-04-15": "manufactured"}),
         ([_line("EXP 30.05.2020")], {"2020-05-30": "other"}),
+        ([_line("EXP 02/2040")], {"2040-02": "other"}),
+        ([_line("A consommer avant le 83/27"), _line("03.2026", 22)], {"2026-03": "other"}),
     ],
 )
 def test_date_typing(lines: list[TextLine], expected: dict[str, str]) -> None:

@@ -195,7 +195,9 @@ def classify_lines(lines: list[TextLine], *, order: Order = "DMY", today: date |
     return check_consistency([_to_read(f, lines[f.line]) for f in found], today)
 
 
-_DATE_SHAPE = re.compile(r"[0-9]{1,4}\s?[./-]\s?[0-9]{1,2}\s?[./-]\s?[0-9]{1,4}(?![0-9])")
+_DATE_SHAPE = re.compile(
+    r"[0-9]{1,4}\s?[./-]\s?[0-9]{1,2}\s?[./-]\s?[0-9]{1,4}(?![0-9])|(?<![0-9])[0-9]{2}\s?/\s?[0-9]{2}(?![0-9])"
+)
 _YEAR = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2}(?![0-9])")
 _DIGITS = re.compile(r"[0-9].*[0-9]")
 
@@ -269,11 +271,13 @@ def _to_read(f: _Found, line: TextLine) -> DateRead:
 EXPIRY_PAST_YEARS = 2
 """An expiry further back than this is taken for a misread (a year digit), not for an item
 that expired years ago: the item goes to review instead of being judged on it."""
+EXPIRY_AHEAD_YEARS = 10
+"""Longer than any shelf life we expect (canned food, medicines): a misread, not an expiry."""
 
 
 def check_consistency(reads: list[DateRead], today: date) -> list[DateRead]:
     """Drop expiry reads that contradict the print: earlier than a labelled manufacturing
-    date (one of the two is misread) or implausibly long ago. The item then has no expiry
+    date (one of the two is misread), implausibly long ago or far ahead. The item then has no expiry
     and goes to review, which is safer than judging it on a contradictory read."""
     made = [r.parsed.first_day() for r in reads if r.type == "manufactured" and r.reason in LABELLED]
     first_made = min(made) if made else None
@@ -285,5 +289,7 @@ def check_consistency(reads: list[DateRead], today: date) -> list[DateRead]:
                 r = replace(r, type="other", reason=r.reason + "+before_manufacture")
             elif r.parsed.last_day() < oldest:
                 r = replace(r, type="other", reason=r.reason + "+implausibly_old")
+            elif r.parsed.year > today.year + EXPIRY_AHEAD_YEARS:
+                r = replace(r, type="other", reason=r.reason + "+implausibly_far")
         out.append(r)
     return out
