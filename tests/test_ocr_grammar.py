@@ -93,6 +93,7 @@ MISREAD = [
     ("15 0CT 2027", ["2027-10-15"]),
     ("APR1L 2027", ["2027-04"]),
     ("15 JUI 2027", []),  # JUIN or JUIL? never guessed
+    ("Feb. 26 ao0t 2026", []),  # "Fab." misread as a month, then a garbled date
 ]
 
 NOT_DATES = [

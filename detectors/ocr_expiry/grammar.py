@@ -233,7 +233,8 @@ _PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     ("y_mon_d", _p(rf"{_NB}(?P<y>{_Y4}){_SEP}?{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<d>\d{{1,2}}){_NA}"), 1.0),
     ("mon_y4", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<y>{_Y4}){_NA}"), 1.0),
     ("y4_mon", _p(rf"{_NB}(?P<y>{_Y4}){_SEP}?{_LB}(?P<mon>{_MON}){_LA}"), 0.9),
-    ("mon_y2", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<y>\d{{2}}){_NA}"), 0.8),
+    # "FEB 26" is a month and year only when no year follows ("FEB. 26 AOUT 2026" is a misread label)
+    ("mon_y2", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<y>\d{{2}}){_NA}(?!.{{0,14}}(?:19|20)\d\d)"), 0.8),
     ("m_y4", _p(rf"{_NB}(?P<m>\d{{1,2}}){_SEP}(?P<y4>{_Y4}){_NA}"), 0.95),
     ("y4_m", _p(rf"{_NB}(?P<y4>{_Y4})\s?[./\-]\s?(?P<m>\d{{1,2}}){_NA}"), 0.85),
     ("m_y2", _p(rf"{_NB}(?P<m>\d{{1,2}})\s?/\s?(?P<y2>\d{{2}}){_NA}"), 0.6),
