@@ -35,6 +35,19 @@ def _timed(timings: dict[str, float], name: str, fn: Callable[[], Any], log: Cal
     return value
 
 
+def build_model_folder(dataset: Path, model_dir: Path) -> Path:
+    """The shared model folder every stage reads: anomaly/ (torch + ONNX) and attributes/."""
+    from detectors.anomaly.enroll import enroll_dataset
+    from detectors.anomaly.export import export_onnx
+    from detectors.attributes import fit_profile
+
+    model = enroll_dataset(dataset, log=lambda _: None)
+    model.save(model_dir / "anomaly")
+    export_onnx(model, model_dir / "anomaly")
+    fit_profile(dataset).save(model_dir / "attributes")
+    return model_dir
+
+
 def investigate_samples(dataset: Path, results: Path, n: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
     """Investigate the first `n` complaints of the shift; write `results/investigations.jsonl`."""
     from llm_agent.investigator import investigate
@@ -73,7 +86,6 @@ def run_demo(
     workers: int = 2,
     log: Callable[[str], None] = print,
 ) -> DemoResult:
-    from detectors.anomaly.enroll import enroll_dataset
     from pipeline.inspect import inspect_path
     from pipeline.report import render_report
     from tunnel_sim import generate_dataset
@@ -87,8 +99,7 @@ def run_demo(
         lambda: generate_dataset(dataset, items, seed, workers=workers, overwrite=True),
         log,
     )
-    model = _timed(timings, "enrol catalog", lambda: enroll_dataset(dataset, log=lambda m: None), log)
-    model.save(model_dir)
+    _timed(timings, "enrol catalog", lambda: build_model_folder(dataset, model_dir), log)
     if results.exists():
         for name in ("store.db", "store.db-wal", "store.db-shm", "verdicts.jsonl", "investigations.jsonl"):
             (results / name).unlink(missing_ok=True)

@@ -23,10 +23,10 @@ from pipeline.lots import LotMonitor, LotRule
 from pipeline.metrics import score
 from pipeline.policy import DecisionPolicy
 from pipeline.runner import Inspector
+from pipeline.stages import DEFAULT_STAGES
 from pipeline.store import Store
 from pipeline.types import Action, ItemCapture, Verdict
 
-DEFAULT_STAGES = ("localize", "ocr_expiry", "anomaly")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -129,9 +129,8 @@ def inspect_path(
     store = Store(out / "store.db")
     monitor = LotMonitor(store, lot_rule)
     stage_names = list(stages)
-    stage_kwargs = {name: {"model_dir": model_dir} for name in stage_names if name == "anomaly" and model_dir}
     with Inspector.from_names(
-        stage_names, catalog, stage_kwargs, policy=policy or DecisionPolicy(), model_dir=model_dir, today=today
+        stage_names, catalog, model_dir=model_dir, policy=policy or DecisionPolicy(), today=today
     ) as inspector:
         verdicts, pairs, latencies = inspect_items(items, inspector, store, monitor, out / "verdicts.jsonl", progress)
     metrics = score(pairs).to_dict() if pairs else None

@@ -17,6 +17,9 @@ KIND_TO_TRUTH: dict[str, set[str]] = {
     "wrong_colour": {"wrong_colour"},
     "wrong_item": {"wrong_item"},
     "anomaly": {"*"},
+    "crushed_corner": {"crushed_corner"},
+    "bent_cover": {"bent_cover"},
+    "stain": {"stain"},
 }
 
 

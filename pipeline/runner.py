@@ -42,10 +42,17 @@ class Inspector:
 
     @classmethod
     def from_names(
-        cls, names: list[str], catalog: Catalog, stage_kwargs: dict[str, dict[str, Any]] | None = None, **kwargs: Any
+        cls,
+        names: list[str],
+        catalog: Catalog,
+        stage_kwargs: dict[str, dict[str, Any]] | None = None,
+        model_dir: Path | None = None,
+        **kwargs: Any,
     ) -> Inspector:
+        """Stages by registry name; each factory that takes `model_dir` gets the shared model folder."""
         stage_kwargs = stage_kwargs or {}
-        return cls(catalog=catalog, stages=[load_stage(n, **stage_kwargs.get(n, {})) for n in names], **kwargs)
+        stages = [load_stage(n, model_dir=model_dir, **stage_kwargs.get(n, {})) for n in names]
+        return cls(catalog=catalog, stages=stages, model_dir=model_dir, **kwargs)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

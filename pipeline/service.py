@@ -41,14 +41,13 @@ from pipeline.divert import DIVERT_EVENT, REPLACEMENT_EVENT, Dispatcher, close_s
 from pipeline.imageio import MAX_PIXELS, ImageError, decode_image
 from pipeline.policy import DecisionPolicy, PolicyConfig
 from pipeline.runner import Inspector
-from pipeline.stages import load_stage, register_stage
+from pipeline.stages import DEFAULT_STAGES, register_stage
 from pipeline.store import Store
 from pipeline.types import Frame, ItemCapture, Verdict, validate_item_id
 from pipeline.worker import Arrival, ArrivalCache, WorkerPool
 
 log = logging.getLogger("tunnelpi.service")
 
-DEFAULT_STAGES = ("localize", "ocr_expiry", "anomaly")
 CAPTURES_PATH = "/v1/captures"
 
 Scope = MutableMapping[str, Any]
@@ -243,12 +242,14 @@ def build_inspector(config: ServiceConfig) -> Inspector:
             register_stage(name.strip(), target.strip())
         names.append(name.strip())
     catalog = Catalog.load(config.catalog) if config.catalog else Catalog()
-    stages = [load_stage(n, **config.stage_kwargs.get(n, {})) for n in names]
-    return Inspector(
-        catalog=catalog,
-        stages=stages,
-        policy=DecisionPolicy(PolicyConfig.from_dict(config.policy)),
+    # At the edge the anomaly models run through onnxruntime.
+    stage_kwargs = {"anomaly": {"runtime": "onnx"}} | config.stage_kwargs
+    return Inspector.from_names(
+        names,
+        catalog,
+        stage_kwargs,
         model_dir=config.model_dir,
+        policy=DecisionPolicy(PolicyConfig.from_dict(config.policy)),
         today=config.today,
         deadline_ms=config.deadline_ms,
     )

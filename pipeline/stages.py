@@ -8,6 +8,7 @@ The registry maps names to import paths so that importing `pipeline` never pulls
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -41,8 +42,14 @@ STAGES: dict[str, str] = {
     "localize": "detectors.localize:LocalizeStage",
     "ocr_expiry": "detectors.ocr_expiry:OcrExpiryStage",
     "anomaly": "detectors.anomaly:AnomalyStage",
+    "attributes": "detectors.attributes:AttributesStage",
+    "supervised": "detectors.supervised:SupervisedStage",
 }
 """Stage name -> "module:factory". The only place stages are registered."""
+
+
+DEFAULT_STAGES: tuple[str, ...] = ("localize", "ocr_expiry", "anomaly", "attributes", "supervised")
+"""What `inspect`, `serve` and `reaudit` run unless told otherwise."""
 
 
 def register_stage(name: str, target: str) -> None:
@@ -52,14 +59,25 @@ def register_stage(name: str, target: str) -> None:
     STAGES[name] = target
 
 
-def load_stage(name: str, **kwargs: Any) -> Stage:
+def load_stage(name: str, model_dir: Path | None = None, **kwargs: Any) -> Stage:
+    """Build a registered stage; `model_dir` goes to factories that take one (the shared model folder)."""
     try:
         target = STAGES[name]
     except KeyError:
         raise KeyError(f"unknown stage {name!r}; registered: {sorted(STAGES)}") from None
     module_name, attr = target.split(":", 1)
     factory = getattr(importlib.import_module(module_name), attr)
+    if model_dir is not None and _accepts(factory, "model_dir"):
+        kwargs.setdefault("model_dir", model_dir)
     stage = factory(**kwargs)
     if not isinstance(stage, Stage):
         raise TypeError(f"{target} did not build a Stage (needs name, version and __call__)")
     return stage
+
+
+def _accepts(factory: Any, parameter: str) -> bool:
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return parameter in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.catalog import Catalog
-from pipeline.stages import STAGES, Stage, StageContext, load_stage, register_stage
+from pipeline.stages import DEFAULT_STAGES, STAGES, Stage, StageContext, load_stage, register_stage
 from pipeline.types import Finding, Frame, ItemCapture
 
 
@@ -45,4 +45,22 @@ def test_registry_errors(monkeypatch) -> None:
 
 
 def test_builtin_stages_are_registered() -> None:
-    assert {"localize", "ocr_expiry", "anomaly"} <= set(STAGES)
+    assert set(DEFAULT_STAGES) <= set(STAGES)
+    assert {"localize", "ocr_expiry", "anomaly", "attributes", "supervised"} <= set(DEFAULT_STAGES)
+
+
+class NeedsModel:
+    name, version = "needs_model", "1"
+
+    def __init__(self, model_dir=None) -> None:
+        self.model_dir = model_dir
+
+    def __call__(self, capture, ctx):
+        return []
+
+
+def test_model_dir_goes_only_to_factories_that_take_it(monkeypatch, tmp_path) -> None:
+    monkeypatch.setitem(STAGES, "needs_model", f"{__name__}:NeedsModel")
+    monkeypatch.setitem(STAGES, "echo", f"{__name__}:EchoStage")
+    assert load_stage("needs_model", model_dir=tmp_path).model_dir == tmp_path
+    assert load_stage("echo", model_dir=tmp_path).kind == "note"

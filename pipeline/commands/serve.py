@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pipeline.cli import app, fail
-from pipeline.service import DEFAULT_STAGES
+from pipeline.stages import DEFAULT_STAGES
 
 
 @app.command()
