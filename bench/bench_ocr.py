@@ -292,7 +292,16 @@ def main(prints: int = 560, items: int = 120, engines: tuple[str, ...] = tuple(E
                 "value": r["manufactured_taken_for_expiry"],
                 "target": "0",
             },
+            {
+                "metric": f"OCR {name}: expired sent to divert or review",
+                "value": r["expired_flagged_or_review"],
+                "target": "",
+            },
         ]
+        latency = ("p50_ms", "p90_ms") if "p50_ms" in r else ("p50_ms_per_frame", "p90_ms_per_frame")
+        rows.append(
+            {"metric": f"OCR {name}: latency p50/p90 ms", "value": f"{r[latency[0]]}/{r[latency[1]]}", "target": ""}
+        )
     result = {"benchmark": "ocr_expiry", "photos": photos, "sim_prints": sim_prints, "sim_tunnel": tunnel, "rows": rows}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")

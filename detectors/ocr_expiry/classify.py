@@ -191,7 +191,10 @@ def classify_lines(lines: list[TextLine], *, order: Order = "DMY", today: date |
                 f.kind, f.reason = "other", "other"
             found.append(f)
     residue = any(not dates[i] and _date_residue(norms[i], hits[i], today) for i in range(len(lines)))
-    _apply_rules(found, residue)
+    unknown = [f for f in found if f.kind is None and _UNKNOWN_LABEL.search(norms[f.line], 0, f.parsed.span[0])]
+    for f in unknown:
+        f.kind, f.reason = "other", "unknown_label"
+    _apply_rules(found, residue or bool(unknown))
     return check_consistency([_to_read(f, lines[f.line]) for f in found], today)
 
 
@@ -200,6 +203,9 @@ _DATE_SHAPE = re.compile(
 )
 _YEAR = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2}(?![0-9])")
 _DIGITS = re.compile(r"[0-9].*[0-9]")
+_UNKNOWN_LABEL = re.compile(r"(?<![A-Z0-9])[A-Z]{2,4}[\s:.]{0,2}$")
+"""A short upper-case word right before a date that no table knows: a label we could not read
+("DOM" for a misread "DDM"). Its date could be the expiry or not, so no rule types it."""
 
 
 def _date_residue(norm: str, hits: list[KeywordHit], today: date) -> bool:
