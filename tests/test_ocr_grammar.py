@@ -254,7 +254,7 @@ def _types(lines: list[TextLine], order: str = "DMY") -> dict[str, str]:
         ([_line("A consommer avant le 83/27"), _line("03.2026", 22)], {"2026-03": "other"}),
         # a short word no table knows right before a date is a misread label: no rule types either date
         (
-            [_line("DOM 22/04/2026"), _line("Fakriqve la 05/06/2027", 22)],
+            [_line("QXW 22/04/2026"), _line("Fakriqve la 05/06/2027", 22)],
             {"2026-04-22": "other", "2027-06-05": "other"},
         ),
     ],
