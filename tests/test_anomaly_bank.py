@@ -63,3 +63,41 @@ def test_save_load_round_trip_and_version_check(tmp_path) -> None:
         Bank.load(tmp_path / "missing")
     with pytest.raises(ValueError, match="kind"):
         Bank("x", kind="other")
+
+
+def test_coreset_candidates_favour_the_item_mask() -> None:
+    rng = np.random.default_rng(4)
+    item = rng.normal(0, 1, (2000, 16)).astype(np.float32)
+    background = rng.normal(50, 0.01, (3000, 16)).astype(np.float32)  # grey belt: near-duplicates
+    x = np.concatenate([item, background])
+    keep = np.arange(len(x)) < len(item)
+    idx = greedy_coreset(x, 300, keep=keep)
+    assert len(idx) == 300 and len(set(idx.tolist())) == 300
+    # background still represented (a sample of it is a candidate), but barely
+    assert 1 <= (~keep[idx]).sum() <= 5
+    assert nearest_distance(background[:50], x[idx]).max() < 1.0
+
+
+def test_student_width_is_read_back_from_its_weights() -> None:
+    from detectors.anomaly.student import student_from_state, student_state, train_student
+
+    feats = np.random.default_rng(5).normal(size=(4, 8, 8, 8)).astype(np.float32)
+    student = train_student(feats, steps=2, width=16)
+    again = student_from_state(student_state(student))
+    assert again.enc1.out_channels == 16 and again.enc3.out_channels == 32
+
+
+def test_thread_override(monkeypatch) -> None:
+    from detectors.anomaly.threads import THREADS_ENV, compute_threads, limited_threads
+
+    monkeypatch.setenv(THREADS_ENV, "1")
+    assert compute_threads() == 1
+    import torch
+
+    before = torch.get_num_threads()
+    with limited_threads() as n:
+        assert n == 1 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    monkeypatch.setenv(THREADS_ENV, "many")
+    with pytest.raises(ValueError, match=THREADS_ENV):
+        compute_threads()

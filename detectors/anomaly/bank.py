@@ -28,30 +28,56 @@ class BankVersionError(ValueError):
 
 
 def greedy_coreset(
-    features: np.ndarray, k: int, *, proj_dim: int = 64, seed: int = 0, max_candidates: int = 60_000
+    features: np.ndarray,
+    k: int,
+    *,
+    proj_dim: int = 64,
+    seed: int = 0,
+    max_candidates: int = 60_000,
+    keep: np.ndarray | None = None,
+    background_share: float = 0.05,
 ) -> np.ndarray:
     """Indices of `k` rows chosen by greedy k-center (farthest point) selection.
 
     As in PatchCore, distances are taken in a random projection (Johnson-Lindenstrauss) for
     speed; candidates are first subsampled to `max_candidates` so enrolment time is bounded.
+    `keep` (bool per row) marks rows that matter (patches on the item): the others (the grey
+    background around the item, nearly identical to each other) only enter as a random sample
+    of `background_share` of the kept count, so the k-center loop, whose cost is k x candidates,
+    does not spend its time on background.
     """
     n = len(features)
     if k >= n:
         return np.arange(n)
     rng = np.random.default_rng(seed)
-    cand = np.sort(rng.choice(n, max_candidates, replace=False)) if n > max_candidates else np.arange(n)
+    if keep is not None and keep.any() and not keep.all():
+        inside, outside = np.flatnonzero(keep), np.flatnonzero(~keep)
+        n_out = min(len(outside), max(k // 16, int(background_share * len(inside))))
+        pool = np.sort(np.concatenate([inside, rng.choice(outside, n_out, replace=False)]))
+    else:
+        pool = np.arange(n)
+    if k >= len(pool):
+        return pool
+    cand = np.sort(rng.choice(pool, max_candidates, replace=False)) if len(pool) > max_candidates else pool
     x = features[cand].astype(np.float32)
     if x.shape[1] > proj_dim:
-        proj = rng.normal(size=(x.shape[1], proj_dim)).astype(np.float32) / np.sqrt(proj_dim)
+        proj = rng.normal(size=(x.shape[1], proj_dim)).astype(np.float32) / np.float32(np.sqrt(proj_dim))
         x = x @ proj
+    x = np.ascontiguousarray(x)
     sq = np.einsum("ij,ij->i", x, x)
     chosen = np.empty(k, dtype=np.int64)
     chosen[0] = int(rng.integers(len(x)))
     mind = sq - 2.0 * (x @ x[chosen[0]]) + sq[chosen[0]]
+    dot = np.empty_like(mind)
     for i in range(1, k):
         j = int(np.argmax(mind))
         chosen[i] = j
-        np.minimum(mind, sq - 2.0 * (x @ x[j]) + sq[j], out=mind)
+        # squared distance to the new centre, in place: sq - 2 x.x_j + |x_j|^2
+        np.dot(x, x[j], out=dot)
+        dot *= -2.0
+        dot += sq
+        dot += sq[j]
+        np.minimum(mind, dot, out=mind)
     return cand[chosen]
 
 
@@ -88,16 +114,22 @@ class Bank:
     def n_images(self) -> int:
         return int(self.meta.get("n_images", 0))
 
-    def add(self, patches: np.ndarray, globals_: np.ndarray, n_images: int) -> None:
-        """Incremental enrolment: merge new normal features, then re-apply the coreset bound."""
+    def add(self, patches: np.ndarray, globals_: np.ndarray, n_images: int, keep: np.ndarray | None = None) -> None:
+        """Incremental enrolment: merge new normal features, then re-apply the coreset bound.
+
+        `keep` marks the new patch rows that lie on the item (see `greedy_coreset`); the rows
+        already in the bank are always candidates.
+        """
         patches = patches.astype(np.float32)
         globals_ = globals_.astype(np.float32)
         if self.patches.size:
             if self.patches.shape[1] != patches.shape[1]:
                 raise ValueError(f"patch dim {patches.shape[1]} does not match the bank's {self.patches.shape[1]}")
+            if keep is not None:
+                keep = np.concatenate([np.ones(len(self.patches), bool), keep])
             patches = np.concatenate([self.patches.astype(np.float32), patches])
             globals_ = np.concatenate([self.globals_.astype(np.float32), globals_])
-        self.patches = patches[greedy_coreset(patches, self.max_patches)]
+        self.patches = patches[greedy_coreset(patches, self.max_patches, keep=keep)]
         self.globals_ = globals_[greedy_coreset(globals_, self.max_globals)]
         self.meta["n_images"] = self.n_images + n_images
 

@@ -4,11 +4,19 @@ references.jsonl split "enrol" fills the banks and split "calibration" calibrate
 the calibration views are never in the bank. A SKU with at least `min_references` enrolment
 items gets its own bank; every category also gets a pooled bank (kind "category") that serves
 its SKUs with too few references and SKUs first seen at scoring time.
+
+Work is done one category at a time, so memory holds one category's feature maps:
+- the student is trained once per category on the pooled normal feature maps of its SKUs,
+  and every bank of the category stores a copy (a SKU's own student cost ~20 s each and
+  most of enrolment; calibration stays per bank, so each bank's scores keep their own scale);
+- the category bank's patch memory is a coreset of its SKU banks' coresets (plus the raw
+  patches of SKUs too small for a bank of their own), not a second coreset over every raw patch.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +27,7 @@ from pipeline.dataset import Dataset, LabelledCapture
 from pipeline.imageio import ImageError
 
 from .model import AnomalyModel, Features, ModelConfig
+from .threads import limited_threads
 
 Log = Callable[[str], None]
 
@@ -47,29 +56,63 @@ def enroll_dataset(dataset_dir: Path | str, config: ModelConfig | None = None, l
             by_sku[ref.capture.sku][ref.split].append(ref)
     if not by_sku:
         raise ValueError(f"{dataset_dir}: references.jsonl has no 'enrol' or 'calibration' items")
-    per_category: dict[str, list[tuple[Features, Features, int]]] = defaultdict(list)
-    category_skus: dict[str, list[str]] = defaultdict(list)
+    by_category: dict[str, list[str]] = defaultdict(list)
     for sku in sorted(by_sku):
         record = ds.catalog.skus.get(sku)
-        category = record.category if record else "uncategorised"
+        by_category[record.category if record else "uncategorised"].append(sku)
+    with limited_threads():
+        for category, skus in sorted(by_category.items()):
+            _enroll_category(model, category, skus, by_sku, log)
+    return model
+
+
+def _enroll_category(
+    model: AnomalyModel,
+    category: str,
+    skus: list[str],
+    by_sku: dict[str, dict[str, list[LabelledCapture]]],
+    log: Log,
+) -> None:
+    """SKU banks of one category sharing one student, then the category bank."""
+    start = time.perf_counter()
+    parts: dict[str, tuple[Features, Features, int]] = {}
+    served_by_category: list[str] = []
+    for sku in skus:
         enrol = _features(model, by_sku[sku]["enrol"], True, log)
         cal = _features(model, by_sku[sku]["calibration"], False, log)
         if enrol is None or cal is None:
             log(f"{sku}: no usable enrolment or calibration images")
-            category_skus[category].append(sku)
+            served_by_category.append(sku)
             continue
-        n_items = len(by_sku[sku]["enrol"])
-        per_category[category].append((enrol, cal, n_items))
+        parts[sku] = (enrol, cal, len(by_sku[sku]["enrol"]))
+    if not parts:
+        return
+    name = f"category:{category}"
+    student = model.train_student_state(np.concatenate([p[0].patches for p in parts.values()]))
+    rows, keeps = [], []
+    for sku, (enrol, cal, n_items) in parts.items():
         if n_items >= model.config.min_references and len(np.unique(cal.items)) >= 3:
-            model.add_bank(model.build_bank(sku, "sku", enrol, cal, n_items), skus=[sku])
+            bank = model.build_bank(sku, "sku", enrol, cal, n_items, student=student, student_source=name)
+            model.add_bank(bank, skus=[sku])
+            rows.append(bank.patches)
+            keeps.append(np.ones(len(bank.patches), bool))
             log(f"{sku}: bank from {n_items} items, calibrated on {len(np.unique(cal.items))}")
         else:
-            category_skus[category].append(sku)
-    for category, parts in sorted(per_category.items()):
-        enrol = Features.concat([p[0] for p in parts])
-        cal = Features.concat([p[1] for p in parts])
-        name = f"category:{category}"
-        bank = model.build_bank(name, "category", enrol, cal, sum(p[2] for p in parts))
-        model.add_bank(bank, skus=category_skus.get(category, []), category=category)
-        log(f"{name}: category bank from {bank.n_images} items of {len(parts)} SKUs")
-    return model
+            served_by_category.append(sku)
+            r, k = model.patch_rows(enrol)
+            rows.append(r)
+            keeps.append(k)
+    enrol = Features.concat([p[0] for p in parts.values()])
+    cal = Features.concat([p[1] for p in parts.values()])
+    bank = model.build_bank(
+        name,
+        "category",
+        enrol,
+        cal,
+        sum(p[2] for p in parts.values()),
+        student=student,
+        student_source=name,
+        patches=(np.concatenate(rows), np.concatenate(keeps)),
+    )
+    model.add_bank(bank, skus=served_by_category, category=category)
+    log(f"{name}: category bank from {bank.n_images} items of {len(parts)} SKUs in {time.perf_counter() - start:.1f}s")

@@ -31,6 +31,7 @@ from .bank import Bank
 from .calibration import DEFAULT_TARGET_RATE, RobustScaler, TailCalibrator
 from .fusion import fuse_maps, fuse_members, fuse_views
 from .prepare import PreparedView, prepare, view_of
+from .threads import limited_threads
 
 MODEL_FORMAT = 1
 MEMBERS = ("patch", "global", "student")
@@ -57,6 +58,8 @@ class ModelConfig:
     augment: tuple[str, ...] = ("rot180",)
     """Enrolment augmentations; "rot180" covers the upright crop's 180-degree ambiguity."""
     student_steps: int = 300
+    student_width: int = 32
+    """Student channels; 32 matched 64 on MVTec bottle (fused AUROC 1.000 vs 0.997) at half the training time."""
     target_rate: float = DEFAULT_TARGET_RATE
     localize: bool = True
     """Localise items in frames first; off when the inputs are already item crops."""
@@ -209,20 +212,55 @@ class AnomalyModel:
         return raw, {"patch": patch_map, "student": student_map}
 
     # --- fitting -------------------------------------------------------------------------
-    def build_bank(self, name: str, kind: str, enrol: Features, calibration: Features, n_items: int) -> Bank:
-        """A bank from enrolment features, its student, and calibration on separate normal views."""
-        from .runtime import STUDENT_PREFIX
+    @staticmethod
+    def patch_rows(feats: Features) -> tuple[np.ndarray, np.ndarray]:
+        """Patch features as rows (N*h*w, C) and, per row, whether it lies on the item mask."""
+        c = feats.patches.shape[1]
+        return feats.patches.transpose(0, 2, 3, 1).reshape(-1, c), feats.masks.reshape(-1)
+
+    def train_student_state(self, patch_maps: np.ndarray) -> dict[str, np.ndarray]:
+        """Train a student on normal feature maps; its weights as arrays (shared by a category's banks)."""
         from .student import student_state, train_student
 
+        with limited_threads():
+            student = train_student(
+                patch_maps, steps=self.config.student_steps, seed=self.config.seed, width=self.config.student_width
+            )
+        return student_state(student)
+
+    def build_bank(
+        self,
+        name: str,
+        kind: str,
+        enrol: Features,
+        calibration: Features,
+        n_items: int,
+        *,
+        student: dict[str, np.ndarray] | None = None,
+        student_source: str | None = None,
+        patches: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> Bank:
+        """A bank from enrolment features, its student, and calibration on separate normal views.
+
+        `student`: weights trained elsewhere (the category's, shared by its SKU banks, so one
+        training serves many banks); trained here on `enrol` when absent. `patches`: candidate
+        patch rows and their on-item flags when not the enrolment views' own (a category bank
+        built from its SKU banks' coresets). Calibration is always this bank's own.
+        """
+        from .runtime import STUDENT_PREFIX
+
         cfg = self.config
-        bank = Bank(name=name, kind=kind, max_patches=cfg.max_patches, max_globals=cfg.max_globals)
-        c = enrol.patches.shape[1]
-        bank.add(enrol.patches.transpose(0, 2, 3, 1).reshape(-1, c), enrol.globals_, n_items)
-        student = train_student(enrol.patches, steps=cfg.student_steps, seed=cfg.seed)
-        bank.extra.update({STUDENT_PREFIX + k: v for k, v in student_state(student).items()})
-        bank.meta["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self._store_calibration(bank, calibration)
-        self.calibrate(bank)
+        with limited_threads():
+            bank = Bank(name=name, kind=kind, max_patches=cfg.max_patches, max_globals=cfg.max_globals)
+            rows, keep = patches if patches is not None else self.patch_rows(enrol)
+            bank.add(rows, enrol.globals_, n_items, keep=keep)
+            if student is None:
+                student, student_source = self.train_student_state(enrol.patches), name
+            bank.extra.update({STUDENT_PREFIX + k: v for k, v in student.items()})
+            bank.meta["student_source"] = student_source or name
+            bank.meta["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            self._store_calibration(bank, calibration)
+            self.calibrate(bank)
         return bank
 
     def _store_calibration(self, bank: Bank, cal: Features) -> None:
@@ -276,9 +314,10 @@ class AnomalyModel:
             n_cal = min(max(3, len(images) // 4), len(images) - 2)
             calibration = [images[i] for i in order[:n_cal]]
             images = [images[i] for i in order[n_cal:]]
-        enrol = self.features_of([[im] for im in images], augment=True)
-        cal = self.features_of([[im] for im in calibration])
-        bank = self.build_bank(name, "sku", enrol, cal, len(images))
+        with limited_threads():
+            enrol = self.features_of([[im] for im in images], augment=True)
+            cal = self.features_of([[im] for im in calibration])
+            bank = self.build_bank(name, "sku", enrol, cal, len(images))
         self.add_bank(bank, skus=[name])
         return bank
 
@@ -296,18 +335,22 @@ class AnomalyModel:
         from .student import student_from_state, student_state, train_student
 
         bank = self.banks[bank_name]
-        feats = self.features_of(images, augment=True)
-        c = feats.patches.shape[1]
-        bank.add(feats.patches.transpose(0, 2, 3, 1).reshape(-1, c), feats.globals_, len(images))
-        state = {k[len(STUDENT_PREFIX) :]: v for k, v in bank.extra.items() if k.startswith(STUDENT_PREFIX)}
-        student = train_student(
-            feats.patches, steps=max(50, self.config.student_steps // 3), lr=5e-4, model=student_from_state(state)
-        )
+        with limited_threads():
+            feats = self.features_of(images, augment=True)
+            rows, keep = self.patch_rows(feats)
+            bank.add(rows, feats.globals_, len(images), keep=keep)
+            state = {k[len(STUDENT_PREFIX) :]: v for k, v in bank.extra.items() if k.startswith(STUDENT_PREFIX)}
+            student = train_student(
+                feats.patches, steps=max(50, self.config.student_steps // 3), lr=5e-4, model=student_from_state(state)
+            )
+        # the bank now owns a refined copy; it no longer equals the shared one it started from
         bank.extra.update({STUDENT_PREFIX + k: v for k, v in student_state(student).items()})
+        bank.meta["student_source"] = bank.name
         forget = getattr(self.rt(), "forget", None)
         if forget is not None:
             forget(bank)
-        self.calibrate(bank)
+        with limited_threads():
+            self.calibrate(bank)
         self.version = self._digest()
         return bank
 

@@ -51,6 +51,7 @@ def train_student(
     lr: float = 2e-3,
     batch: int = 8,
     seed: int = 0,
+    width: int = 64,
     model: FeatureAE | None = None,
 ) -> FeatureAE:
     """Fit (or continue fitting, for incremental enrolment) the autoencoder on normal features only."""
@@ -60,7 +61,7 @@ def train_student(
     data = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
     if model is None:
         torch.manual_seed(seed)
-        model = FeatureAE(data.shape[1])
+        model = FeatureAE(data.shape[1], width=width)
         model.mean.copy_(data.mean(dim=(0, 2, 3)).view(1, -1, 1, 1))
         model.std.copy_(data.std(dim=(0, 2, 3)).clamp_min(1e-3).view(1, -1, 1, 1))
     model.train()
@@ -80,6 +81,11 @@ def student_state(model: FeatureAE) -> dict[str, np.ndarray]:
 
 
 def student_from_state(state: dict[str, np.ndarray]) -> FeatureAE:
-    model = FeatureAE(int(state["mean"].shape[1]))
+    """Rebuild a student; width and bottleneck are read from the weight shapes, so banks of any width load."""
+    model = FeatureAE(
+        int(state["mean"].shape[1]),
+        width=int(state["enc1.weight"].shape[0]),
+        bottleneck=int(state["enc3.weight"].shape[0]),
+    )
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
     return model.eval()
