@@ -1,7 +1,8 @@
 """ONNX export of the feature extractor and students, and the onnxruntime scorer for the edge.
 
 `export_onnx(model, folder)` writes `onnx/embedder.onnx` (RGB in [0, 1] -> patch features,
-global embedding) and one `onnx/<bank>.student.onnx` per bank. `OnnxRuntime` implements the
+global embedding) and one `onnx/<bank>.student.onnx` per distinct student (banks of one category
+share theirs, so it is written and loaded once). `OnnxRuntime` implements the
 same two methods as the torch runtime, so `AnomalyModel.load(folder, runtime=OnnxRuntime(folder))`
 scores with the same numpy maths and needs no torch at all; the parity test holds the two
 within 1e-4 relative.
@@ -9,6 +10,7 @@ within 1e-4 relative.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -30,6 +32,14 @@ def _student_file(bank_name: str) -> str:
     from .model import safe_name
 
     return f"{safe_name(bank_name)}.student.onnx"
+
+
+def _state_digest(state: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha1()
+    for k in sorted(state):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(state[k]).tobytes())
+    return h.hexdigest()
 
 
 def _export(module, example, path: Path, inputs: list[str], outputs: list[str]) -> None:
@@ -64,11 +74,17 @@ def export_onnx(model: AnomalyModel, folder: Path | str) -> Path:
     size = model.config.image_size
     _export(embedder, torch.rand(1, 3, size, size), out / "embedder.onnx", ["pixels"], ["patches", "globals"])
     grid = size // 8
-    files = {}
+    files: dict[str, str] = {}
+    written: dict[str, str] = {}
     for name, bank in model.banks.items():
         state = {k[len(STUDENT_PREFIX) :]: v for k, v in bank.extra.items() if k.startswith(STUDENT_PREFIX)}
+        # a category's banks share one student: export (and later load) it once
+        digest = _state_digest(state)
+        if digest in written:
+            files[name] = written[digest]
+            continue
         student = student_from_state(state)
-        files[name] = _student_file(name)
+        files[name] = written[digest] = _student_file(name)
         _export(student, torch.rand(1, student.channels, grid, grid), out / files[name], ["features"], ["errors"])
     manifest = {"opset": OPSET, "image_size": size, "model_version": model.version, "students": files}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
@@ -104,10 +120,10 @@ class OnnxRuntime:
         return patches, glob
 
     def student_errors(self, bank: Bank, feats: np.ndarray) -> np.ndarray:
-        sess = self._students.get(bank.name)
+        file = self.manifest["students"].get(bank.name)
+        if file is None:
+            raise KeyError(f"bank {bank.name!r} has no exported student; re-run export_onnx")
+        sess = self._students.get(file)
         if sess is None:
-            file = self.manifest["students"].get(bank.name)
-            if file is None:
-                raise KeyError(f"bank {bank.name!r} has no exported student; re-run export_onnx")
-            sess = self._students[bank.name] = self._session(file)
+            sess = self._students[file] = self._session(file)
         return sess.run(None, {"features": np.ascontiguousarray(feats, dtype=np.float32)})[0]
