@@ -69,7 +69,7 @@ def test_catalog_covers_categories_and_round_trips(sim, tmp_path):
         ("YYYY-MM-DD", "ja", "2027-03-07", "2027-03-07"),
         ("DD MON YYYY", "en", "07 MAR 2027", "2027-03-07"),
         ("MONYYYY", "en", "MAR2027", "2027-03"),
-        ("MON YY", "de", "MÄR 27", "2027-03"),
+        ("MON YY", "de", "MRZ 27", "2027-03"),
         ("YYYYMMDD", "en", "20270307", "2027-03-07"),
         ("MM.YYYY", "it", "03.2027", "2027-03"),
         ("DD MONTH YYYY", "es", "07 marzo 2027", "2027-03-07"),

@@ -267,10 +267,20 @@ MARKETS: dict[str, tuple[str, DateOrder]] = {
 """Market -> (label language, numeric date order)."""
 
 
+SHORT_MONTHS: dict[str, dict[int, str]] = {
+    "fr": {6: "JUIN", 7: "JUIL", 8: "AOUT"},
+    "nl": {3: "MRT"},
+    "de": {3: "MRZ"},
+}
+"""Abbreviations real coders print where the first three letters would be ambiguous or unusual."""
+
+
 def month_name(month: int, language: str, *, short: bool) -> str:
     names = MONTHS.get(language, MONTHS["en"])
     name = names[month - 1]
-    return name[:3].upper() if short else name
+    if not short:
+        return name
+    return SHORT_MONTHS.get(language, {}).get(month) or name[:3].upper()
 
 
 def format_date(value: date, fmt: str, language: str = "en") -> str:

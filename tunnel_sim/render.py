@@ -25,8 +25,9 @@ from tunnel_sim.text import PrintStyle, composite_ink, render_ink
 PX_PER_MM = 2.0
 """Texture resolution; the cameras see about 1.4 px/mm, so textures are sharper than frames."""
 
-DATE_CAP_MM = 6.5
-"""Cap height of date prints: coders print large enough to be read at arm's length."""
+DATE_CAP_MM = 10.0
+"""Cap height of date prints. At the cameras' ~1.4 px/mm this gives ~14 px capitals, the smallest
+text OCR reads reliably; a real tunnel's 5-12 MP cameras resolve 3-4 mm prints at that size."""
 
 Surface = Literal["top", "side"]
 RGB = tuple[int, int, int]
