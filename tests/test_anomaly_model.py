@@ -154,3 +154,19 @@ def test_cli_score_json_lines(fitted, bottle, tmp_path) -> None:
     assert {"image", "score", "probability", "anomalous", "heatmap", "ms"} <= set(lines[0])
     assert "error" in lines[1]
     assert lines[2]["anomalous"] is False
+
+
+def test_shared_student_exported_once(fitted, bottle, tmp_path) -> None:
+    model, _ = fitted
+    bank = model.banks["default"]
+    twin = dataclasses.replace(bank, name="category:bottles", kind="category", extra=dict(bank.extra))
+    shared = AnomalyModel(model.config, {"default": bank, twin.name: twin}, {"default": "default"})
+    shared.add_bank(twin, category="bottles")
+    folder = shared.save(tmp_path / "m")
+    export_onnx(shared, folder)
+    assert len(list((folder / "onnx").glob("*.student.onnx"))) == 1
+    onnx_model = AnomalyModel.load(folder, runtime=OnnxRuntime(folder, threads=1))
+    img = read_image(bottle["bad"][0])
+    a = onnx_model.score([img], sku="OTHER", category="bottles")
+    assert a.bank == twin.name
+    assert a.score == pytest.approx(model.score([img]).score, rel=1e-4)
