@@ -9,7 +9,7 @@ the policy's safe action and says so.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -22,6 +22,15 @@ from pipeline.stages import Stage, StageContext, load_stage
 from pipeline.types import Finding, ItemCapture, Verdict
 
 FIRST_STAGES = ("localize",)
+"""Stages every other stage waits for unless it names its own `after`."""
+
+
+def stage_dependencies(stage: Stage) -> tuple[str, ...]:
+    """A stage's `after` attribute, else localize for every stage but localize itself."""
+    after = getattr(stage, "after", None)
+    if after is not None:
+        return tuple(after)
+    return () if stage.name in FIRST_STAGES else FIRST_STAGES
 
 
 @dataclass
@@ -38,7 +47,19 @@ class Inspector:
     max_workers: int = 2
 
     def __post_init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="stage")
+        names = [s.name for s in self.stages]
+        self._deps = {s.name: tuple(d for d in stage_dependencies(s) if d in names) for s in self.stages}
+        self._order: list[Stage] = []
+        pending = list(self.stages)
+        while pending:  # dependency order, so every stage's dependencies are submitted before it
+            ready = [s for s in pending if all(d in {o.name for o in self._order} for d in self._deps[s.name])]
+            if not ready:
+                raise ValueError(f"circular stage dependencies among {[s.name for s in pending]}")
+            self._order += ready
+            pending = [s for s in pending if s not in ready]
+        # A stage waiting on another holds a thread, so there is one per stage at least.
+        workers = max(self.max_workers, len(self.stages))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stage")
 
     @classmethod
     def from_names(
@@ -81,6 +102,19 @@ class Inspector:
             ]
         return findings, (time.perf_counter() - start) * 1000.0
 
+    def _run_all(self, capture: ItemCapture, ctx: StageContext) -> list[tuple[list[Finding], float]]:
+        """Every stage starts as soon as the stages it depends on have finished."""
+        futures: dict[str, Future] = {}
+
+        def run(stage: Stage) -> tuple[list[Finding], float]:
+            for dep in self._deps[stage.name]:
+                futures[dep].result()
+            return self._run_stage(stage, capture, ctx)
+
+        for stage in self._order:
+            futures[stage.name] = self._pool.submit(run, stage)
+        return [futures[s.name].result() for s in self.stages]
+
     def inspect(self, capture: ItemCapture, started: float | None = None) -> Verdict:
         """Inspect one item; `started` is the perf_counter time the capture arrived (for the deadline)."""
         started = time.perf_counter() if started is None else started
@@ -103,15 +137,7 @@ class Inspector:
                     message=f"SKU {capture.sku!r} is not in the catalog",
                 )
             )
-        first = [s for s in self.stages if s.name in FIRST_STAGES]
-        rest = [s for s in self.stages if s.name not in FIRST_STAGES]
-        for stage in first:
-            out, ms = self._run_stage(stage, capture, ctx)
-            findings += out
-            timings[stage.name] = round(ms, 2)
-        futures = [(s, self._pool.submit(self._run_stage, s, capture, ctx)) for s in rest]
-        for stage, fut in futures:
-            out, ms = fut.result()
+        for stage, (out, ms) in zip(self.stages, self._run_all(capture, ctx), strict=True):
             findings += out
             timings[stage.name] = round(ms, 2)
         decision = self.policy.decide(capture.item_id, findings, record)

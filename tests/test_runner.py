@@ -72,3 +72,40 @@ def test_missed_deadline_takes_safe_action() -> None:
         verdict = insp.inspect(capture())
     assert verdict.deadline_missed and verdict.action is Action.REVIEW
     assert verdict.reasons[0].startswith("deadline missed")
+
+
+class Recorder:
+    """Records start/end order; `after` names the stages it must follow."""
+
+    def __init__(self, name: str, log: list[str], after: tuple[str, ...] | None = None, sleep: float = 0.0) -> None:
+        self.name, self.version, self.log, self.sleep = name, "1", log, sleep
+        if after is not None:
+            self.after = after
+
+    def __call__(self, capture, ctx):
+        self.log.append(f"start:{self.name}")
+        time.sleep(self.sleep)
+        self.log.append(f"end:{self.name}")
+        return []
+
+
+def test_dependent_stage_waits_and_independent_ones_overlap() -> None:
+    log: list[str] = []
+    stages = [
+        Recorder("text_user", log, after=("reader",)),
+        Recorder("reader", log, sleep=0.1),
+        Recorder("other", log, sleep=0.1),
+        Recorder("localize", log),
+    ]
+    with Inspector(catalog=CATALOG, stages=stages, policy=POLICY) as insp:
+        insp.inspect(capture())
+    assert log.index("end:localize") < log.index("start:reader")
+    assert log.index("end:reader") < log.index("start:text_user")
+    assert log.index("start:other") < log.index("end:reader"), "independent stages run side by side"
+
+
+def test_circular_dependencies_are_refused() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="circular"):
+        Inspector(catalog=CATALOG, stages=[Recorder("a", [], after=("b",)), Recorder("b", [], after=("a",))])
