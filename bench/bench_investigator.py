@@ -34,6 +34,7 @@ INJECTED_PHRASES = ("refund approved", "admin mode", "side with the customer", "
 
 def build(work: Path, items: int) -> tuple[Path, Path, dict[str, Any]]:
     """Dataset, anomaly model and inspected store (reused when already built)."""
+    from detectors.anomaly import ModelConfig
     from detectors.anomaly.enroll import enroll_dataset
     from pipeline.inspect import inspect_path
     from tunnel_sim.generate import generate_dataset
@@ -46,7 +47,10 @@ def build(work: Path, items: int) -> tuple[Path, Path, dict[str, Any]]:
     info["generate_s"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
     if not (model_dir / "model.json").exists():
-        enroll_dataset(ds, log=lambda _msg: None).save(model_dir)
+        # A lighter enrolment than production (no augmentation, a short student run): the
+        # benchmark measures the investigator, and 41 SKUs must enrol in minutes on 2 cores.
+        config = ModelConfig(augment=(), student_steps=60)
+        enroll_dataset(ds, config, log=lambda _msg: None).save(model_dir)
     info["enrol_s"] = round(time.perf_counter() - t0, 1)
     if not (results / "store.db").exists():
         t0 = time.perf_counter()

@@ -116,6 +116,10 @@ KEYWORDS: dict[ClaimedProblem, list[str]] = {
         "bent",
         "ripped",
         "cracked",
+        "water",
+        "already open",
+        "was open",
+        "seal was",
         "folded",
         "wet",
         "dirty",
@@ -219,7 +223,6 @@ KEYWORDS: dict[ClaimedProblem, list[str]] = {
         "유통기한",
         "기한이 지",
         "hết hạn",
-        "date",
     ],
     P.EMPTY_OR_MISSING: [
         "empty",
@@ -268,6 +271,8 @@ KEYWORDS: dict[ClaimedProblem, list[str]] = {
         "no sticker",
         "no date printed",
         "no expiry date printed",
+        "no expiry",
+        "no date",
         "nothing printed",
         "not printed",
         "kein etikett",
@@ -283,6 +288,7 @@ KEYWORDS: dict[ClaimedProblem, list[str]] = {
         "unreadable",
         "illegible",
         "smudged",
+        "no idea when",
         "smeared",
         "smudge",
         "blurry print",
@@ -302,6 +308,10 @@ KEYWORDS: dict[ClaimedProblem, list[str]] = {
         "short shelf life",
         "shelf life",
         "sooner than advertised",
+        "sooner",
+        "much sooner",
+        "sooner than",
+        "long shelf",
         "expires soon",
         "expires in",
         "kurzes mhd",
@@ -508,12 +518,29 @@ def _osa(a: str, b: str) -> int:
     return prev[-1]
 
 
+def _squash(text: str) -> str:
+    return re.sub(r"[^a-z]+", "", text)
+
+
 def _fuzzy_hit(cue: str, squashed: str) -> bool:
-    """One-word cues tolerate typos, dropped or doubled letters and a misplaced space
-    ("dmaged", "borkenw hen"): the cue is compared with every window of the text with spaces
-    removed. Phrases and short cues must match exactly."""
-    if " " in cue or len(cue) < 5 or not cue.isascii():
+    """Cues tolerate typos, dropped or doubled letters and misplaced spaces ("dmaged",
+    "borkenw hen", "no size tg"): the cue without spaces is compared with every window of the
+    text without spaces. One edit is allowed, two for cues of nine letters or more."""
+    target = _squash(cue)
+    if len(target) < 4 or not cue.isascii():
         return False
+    budget = 1 if len(target) < 9 else 2
+    n = len(target)
+    if n < 5:  # short cues: only swapped letters ("hoel"), anything looser matches noise
+        return any(
+            sorted(squashed[i : i + n]) == sorted(target) and _osa(target, squashed[i : i + n]) <= 1
+            for i in range(len(squashed) - n + 1)
+        )
+    for size in range(n - budget, n + budget + 1):
+        for start in range(0, max(0, len(squashed) - size) + 1):
+            if _osa(target, squashed[start : start + size]) <= budget:
+                return True
+    return False
     budget = 1 if len(cue) < 8 else 2
     n = len(cue)
     for size in range(n - budget, n + budget + 1):
@@ -524,21 +551,23 @@ def _fuzzy_hit(cue: str, squashed: str) -> bool:
 
 
 def rule_scores(text: str) -> dict[ClaimedProblem, float]:
-    """Cue hits per problem; typo-tolerant matching only runs when no cue matches exactly."""
+    """Cue hits per problem, longer (more specific) cues weighing more. Phrases also match with
+    spaces lost or moved; typo-tolerant matching runs only when nothing matched exactly."""
     norm = _norm(text)
+    squashed = _squash(norm)
     scores: dict[ClaimedProblem, float] = {}
     for problem, cues in KEYWORDS.items():
         score = 0.0
         for cue in cues:
-            if re.search(rf"(?<![a-z]){re.escape(cue)}(?![a-z])" if cue.isascii() else re.escape(cue), norm):
-                score += 1.0 + 0.1 * cue.count(" ")
+            exact = re.search(rf"(?<![a-z]){re.escape(cue)}(?![a-z])" if cue.isascii() else re.escape(cue), norm)
+            if exact or (" " in cue and cue.isascii() and _squash(cue) in squashed):
+                score += 1.0 + 0.5 * cue.count(" ")
         if score:
             scores[problem] = score
     if not scores:
-        squashed = re.sub(r"[^a-z]+", "", norm)
         letters = set(squashed)
         for problem, cues in KEYWORDS.items():
-            hits = sum(0.8 for cue in cues if len(set(cue) - letters) <= 2 and _fuzzy_hit(cue, squashed))
+            hits = sum(0.8 for cue in cues if len(set(_squash(cue)) - letters) <= 2 and _fuzzy_hit(cue, squashed))
             if hits:
                 scores[problem] = hits
     return scores
@@ -691,7 +720,7 @@ def classify(text: str, *, use_embeddings: bool = True) -> tuple[ClaimedProblem,
     if rules and P.WRONG_VARIANT in rules and len(rules) > 1 and rules[P.WRONG_VARIANT] <= 1.0:
         combined[P.WRONG_VARIANT] -= 0.6  # a bare "ordered" says little next to "crushed"
     best = max(combined, key=lambda p: combined[p])
-    if not rules and emb.get(best, 0.0) < 0.35:
+    if not rules and emb.get(best, 0.0) < 0.45:
         best = P.OTHER
     return best, {p.value: round(s, 3) for p, s in combined.items()}
 

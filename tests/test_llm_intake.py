@@ -105,7 +105,9 @@ def test_patterns_and_cli(tmp_path) -> None:
     assert bad.exit_code == 2
 
     report = damage_patterns(db, by="lot", dataset=tmp_path)
-    assert report.groups[0].key == "L1" and report.groups[0].complaints == 1
+    groups = {g.key: g for g in report.groups}
+    assert groups["L1"].complaints == 1 and groups["L1"].flagged_items == 1
+    assert groups["L1"].examples and groups["L1"].examples[0].image.startswith("data:image/jpeg")
     assert report.clusters and report.upstream_summary
     out = write_patterns(report, tmp_path / "patterns.html")
     assert "Upstream summary" in out.read_text()
