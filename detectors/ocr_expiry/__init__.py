@@ -7,12 +7,13 @@ inventory record. See `grammar` (date shapes), `classify` (expiry vs manufacture
 
 from detectors.ocr_expiry.checker import ExpiryVerdict, judge, reconcile
 from detectors.ocr_expiry.classify import DateRead, classify_lines
-from detectors.ocr_expiry.engines import OcrEngine, TextLine, get_engine
+from detectors.ocr_expiry.engines import TEXT_LINES_KEY, OcrEngine, TextLine, get_engine
 from detectors.ocr_expiry.grammar import ParsedDate, parse_date, parse_dates, render_date
 from detectors.ocr_expiry.reader import ImageRead, read_dates, read_file
 from detectors.ocr_expiry.stage import OcrExpiryStage
 
 __all__ = [
+    "TEXT_LINES_KEY",
     "DateRead",
     "ExpiryVerdict",
     "ImageRead",

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Protocol, runtime_checkable
 
+import cv2
 import numpy as np
 
 Box4 = tuple[float, float, float, float]
+
+TEXT_LINES_KEY = "text_lines"
+"""Key in `StageContext.shared` under which `ocr_expiry` publishes `dict[camera, list[TextLine]]`:
+every line it recognised on each view, boxes in the pixels of that view's localised crop
+(`LocalizedView.crop`, or the frame when no item was found), `TextLine.source` naming the pass.
+Other stages (attributes) reuse these instead of running OCR on the same crops again."""
+
+MIN_LINE_SCORE = 0.5
+"""Lines recognised with a lower score are dropped (RapidOCR's own `text_score` default)."""
 
 TESSERACT_LANGS = {
     "en": "eng",
@@ -36,6 +47,8 @@ class TextLine:
     text: str
     box: Box4
     confidence: float
+    source: str = ""
+    """The image pass that read it ("plain", "upscale", "region+dotmatrix3", ...), for evidence and sharing."""
 
     @property
     def height(self) -> float:
@@ -60,17 +73,34 @@ def _quad_box(quad: np.ndarray) -> Box4:
     return (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
 
 
-class RapidOcrEngine:
-    """PP-OCR detection + direction classifier + recognition through onnxruntime.
+ORIENTATION_SURE = 0.85
+"""A line recognised with a lower score is recognised again turned 180° (the better read is kept)."""
 
-    The detector's default resizes every image so its short side is 736 px, which upsamples
-    small tunnel crops and costs ~2x the time; limiting the long side to `det_limit` keeps a
-    median item under the latency budget with the same dates read on real photos.
+
+DET_MIN_HEIGHT = 32
+DET_MAX_ASPECT = 8.0
+
+
+class RapidOcrEngine:
+    """PP-OCR detection + recognition through onnxruntime, in the calling thread.
+
+    Costs that matter at the conveyor (measured on the shared 2-core machine):
+    - onnxruntime's own thread pool spin-waits; under load that doubled both CPU and wall
+      time per read, so sessions run single-threaded (`threads=1`) and parallelism comes from
+      the pipeline's stage threads instead. Running in the caller's thread also makes
+      `time.thread_time()` an exact measure of an item's OCR compute (`in_thread`).
+    - The PP-OCR direction classifier misjudges small upside-down print; tunnel crops are
+      upright or 180° turned, so the classifier is off and a view whose lines read poorly is
+      re-recognised turned 180° (recognition only, on the boxes already found), keeping the
+      better read of each line. Detection boxes do not depend on that turn.
+    - The detector never enlarges: its long side is capped at `det_limit` (huge photos are
+      shrunk); callers enlarge small crops themselves when they choose to.
     """
 
     name = "rapidocr"
+    in_thread = True
 
-    def __init__(self, det_limit: int = 960, use_cls: bool = True, threads: int = 0) -> None:
+    def __init__(self, det_limit: int = 960, use_cls: bool = False, threads: int = 1) -> None:
         from rapidocr import RapidOCR
 
         params = {
@@ -81,14 +111,63 @@ class RapidOcrEngine:
         }
         if threads > 0:
             params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
+            params["EngineConfig.onnxruntime.inter_op_num_threads"] = threads
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
         self._ocr = RapidOCR(params=params)
+        self.use_cls = use_cls
         self._lock = threading.Lock()
 
-    def read(self, image: np.ndarray) -> list[TextLine]:
-        arr = np.ascontiguousarray(image[:, :, ::-1]) if image.ndim == 3 else image  # RapidOCR takes BGR arrays
+    def detect(self, image: np.ndarray) -> list[np.ndarray]:
+        """Text-line quadrilaterals (4x2, input pixels) in an RGB or greyscale image."""
+        arr = _bgr(image)
+        if arr.ndim == 2:
+            arr = np.repeat(arr[:, :, None], 3, axis=2)
+        # The detector misses text on thin strips (a cut-out date line): pad them to a sane shape.
+        h, w = arr.shape[:2]
+        pad = max(0, (max(DET_MIN_HEIGHT, int(w / DET_MAX_ASPECT)) - h + 1) // 2)
+        if pad:
+            arr = cv2.copyMakeBorder(arr, pad, pad, 0, 0, cv2.BORDER_REPLICATE)
         with self._lock:
-            out = self._ocr(arr)
+            out = self._ocr._load_det_model()(arr)
+        if out.boxes is None:
+            return []
+        return [np.asarray(q, dtype=np.float32) - np.array([0.0, pad], np.float32) for q in out.boxes]
+
+    def recognize(self, image: np.ndarray, quads: Sequence[np.ndarray], *, turn180: bool = False) -> list[TextLine]:
+        """Recognise the given boxes of an image (one `TextLine` per box, empty text kept)."""
+        from rapidocr.ch_ppocr_rec import TextRecInput
+        from rapidocr.utils.process_img import get_rotate_crop_image
+
+        if not quads:
+            return []
+        arr = _bgr(image)
+        if arr.ndim == 2:
+            arr = np.repeat(arr[:, :, None], 3, axis=2)
+        crops = [get_rotate_crop_image(arr, np.array(q, dtype=np.float32)) for q in quads]
+        if turn180:
+            crops = [np.ascontiguousarray(c[::-1, ::-1]) for c in crops]
+        with self._lock:
+            out = self._ocr._load_rec_model()(TextRecInput(img=crops))
+        txts = out.txts or ("",) * len(crops)
+        scores = out.scores or (0.0,) * len(crops)
+        return [TextLine(str(t), _quad_box(q), float(s)) for q, t, s in zip(quads, txts, scores, strict=True)]
+
+    def read(self, image: np.ndarray) -> list[TextLine]:
+        if self.use_cls:
+            return self._read_with_classifier(image)
+        quads = self.detect(image)
+        lines = self.recognize(image, quads)
+        weak = [i for i, line in enumerate(lines) if line.confidence < ORIENTATION_SURE]
+        if weak:  # upside-down print reads poorly: recognise those boxes turned and keep the better read
+            turned = self.recognize(image, [quads[i] for i in weak], turn180=True)
+            for i, t in zip(weak, turned, strict=True):
+                if t.confidence > lines[i].confidence:
+                    lines[i] = t
+        return [line for line in lines if line.text.strip() and line.confidence >= MIN_LINE_SCORE]
+
+    def _read_with_classifier(self, image: np.ndarray) -> list[TextLine]:
+        with self._lock:
+            out = self._ocr(_bgr(image))
         if out.txts is None or out.boxes is None:
             return []
         return [
@@ -96,6 +175,11 @@ class RapidOcrEngine:
             for quad, text, score in zip(out.boxes, out.txts, out.scores, strict=True)
             if str(text).strip()
         ]
+
+
+def _bgr(image: np.ndarray) -> np.ndarray:
+    """RapidOCR takes BGR arrays."""
+    return np.ascontiguousarray(image[:, :, ::-1]) if image.ndim == 3 else image
 
 
 class TesseractEngine:

@@ -1,15 +1,17 @@
 """One image in, its typed dates and best expiry out.
 
 The first pass reads the image as it is (contrast-stretched when faint). Only when it finds no
-expiry are the fallback passes run (quarter turns for text lying on its side, then the
-dot-matrix filter), and their dates are merged with the first pass's, so the fallbacks can
-add a missed print but never replace a good read.
+expiry are the fallback passes run (the enlarged neighbourhoods of digit-bearing lines, then
+quarter turns for text lying on its side, enlargement and the dot-matrix filter), and their
+dates are merged with the first pass's, so the fallbacks can add a missed print but never
+replace a good read. `first_read` / `continue_read` let a caller with several images (the
+stage's camera views) run every first pass before spending a budget on fallbacks.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -19,11 +21,13 @@ import numpy as np
 from detectors.ocr_expiry.classify import DateRead, classify_lines
 from detectors.ocr_expiry.engines import DEFAULT_ENGINE, OcrEngine, TextLine, get_engine
 from detectors.ocr_expiry.grammar import Order
-from detectors.ocr_expiry.preprocess import fallback_passes, first_pass
+from detectors.ocr_expiry.preprocess import fallback_passes, first_pass, region_passes
 from pipeline.imageio import read_image
 
 FALLBACK_BUDGET_MS = 4000.0
-"""No further fallback pass starts after this much time on one image."""
+"""No further fallback pass starts after this much OCR time on one image (arbitrary photos, CLI)."""
+BUDGET_SPENT = "budget_spent"
+"""Pass name recorded when fallbacks stopped because the budget ran out."""
 
 
 @dataclass
@@ -36,6 +40,12 @@ class ImageRead:
     ms: float
     passes: list[str] = field(default_factory=list)
     lines: list[TextLine] = field(default_factory=list)
+    cpu_ms: float = 0.0
+    """OCR compute on `engine_clock` (the thread's CPU time for in-thread engines)."""
+
+    @property
+    def budget_spent(self) -> bool:
+        return BUDGET_SPENT in self.passes
 
     def to_dict(self) -> dict:
         return {
@@ -85,6 +95,89 @@ def _merge(base: list[DateRead], extra: list[DateRead]) -> list[DateRead]:
     return base + [d for d in extra if (d.iso, d.type) not in seen]
 
 
+def engine_clock(engine: OcrEngine) -> Callable[[], float]:
+    """The clock a budget is measured on: the calling thread's CPU time for engines that compute
+    in that thread (exact OCR compute, unaffected by other work on a shared machine), else the
+    wall clock (Tesseract runs in a subprocess)."""
+    return time.thread_time if getattr(engine, "in_thread", False) else time.perf_counter
+
+
+def resolve_engine(engine: str | OcrEngine, languages: tuple[str, ...] = ("en",)) -> OcrEngine:
+    return get_engine(engine, languages) if isinstance(engine, str) else engine
+
+
+def first_read(
+    image: np.ndarray,
+    *,
+    engine: str | OcrEngine = DEFAULT_ENGINE,
+    order: Order = "DMY",
+    today: date | None = None,
+    languages: tuple[str, ...] = ("en",),
+) -> ImageRead:
+    """The common path: one pass over the image as it is (contrast-stretched when faint)."""
+    t0 = time.perf_counter()
+    eng = resolve_engine(engine, languages)
+    clock = engine_clock(eng)
+    c0 = clock()
+    p = first_pass(image, deskew=eng.name == "tesseract")
+    lines = p.map_lines(eng.read(p.image))
+    dates = classify_lines(lines, order=order, today=today or date.today())
+    return ImageRead(
+        dates=dates,
+        expiry=pick_expiry(dates),
+        engine=eng.name,
+        ms=(time.perf_counter() - t0) * 1000.0,
+        passes=[p.name],
+        lines=lines,
+        cpu_ms=(clock() - c0) * 1000.0,
+    )
+
+
+def continue_read(
+    image: np.ndarray,
+    read: ImageRead,
+    *,
+    engine: str | OcrEngine = DEFAULT_ENGINE,
+    order: Order = "DMY",
+    today: date | None = None,
+    languages: tuple[str, ...] = ("en",),
+    deadline: float | None = None,
+) -> ImageRead:
+    """Fallback passes after a first read that found no expiry, cheapest first: the enlarged
+    and dot-matrix-filtered neighbourhoods of digit-bearing lines, then whole-image passes
+    (quarter turns, enlargement, dot-matrix). Stops at the first pass that finds an expiry, or
+    when `deadline` (on `engine_clock`) has passed; "budget_spent" is then the last pass name.
+    Dates found by a fallback are added to the first read's, never replace them."""
+    if read.expiry is not None:
+        return read
+    t0 = time.perf_counter()
+    eng = resolve_engine(engine, languages)
+    clock = engine_clock(eng)
+    c0 = clock()
+    today = today or date.today()
+    lines, dates, passes = list(read.lines), list(read.dates), list(read.passes)
+    for fp in region_passes(image, read.lines) + fallback_passes(image, read.lines):
+        if deadline is not None and clock() >= deadline:
+            passes.append(BUDGET_SPENT)
+            break
+        fp_lines = fp.map_lines(eng.read(fp.image))
+        passes.append(fp.name)
+        found = classify_lines(fp_lines, order=order, today=today)
+        if pick_expiry(found) is not None:
+            lines += fp_lines
+            dates = _merge(dates, found)
+            break
+    return ImageRead(
+        dates=dates,
+        expiry=pick_expiry(dates),
+        engine=eng.name,
+        ms=read.ms + (time.perf_counter() - t0) * 1000.0,
+        passes=passes,
+        lines=lines,
+        cpu_ms=read.cpu_ms + (clock() - c0) * 1000.0,
+    )
+
+
 def read_dates(
     image: np.ndarray,
     *,
@@ -97,36 +190,16 @@ def read_dates(
 ) -> ImageRead:
     """Read and type every date on an RGB image; boxes are in the image's pixels.
 
-    Fallback passes stop once `budget_ms` is spent: an item that is still unreadable goes
-    to review rather than holding up the line.
+    Fallback passes stop once `budget_ms` (first pass included, on `engine_clock`) is spent:
+    an image that is still unreadable goes to review rather than holding up the line.
     """
-    t0 = time.perf_counter()
-    eng = get_engine(engine, languages) if isinstance(engine, str) else engine
-    today = today or date.today()
-    p = first_pass(image, deskew=eng.name == "tesseract")
-    lines = p.map_lines(eng.read(p.image))
-    dates = classify_lines(lines, order=order, today=today)
-    passes = [p.name]
-    if fallback and pick_expiry(dates) is None:
-        for fp in fallback_passes(image, lines):
-            if budget_ms is not None and (time.perf_counter() - t0) * 1000.0 > budget_ms:
-                passes.append("budget_spent")
-                break
-            fp_lines = fp.map_lines(eng.read(fp.image))
-            passes.append(fp.name)
-            found = classify_lines(fp_lines, order=order, today=today)
-            if pick_expiry(found) is not None:
-                lines = lines + fp_lines
-                dates = _merge(dates, found)
-                break
-    return ImageRead(
-        dates=dates,
-        expiry=pick_expiry(dates),
-        engine=eng.name,
-        ms=(time.perf_counter() - t0) * 1000.0,
-        passes=passes,
-        lines=lines,
-    )
+    eng = resolve_engine(engine, languages)
+    start = engine_clock(eng)()
+    read = first_read(image, engine=eng, order=order, today=today, languages=languages)
+    if not fallback or read.expiry is not None:
+        return read
+    deadline = None if budget_ms is None else start + budget_ms / 1000.0
+    return continue_read(image, read, engine=eng, order=order, today=today, languages=languages, deadline=deadline)
 
 
 def read_file(path: Path | str, **kwargs) -> ImageRead:

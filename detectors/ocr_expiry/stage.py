@@ -5,6 +5,12 @@ Findings: `expired` and `date_mismatch` carry a probability from the read's conf
 an `expiry_ok` informational finding with probability 0 when the date is fine, so the
 verdict and any later investigation show which date was read and where. A SKU that carries
 no date gets no finding and costs no OCR time.
+
+Cost: every view gets one first pass (its lines are published under `TEXT_LINES_KEY` for the
+attributes stage, so labels are not read twice). Only when no view shows an expiry do
+fallback passes run, on the view likeliest to hold the date first, until `budget_ms` of OCR
+compute is spent for the item; an item still without an expiry is `unreadable` (review),
+never a guess.
 """
 
 from __future__ import annotations
@@ -13,15 +19,19 @@ import numpy as np
 
 from detectors.ocr_expiry.checker import ExpiryVerdict, defect_probability, judge
 from detectors.ocr_expiry.classify import DateRead
-from detectors.ocr_expiry.engines import DEFAULT_ENGINE, Box4, OcrEngine
-from detectors.ocr_expiry.reader import ImageRead, read_dates
+from detectors.ocr_expiry.engines import DEFAULT_ENGINE, TEXT_LINES_KEY, Box4, OcrEngine
+from detectors.ocr_expiry.reader import ImageRead, continue_read, engine_clock, first_read, resolve_engine
 from pipeline.imageio import ImageError
 from pipeline.stages import StageContext
 from pipeline.types import CatalogRecord, Evidence, Finding, ItemCapture
 from pipeline.views import VIEWS_KEY, LocalizedView
 
-VERSION = "1.0"
+VERSION = "1.1"
 MAX_EVIDENCE = 8
+EDGE_BUDGET_MS = 700.0
+"""Per-item OCR compute (thread CPU ms) at the conveyor; first passes on every view always run."""
+AUDIT_BUDGET_MS = 8000.0
+"""Per-item budget for batch re-audit, where an item may take longer but should be read if it can."""
 
 
 def _to_frame(box: Box4, view: LocalizedView | None) -> list[float]:
@@ -48,41 +58,65 @@ def _evidence(camera: str, d: DateRead, engine: str, view: LocalizedView | None)
     )
 
 
+def date_likelihood(read: ImageRead) -> tuple[int, int, int]:
+    """How likely a view without an expiry is to hold one: a date of another type was read
+    there (the expiry is printed beside it), then the digits read, then the text read."""
+    digits = sum(sum(c.isdigit() for c in line.text) for line in read.lines)
+    return (len(read.dates), digits, len(read.lines))
+
+
 class OcrExpiryStage:
     """Reads printed dates on every frame of an item and reports expired / mismatched / unreadable."""
 
     name = "ocr_expiry"
 
-    def __init__(self, engine: str | OcrEngine = DEFAULT_ENGINE, fallback: bool = True) -> None:
+    def __init__(
+        self, engine: str | OcrEngine = DEFAULT_ENGINE, fallback: bool = True, budget_ms: float | None = EDGE_BUDGET_MS
+    ) -> None:
         self.engine = engine
         self.fallback = fallback
+        self.budget_ms = budget_ms
+        """OCR compute per item (on `reader.engine_clock`) after which no fallback pass starts; None: no limit."""
         self.version = f"{VERSION}+{engine if isinstance(engine, str) else engine.name}"
 
     def read_capture(
         self, capture: ItemCapture, ctx: StageContext, record: CatalogRecord | None
     ) -> tuple[dict[str, ImageRead], dict[str, LocalizedView | None], dict[str, str]]:
-        """Per-camera reads (boxes in crop pixels), the views used, and per-camera image errors."""
+        """Per-camera reads (boxes in crop pixels), the views used, and per-camera image errors.
+
+        First passes on every view, then fallbacks view by view (likeliest first) until an
+        expiry is found or the item's budget is spent. Publishes every view's lines under
+        `TEXT_LINES_KEY`."""
         views: dict[str, LocalizedView] = ctx.shared.get(VIEWS_KEY) or {}
         order = record.expiry.date_order if record else "DMY"
         languages = tuple(record.label_languages) if record else ("en",)
+        engine = resolve_engine(self.engine, languages)
+        clock = engine_clock(engine)
+        deadline = None if self.budget_ms is None else clock() + self.budget_ms / 1000.0
+        opts = {"engine": engine, "order": order, "today": ctx.today, "languages": languages}
+        images: dict[str, np.ndarray] = {}
         reads: dict[str, ImageRead] = {}
         used: dict[str, LocalizedView | None] = {}
         errors: dict[str, str] = {}
         for frame in capture.frames:
             view = views.get(frame.camera)
             if view is not None and view.found:
-                image = view.crop
+                images[frame.camera] = view.crop
             else:
                 view = None
                 try:
-                    image = frame.load(capture.root)
+                    images[frame.camera] = frame.load(capture.root)
                 except ImageError as exc:
                     errors[frame.camera] = str(exc)
                     continue
-            reads[frame.camera] = read_dates(
-                image, engine=self.engine, order=order, today=ctx.today, languages=languages, fallback=self.fallback
-            )
+            reads[frame.camera] = first_read(images[frame.camera], **opts)
             used[frame.camera] = view
+        if self.fallback and not any(r.expiry for r in reads.values()):
+            for cam in sorted(reads, key=lambda c: date_likelihood(reads[c]), reverse=True):
+                reads[cam] = continue_read(images[cam], reads[cam], deadline=deadline, **opts)
+                if reads[cam].expiry is not None or reads[cam].budget_spent:
+                    break
+        ctx.shared[TEXT_LINES_KEY] = {cam: list(r.lines) for cam, r in reads.items()}
         return reads, used, errors
 
     def __call__(self, capture: ItemCapture, ctx: StageContext) -> list[Finding]:
@@ -113,6 +147,8 @@ class OcrExpiryStage:
         for cam, err in errors.items():
             evidence.append(Evidence(camera=cam, data={"error": err}))
         message = verdict.message + (f"; {len(errors)} frame(s) could not be decoded" if errors else "")
+        if verdict.status == "unreadable" and any(r.budget_spent for r in reads.values()):
+            message += f"; OCR budget of {self.budget_ms:.0f} ms spent before an expiry was found"
         if verdict.status in ("expired", "date_mismatch"):
             kind, probability = verdict.status, defect_probability(verdict)
         elif verdict.status == "unreadable":
