@@ -292,3 +292,37 @@ def test_real_package_photos(item: dict | None, shared_data: Path) -> None:
         np.asarray(Image.open(shared_data / "expiry_photos_dev" / item["file"]).convert("RGB")), today=date(2021, 6, 1)
     )
     assert read.expiry is not None and read.expiry.iso == expected
+
+
+# --- budget ---------------------------------------------------------------------------------
+
+
+class FallbackOnlyEngine:
+    """Finds the expiry only on an enlarged pass (as small print is): the first pass reads nothing."""
+
+    name = "fallback-only"
+
+    def __init__(self) -> None:
+        self.sizes: list[tuple[int, ...]] = []
+
+    def read(self, image: np.ndarray) -> list[TextLine]:
+        self.sizes.append(image.shape[:2])
+        return [_line("EXP 01/12/2026")] if image.shape[1] > 200 else []
+
+
+def test_item_whose_budget_runs_out_is_unreadable_never_a_guess() -> None:
+    capture = _capture({"top": 1, "side": 1})
+    spent = OcrExpiryStage(engine=FallbackOnlyEngine(), budget_ms=0.0)(capture, StageContext(_catalog(), today=TODAY))
+    assert [f.kind for f in spent] == ["unreadable"] and "budget" in spent[0].message
+    engine = FallbackOnlyEngine()
+    found = OcrExpiryStage(engine=engine, budget_ms=None)(capture, StageContext(_catalog(), today=TODAY))
+    assert [f.kind for f in found] == ["expired"]
+    assert engine.sizes[:2] == [(64, 150), (64, 150)]  # every view's first pass runs before any fallback
+
+
+def test_stage_stops_fallbacks_once_an_expiry_is_found() -> None:
+    engine = FallbackOnlyEngine()
+    OcrExpiryStage(engine=engine, budget_ms=None)(
+        _capture({"a": 1, "b": 1, "c": 1}), StageContext(_catalog(), today=TODAY)
+    )
+    assert sum(size[1] > 200 for size in engine.sizes) == 1

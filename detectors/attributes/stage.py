@@ -6,6 +6,8 @@ Findings:
 - "label_ok" (informational): which value was read and where;
 - "wrong_colour": too little of the item shows the catalog colour;
 - "wrong_item": the item's look is nearer another SKU's normal bank (needs an anomaly model).
+Label text comes from the lines `ocr_expiry` publishes under `TEXT_LINES_KEY` when it read the
+same crops (the stage runs after it); only views it did not read are OCR'd here.
 A SKU whose acceptable packaging variants hide or change the label (a shoe without its box)
 is checked the same way: values, not layout, are compared, so a variant is never a finding.
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detectors.ocr_expiry.engines import DEFAULT_ENGINE, OcrEngine, TextLine, get_engine
+from detectors.ocr_expiry.engines import DEFAULT_ENGINE, TEXT_LINES_KEY, OcrEngine, TextLine, get_engine
 from pipeline.imageio import ImageError
 from pipeline.stages import StageContext
 from pipeline.types import CatalogRecord, Evidence, Finding, ItemCapture
@@ -55,6 +57,8 @@ class AttributesStage:
     """Label, colour and identity checks against the catalog record of the item's SKU."""
 
     name = "attributes"
+    after = ("localize", "ocr_expiry")
+    """Runs once the expiry OCR has published its text lines, so labels are not read twice."""
 
     def __init__(
         self,
@@ -107,7 +111,7 @@ class AttributesStage:
         if not views:
             return findings
         if self.checks["labels"]:
-            findings += self.label_findings(record, views, frames)
+            findings += self.label_findings(record, views, frames, self._shared_lines(ctx, views))
         if self.checks["colour"] and record.colour_rgb is not None:
             findings += self.colour_findings(record, views, frames)
         if self.checks["identity"] and self.identity is not None and self.identity.knows(record.sku):
@@ -133,6 +137,14 @@ class AttributesStage:
                 views[frame.camera], frames[frame.camera] = view, image
         return views, frames, findings
 
+    @staticmethod
+    def _shared_lines(ctx: StageContext, views: dict[str, LocalizedView]) -> dict[str, list[TextLine]]:
+        """Lines `ocr_expiry` read on the same crops this stage uses (absent when it did not run,
+        e.g. a SKU that carries no date); a view localised here instead is read here."""
+        published: dict[str, list[TextLine]] = ctx.shared.get(TEXT_LINES_KEY) or {}
+        crops: dict[str, LocalizedView] = ctx.shared.get(VIEWS_KEY) or {}
+        return {cam: published[cam] for cam in views if cam in published and crops.get(cam) is views[cam]}
+
     def _finding(self, kind: str, score: float, prob: float, message: str, evidence: list[Evidence]) -> Finding:
         return Finding(
             stage=self.name,
@@ -146,18 +158,21 @@ class AttributesStage:
 
     # -- labels --------------------------------------------------------------------------
     def read_labels(
-        self, record: CatalogRecord, views: dict[str, LocalizedView]
+        self, record: CatalogRecord, views: dict[str, LocalizedView], shared: dict[str, list[TextLine]] | None = None
     ) -> tuple[dict[str, LabelCheck], list[tuple[str, TextLine, float]]]:
-        """Read views in turn until every expected attribute is settled; lines keep their camera and scale."""
+        """Read views in turn until every expected attribute is settled; lines keep their camera and scale.
+
+        A view whose lines `ocr_expiry` published (`shared`, crop coordinates) costs no OCR; the
+        others are read here, small crops enlarged first."""
         expected = expected_labels(record.attributes)
+        shared = shared or {}
         lines: list[tuple[str, TextLine, float]] = []
         checks: dict[str, LabelCheck] = {}
         for camera, view in views.items():
-            crop, scale = view.crop, 1.0
-            if max(crop.shape[:2]) < MIN_OCR_SIDE:
-                scale = 2.0
-                crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-            lines += [(camera, line, scale) for line in self.engine.read(crop)]
+            if camera in shared:
+                lines += [(camera, line, 1.0) for line in shared[camera]]
+            else:
+                lines += self._ocr_view(camera, view)
             pairs = [(line.text, line.confidence) for _, line, _ in lines]
             checks = {
                 attr: judge(attr, value, read_values(pairs, value), self.min_confidence)
@@ -167,12 +182,23 @@ class AttributesStage:
                 break
         return checks, lines
 
+    def _ocr_view(self, camera: str, view: LocalizedView) -> list[tuple[str, TextLine, float]]:
+        crop, scale = view.crop, 1.0
+        if max(crop.shape[:2]) < MIN_OCR_SIDE:
+            scale = 2.0
+            crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        return [(camera, line, scale) for line in self.engine.read(crop)]
+
     def label_findings(
-        self, record: CatalogRecord, views: dict[str, LocalizedView], frames: dict[str, np.ndarray]
+        self,
+        record: CatalogRecord,
+        views: dict[str, LocalizedView],
+        frames: dict[str, np.ndarray],
+        shared: dict[str, list[TextLine]] | None = None,
     ) -> list[Finding]:
         if not expected_labels(record.attributes):
             return []
-        checks, lines = self.read_labels(record, views)
+        checks, lines = self.read_labels(record, views, shared)
 
         def evidence(read: ValueRead, expected: str, attr: str) -> Evidence:
             camera, line, scale = lines[read.index]
