@@ -21,6 +21,9 @@ def ocr(
     lot: str | None = typer.Option(None, "--lot", help="lot whose recorded expiry the print must match"),
     engine: str = typer.Option("rapidocr", "--engine", help="rapidocr (default) or tesseract"),
     as_json: bool = typer.Option(False, "--json", help="one JSON object per image on its own line"),
+    budget_ms: float = typer.Option(
+        4000.0, "--budget-ms", min=0.0, help="OCR compute per image after which no fallback pass starts"
+    ),
 ) -> None:
     """Read the expiry date on each image and judge it; a bad image gives an error line and the batch goes on."""
     from detectors.ocr_expiry.checker import judge
@@ -74,7 +77,7 @@ def ocr(
             }
             _emit(as_json, out, ms)
             continue
-        read = read_dates(image, engine=ocr_engine, order=order, today=as_of, languages=languages)
+        read = read_dates(image, engine=ocr_engine, order=order, today=as_of, languages=languages, budget_ms=budget_ms)
         verdict = judge({"image": read}, today=as_of, policy=policy, lot=lot_record)
         out = {
             "image": str(path),
