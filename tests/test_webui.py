@@ -80,6 +80,9 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         inspect_path(ds, base / "results", stages=["red"], progress=False)
     finally:
         STAGES.pop("red", None)
+    complaint = {"item_id": "I001", "root_cause": "damaged_before_shipping", "confidence": 0.9}
+    complaint |= {"summary": "The tunnel photos show the stain.", "complaint_text": "arrived stained"}
+    (base / "results" / "investigations.jsonl").write_text(json.dumps(complaint) + "\n")
     return base / "results"
 
 
@@ -116,6 +119,8 @@ def test_pages_render_and_queue_is_sorted(server: str) -> None:
         plain = client.get("/items/I000", params={"overlay": "false"})
         assert plain.status_code == 200 and plain.text.count('class="view"') == 2
         assert _images(item.text) != _images(plain.text)  # the box is drawn only with the overlay
+        report = client.get("/items/I001")
+        assert "damaged_before_shipping" in report.text and "arrived stained" in report.text
         lots = client.get("/lots")
         assert lots.status_code == 200 and "LBAD" in lots.text and "quarantine" in lots.text
         patterns = client.get("/patterns", params={"by": "lot"})
