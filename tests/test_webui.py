@@ -222,7 +222,8 @@ def test_review_flow_in_chromium(server: str, results: Path) -> None:
 
             page.click("text=Lots")
             expect(page.locator("#lots")).to_contain_text("LBAD")
-            expect(page.locator("#lots .quarantine")).to_have_count(1)
+            # The quarantine event stays even when later reviewer overrides bring the lot's count down.
+            expect(page.locator("#lots")).to_contain_text("item(s) in building")
             page.screenshot(path=SCREENSHOTS / "lots.png", full_page=True)
 
             page.click("text=Damage patterns")
