@@ -8,6 +8,7 @@ PACKAGES=(
   tesseract-ocr-ita tesseract-ocr-por tesseract-ocr-jpn tesseract-ocr-kor
   fonts-dejavu-core fonts-liberation fonts-noto-cjk
   libgl1 libglib2.0-0
+  chromium
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
