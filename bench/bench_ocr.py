@@ -13,13 +13,16 @@ prints a markdown table.
 - Simulated tunnel items (`tunnel_sim.generate_dataset`): the full stage on every camera
   frame of each item (after localisation when that stage is available), against the
   manifest's printed expiry and its expired / mismatch / unreadable defects.
-- Latency per item image, p50 / p90, for each engine (this machine: 2 shared cores).
+- Latency, p50 / p90: wall time and process CPU time (the machine's 2 cores are shared, so
+  wall time grows with others' load; CPU time is what an item costs). Tunnel items are timed
+  per item (all views) with the stage's edge budget.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import tempfile
 import time
@@ -57,12 +60,14 @@ def bench_photos(engines: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for engine in engines:
         get_engine(engine)  # model loading is not part of an item's latency
-        rows, times = [], []
+        rows, times, cpus = [], [], []
         for item in truth:
             y, m, d = item["expiry"]
             expected = iso_of((y, m, d))
             image = read_image(PHOTOS / item["file"])
+            c0 = time.process_time()
             read = read_dates(image, engine=engine, today=PHOTOS_TODAY)
+            cpus.append((time.process_time() - c0) * 1000.0)
             times.append(read.ms)
             got = read.expiry.iso if read.expiry else None
             rows.append(
@@ -73,6 +78,8 @@ def bench_photos(engines: tuple[str, ...]) -> dict[str, Any]:
             "total": len(rows),
             "p50_ms": percentile(times, 0.5),
             "p90_ms": percentile(times, 0.9),
+            "cpu_p50_ms": percentile(cpus, 0.5),
+            "cpu_p90_ms": percentile(cpus, 0.9),
             "images": rows,
         }
     return out
@@ -144,7 +151,7 @@ def bench_prints(n: int, seed: int = 7, engine: str = "rapidocr") -> dict[str, A
         from tunnel_sim import render_date_print
     except ImportError as exc:
         return {"skipped": f"tunnel_sim not importable: {exc}"}
-    rows, times = [], []
+    rows, times, cpus = [], [], []
     for spec in _sim_prints(n, seed):
         img, lines = render_date_print(
             spec["expiry"],
@@ -157,7 +164,9 @@ def bench_prints(n: int, seed: int = 7, engine: str = "rapidocr") -> dict[str, A
             seed=spec["i"],
         )
         languages = (spec["language"], "en")
+        c0 = time.process_time()
         read = read_dates(img, engine=engine, order=spec["order"], today=SIM_TODAY, languages=languages)
+        cpus.append((time.process_time() - c0) * 1000.0)
         times.append(read.ms)
         policy = ExpiryPolicy(carries_date=True, min_remaining_days=spec["min_remaining"], date_order=spec["order"])
         verdict = judge({"print": read}, today=SIM_TODAY, policy=policy)
@@ -178,6 +187,7 @@ def bench_prints(n: int, seed: int = 7, engine: str = "rapidocr") -> dict[str, A
         )
     result = score(rows)
     result["p50_ms"], result["p90_ms"] = percentile(times, 0.5), percentile(times, 0.9)
+    result["cpu_p50_ms"], result["cpu_p90_ms"] = percentile(cpus, 0.5), percentile(cpus, 0.9)
     for key in ("style", "market", "format"):
         groups: dict[str, list] = {}
         for r in rows:
@@ -204,7 +214,7 @@ def bench_tunnel(items: int, seed: int = 11) -> dict[str, Any]:
     except (ImportError, KeyError, TypeError):
         localize = None
     stage = OcrExpiryStage()
-    rows, times = [], []
+    rows, times, cpus = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ds"
         generate_dataset(root, items, seed=seed, references_per_sku=0, workers=2)
@@ -217,9 +227,10 @@ def bench_tunnel(items: int, seed: int = 11) -> dict[str, Any]:
             ctx = StageContext(ds.catalog, today=today)
             if localize is not None:
                 localize(lc.capture, ctx)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             findings = stage(lc.capture, ctx)
-            times.append((time.perf_counter() - t0) * 1000 / len(lc.capture.frames))
+            times.append((time.perf_counter() - t0) * 1000)
+            cpus.append((time.process_time() - c0) * 1000)
             f = findings[0]
             read = next((e.data["date"] for e in f.evidence if e.data.get("type") == "expiry"), None)
             read = read if f.kind != "unreadable" else None
@@ -252,15 +263,18 @@ def bench_tunnel(items: int, seed: int = 11) -> dict[str, Any]:
             "unreadable_sent_to_review": round(sum(r["status"] == "unreadable" for r in unread) / len(unread), 4)
             if unread
             else None,
-            "p50_ms_per_frame": percentile(times, 0.5),
-            "p90_ms_per_frame": percentile(times, 0.9),
+            "budget_ms": stage.budget_ms,
+            "p50_ms": percentile(times, 0.5),
+            "p90_ms": percentile(times, 0.9),
+            "cpu_p50_ms": percentile(cpus, 0.5),
+            "cpu_p90_ms": percentile(cpus, 0.9),
             "misses": [r for r in readable if r["read"] != r["expiry"]][:40],
         }
     )
     return result
 
 
-def main(prints: int = 560, items: int = 120, engines: tuple[str, ...] = tuple(ENGINES)) -> dict[str, Any]:
+def main(prints: int = 280, items: int = 60, engines: tuple[str, ...] = tuple(ENGINES)) -> dict[str, Any]:
     photos = bench_photos(engines)
     sim_prints = bench_prints(prints) if prints else {"skipped": "not run"}
     tunnel = bench_tunnel(items) if items else {"skipped": "not run"}
@@ -272,9 +286,16 @@ def main(prints: int = 560, items: int = 120, engines: tuple[str, ...] = tuple(E
             )
             rows.append(
                 {
-                    "metric": f"OCR latency p50/p90 ms, {engine}",
+                    "metric": f"OCR real photos wall p50/p90 ms, {engine}",
                     "value": f"{r['p50_ms']}/{r['p90_ms']}",
-                    "target": "p50 ≤ 500",
+                    "target": "",
+                }
+            )
+            rows.append(
+                {
+                    "metric": f"OCR real photos CPU p50/p90 ms, {engine}",
+                    "value": f"{r['cpu_p50_ms']}/{r['cpu_p90_ms']}",
+                    "target": "",
                 }
             )
     for (
@@ -298,10 +319,20 @@ def main(prints: int = 560, items: int = 120, engines: tuple[str, ...] = tuple(E
                 "target": "",
             },
         ]
-        latency = ("p50_ms", "p90_ms") if "p50_ms" in r else ("p50_ms_per_frame", "p90_ms_per_frame")
+        unit = "per item (3 views)" if name == "sim tunnel" else "per print"
         rows.append(
-            {"metric": f"OCR {name}: latency p50/p90 ms", "value": f"{r[latency[0]]}/{r[latency[1]]}", "target": ""}
+            {"metric": f"OCR {name}: wall p50/p90 ms {unit}", "value": f"{r['p50_ms']}/{r['p90_ms']}", "target": ""}
         )
+        rows.append(
+            {
+                "metric": f"OCR {name}: CPU p50/p90 ms {unit}",
+                "value": f"{r['cpu_p50_ms']}/{r['cpu_p90_ms']}",
+                "target": "p50 ≤ 250" if name == "sim tunnel" else "",
+            }
+        )
+    rows.append(
+        {"metric": "load average (1 min) at the end, 2 cores", "value": round(os.getloadavg()[0], 2), "target": ""}
+    )
     result = {"benchmark": "ocr_expiry", "photos": photos, "sim_prints": sim_prints, "sim_tunnel": tunnel, "rows": rows}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
@@ -314,8 +345,8 @@ def main(prints: int = 560, items: int = 120, engines: tuple[str, ...] = tuple(E
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prints", type=int, default=560)
-    parser.add_argument("--items", type=int, default=120)
+    parser.add_argument("--prints", type=int, default=280)
+    parser.add_argument("--items", type=int, default=60)
     parser.add_argument("--engine", action="append", choices=sorted(ENGINES))
     args = parser.parse_args()
     main(args.prints, args.items, tuple(args.engine) if args.engine else tuple(ENGINES))
