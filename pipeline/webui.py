@@ -42,8 +42,6 @@ LOTS_SHOWN = 200
 VIEW_SIDE = 640
 LABEL_PATTERN = re.compile(r"^[a-z0-9_]{1,48}$")
 REVIEW_ACTIONS = (Action.DIVERT.value, Action.REVIEW.value)
-FINE_TYPES = ("crushed_corner", "bent_cover", "stain", "wrong_variant_label")
-"""Defect types the supervised classifier learns (detectors.supervised.dataset.FINE_TYPES)."""
 FLASHES = {
     "accepted": "Accepted: the model's findings are confirmed and stored for retraining.",
     "rejected": "Overridden: marked as not a defect and stored for retraining.",
@@ -199,6 +197,9 @@ class UIState:
         return [{"assessment": monitor.assess_lot(lot), "event": events.get(lot)} for lot in lots]
 
     def known_labels(self) -> list[str]:
+        """Defect types a reviewer can pick: those the supervised classifier learns plus every kind seen."""
+        from detectors.supervised.dataset import FINE_TYPES
+
         kinds = {r[0] for r in self.store._conn().execute("SELECT DISTINCT kind FROM findings")}
         return sorted((set(FINE_TYPES) | kinds) - DEFECT_KINDS_EXCLUDED)
 
