@@ -126,16 +126,21 @@ class LotMonitor:
         return [(r[0], r[1]) for r in rows]
 
     def _reviewer_decisions(self, item_ids: list[str]) -> dict[str, str]:
-        """Latest reviewer decision ("confirm" / "reject") per item; a reviewer overrides the model."""
+        """Latest reviewer decision per item; a reviewer overrides the model.
+
+        "confirm" of a defect type counts as a defect; "reject", or confirming the item as
+        "normal", clears it.
+        """
         out: dict[str, str] = {}
         conn = self.store._conn()
         for start in range(0, len(item_ids), 500):
             chunk = item_ids[start : start + 500]
             rows = conn.execute(
-                f"SELECT item_id, decision FROM labels WHERE item_id IN ({','.join('?' * len(chunk))}) ORDER BY id",
+                f"SELECT item_id, label, decision FROM labels WHERE item_id IN ({','.join('?' * len(chunk))})"
+                " ORDER BY id",
                 chunk,
             )
-            out.update({r[0]: r[1] for r in rows})
+            out.update({r[0]: "reject" if r[1] == "normal" else r[2] for r in rows})
         return out
 
     def assess_lot(self, lot: str, category: str | None = None) -> LotAssessment:

@@ -99,3 +99,12 @@ def test_date_mismatch_quarantines_via_monitor(tmp_path) -> None:
     verdict = _record(store, 1, "L9", ("date_mismatch",))
     assert LotMonitor(store).observe(verdict, "L9").quarantine
     assert store.events("quarantine")[0].payload["lot"] == "L9"
+
+
+def test_reviewer_marking_an_item_normal_clears_it(tmp_path) -> None:
+    store = Store(tmp_path / "s.db")
+    for i in range(4):
+        _record(store, i, "L", ("stain",))
+    store.add_label("I0", "normal", "confirm", reviewer="qa")
+    store.add_label("I1", "stain", "confirm", reviewer="qa")
+    assert LotMonitor(store).assess_lot("L").defects == 3
