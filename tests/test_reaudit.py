@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -84,6 +85,7 @@ def ray_local():
 
 @pytest.fixture(scope="module")
 def s3_endpoint(ray_local):
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request otherwise
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
