@@ -131,21 +131,32 @@ def _plot_curve(curve: dict[int, float], path: Path) -> None:
     plt.close(fig)
 
 
-def _simulator(result: dict[str, Any], items: int = 160, seed: int = 7, defect_rate: float = 0.5) -> None:
+def _generate(root: Path, items: int, seed: int, defect_rate: float) -> None:
+    """The simulator in its own process: its worker pool forked from this process (torch's OpenMP
+    pool already started) hung with idle children, so generation must not fork from here."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "pipeline.cli", "sim", "generate", "--out", str(root)]
+    cmd += ["--items", str(items), "--seed", str(seed), "--defect-rate", str(defect_rate), "--workers", "2"]
+    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+
+
+def _simulator(result: dict[str, Any], items: int = 120, seed: int = 7, defect_rate: float = 0.5) -> None:
     """Enrol a simulated shift's SKUs, then score the shift's items against their SKU banks.
 
     Half the items carry a defect so that each defect type has enough examples for an AUROC;
     every SKU of the catalog is enrolled whatever the item count, so enrolment time is the
     full catalog's.
     """
+    import tunnel_sim  # noqa: F401  (ImportError: simulator not installed)
     from detectors.anomaly.enroll import enroll_dataset
     from pipeline.dataset import Dataset
-    from tunnel_sim import generate_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "sim"
         start = time.perf_counter()
-        generate_dataset(root, items=items, seed=seed, workers=2, defect_rate=defect_rate)
+        _generate(root, items, seed, defect_rate)
         generate_s = time.perf_counter() - start
         start = time.perf_counter()
         model = enroll_dataset(root, ModelConfig(), log=lambda _m: None)
