@@ -8,6 +8,7 @@ number of worker processes.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import time
@@ -317,5 +318,10 @@ def _render_all(plans: list[ItemPlan], seed: int, today: date, out: Path, worker
     if workers == 1:
         _init_worker(seed, today, str(out))
         return [_write_item(plan) for plan in plans]
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(seed, today, str(out))) as pool:
+    # "forkserver": forking a process whose torch/BLAS thread pools are running can deadlock the
+    # children (the demo and the tests import torch before simulating).
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(seed, today, str(out))
+    ) as pool:
         return list(pool.map(_write_item, plans, chunksize=8))
