@@ -86,8 +86,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {available()})")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
+    parser.add_argument("--table-only", action="store_true", help="rebuild the README table from saved results")
     args = parser.parse_args()
-    names = args.names or available()
+    names = [] if args.table_only else (args.names or available())
     RESULTS.mkdir(parents=True, exist_ok=True)
     failed = []
     for name in names:
