@@ -80,7 +80,7 @@ def investigate_samples(dataset: Path, results: Path, n: int, log: Callable[[str
 def run_demo(
     out: Path,
     *,
-    items: int = 300,
+    items: int = 200,
     seed: int = 7,
     complaints: int = 12,
     workers: int = 2,
@@ -104,7 +104,12 @@ def run_demo(
         for name in ("store.db", "store.db-wal", "store.db-shm", "verdicts.jsonl", "investigations.jsonl"):
             (results / name).unlink(missing_ok=True)
     inspected = _timed(
-        timings, "inspect", lambda: inspect_path(dataset, results, model_dir=model_dir, progress=True), log
+        timings,
+        "inspect",
+        lambda: inspect_path(
+            dataset, results, model_dir=model_dir, stage_kwargs={"anomaly": {"runtime": "onnx"}}, progress=True
+        ),
+        log,
     )
     lines = _timed(timings, "investigate", lambda: investigate_samples(dataset, results, complaints, log), log)
     report = _timed(timings, "report", lambda: render_report(results, out / "report.html"), log)

@@ -119,6 +119,7 @@ def inspect_path(
     policy: DecisionPolicy | None = None,
     lot_rule: LotRule | None = None,
     progress: bool = True,
+    stage_kwargs: dict[str, dict[str, Any]] | None = None,
 ) -> InspectResult:
     catalog, items, info = open_input(input_path, catalog_path, sku)
     if today is None and info.get("today"):
@@ -130,7 +131,7 @@ def inspect_path(
     monitor = LotMonitor(store, lot_rule)
     stage_names = list(stages)
     with Inspector.from_names(
-        stage_names, catalog, model_dir=model_dir, policy=policy or DecisionPolicy(), today=today
+        stage_names, catalog, stage_kwargs, model_dir=model_dir, policy=policy or DecisionPolicy(), today=today
     ) as inspector:
         verdicts, pairs, latencies = inspect_items(items, inspector, store, monitor, out / "verdicts.jsonl", progress)
     metrics = score(pairs).to_dict() if pairs else None

@@ -103,3 +103,9 @@ def test_label_counts_and_reviewer_cli(tmp_path) -> None:
 def test_train_cli_rejects_missing_dataset(tmp_path) -> None:
     res = CliRunner().invoke(app, ["train-supervised", "--dataset", str(tmp_path), "--out", str(tmp_path / "m")])
     assert res.exit_code == 2 and "not a dataset folder" in res.output
+
+
+def test_model_folder_without_classifier_adds_nothing(tmp_path) -> None:
+    stage = SupervisedStage(model_dir=tmp_path)
+    assert stage.version == "supervised-untrained"
+    assert stage(_example("bent_cover", 300).capture, StageContext(catalog=Catalog(skus=RECORDS))) == []

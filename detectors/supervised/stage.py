@@ -34,11 +34,12 @@ class SupervisedStage:
     def __init__(self, model_dir: Path | str | None = None, bundle: SupervisedBundle | None = None) -> None:
         self.bundle = bundle
         if bundle is None and model_dir is not None:
+            # A model folder without a trained classifier is normal until `tunnelpi train-supervised`
+            # has run: the stage then adds nothing, and its version says so in every verdict.
             found = find_model_dir(Path(model_dir))
-            if found is None:
-                raise FileNotFoundError(f"{model_dir}: no supervised model ({MODEL_FILE}) here or in supervised/")
-            self.bundle = SupervisedBundle.load(found)
-        self.version = self.bundle.version if self.bundle else "supervised-unloaded"
+            if found is not None:
+                self.bundle = SupervisedBundle.load(found)
+        self.version = self.bundle.version if self.bundle else "supervised-untrained"
 
     def _views(self, capture: ItemCapture, ctx: StageContext) -> list[LocalizedView]:
         from detectors.localize import localize

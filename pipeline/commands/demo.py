@@ -13,7 +13,7 @@ from pipeline.commands.inspect import print_summary
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="folder for the dataset, model, results and report"),
-    items: int = typer.Option(300, min=10, help="items in the simulated shift"),
+    items: int = typer.Option(200, min=10, help="items in the simulated shift"),
     seed: int = typer.Option(7, help="simulation seed"),
     complaints: int = typer.Option(12, min=0, help="complaints to investigate"),
     workers: int = typer.Option(2, min=1, help="simulator processes"),
