@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from datetime import date
 
 import typer
 
@@ -21,12 +22,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+# Command groups live here so that their subcommands can sit in separate modules.
+sim_app = typer.Typer(help="Simulated imaging tunnel: generate, preview and stream datasets.", no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
 
 
 def fail(message: str, code: int = 2) -> None:
     """Print a clear error to stderr and exit; used for bad input."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
+
+
+def parse_today(value: str | None) -> date | None:
+    """A --today option: ISO date or None; a clear error otherwise."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"--today must be YYYY-MM-DD, got {value!r}")
 
 
 @app.command()

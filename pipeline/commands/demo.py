@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pipeline.cli import app
-from pipeline.commands.inspect import print_summary
+from pipeline.summary import print_summary
 
 
 @app.command()

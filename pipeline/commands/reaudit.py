@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipeline.cli import app, fail
-from pipeline.commands.inspect import parse_today
+from pipeline.cli import app, fail, parse_today
 
 
 @app.command()

@@ -7,10 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli import app, fail
-
-sim_app = typer.Typer(help="Simulated imaging tunnel: generate datasets and preview them.", no_args_is_help=True)
-app.add_typer(sim_app, name="sim")
+from pipeline.cli import fail, sim_app
 
 
 @sim_app.command("generate")

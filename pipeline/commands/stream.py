@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli import fail
-from pipeline.commands.sim import sim_app
+from pipeline.cli import fail, sim_app
 
 
 @sim_app.command("stream")
