@@ -130,3 +130,18 @@ def test_shoe_without_box_is_an_acceptable_variant() -> None:
     stage = AttributesStage(engine=FakeEngine(["42"]))
     findings = stage(_capture("SNEAKER-RUN-BLU-42", benign=("packaging_variant",)), _ctx())
     assert "wrong_variant_label" not in _kinds(findings) and "wrong_colour" not in _kinds(findings)
+
+
+@pytest.mark.parametrize(
+    "own, nearest, ceiling, flagged",
+    [
+        (0.30, 0.20, 0.25, True),  # unlike its own SKU and nearer another: wrong item
+        (0.22, 0.20, 0.25, False),  # a lookalike sibling is nearer, but the item looks normal for its SKU
+        (0.30, 0.35, 0.25, False),  # odd, but nothing else is nearer: left to the anomaly stage
+    ],
+)
+def test_wrong_item_needs_an_item_unlike_its_own_sku(own, nearest, ceiling, flagged) -> None:
+    from detectors.attributes.identity import IdentityRead
+
+    read = IdentityRead("A", own, "B", nearest, own - nearest, ceiling)
+    assert (read.closer_to_other and read.unlike_own) is flagged

@@ -26,10 +26,21 @@ class IdentityRead:
     nearest_distance: float
     margin: float
     """own - nearest: positive when another SKU is closer than the item's own."""
+    own_ceiling: float = 0.0
+    """Largest own-bank distance seen on the SKU's normal calibration items."""
 
     @property
     def closer_to_other(self) -> bool:
         return self.nearest_sku != self.own_sku and self.margin > 0
+
+    @property
+    def unlike_own(self) -> bool:
+        """The item does not look like any normal item of its own SKU.
+
+        Sibling SKUs (sizes of one T-shirt, one sheet set) look alike, so "nearer another
+        bank" alone flags good items at random; a wrong item must also be unlike its own SKU.
+        """
+        return self.own_distance > self.own_ceiling
 
 
 class IdentityChecker:
@@ -42,6 +53,7 @@ class IdentityChecker:
         self.version = self.model.version
         self.sku_banks = {sku: self.model.banks[name] for sku, name in self.model.skus.items()}
         self.sku_banks = {s: b for s, b in self.sku_banks.items() if b.kind == "sku"}
+        self.ceilings = {s: _own_ceiling(b) for s, b in self.sku_banks.items()}
 
     def knows(self, sku: str) -> bool:
         return sku in self.sku_banks
@@ -63,4 +75,17 @@ class IdentityChecker:
         others = {s: d for s, d in dist.items() if s != sku}
         nearest = min(others, key=others.__getitem__) if others else sku
         near_d = others.get(nearest, own)
-        return IdentityRead(sku, own, nearest, near_d, own - near_d)
+        return IdentityRead(sku, own, nearest, near_d, own - near_d, self.ceilings.get(sku, 0.0))
+
+
+def _own_ceiling(bank) -> float:
+    """Largest per-item mean distance of the bank's normal calibration views to the bank itself."""
+    from detectors.anomaly.model import CAL_PREFIX
+
+    globals_ = bank.extra.get(CAL_PREFIX + "globals")
+    items = bank.extra.get(CAL_PREFIX + "items")
+    if globals_ is None or items is None or len(globals_) == 0:
+        return 0.0
+    dist = bank.global_distances(np.asarray(globals_, dtype=np.float32))
+    items = np.asarray(items)
+    return float(max(dist[items == it].mean() for it in np.unique(items)))

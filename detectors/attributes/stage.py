@@ -300,13 +300,14 @@ class AttributesStage:
 
     def identity_findings(self, record: CatalogRecord, views: list[LocalizedView]) -> list[Finding]:
         read = self.identity_read(record, views)
-        if not read.closer_to_other:
+        if not (read.closer_to_other and read.unlike_own):
             return []
         prob = 1.0 / (1.0 + math.exp(-read.margin / IDENTITY_SCALE))
         data = {
             "nearest_sku": read.nearest_sku,
             "nearest_distance": round(read.nearest_distance, 4),
             "own_distance": round(read.own_distance, 4),
+            "own_normal_ceiling": round(read.own_ceiling, 4),
         }
         return [
             self._finding(
