@@ -125,3 +125,12 @@ def test_bad_options_fail_clearly(label: Path, args: list[str], message: str) ->
 def test_unknown_sku(label: Path, catalog: Path) -> None:
     result = CliRunner().invoke(app, ["ocr", str(label), "--sku", "NOPE", "--catalog", str(catalog)])
     assert result.exit_code == 2 and "unknown SKU" in result.output
+
+
+def test_an_old_photo_reads_as_expired_not_unreadable(label: Path, catalog: Path) -> None:
+    """Years after the print, a photo of unknown age still gives its date; on the line (with a SKU)
+    an expiry that old is taken for a misread and sent to review."""
+    _, [out] = run(str(label), "--today", "2031-06-01", "--json")
+    assert out["expiry"] == "2026-12-15" and out["status"] == "expired"
+    _, [out] = run(str(label), "--today", "2031-06-01", "--sku", "DOG-FOOD", "--catalog", str(catalog), "--json")
+    assert out["expiry"] is None and out["status"] == "unreadable"

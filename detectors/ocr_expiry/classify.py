@@ -164,8 +164,10 @@ def _layout_keyword(
     return None
 
 
-def classify_lines(lines: list[TextLine], *, order: Order = "DMY", today: date | None = None) -> list[DateRead]:
-    """Every date on the lines of one image, typed."""
+def classify_lines(
+    lines: list[TextLine], *, order: Order = "DMY", today: date | None = None, stale_years: int | None = None
+) -> list[DateRead]:
+    """Every date on the lines of one image, typed (`stale_years`: see `check_consistency`)."""
     today = today or date.today()
     norms = [normalize(line.text) for line in lines]
     hits = [find_keywords(n) for n in norms]
@@ -195,7 +197,7 @@ def classify_lines(lines: list[TextLine], *, order: Order = "DMY", today: date |
     for f in unknown:
         f.kind, f.reason = "other", "unknown_label"
     _apply_rules(found, residue or bool(unknown))
-    return check_consistency([_to_read(f, lines[f.line]) for f in found], today)
+    return check_consistency([_to_read(f, lines[f.line]) for f in found], today, stale_years)
 
 
 _DATE_SHAPE = re.compile(
@@ -281,13 +283,19 @@ EXPIRY_AHEAD_YEARS = 10
 """Longer than any shelf life we expect (canned food, medicines): a misread, not an expiry."""
 
 
-def check_consistency(reads: list[DateRead], today: date) -> list[DateRead]:
+def check_consistency(reads: list[DateRead], today: date, stale_years: int | None = None) -> list[DateRead]:
     """Drop expiry reads that contradict the print: earlier than a labelled manufacturing
     date (one of the two is misread), implausibly long ago or far ahead. The item then has no expiry
-    and goes to review, which is safer than judging it on a contradictory read."""
+    and goes to review, which is safer than judging it on a contradictory read.
+
+    `stale_years` (default `EXPIRY_PAST_YEARS`) is how far back an expiry is still believed. On
+    the line, where stock is recent, older is a misread; a photo of unknown age (the `ocr`
+    command without a SKU) needs the whole plausibility window, or an old expired pack would
+    read as unreadable instead of expired."""
     made = [r.parsed.first_day() for r in reads if r.type == "manufactured" and r.reason in LABELLED]
     first_made = min(made) if made else None
-    oldest = date(today.year - EXPIRY_PAST_YEARS, today.month, min(today.day, 28))
+    back = EXPIRY_PAST_YEARS if stale_years is None else stale_years
+    oldest = date(today.year - back, today.month, min(today.day, 28))
     out = []
     for r in reads:
         if r.type == "expiry":

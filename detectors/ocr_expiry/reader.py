@@ -113,6 +113,7 @@ def first_read(
     order: Order = "DMY",
     today: date | None = None,
     languages: tuple[str, ...] = ("en",),
+    stale_years: int | None = None,
 ) -> ImageRead:
     """The common path: one pass over the image as it is (contrast-stretched when faint)."""
     t0 = time.perf_counter()
@@ -121,7 +122,7 @@ def first_read(
     c0 = clock()
     p = first_pass(image, deskew=eng.name == "tesseract")
     lines = p.map_lines(eng.read(p.image))
-    dates = classify_lines(lines, order=order, today=today or date.today())
+    dates = classify_lines(lines, order=order, today=today or date.today(), stale_years=stale_years)
     return ImageRead(
         dates=dates,
         expiry=pick_expiry(dates),
@@ -142,6 +143,7 @@ def continue_read(
     today: date | None = None,
     languages: tuple[str, ...] = ("en",),
     deadline: float | None = None,
+    stale_years: int | None = None,
 ) -> ImageRead:
     """Fallback passes after a first read that found no expiry, cheapest first: the enlarged
     and dot-matrix-filtered neighbourhoods of digit-bearing lines, then whole-image passes
@@ -162,7 +164,7 @@ def continue_read(
             break
         fp_lines = fp.map_lines(eng.read(fp.image))
         passes.append(fp.name)
-        found = classify_lines(fp_lines, order=order, today=today)
+        found = classify_lines(fp_lines, order=order, today=today, stale_years=stale_years)
         if pick_expiry(found) is not None:
             lines += fp_lines
             dates = _merge(dates, found)
@@ -187,6 +189,7 @@ def read_dates(
     languages: tuple[str, ...] = ("en",),
     fallback: bool = True,
     budget_ms: float | None = FALLBACK_BUDGET_MS,
+    stale_years: int | None = None,
 ) -> ImageRead:
     """Read and type every date on an RGB image; boxes are in the image's pixels.
 
@@ -195,11 +198,20 @@ def read_dates(
     """
     eng = resolve_engine(engine, languages)
     start = engine_clock(eng)()
-    read = first_read(image, engine=eng, order=order, today=today, languages=languages)
+    read = first_read(image, engine=eng, order=order, today=today, languages=languages, stale_years=stale_years)
     if not fallback or read.expiry is not None:
         return read
     deadline = None if budget_ms is None else start + budget_ms / 1000.0
-    return continue_read(image, read, engine=eng, order=order, today=today, languages=languages, deadline=deadline)
+    return continue_read(
+        image,
+        read,
+        engine=eng,
+        order=order,
+        today=today,
+        languages=languages,
+        deadline=deadline,
+        stale_years=stale_years,
+    )
 
 
 def read_file(path: Path | str, **kwargs) -> ImageRead:

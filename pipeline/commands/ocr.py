@@ -28,6 +28,7 @@ def ocr(
     """Read the expiry date on each image and judge it; a bad image gives an error line and the batch goes on."""
     from detectors.ocr_expiry.checker import judge
     from detectors.ocr_expiry.engines import ENGINES, get_engine
+    from detectors.ocr_expiry.grammar import WINDOW_YEARS_BACK
     from detectors.ocr_expiry.reader import date_dict, read_dates
     from pipeline.catalog import Catalog, CatalogError
     from pipeline.imageio import ImageError, read_image
@@ -58,6 +59,8 @@ def ocr(
     order = policy.date_order if policy else "DMY"
     languages = tuple(record.label_languages) if record else ("en",)
     ocr_engine = get_engine(engine, languages)
+    # a photo of unknown age and product: believe any expiry in the plausibility window
+    stale_years = None if record else WINDOW_YEARS_BACK
 
     failed = 0
     for path in images:
@@ -77,7 +80,15 @@ def ocr(
             }
             _emit(as_json, out, ms)
             continue
-        read = read_dates(image, engine=ocr_engine, order=order, today=as_of, languages=languages, budget_ms=budget_ms)
+        read = read_dates(
+            image,
+            engine=ocr_engine,
+            order=order,
+            today=as_of,
+            languages=languages,
+            budget_ms=budget_ms,
+            stale_years=stale_years,
+        )
         verdict = judge({"image": read}, today=as_of, policy=policy, lot=lot_record)
         out = {
             "image": str(path),
