@@ -60,13 +60,6 @@ def _read_only(db: Path) -> sqlite3.Connection:
     return conn
 
 
-def stored_findings(db: Path, item_id: str) -> list[Finding]:
-    """Findings recorded for an item (the verdict's own list is the fallback)."""
-    with _read_only(db) as conn:
-        rows = conn.execute("SELECT finding_json FROM findings WHERE item_id = ? ORDER BY rowid", (item_id,))
-        return [Finding.from_json(r["finding_json"]) for r in rows]
-
-
 def lot_summary(db: Path, lot: str, exclude: str | None = None) -> LotSummary:
     """How the rest of the item's lot fared in the tunnel."""
     summary = LotSummary(lot=lot)
@@ -137,6 +130,7 @@ class EvidenceFile:
         try:
             capture = store.capture(item_id)
             verdict = store.verdict(item_id)
+            findings = store.findings(item_id)
         finally:
             store.close()
         if capture is None:
@@ -145,7 +139,8 @@ class EvidenceFile:
         if catalog is None:
             catalog = Dataset.open(dataset_root).catalog if dataset_root else Catalog()
         capture.with_root(_images_root(db, dataset_root))
-        findings = stored_findings(db, item_id) or (verdict.findings if verdict else [])
+        # The findings table is the record; the verdict's own list is the fallback.
+        findings = findings or (verdict.findings if verdict else [])
         evidence = cls(
             item_id=item_id,
             capture=capture,

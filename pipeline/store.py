@@ -17,10 +17,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.types import ItemCapture, Verdict
+from pipeline.types import Finding, ItemCapture, Verdict
 
 SCHEMA_VERSION = 2
 
@@ -236,6 +237,27 @@ class Store:
         row = self._conn().execute("SELECT capture_json FROM captures WHERE item_id = ?", (item_id,)).fetchone()
         return ItemCapture.from_json(row["capture_json"]) if row else None
 
+    def captures(
+        self, lot: str | None = None, since: datetime | str | None = None, limit: int | None = None
+    ) -> list[ItemCapture]:
+        """Captures of one lot and/or captured at or after `since`, oldest first (ties by item_id).
+
+        `since` is compared with the stored ISO timestamp (UTC unless the camera sent an offset):
+        an aware datetime is converted to UTC first, and a bare date ("2026-11-22") means from
+        the start of that day.
+        """
+        sql, args = "SELECT capture_json FROM captures WHERE 1=1", []
+        if lot is not None:
+            sql, args = sql + " AND lot = ?", [*args, lot]
+        if since is not None:
+            if isinstance(since, datetime):
+                since = (since.astimezone(UTC) if since.tzinfo else since).isoformat()
+            sql, args = sql + " AND captured_at >= ?", [*args, since]
+        sql += " ORDER BY captured_at, item_id"
+        if limit is not None:
+            sql, args = sql + " LIMIT ?", [*args, limit]
+        return [ItemCapture.from_json(r["capture_json"]) for r in self._conn().execute(sql, args)]
+
     def state(self, item_id: str) -> str | None:
         row = self._conn().execute("SELECT state FROM captures WHERE item_id = ?", (item_id,)).fetchone()
         return row["state"] if row else None
@@ -244,6 +266,11 @@ class Store:
     def verdict(self, item_id: str) -> Verdict | None:
         row = self._conn().execute("SELECT verdict_json FROM verdicts WHERE item_id = ?", (item_id,)).fetchone()
         return Verdict.from_json(row["verdict_json"]) if row else None
+
+    def findings(self, item_id: str) -> list[Finding]:
+        """Findings recorded for one item, in the order its verdict listed them (empty if unknown)."""
+        sql = "SELECT finding_json FROM findings WHERE item_id = ? ORDER BY rowid"
+        return [Finding.from_json(r["finding_json"]) for r in self._conn().execute(sql, (item_id,))]
 
     def verdicts(
         self, *, action: str | None = None, since: str | None = None, limit: int | None = None
