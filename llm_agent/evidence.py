@@ -223,6 +223,12 @@ class EvidenceFile:
         return f"{prefix}:{n}"
 
     # -- pixels --------------------------------------------------------------------------
+    @property
+    def image_roots(self) -> tuple[Path, ...]:
+        """Folders a report may read images from: the frames' root, the store's folder, the crops folder."""
+        roots = (self.capture.root, self.results_root, self.crops_dir)
+        return tuple(dict.fromkeys(r for r in roots if r is not None))
+
     def _resolve(self, ref: str) -> str:
         path = Path(ref)
         return str(path if path.is_absolute() else self.results_root / path)

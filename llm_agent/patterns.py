@@ -22,6 +22,7 @@ from typing import Any, Literal
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
+from llm_agent.images import thumbnail_uri
 from llm_agent.redact import redact
 from pipeline.jsonl import iter_jsonl
 
@@ -135,22 +136,6 @@ def cluster_texts(texts: list[str], threshold: float = 0.45) -> list[list[int]]:
     return sorted(groups.values(), key=len, reverse=True)
 
 
-def _thumb(path: Path, box: list[float] | None) -> str | None:
-    try:
-        from PIL import Image, ImageDraw
-
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if box:
-                ImageDraw.Draw(im).rectangle([round(v) for v in box], outline=(255, 40, 40), width=3)
-            im.thumbnail((240, 240))
-            buf = io.BytesIO()
-            im.save(buf, format="JPEG", quality=80)
-    except Exception:
-        return None
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
 def _trend_png(groups: list[Group]) -> str | None:
     top = [g for g in groups if g.daily][:6]
     if not top:
@@ -214,7 +199,7 @@ def damage_patterns(
         if not n_flag and not comp:
             continue
         causes = Counter(c["root_cause"] for c in comp if c["root_cause"])
-        group_examples = _examples(best[key], meta, images_root, examples)
+        group_examples = _examples(best[key], meta, images_root, (images_root, db.parent), examples)
         top_kinds = ", ".join(f"{k.replace('_', ' ')} ({v})" for k, v in kinds[key].most_common(3))
         summary = f"{by} {key}: {n_flag} of {n} items flagged in the tunnel ({n_flag / n:.1%})" + (
             f", mostly {top_kinds}" if top_kinds else ""
@@ -274,8 +259,16 @@ def _images_root(db: Path) -> Path:
 
 
 def _examples(
-    found: list[tuple[float, str, dict[str, Any]]], meta: dict[str, Any], root: Path, n: int
+    found: list[tuple[float, str, dict[str, Any]]],
+    meta: dict[str, Any],
+    root: Path,
+    allowed: tuple[Path, ...],
+    n: int,
 ) -> list[Example]:
+    """The `n` most probable findings on distinct items, each with a thumbnail of its frame.
+
+    Frame uris are stored data: a thumbnail is drawn only from a file inside `allowed`.
+    """
     out, used = [], set()
     for prob, item_id, finding in sorted(found, key=lambda t: -t[0]):
         if item_id in used or len(out) >= n:
@@ -288,8 +281,7 @@ def _examples(
             capture = json.loads(meta[item_id]["capture_json"])
             frame = next((f for f in capture["frames"] if f["camera"] == camera), None)
             if frame:
-                path = Path(frame["uri"])
-                image = _thumb(path if path.is_absolute() else root / path, ev.get("box"))
+                image = thumbnail_uri(frame["uri"], allowed, base=root, box=ev.get("box"))
         out.append(
             Example(item_id=item_id, kind=finding["kind"], probability=round(prob, 3), camera=camera, image=image)
         )

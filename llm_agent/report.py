@@ -8,8 +8,6 @@ the report is one self-contained file that can be mailed to a seller.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 from datetime import UTC, datetime
 from functools import cache
@@ -20,12 +18,15 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
 from llm_agent.evidence import EvidenceFile, EvidenceRef
+from llm_agent.images import thumbnail_uri
 from llm_agent.planner import Answer, Question
 from llm_agent.redact import redact
 from llm_agent.rootcause import Claim
 from llm_agent.taxonomy import DESCRIPTIONS, Action, ClaimedProblem, RootCause
 
 SCHEMA_VERSION = 1
+IMAGE_SIDE = 320
+"""Longest side of an image embedded in the HTML report."""
 
 
 class ComplaintView(BaseModel):
@@ -144,39 +145,27 @@ def to_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _image_uri(path: str, box: list[float] | None = None, max_side: int = 320) -> str | None:
-    """A data: URI of the image (with the box drawn), so the HTML is one self-contained file."""
-    try:
-        from PIL import Image, ImageDraw
-
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if box:
-                ImageDraw.Draw(im).rectangle([round(v) for v in box], outline=(255, 40, 40), width=3)
-            im.thumbnail((max_side, max_side))
-            buf = io.BytesIO()
-            im.save(buf, format="JPEG", quality=85)
-    except Exception:
-        return None
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
 @cache
 def _env() -> Environment:
     return Environment(loader=PackageLoader("llm_agent", "templates"), autoescape=select_autoescape(["html", "j2"]))
 
 
 def to_html(report: Report, evidence: EvidenceFile | None = None) -> str:
-    """Self-contained HTML: cited crops inline, OCR and finding boxes drawn on their frames."""
+    """Self-contained HTML: cited crops inline, OCR and finding boxes drawn on their frames.
+
+    Images are embedded only from inside the evidence file's image roots, so without
+    `evidence` the report carries no pictures.
+    """
     cited = report.cited_ids
+    roots = evidence.image_roots if evidence is not None else ()
     figures = []
     for ref in report.evidence:
         src = None
         if ref.kind == "ocr" and evidence is not None and ref.camera:
             frame = evidence.frame_path(ref.camera)
-            src = _image_uri(frame, ref.box) if frame else None
+            src = thumbnail_uri(frame, roots, box=ref.box, max_side=IMAGE_SIDE, quality=85) if frame else None
         elif ref.image and ref.kind in ("crop", "frame", "finding"):
-            src = _image_uri(ref.image)
+            src = thumbnail_uri(ref.image, roots, max_side=IMAGE_SIDE, quality=85)
         if src and (ref.id in cited or ref.kind in ("crop", "ocr")):
             figures.append({"src": src, "id": ref.id, "description": ref.description})
     return _env().get_template("investigation.html.j2").render(r=report, figures=figures, value=_value)
