@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from detectors.anomaly import AnomalyModel, AnomalyStage, FeaturelessImage, ModelConfig, NoReference
+from detectors.anomaly.calibration import TailCalibrator
 from detectors.anomaly.export import OnnxRuntime, export_onnx
 from detectors.anomaly.threads import compute_threads
 from pipeline.catalog import Catalog
@@ -170,3 +171,20 @@ def test_shared_student_exported_once(fitted, bottle, tmp_path) -> None:
     a = onnx_model.score([img], sku="OTHER", category="bottles")
     assert a.bank == twin.name
     assert a.score == pytest.approx(model.score([img]).score, rel=1e-4)
+
+
+def test_small_banks_take_the_pooled_threshold(fitted, bottle) -> None:
+    """Banks with few calibration items share one threshold over all SKU banks' normals."""
+    model, _ = fitted
+    bank = model.banks["default"]
+    twin = dataclasses.replace(bank, name="OTHER", meta=json.loads(json.dumps(bank.meta)))
+    pooled = AnomalyModel(model.config, {"default": bank, "OTHER": twin}, {"default": "default", "OTHER": "OTHER"})
+    img = read_image(bottle["bad"][0])
+    result = pooled.score([img], sku="OTHER")
+    expected = TailCalibrator.pooled(
+        [TailCalibrator.from_dict(b.meta["calibration"]["view"]) for b in (bank, twin)], model.config.target_rate
+    )
+    assert result.calibration == "pooled"
+    assert result.threshold == pytest.approx(expected.threshold)
+    own = AnomalyModel(dataclasses.replace(model.config, own_calibration_items=3), pooled.banks, pooled.skus)
+    assert own.score([img], sku="OTHER").calibration == "bank"

@@ -1,8 +1,8 @@
 """From a frame (or a crop) to the fixed-size network input and its item mask.
 
-Background pixels (belt, tote) are painted a neutral grey before feature extraction, so a
-different tote colour at another FC (a benign variation) cannot look like damage; patch
-scores are read only on the (slightly dilated) item mask.
+Background pixels (belt, tote) and a thin rim inside the item's outline are painted a neutral
+grey before feature extraction, so a different tote colour at another FC (a benign variation)
+cannot look like damage; patch scores are read only on feature cells that touch the item.
 """
 
 from __future__ import annotations
@@ -48,8 +48,11 @@ def view_of(image: np.ndarray, camera: str, use_localize: bool) -> LocalizedView
 def prepare(view: LocalizedView, size: int) -> PreparedView:
     crop = view.crop
     if view.found:
-        k = max(3, round(0.03 * max(crop.shape[:2]))) | 1
-        keep = cv2.dilate(view.mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+        # inside the outline only: a fringe of belt or tote (another FC's colour) reads as damage
+        k = max(3, round(0.015 * max(crop.shape[:2]))) | 1
+        keep = cv2.erode(view.mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+        if not keep.any():
+            keep = view.mask
         crop = np.where(keep[..., None], crop, np.uint8(BACKGROUND_GREY)).astype(np.uint8)
     else:
         keep = np.ones(crop.shape[:2], bool)

@@ -30,8 +30,13 @@ class LocalizeConfig:
     max_area_frac: float = 0.97
     colour_factor: float = 1.6
     """Foreground when the colour distance exceeds this times the border's 99th percentile."""
-    container_span: float = 0.7
-    """A component spanning this much of both frame sides is a container (tote floor): look inside it."""
+    container_span: float = 0.85
+    """A component spanning this much of both frame sides is a container (tote floor): look inside it.
+    Lower, a large item (a duvet, a shoebox seen close) is taken for a tote and cut to its print."""
+    container_min_item: float = 0.04
+    """Inside a container, the item must cover this share of it; smaller finds are the print on a big box."""
+    belt_trim: float = 4.0
+    """Border pixels farther than this many median distances from the belt model are item, not belt."""
 
 
 DEFAULT = LocalizeConfig()
@@ -57,12 +62,12 @@ def _colour_distance(lab: np.ndarray, background: np.ndarray) -> np.ndarray:
     return dist.reshape(lab.shape[:2])
 
 
-def _edge_regions(gray: np.ndarray, border: np.ndarray) -> np.ndarray:
-    """Regions enclosed by edges clearly stronger than the background's own texture."""
+def _edge_regions(gray: np.ndarray, belt: np.ndarray) -> np.ndarray:
+    """Regions enclosed by edges clearly stronger than the belt's own texture (`belt`: known belt pixels)."""
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
     mag = cv2.magnitude(gx, gy)
-    level = float(np.quantile(mag[border], 0.98)) * 1.5 + 8.0
+    level = float(np.quantile(mag[belt], 0.98)) * 1.5 + 8.0
     edges = (mag > level).astype(np.uint8)
     k = max(3, round(min(gray.shape) * 0.02)) | 1
     closed = cv2.morphologyEx(edges, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
@@ -112,7 +117,7 @@ def _inside_container(
         return None
     inner = _largest_component(small[y0:y1, x0:x1], cfg)
     frac = float(inner.mean())
-    if not cfg.min_area_frac <= frac <= 0.6:
+    if not cfg.min_area_frac <= frac <= 0.6 or inner.sum() < cfg.container_min_item * outer.sum():
         return None
     out = np.zeros_like(outer)
     out[y0:y1, x0:x1] = inner
@@ -158,9 +163,12 @@ def _largest_component(small: np.ndarray, cfg: LocalizeConfig, background: np.nd
     border = _border_mask(*small.shape[:2], cfg.border_frac) if background is None else background
     lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
     dist = _colour_distance(lab, lab[border])
-    colour_fg = dist > max(cfg.colour_factor * float(np.quantile(dist[border], 0.99)), 3.0)
+    # an item reaching into the border strip must not widen the belt's own spread
+    belt = border & (dist <= cfg.belt_trim * max(float(np.median(dist[border])), 1e-3))
+    colour_fg = dist > max(cfg.colour_factor * float(np.quantile(dist[belt], 0.99)), 3.0)
+    colour_fg &= ~_belt_tone(lab, belt)
     gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    fg = (colour_fg | (_edge_regions(gray, border) > 0)).astype(np.uint8)
+    fg = (colour_fg | (_edge_regions(gray, belt) > 0)).astype(np.uint8)
     k = max(3, round(min(fg.shape) * 0.015)) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, kernel)
@@ -169,7 +177,38 @@ def _largest_component(small: np.ndarray, cfg: LocalizeConfig, background: np.nd
     if count <= 1:
         return np.zeros_like(fg)
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return (labels == largest).astype(np.uint8)
+    return _trim_spurs((labels == largest).astype(np.uint8))
+
+
+def _trim_spurs(mask: np.ndarray) -> np.ndarray:
+    """Cut thin attachments (belt streaks, glare) off a compact item: an opening scaled to the item."""
+    k = max(3, round(0.06 * float(np.sqrt(mask.sum())))) | 1
+    opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+    if count <= 1:
+        return mask
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    # the opening rounds the item's own corners: take back what lies in the item's convex hull
+    trimmed = (labels == largest).astype(np.uint8)
+    hull = np.zeros_like(mask)
+    cv2.fillPoly(hull, [cv2.convexHull(cv2.findNonZero(trimmed))], 1)
+    return (mask & hull).astype(np.uint8)
+
+
+def _belt_tone(lab: np.ndarray, belt: np.ndarray) -> np.ndarray:
+    """Pixels of the belt's hue that are darker or a little brighter: shadow and sheen, not item.
+
+    Colour distance alone takes a soft shadow or a glossy streak of belt for part of the item,
+    so the crop grows a fringe that changes with the light. An item of the belt's own hue and
+    brightness still has the edges that `_edge_regions` finds.
+    """
+    ref = lab[belt]
+    hue = np.median(ref[:, 1:], axis=0)
+    chroma = np.linalg.norm(lab[..., 1:] - hue, axis=-1)
+    spread = float(np.quantile(np.linalg.norm(ref[:, 1:] - hue, axis=-1), 0.99))
+    lum = ref[:, 0]
+    iqr = float(np.quantile(lum, 0.75) - np.quantile(lum, 0.25))
+    return (lab[..., 0] < float(np.median(lum)) + max(12.0, 2.0 * iqr)) & (chroma <= max(4.0, 2.0 * spread))
 
 
 def upright_rect(points: np.ndarray) -> tuple[tuple[float, float], tuple[float, float], float]:
