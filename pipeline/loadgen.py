@@ -41,6 +41,8 @@ class StreamReport:
     latency_p50_s: float | None = None
     latency_p99_s: float | None = None
     latency_max_s: float | None = None
+    stage_ms_p50: dict[str, float] = field(default_factory=dict)
+    """Median milliseconds per stage (and "total") over the verdicts' `timings_ms`."""
     target_rate: float = 0.0
     achieved_rate: float = 0.0
     wall_s: float = 0.0
@@ -62,6 +64,22 @@ def dataset_uploads(root: Path | str) -> Iterator[Upload]:
             path = Path(frame.uri) if Path(frame.uri).is_absolute() else ds.root / frame.uri
             parts.append(("images", (f"{frame.camera}.jpg", path.read_bytes(), "image/jpeg")))
         yield meta, parts
+
+
+def replayed_uploads(root: Path | str, prefix: str) -> Iterator[Upload]:
+    """A dataset's shift replayed endlessly under fresh item ids (`PREFIX-000000`, ...).
+
+    So one dataset can feed many runs against the same service without its items being
+    duplicates of the last run's (the service decides each item_id only once).
+    """
+    i = 0
+    while True:
+        before = i
+        for meta, parts in dataset_uploads(root):
+            yield {**meta, "item_id": f"{prefix}-{i:06d}"}, parts
+            i += 1
+        if i == before:  # an empty shift
+            return
 
 
 def synthetic_uploads(prefix: str, cameras: tuple[str, ...] = ("top", "side"), size=(480, 640)) -> Iterator[Upload]:
@@ -91,6 +109,7 @@ class VerdictListener:
     def __init__(self, base_url: str, headers: dict[str, str]) -> None:
         self.base_url, self.headers = base_url, headers
         self.seen: dict[str, tuple[float, str]] = {}
+        self.timings: dict[str, dict[str, float]] = {}
         self.error: str | None = None
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
@@ -118,6 +137,7 @@ class VerdictListener:
                     if line.startswith("data:"):
                         verdict = json.loads(line[5:])
                         self.seen[verdict["item_id"]] = (time.perf_counter(), verdict["action"])
+                        self.timings[verdict["item_id"]] = verdict.get("timings_ms") or {}
         except asyncio.CancelledError:
             pass
         except httpx.HTTPError as exc:
@@ -142,11 +162,18 @@ def stream(
     concurrency: int = 8,
     prefix: str | None = None,
 ) -> StreamReport:
-    """Post `items` captures at `rate` items/s to the service at `url`; wait for their verdicts."""
+    """Post `items` captures at `rate` items/s to the service at `url`; wait for their verdicts.
+
+    With a `dataset`, its shift is sent once under its own item ids, or, given a `prefix`,
+    replayed under fresh ids `PREFIX-000000`... until `items` have been sent.
+    """
     if rate <= 0 or items < 1:
         raise ValueError(f"need rate > 0 and items >= 1, got rate={rate} items={items}")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    source = dataset_uploads(dataset) if dataset else synthetic_uploads(prefix or f"LG{int(time.time())}")
+    if dataset:
+        source = replayed_uploads(dataset, prefix) if prefix else dataset_uploads(dataset)
+    else:
+        source = synthetic_uploads(prefix or f"LG{int(time.time())}")
     report = StreamReport(target_rate=rate)
     sent_at: dict[str, float] = {}
     lock = threading.Lock()
@@ -197,6 +224,11 @@ def stream(
         report.latency_p50_s = round(statistics.median(latencies), 4)
         report.latency_p99_s = round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 4)
         report.latency_max_s = round(latencies[-1], 4)
+    per_stage: dict[str, list[float]] = {}
+    for item_id in sent_at:
+        for stage, ms in listener.timings.get(item_id, {}).items():
+            per_stage.setdefault(stage, []).append(ms)
+    report.stage_ms_p50 = {stage: round(statistics.median(v), 2) for stage, v in sorted(per_stage.items())}
     report.wall_s = round(time.perf_counter() - t0, 2)
     report.achieved_rate = round(report.sent / send_wall, 3) if send_wall > 0 else float(report.sent)
     return report

@@ -442,3 +442,20 @@ def test_loadgen_streams_a_dataset_and_times_verdicts(tmp_path: Path) -> None:
     assert report.actions == {"divert": 1, "pass": 5}
     assert 0 < report.latency_p50_s <= report.latency_p99_s < 5
     assert again.duplicates == 3 and again.accepted == 0
+
+
+def test_loadgen_replays_a_dataset_under_fresh_ids_and_reports_stage_times(tmp_path: Path) -> None:
+    from pipeline.loadgen import stream
+
+    dataset = write_dataset(tmp_path / "ds", 3)
+    (tmp_path / "svc").mkdir()
+    with running(tmp_path / "svc") as (client, _):
+        first = stream(str(client.base_url), rate=50, items=7, dataset=dataset, token=TOKEN, wait_s=10, prefix="A")
+        second = stream(str(client.base_url), rate=50, items=3, dataset=dataset, token=TOKEN, wait_s=10, prefix="B")
+        replayed = verdict_of(client, "A-000003")
+    assert first.sent == first.accepted == first.verdicts == 7 and first.duplicates == 0
+    assert first.actions == {"divert": 3, "pass": 4}  # D000 (red) leads each pass: A-000000, -3, -6
+    assert replayed["action"] == "divert"
+    assert second.accepted == second.verdicts == 3 and second.duplicates == 0
+    assert set(first.stage_ms_p50) == {"localize", "anomaly", "total"}
+    assert 0 <= first.stage_ms_p50["localize"] <= first.stage_ms_p50["total"]
