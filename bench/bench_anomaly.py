@@ -142,7 +142,7 @@ def _generate(root: Path, items: int, seed: int, defect_rate: float) -> None:
     subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
 
 
-def _simulator(result: dict[str, Any], items: int = 120, seed: int = 7, defect_rate: float = 0.5) -> None:
+def _simulator(result: dict[str, Any], items: int = 300, seed: int = 7, defect_rate: float = 0.5) -> None:
     """Enrol a simulated shift's SKUs, then score the shift's items against their SKU banks.
 
     Half the items carry a defect so that each defect type has enough examples for an AUROC;
@@ -194,6 +194,14 @@ def _simulator(result: dict[str, Any], items: int = 120, seed: int = 7, defect_r
             "auroc": float(roc_auc_score(ys, ns + [r["score"] for r in rs])) if ns else None,
             "recall": float(np.mean([r["anomalous"] for r in rs])),
             "visible_damage": t in VISIBLE_DAMAGE,
+        }
+    visible = [r for r in rows if any(t in VISIBLE_DAMAGE for t in r["types"])]
+    if visible and ns:
+        per_type["visible damage, all types"] = {
+            "n": len(visible),
+            "auroc": float(roc_auc_score([0] * len(ns) + [1] * len(visible), ns + [r["score"] for r in visible])),
+            "recall": float(np.mean([r["anomalous"] for r in visible])),
+            "visible_damage": True,
         }
     benign = [r for r in normal if r["benign"]]
     sku_banks = [b for b in model.banks.values() if b.kind == "sku"]

@@ -74,7 +74,8 @@ class ServiceConfig:
     stages: list[str] = field(default_factory=lambda: list(DEFAULT_STAGES))
     """Stage names, or ``name=module:factory`` to register a plugin stage first."""
     stage_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    workers: int = 1
+    workers: int = 2
+    """Inspection worker threads: two keep both cores of a small edge box busy (OCR on one item, anomaly on another)."""
     max_upload_bytes: int = 32 * 1024 * 1024
     max_image_pixels: int = MAX_PIXELS
     lease_s: float = 30.0

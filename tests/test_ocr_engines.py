@@ -326,3 +326,15 @@ def test_stage_stops_fallbacks_once_an_expiry_is_found() -> None:
         _capture({"a": 1, "b": 1, "c": 1}), StageContext(_catalog(), today=TODAY)
     )
     assert sum(size[1] > 200 for size in engine.sizes) == 1
+
+
+def test_each_thread_reads_with_its_own_rapidocr_engine() -> None:
+    """Workers on different threads must not queue on one in-process engine."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.submit(get_engine, "rapidocr"), pool.submit(get_engine, "rapidocr")
+        ids = {id(first.result()), id(second.result())}
+    mine = get_engine("rapidocr")
+    assert mine is get_engine("rapidocr")
+    assert len(ids | {id(mine)}) >= 2

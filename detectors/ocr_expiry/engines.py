@@ -225,15 +225,26 @@ ENGINES: dict[str, type] = {"rapidocr": RapidOcrEngine, "tesseract": TesseractEn
 DEFAULT_ENGINE = "rapidocr"
 
 
+_THREAD = threading.local()
+
+
 def get_engine(name: str = DEFAULT_ENGINE, languages: tuple[str, ...] = ("en",)) -> OcrEngine:
-    """The process-wide engine of that name, built on first use (languages matter to Tesseract only)."""
+    """The engine of that name, built on first use (languages matter to Tesseract only).
+
+    In-process engines (RapidOCR) serve one call at a time, so each thread gets its own: items
+    on different inspection workers then read in parallel instead of queueing on one engine.
+    Tesseract runs in a subprocess per call and is shared.
+    """
     if name not in ENGINES:
         raise ValueError(f"unknown OCR engine {name!r}; choose one of {sorted(ENGINES)}")
-    return _build(name, tuple(languages) if name == "tesseract" else ())
+    if name == "tesseract":
+        return _tesseract(tuple(languages) or ("en",))
+    engines: dict[str, OcrEngine] = _THREAD.__dict__.setdefault("engines", {})
+    if name not in engines:
+        engines[name] = ENGINES[name]()
+    return engines[name]
 
 
 @cache
-def _build(name: str, languages: tuple[str, ...]) -> OcrEngine:
-    if name == "tesseract":
-        return TesseractEngine(languages=languages or ("en",))
-    return ENGINES[name]()
+def _tesseract(languages: tuple[str, ...]) -> OcrEngine:
+    return TesseractEngine(languages=languages)

@@ -28,7 +28,7 @@ def serve(
     stages: str = typer.Option(
         ",".join(DEFAULT_STAGES), help="Comma list of stage names (or name=module:factory plugins)."
     ),
-    workers: int = typer.Option(1, min=1, help="Inspection worker threads."),
+    workers: int = typer.Option(2, min=1, help="Inspection worker threads."),
     max_upload_mb: float = typer.Option(32.0, min=0.01, help="Largest accepted upload (413 above)."),
     lease_s: float = typer.Option(30.0, min=0.5, help="Seconds before an unfinished item is handed out again."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
