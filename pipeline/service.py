@@ -243,8 +243,9 @@ def build_inspector(config: ServiceConfig) -> Inspector:
             register_stage(name.strip(), target.strip())
         names.append(name.strip())
     catalog = Catalog.load(config.catalog) if config.catalog else Catalog()
-    # At the edge the anomaly models run through onnxruntime.
-    stage_kwargs = {"anomaly": {"runtime": "onnx"}} | config.stage_kwargs
+    # At the edge the anomaly models run through onnxruntime, one thread per item: the workers
+    # already score items side by side, and more threads than cores only wait on each other.
+    stage_kwargs = {"anomaly": {"runtime": "onnx", "threads": 1}} | config.stage_kwargs
     return Inspector.from_names(
         names,
         catalog,

@@ -107,6 +107,8 @@ class OnnxRuntime:
         self._opts = ort.SessionOptions()
         self._opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         self._opts.inter_op_num_threads = 1
+        # spinning workers burn the cores that OCR and the other items' scoring need
+        self._opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._ort = ort
         self._embedder = self._session("embedder.onnx")
         self._students: dict[str, object] = {}

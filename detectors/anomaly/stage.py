@@ -37,8 +37,16 @@ def find_model_dir(path: Path | None) -> Path | None:
 class AnomalyStage:
     name = "anomaly"
 
-    def __init__(self, model_dir: Path | str | None = None, runtime: str = "torch", model: AnomalyModel | None = None):
+    def __init__(
+        self,
+        model_dir: Path | str | None = None,
+        runtime: str = "torch",
+        model: AnomalyModel | None = None,
+        threads: int | None = None,
+    ):
         self.runtime = runtime
+        self.threads = threads
+        """onnxruntime threads per call; 1 where several items are scored at once (the edge service)."""
         self.model = model
         if model is None and model_dir is not None:
             found = find_model_dir(Path(model_dir))
@@ -52,7 +60,7 @@ class AnomalyStage:
         if self.runtime == "onnx":
             from .export import OnnxRuntime
 
-            rt = OnnxRuntime(folder)
+            rt = OnnxRuntime(folder, threads=self.threads)
         return AnomalyModel.load(folder, runtime=rt)
 
     def _finding(self, kind: str, message: str, cameras: list[str] | None = None, **data: Any) -> Finding:
