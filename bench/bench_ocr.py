@@ -274,7 +274,7 @@ def bench_tunnel(items: int, seed: int = 11) -> dict[str, Any]:
     return result
 
 
-def main(prints: int = 280, items: int = 60, engines: tuple[str, ...] = tuple(ENGINES)) -> dict[str, Any]:
+def main(prints: int = 500, items: int = 60, engines: tuple[str, ...] = tuple(ENGINES)) -> dict[str, Any]:
     photos = bench_photos(engines)
     sim_prints = bench_prints(prints) if prints else {"skipped": "not run"}
     tunnel = bench_tunnel(items) if items else {"skipped": "not run"}
@@ -345,7 +345,7 @@ def main(prints: int = 280, items: int = 60, engines: tuple[str, ...] = tuple(EN
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prints", type=int, default=280)
+    parser.add_argument("--prints", type=int, default=500)
     parser.add_argument("--items", type=int, default=60)
     parser.add_argument("--engine", action="append", choices=sorted(ENGINES))
     args = parser.parse_args()

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.ocr_expiry.checker import judge, reconcile
-from detectors.ocr_expiry.classify import classify_lines
+from detectors.ocr_expiry.classify import check_consistency, classify_lines
 from detectors.ocr_expiry.engines import TextLine
 from detectors.ocr_expiry.grammar import MONTHS, STYLES, normalize, parse_date, parse_dates, render_date
 from detectors.ocr_expiry.keywords import EXPIRY, MANUFACTURED, find_keywords
@@ -94,6 +94,38 @@ MISREAD = [
     ("APR1L 2027", ["2027-04"]),
     ("15 JUI 2027", []),  # JUIN or JUIL? never guessed
     ("Feb. 26 ao0t 2026", []),  # "Fab." misread as a month, then a garbled date
+    ("14 oprile 2027", ["2027-04-14"]),  # one wrong letter in a full month name
+    ("DLC 02 jenvier 2028", ["2028-01-02"]),
+    ("10 Septamber 2028", ["2028-09-10"]),
+    ("27 décembra 2026", ["2026-12-27"]),
+    ("Scad. 28 OIC 2027", ["2027-12-28"]),  # O read for D in a short name
+    ("05 FCB 2028", ["2028-02-05"]),  # C read for E
+    ("03 JUXIO 2027", []),  # JULIO or JUNIO? never guessed
+    ("15 MAX 2027", []),  # X is no look-alike of a short name's letter
+    ("entro 14/05/27", ["2027-05-14"]),  # a label one letter from a month name (ENERO) stays a label
+    ("Da consumarsi entro 14 05 2027", ["2027-05-14"]),
+]
+
+# (text, normal form): one look-alike letter in a lone four-character year is a digit
+LOOKALIKE_YEARS = [
+    ("EXP 2O27", "EXP 2027"),
+    ("25 SEP 202S", "25 SEP 2025"),
+    ("25 SEP 2O2S", "25 SEP 2O2S"),  # two letters: not repaired
+    ("25 SEP 202G", "25 SEP 202G"),  # G is read for 6 and for 0: never guessed
+    ("LOT L2611A", "LOT L2611A"),
+    ("SO1L", "SO1L"),  # two letters: a word, not a year
+    ("2OO7", "2OO7"),
+]
+
+SHORT_SHAPES = [
+    ("24/$7/28", []),  # the tail of a garbled day-month-year is no month-year
+    ("MFD 08/28/202€", []),  # the head of a day-month-year with a garbled year neither
+    ("24/$7/2028", []),
+    ("EXP 11/27", ["2027-11"]),
+    ("EXP.09/2028", ["2028-09"]),
+    ("HSD:03/28", ["2028-03"]),
+    ("MHD 09/2028.", ["2028-09"]),
+    ("THT 2028.09", ["2028-09"]),
 ]
 
 NOT_DATES = [
@@ -123,6 +155,20 @@ def test_month_names(lang: str, text: str, expected: list[str]) -> None:
 @pytest.mark.parametrize(("text", "expected"), MISREAD)
 def test_misread_month_names(text: str, expected: list[str]) -> None:
     assert [d.iso for d in parse_dates(text, today=TODAY)] == expected
+
+
+@pytest.mark.parametrize(("text", "norm"), LOOKALIKE_YEARS)
+def test_lookalike_letters_in_years(text: str, norm: str) -> None:
+    assert normalize(text) == norm
+
+
+def test_a_repaired_year_completes_a_date() -> None:
+    assert [d.iso for d in parse_dates("25 SEP 2O26", today=TODAY)] == ["2026-09-25"]
+
+
+@pytest.mark.parametrize(("text", "expected"), SHORT_SHAPES)
+def test_month_year_shapes_stand_alone(text: str, expected: list[str]) -> None:
+    assert [d.iso for d in parse_dates(text, order="DMY", today=TODAY)] == expected
 
 
 @pytest.mark.parametrize("text", NOT_DATES)
@@ -213,6 +259,19 @@ def _types(lines: list[TextLine], order: str = "DMY") -> dict[str, str]:
         ([_line("賞味期限 2027.03.12")], {"2027-03-12": "expiry"}),
         ([_line("2027.03.12까지")], {"2027-03-12": "expiry"}),
         ([_line("LOT 20270312"), _line("BEST BEFORE 01/2028", 22)], {"2027-03-12": "other", "2028-01": "expiry"}),
+        # long labels with several misread letters, a trailing article, unknown glyphs
+        ([_line("Do consumarsi preferibilmants mmtro 07/05/2026")], {"2026-05-07": "expiry"}),
+        ([_line("À consomme: jvaqu'au 18-02-2027")], {"2027-02-18": "expiry"}),
+        ([_line("À ccnsommer de préference avont le 24/07/28")], {"2028-07-24": "expiry"}),
+        (
+            [_line("H·n s d·ng: 05.06.2028"), _line("NSX 13.02.2027", 22)],
+            {"2028-06-05": "expiry", "2027-02-13": "manufactured"},
+        ),
+        ([_line("Data di prodzione 04/11/2024")], {"2024-11-04": "manufactured"}),
+        ([_line("···· 05.06.2028")], {"2028-06-05": "expiry"}),  # no label: the sole date
+        # a long digit run holding a plausible year is a compact date misread: no rule guesses
+        ([_line("20261106"), _line("720281026", 22)], {"2026-11-06": "other"}),
+        ([_line("20261106"), _line("4006381333931", 22)], {"2026-11-06": "expiry"}),  # a barcode
         # label in the box to the left on the same row
         ([_line("BEST BY", 0, 0, 80), _line("NOV2027", 0, 110, 80)], {"2027-11": "expiry"}),
         # label in the line above
@@ -261,6 +320,24 @@ def _types(lines: list[TextLine], order: str = "DMY") -> dict[str, str]:
 )
 def test_date_typing(lines: list[TextLine], expected: dict[str, str]) -> None:
     assert _types(lines) == expected
+
+
+def test_a_fallback_crop_without_labels_cannot_retype_a_labelled_date() -> None:
+    """A region pass that crops the labels away types dates by rules only: the production
+    date it calls "latest" stays a production date, and an expiry the whole print showed to be
+    earlier than manufacture is not brought back."""
+    from detectors.ocr_expiry.reader import _merge
+
+    base = classify_lines([_line("DLC 01/20"), _line("Fab. 20.05.2027", 22)], today=TODAY)
+    crop = classify_lines([_line("01/20"), _line(". 20.05.2027", 22)], today=TODAY)
+    assert {r.iso: r.type for r in crop}["2027-05-20"] == "expiry"  # the rule alone guesses
+    merged = check_consistency(_merge(base, crop), TODAY)
+    assert pick_expiry(merged) is None
+
+    base = classify_lines([_line("TGT 05 FEB 2026"), _line("Geproduceerd 06 MEI 2026", 22)], today=TODAY)
+    crop = classify_lines([_line("TGT 05 FEB 2026"), _line("Geproduceerd 05", 22)], today=TODAY)
+    assert pick_expiry(crop) is not None
+    assert pick_expiry(check_consistency(_merge(base, crop), TODAY)) is None
 
 
 def test_manufactured_date_alone_is_never_the_expiry() -> None:

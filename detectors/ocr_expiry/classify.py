@@ -204,6 +204,8 @@ _DATE_SHAPE = re.compile(
     r"[0-9]{1,4}\s?[./-]\s?[0-9]{1,2}\s?[./-]\s?[0-9]{1,4}(?![0-9])|(?<![0-9])[0-9]{2}\s?/\s?[0-9]{2}(?![0-9])"
 )
 _YEAR = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2}(?![0-9])")
+_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{6,10}(?![0-9])")
+"""A run of digits as long as a compact date with a misread or extra digit ("720281026")."""
 _DIGITS = re.compile(r"[0-9].*[0-9]")
 _UNKNOWN_LABEL = re.compile(r"(?<![A-Z0-9])[A-Z]{2,4}[\s:.]{0,2}$")
 """A short upper-case word right before a date that no table knows: a label we could not read
@@ -212,13 +214,21 @@ _UNKNOWN_LABEL = re.compile(r"(?<![A-Z0-9])[A-Z]{2,4}[\s:.]{0,2}$")
 
 def _date_residue(norm: str, hits: list[KeywordHit], today: date) -> bool:
     """A line with no readable date that still holds one: a day-month-year shape with a
-    garbled part, a plausible year, or an expiry label followed by digits. It may be the
-    expiry, misread."""
+    garbled part, a plausible year (alone or inside a long digit run), or an expiry label
+    followed by digits. It may be the expiry, misread."""
     if _DATE_SHAPE.search(norm):
         return True
     if any(h.kind == "expiry" and _DIGITS.search(norm, h.end) for h in hits):
         return True
-    return any(abs(int(m.group()) - today.year) <= 15 for m in _YEAR.finditer(norm))
+    if any(abs(int(m.group()) - today.year) <= 15 for m in _YEAR.finditer(norm)):
+        return True
+    # A compact date with a stray digit: some plausible year inside a long digit run.
+    return any(
+        abs(int(run[k : k + 4]) - today.year) <= 15
+        for run in (m.group() for m in _DIGIT_RUN.finditer(norm))
+        for k in range(len(run) - 3)
+        if run[k : k + 2] in ("19", "20")
+    )
 
 
 def _apply_rules(found: list[_Found], residue: bool) -> None:

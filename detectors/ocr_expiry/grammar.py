@@ -19,6 +19,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import cache
 from typing import Literal
 
 Order = Literal["DMY", "MDY", "YMD"]
@@ -90,6 +91,7 @@ assert not _conflicts, f"a month token means two months: {_conflicts}"
 _DIGIT_LOOKALIKES = str.maketrans(
     {"O": "0", "Q": "0", "I": "1", "L": "1", "|": "1", "!": "1", "S": "5", "B": "8", "Z": "2"}
 )
+_YEAR_SHAPE = re.compile(r"(?:19|20)[0-9]{2}")
 _TOKEN = re.compile(r"[A-Z0-9|!]+(?:[./\-][A-Z0-9|!]+)*")
 
 
@@ -111,24 +113,74 @@ def _norm_char(ch: str) -> str:
 def _fix_digit_tokens(text: str) -> str:
     """Read O/I/l as 0/1 where they stand alone among digits (an OCR confusion on printed dates).
 
-    Only single look-alike letters in a token with at least four digits are changed, so month
+    Only single look-alike letters in a token with at least four digits are changed, or one
+    look-alike in a four-character token that then reads as a year ("2O27", "2O2S"), so month
     names ("NOV2021") and lot codes keep their letters.
     """
     out = list(text)
     for m in _TOKEN.finditer(text):
         tok = m.group()
         runs = re.findall(r"[A-Z|!]+", tok)
-        if not runs or sum(c.isdigit() for c in tok) < 4:
+        if not runs or any(len(r) > 1 or r not in "OQIL|!SBZ" for r in runs):
             continue
-        if any(len(r) > 1 or r not in "OQIL|!SBZ" for r in runs):
+        fixed = tok.translate(_DIGIT_LOOKALIKES)
+        year = len(tok) == 4 and len(runs) == 1 and _YEAR_SHAPE.fullmatch(fixed)
+        if sum(c.isdigit() for c in tok) < 4 and not year:
             continue
-        out[m.start() : m.end()] = tok.translate(_DIGIT_LOOKALIKES)
+        out[m.start() : m.end()] = fixed
     return "".join(out)
 
 
 def normalize(text: str) -> str:
     """Same-length normal form: upper case, no accents, ASCII digits, digit look-alikes fixed."""
     return _fix_digit_tokens("".join(_norm_char(c) for c in text))
+
+
+_LETTER_LOOKALIKES = frozenset(
+    {("O", "D"), ("D", "O"), ("C", "E"), ("E", "C"), ("F", "E"), ("E", "F"), ("V", "U"), ("U", "V")}
+    | {("H", "N"), ("N", "H"), ("C", "G"), ("G", "C"), ("Q", "O"), ("O", "Q")}
+)
+"""(read, printed) letter pairs OCR confuses; the only misreads allowed in short month names."""
+_MONTH_CONTEXT = re.compile(r"(?<![A-Z0-9])(?P<w>[A-Z]{3,12})(?![A-Z0-9])")
+_DATE_NEIGHBOUR_BEFORE = re.compile(r"[0-9]{1,4}[\s./\-]?$")
+_DATE_NEIGHBOUR_AFTER = re.compile(r"^[\s./\-]?[0-9]{1,4}")
+
+
+@cache
+def _protected_words() -> frozenset[str]:
+    """Label words ("ENTRO" is one letter from "ENERO"): never corrected into a month."""
+    from detectors.ocr_expiry.keywords import TABLES  # keywords imports this module
+
+    return frozenset(w for table in TABLES.values() for ws in table.values() for k in ws for w in normalize(k).split())
+
+
+def _month_fix(word: str) -> str | None:
+    """The month name `word` is a one-letter misread of, when exactly one month fits: any letter
+    in full names of five letters and more ("OPRILE", "SEPTAMBER"), a look-alike in shorter ones
+    ("OIC" for "DIC")."""
+    if word in MONTH_LOOKUP or word in _protected_words():
+        return None
+    fits: dict[int, str] = {}
+    for name, month in MONTH_LOOKUP.items():
+        if len(name) != len(word) or not name.isalpha():
+            continue
+        diff = [(a, b) for a, b in zip(word, name, strict=True) if a != b]
+        if len(diff) == 1 and (len(word) >= 5 or diff[0] in _LETTER_LOOKALIKES):
+            fits.setdefault(month, name)
+    return next(iter(fits.values())) if len(fits) == 1 else None
+
+
+def _fix_month_tokens(norm: str) -> str:
+    """Correct a misread month name beside a date's digits ("14 OPRILE 2027"), same length."""
+    out = norm
+    for m in _MONTH_CONTEXT.finditer(norm):
+        before, after = norm[: m.start()], norm[m.end() :]
+        if not (_DATE_NEIGHBOUR_BEFORE.search(before) or _DATE_NEIGHBOUR_AFTER.match(after)):
+            continue
+        fixed = _month_fix(m.group("w"))
+        if fixed is not None:
+            out = out[: m.start()] + fixed + out[m.end() :]
+    return out
 
 
 # --- the parsed value ----------------------------------------------------------------------
@@ -211,6 +263,12 @@ _MON = (
 _NB = r"(?<![0-9])"  # not preceded by a digit
 _NA = r"(?![0-9])"  # not followed by a digit
 _LB = r"(?<![A-Z])"
+_SHORT_NB = r"(?<![0-9$€£%&*#+=~^@_\\])(?<![0-9][./\-])"
+"""Before a month-year shape: not a digit, junk symbol or digit and separator, so the tail of a
+garbled day-month-year ("24/$7/28") is not read as a month and year."""
+_SHORT_NA = r"(?![0-9])(?!\s?[./\-]\s?[0-9])"
+"""After a month-year shape: no separator and digit, so the head of a day-month-year with a
+garbled year ("08/28/202€") is not read as a month and year."""
 _LA = r"(?![A-Z])"
 
 
@@ -235,9 +293,9 @@ _PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     ("y4_mon", _p(rf"{_NB}(?P<y>{_Y4}){_SEP}?{_LB}(?P<mon>{_MON}){_LA}"), 0.9),
     # "FEB 26" is a month and year only when no year follows ("FEB. 26 AOUT 2026" is a misread label)
     ("mon_y2", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<y>\d{{2}}){_NA}(?!.{{0,14}}(?:19|20)\d\d)"), 0.8),
-    ("m_y4", _p(rf"{_NB}(?P<m>\d{{1,2}}){_SEP}(?P<y4>{_Y4}){_NA}"), 0.95),
-    ("y4_m", _p(rf"{_NB}(?P<y4>{_Y4})\s?[./\-]\s?(?P<m>\d{{1,2}}){_NA}"), 0.85),
-    ("m_y2", _p(rf"{_NB}(?P<m>\d{{1,2}})\s?/\s?(?P<y2>\d{{2}}){_NA}"), 0.6),
+    ("m_y4", _p(rf"{_SHORT_NB}(?P<m>\d{{1,2}}){_SEP}(?P<y4>{_Y4}){_SHORT_NA}"), 0.95),
+    ("y4_m", _p(rf"{_SHORT_NB}(?P<y4>{_Y4})\s?[./\-]\s?(?P<m>\d{{1,2}}){_SHORT_NA}"), 0.85),
+    ("m_y2", _p(rf"{_SHORT_NB}(?P<m>\d{{1,2}})\s?/\s?(?P<y2>\d{{2}}){_SHORT_NA}"), 0.6),
 ]  # fmt: skip
 
 _RANGE_LINK = re.compile(
@@ -367,7 +425,7 @@ def parse_dates(text: str, *, order: Order = "DMY", today: date | None = None) -
     if not isinstance(text, str) or not text:
         return []
     today = today or date.today()
-    norm = normalize(text)
+    norm = _fix_month_tokens(normalize(text))
     dates: list[ParsedDate] = []
     for match in _scan(norm):
         plausible = [r for r in match.readings if _in_window(r[1], today)]

@@ -167,18 +167,34 @@ def find_keywords(norm: str) -> list[KeywordHit]:
 
 
 FUZZY_MIN_LEN = 5
-"""Keywords at least this long (letters only) are also found with one OCR error (two from 10 letters)."""
+"""Keywords at least this long (letters only) are also found with one OCR error (two from 10
+letters, one in five from 15: long phrases such as "DA CONSUMARSI PREFERIBILMENTE ENTRO" are
+distinct enough to survive several misread letters)."""
+ARTICLES = frozenset({"LE", "LA", "IL", "EL", "DEL", "AL", "AM", "THE", "DE", "DU"})
+"""Words printed between a label and its date ("avant le", "entro il") that no label ends with."""
+
+
+def fuzzy_limit(n_letters: int) -> int:
+    """How many OCR errors a keyword of this many letters may carry and still be found."""
+    if n_letters < 10:
+        return 1
+    return 2 if n_letters < 15 else n_letters // 5
+
+
+UNKNOWN_GLYPHS = "·•"
+"""What OCR writes for a letter its model does not know (Vietnamese "ạ", "ụ"): any letter."""
 
 
 def _distance(a: str, b: str, limit: int) -> int:
-    """Levenshtein distance, giving up (returning limit + 1) once it must exceed `limit`."""
+    """Levenshtein distance, giving up (returning limit + 1) once it must exceed `limit`; an
+    unknown glyph in `a` stands for any one letter."""
     if abs(len(a) - len(b)) > limit:
         return limit + 1
     prev = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         cur = [i]
         for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb and ca not in UNKNOWN_GLYPHS)))
         if min(cur) > limit:
             return limit + 1
         prev = cur
@@ -198,31 +214,42 @@ def _fuzzy_table() -> list[tuple[KeywordKind, str, int]]:
 
 
 def find_fuzzy(norm: str, end: int) -> KeywordHit | None:
-    """A misread keyword (one or two wrong letters) ending just before position `end`.
+    """A misread keyword (one or more wrong letters, see `fuzzy_limit`) ending just before `end`.
 
     OCR often garbles a letter of a label ("Febrique le" for "Fabriqué le"); an exact-only
-    match would leave the date untyped and let the layout rules guess.
+    match would leave the date untyped and let the layout rules guess. When an expiry and a
+    production label fit equally well, nothing is returned.
     """
-    words = list(re.finditer(r"[A-Z]+", norm[:end]))
+    words = list(re.finditer(rf"[A-Z{UNKNOWN_GLYPHS}]+", norm[:end]))
     # A stray letter glued to the date ("SX: G9.05.2027") is not part of the label.
     if words and len(words[-1].group()) == 1 and words[-1].end() == end:
         words = words[:-1]
-    best: tuple[int, KeywordHit] | None = None
+    tails = [words]
+    if len(words) > 1 and words[-1].group() in ARTICLES:
+        tails.append(words[:-1])
+    best: dict[KeywordKind, tuple[int, KeywordHit]] = {}
     for kind, squeezed, n_words in _fuzzy_table():
-        for extra in (0, 1):
-            k = n_words + extra
-            if k > len(words):
-                continue
-            span = words[-k:]
-            if end - span[-1].end() > 12:
-                continue
-            text = "".join(w.group() for w in span)
-            limit = 2 if len(squeezed) >= 10 else 1
-            dist = _distance(text, squeezed, limit)
-            if dist <= limit and (best is None or dist < best[0]):
-                best = (dist, KeywordHit(kind, squeezed, span[0].start(), span[-1].end(), exact=dist == 0))
-    if best is not None:
-        return best[1]
+        limit = fuzzy_limit(len(squeezed))
+        for tail in tails:
+            for extra in (0, 1):
+                k = n_words + extra
+                if k > len(tail):
+                    continue
+                span = tail[-k:]
+                if end - span[-1].end() > 12:
+                    continue
+                text = "".join(w.group() for w in span)
+                if sum(c in UNKNOWN_GLYPHS for c in text) * 3 > len(text):
+                    continue  # mostly unknown glyphs: anything would fit
+                dist = _distance(text, squeezed, limit)
+                if dist <= limit and (kind not in best or dist < best[kind][0]):
+                    hit = KeywordHit(kind, squeezed, span[0].start(), span[-1].end(), exact=dist == 0)
+                    best[kind] = (dist, hit)
+    if best:
+        ranked = sorted(best.values(), key=lambda b: b[0])
+        if len(ranked) > 1 and ranked[0][0] == ranked[1][0]:
+            return None
+        return ranked[0][1]
     return _fuzzy_short(norm, end)
 
 

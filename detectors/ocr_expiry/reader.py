@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.ocr_expiry.classify import DateRead, classify_lines
+from detectors.ocr_expiry.classify import LABELLED, DateRead, check_consistency, classify_lines
 from detectors.ocr_expiry.engines import DEFAULT_ENGINE, OcrEngine, TextLine, get_engine
 from detectors.ocr_expiry.grammar import Order
 from detectors.ocr_expiry.preprocess import fallback_passes, first_pass, region_passes
@@ -91,8 +91,16 @@ def pick_expiry(dates: Sequence[DateRead]) -> DateRead | None:
 
 
 def _merge(base: list[DateRead], extra: list[DateRead]) -> list[DateRead]:
+    """`extra` (a fallback pass's dates) added to `base`. A fallback pass may crop a line away
+    from its label, so a date it types by a rule alone ("latest") never contradicts the type a
+    printed label gave the same date in `base`: a labelled production date stays one."""
     seen = {(d.iso, d.type) for d in base}
-    return base + [d for d in extra if (d.iso, d.type) not in seen]
+    labelled = {d.iso: d.type for d in base if d.reason in LABELLED}
+    return base + [
+        d
+        for d in extra
+        if (d.iso, d.type) not in seen and not (d.reason not in LABELLED and labelled.get(d.iso, d.type) != d.type)
+    ]
 
 
 def engine_clock(engine: OcrEngine) -> Callable[[], float]:
@@ -149,7 +157,8 @@ def continue_read(
     and dot-matrix-filtered neighbourhoods of digit-bearing lines, then whole-image passes
     (quarter turns, enlargement, dot-matrix). Stops at the first pass that finds an expiry, or
     when `deadline` (on `engine_clock`) has passed; "budget_spent" is then the last pass name.
-    Dates found by a fallback are added to the first read's, never replace them."""
+    Dates found by a fallback are added to the first read's, never replace them, and the
+    consistency checks run again on the merged dates."""
     if read.expiry is not None:
         return read
     t0 = time.perf_counter()
@@ -165,9 +174,12 @@ def continue_read(
         fp_lines = fp.map_lines(eng.read(fp.image))
         passes.append(fp.name)
         found = classify_lines(fp_lines, order=order, today=today, stale_years=stale_years)
-        if pick_expiry(found) is not None:
+        # Consistency is checked on the whole print: a crop without the production line must
+        # not bring back an expiry the first pass rejected as earlier than manufacture.
+        merged = check_consistency(_merge(dates, found), today, stale_years)
+        if pick_expiry(merged) is not None:
             lines += fp_lines
-            dates = _merge(dates, found)
+            dates = merged
             break
     return ImageRead(
         dates=dates,
