@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectors.attributes.colour import ciede2000, measure, to_lab, white_balance_gains
+from detectors.attributes.colour import ColourConfig, camouflaged, ciede2000, measure, to_lab, white_balance_gains
 from detectors.attributes.profile import AttributeProfile, threshold_from_shares
 from detectors.attributes.stage import AttributesStage
 from detectors.localize import localize
@@ -93,3 +93,45 @@ def test_stage_reports_wrong_colour_with_evidence(tmp_path) -> None:
 
 def test_lab_conversion_is_cie() -> None:
     assert to_lab(np.array([255, 255, 255], np.uint8)) == pytest.approx([100.0, 0.0, 0.0], abs=0.5)
+
+
+NAVY = [28, 40, 84]
+
+
+@pytest.mark.parametrize(
+    ("around", "inside", "expected"),
+    [
+        ((52, 54, 56), (250, 250, 246), False),  # a sticker-sized box on a grey belt: the belt is not navy
+        ((28, 40, 84), (250, 250, 246), True),  # the box holds only the sticker; navy item all around it
+        ((30, 42, 88), (28, 40, 84), True),  # a navy tote around a navy item
+        ((214, 180, 40), (28, 40, 84), False),  # a yellow tote
+    ],
+)
+def test_camouflaged_when_the_box_is_surrounded_by_the_catalog_colour(around, inside, expected) -> None:
+    frame = np.full((240, 320, 3), (36, 84, 160), np.uint8)  # blue tote at the frame border
+    frame[40:200, 60:260] = around
+    frame[100:140, 140:180] = inside
+    assert camouflaged(frame, [140, 100, 180, 140], NAVY) is expected
+
+
+def test_camouflaged_views_give_no_colour_verdict() -> None:
+    frame = np.full((240, 320, 3), (28, 40, 84), np.uint8)
+    frame[100:140, 140:180] = (250, 250, 246)
+    from pipeline.views import LocalizedView
+
+    view = LocalizedView("top", frame[100:140, 140:180].copy(), np.ones((40, 40), bool), [140, 100, 180, 140])
+    read = measure([(view, frame)], NAVY)
+    assert read.views == 0 and read.matches
+    belt = frame.copy()
+    belt[belt[..., 0] == 28] = 52
+    read = measure([(view, belt)], NAVY)
+    assert read.views == 1 and not read.matches  # the same white crop on a belt: a wrong colour
+
+
+def test_navy_item_in_a_blue_tote_is_not_a_wrong_colour() -> None:
+    """Localisation cuts a navy T-shirt in a blue tote down to its sticker; that view says nothing."""
+    sku = "TEE-BASIC-NAVY-M"
+    views = _views(sku, 70001, benign=("other_fc_tote",))
+    min_share = 0.375  # what the profile learns for this T-shirt from its references
+    assert measure(views, RECORDS[sku].colour_rgb, min_share=min_share).matches
+    assert not measure(views, RECORDS[sku].colour_rgb, ColourConfig(surround_match=1.01), min_share).matches

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectors.attributes.labels import canonical, family_of, judge, read_values
-from detectors.attributes.stage import AttributesStage
+from detectors.attributes.labels import canonical, family_of, judge, read_values, votes
+from detectors.attributes.stage import AttributesStage, unturn_box
 from detectors.ocr_expiry.engines import TextLine
 from pipeline.catalog import Catalog
 from pipeline.stages import StageContext
@@ -45,6 +45,66 @@ def test_label_table(expected: str, lines: list[tuple[str, float]], status: str,
     assert judge("size", expected, reads).status == status
 
 
+@pytest.mark.parametrize(
+    ("expected", "lines", "status"),
+    [
+        # (text, confidence, camera): a value counts once per camera that reads it
+        ("P15", [("P15", 1.0, "top"), ("P15", 1.0, "left"), ("P16", 0.93, "right")], "ok"),  # misread outvoted
+        ("P15", [("P16", 0.99, "top"), ("P16", 0.97, "left"), ("P15", 0.9, "right")], "wrong"),
+        ("P15", [("P16", 0.99, "top"), ("P15", 0.9, "right")], "conflict"),  # one view each: a person decides
+        ("P15", [("P16", 0.99, "top"), ("P16", 0.98, "top"), ("P15", 0.9, "right")], "conflict"),  # same view twice
+        ("P15", [("ARMORLITE CASE FOR PHONE P15", 1.0, "top"), ("P16", 0.95, "left")], "wrong"),  # title ranks below
+        ("P15", [("FOR PHONE P35", 0.93, "top"), ("P15", 1.0, "left")], "ok"),  # a misread title is ignored too
+        ("P15", [("FOR PHONE P15", 0.93, "top")], "ok"),  # only a title: it still names the model
+        ("M", [("SIZE M", 0.99, "top"), ("SZE M", 0.95, "left")], "ok"),  # caption (even misread) + value: a sticker
+        ("M", [("SIZE L", 0.99, "top"), ("M", 0.6, "left")], "wrong"),  # an unsure read does not vote
+    ],
+)
+def test_vote_over_views(expected: str, lines: list[tuple[str, float, str]], status: str) -> None:
+    reads = read_values([(t, c) for t, c, _ in lines], expected, [cam for _, _, cam in lines])
+    assert judge("size", expected, reads).status == status
+
+
+@pytest.mark.parametrize(
+    ("line", "expected", "standalone"),
+    [
+        ("P16", "P15", True),
+        ("MODEL P16", "P15", True),
+        ("ARMORLITE CASE FOR PHONE P15", "P15", False),
+        ("SIZE", "M", None),  # no value at all
+        ("M", "M", True),
+        ("SIZE: XL", "M", True),
+        ("Basic crew M", "M", False),
+        ("TWIN XL", "KING", True),
+        ("EU 42", "EU 42", True),
+        ("STRIDE EU 42", "EU 42", False),
+    ],
+)
+def test_standalone_lines(line: str, expected: str, standalone: bool | None) -> None:
+    reads = read_values([(line, 1.0)], expected)
+    assert (reads[0].standalone if reads else None) is standalone
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "values"),
+    [
+        ("P16PRO", "P15", ["P16 PRO"]),
+        ("P16 Pro", "P15", ["P16 PRO"]),
+        ("99", "EU 42", []),  # print noise on a tongue, not a size
+        ("EU 99", "EU 42", []),
+        ("EU 44", "EU 42", ["EU 44"]),
+        ("UK 8.5", "UK 8", ["UK 8.5"]),
+    ],
+)
+def test_value_spellings(text: str, expected: str, values: list[str]) -> None:
+    assert [r.value for r in read_values([(text, 1.0)], expected)] == values
+
+
+def test_votes_count_each_source_once() -> None:
+    reads = read_values([("P16", 0.9), ("P16", 0.95), ("P15", 1.0)], "P15", ["top", "top", "left"])
+    assert votes(reads) == {"P16": (1, 0.95), "P15": (1, 1.0)}
+
+
 def test_families_and_canonical_forms() -> None:
     assert family_of("XL") == "letter"
     assert family_of("QUEEN") == "bed"
@@ -80,6 +140,86 @@ def _ctx() -> StageContext:
 
 def _kinds(findings) -> list[str]:
     return [f.kind for f in findings]
+
+
+def test_unturn_box_maps_a_quarter_turned_read_back() -> None:
+    image = np.zeros((40, 100), np.uint8)
+    image[5:15, 60:90] = 255  # rows 5-15, columns 60-90
+    turned = np.rot90(image, 1)
+    ys, xs = np.nonzero(turned)
+    box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    assert unturn_box(box, 1, image.shape[1]) == pytest.approx((60.0, 5.0, 90.0, 15.0))
+    assert unturn_box(box, 0, 100) == box
+
+
+class TurnedEngine:
+    """Reads the label only on an image turned a quarter (taller than the crop it was given first)."""
+
+    name = "turned"
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.shapes: list[tuple[int, int]] = []
+
+    def read(self, image: np.ndarray) -> list[TextLine]:
+        self.shapes.append(image.shape[:2])
+        h, w = image.shape[:2]
+        if h <= w:  # crops lie long side horizontal: this one is upright
+            return []
+        # lines near the middle of the image, i.e. on the item
+        return [
+            TextLine(t, (w / 2 - 20, h / 2 - 30 + 30 * i, w / 2 + 20, h / 2 + 30 * i), 0.99)
+            for i, t in enumerate(self.texts)
+        ]
+
+
+def test_sideways_label_is_read_turned_and_boxed_in_the_frame() -> None:
+    engine = TurnedEngine(["SIZE", "QUEEN"])
+    stage = AttributesStage(engine=engine, check_colour=False, check_identity=False)
+    findings = stage(_capture("SHEET-SET-KING"), _ctx())
+    assert _kinds(findings) == ["wrong_variant_label"]
+    assert len(engine.shapes) >= 2 and engine.shapes[1] == engine.shapes[0][::-1]
+    ev = findings[0].evidence[0]
+    x0, y0, x1, y1 = ev.box
+    bx0, by0, bx1, by1 = stage._views(_capture("SHEET-SET-KING"), _ctx())[0][ev.camera].box
+    assert ev.text == "QUEEN" and bx0 <= x0 < x1 <= bx1 and by0 <= y0 < y1 <= by1  # on the item in the frame
+
+
+class PerViewEngine:
+    """Reads a given text on each successive image (one view after another)."""
+
+    name = "per-view"
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.calls = 0
+
+    def read(self, image: np.ndarray) -> list[TextLine]:
+        text = self.texts[min(self.calls, len(self.texts) - 1)]
+        self.calls += 1
+        return [TextLine(text, (10.0, 10.0, 60.0, 40.0), 0.97)]
+
+
+@pytest.mark.parametrize(
+    ("texts", "kind", "reads"),
+    [
+        (["KING", "QUEEN"], "label_ok", 1),  # settled on the first view
+        (["QUEEN", "KING", "KING"], "label_ok", 3),  # one misread, outvoted by the other views
+        (["QUEEN", "QUEEN", "KING"], "wrong_variant_label", 3),
+        (["QUEEN", "KING", "SIZE"], "unreadable_label", 4),  # one view each; the third is read turned too
+    ],
+)
+def test_other_value_makes_every_view_count(texts: list[str], kind: str, reads: int) -> None:
+    engine = PerViewEngine(texts)
+    stage = AttributesStage(engine=engine, check_colour=False, check_identity=False)
+    item = render_item(RECORDS["SHEET-SET-KING"], seed=1)
+    from pipeline.types import Frame
+
+    capture = ItemCapture(
+        item_id="v1", sku="SHEET-SET-KING", frames=[Frame.from_array(c, im) for c, im in item.images.items()]
+    )
+    findings = stage(capture, _ctx())
+    assert _kinds(findings) == [kind] and engine.calls == reads
 
 
 def test_unreadable_label_goes_to_review() -> None:

@@ -6,6 +6,14 @@ of item pixels within a CIEDE2000 tolerance of the catalog colour, after white b
 the belt or tote border when that border is neutral. Lightness is weighted down (kL) because
 shading and glare move lightness far more than hue. Achromatic catalog colours (white, grey,
 black) also appear on labels, print, glare and shadows of any item, so they need a larger share.
+
+A view whose item box is surrounded by the catalog colour says nothing: localisation
+separates the item from its background by colour, so a navy T-shirt in a blue tote is cut down
+to its white size sticker, a blue book in a blue tote to its pages, and the crop shows little
+of the catalog colour for that reason alone, while the rest of the item lies around the box.
+Such views are left out (`camouflaged`); when every view is, there is no colour verdict. A
+wrong-coloured item in a tote of the catalog colour is missed that way, which is the price of
+not diverting every good item that happens to match its tote.
 """
 
 from __future__ import annotations
@@ -34,6 +42,10 @@ class ColourConfig:
     neutral_border_chroma: float = 10.0
     """A border with median chroma under this is taken as a grey reference for white balance."""
     max_gain: float = 1.25
+    surround_match: float = 0.3
+    """A view is camouflaged when more than this share of the ring around its item box shows the catalog colour."""
+    surround_width: float = 0.1
+    """Width of that ring, as a fraction of the item box's long side (at least 4 pixels)."""
 
 
 DEFAULT_COLOUR = ColourConfig()
@@ -85,18 +97,46 @@ def ciede2000(lab1: np.ndarray, lab2: np.ndarray, k_l: float = 1.0) -> np.ndarra
     return np.sqrt((dl / (k_l * sl)) ** 2 + (dc / sc) ** 2 + (dH / sh) ** 2 + rt * (dc / sc) * (dH / sh))
 
 
-def white_balance_gains(frame: np.ndarray, item_box: list[float], cfg: ColourConfig = DEFAULT_COLOUR) -> np.ndarray:
-    """Per-channel gains that make a neutral belt/tote grey; ones when the border is coloured.
-
-    A coloured tote says nothing about the light (its own colour is unknown), so it is not used.
-    """
+def border_pixels(frame: np.ndarray, item_box: list[float]) -> np.ndarray:
+    """RGB pixels of the frame's border strip outside the item box: the belt or tote."""
     h, w = frame.shape[:2]
     b = max(4, round(min(h, w) * 0.05))
     border = np.zeros((h, w), bool)
     border[:b], border[-b:], border[:, :b], border[:, -b:] = True, True, True, True
     x0, y0, x1, y1 = (round(v) for v in item_box)
     border[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = False
-    pixels = frame[border].astype(np.float64)
+    return frame[border]
+
+
+def surround_pixels(frame: np.ndarray, item_box: list[float], width_frac: float) -> np.ndarray:
+    """RGB pixels of a ring just outside the item box (clipped to the frame)."""
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = (round(v) for v in item_box)
+    r = max(4, round(width_frac * max(x1 - x0, y1 - y0)))
+    ring = np.zeros((h, w), bool)
+    ring[max(0, y0 - r) : max(0, y1 + r), max(0, x0 - r) : max(0, x1 + r)] = True
+    ring[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = False
+    return frame[ring]
+
+
+def camouflaged(
+    frame: np.ndarray, item_box: list[float], catalog_rgb: list[int], cfg: ColourConfig = DEFAULT_COLOUR
+) -> bool:
+    """True when the ring around the item box mostly shows the catalog colour (see the module docstring)."""
+    pixels = surround_pixels(frame, item_box, cfg.surround_width)
+    if len(pixels) < 50:
+        return False
+    step = max(1, len(pixels) // 2000)
+    dist = ciede2000(to_lab(pixels[::step]), to_lab(np.asarray(catalog_rgb, np.uint8)), cfg.k_l)
+    return float((dist <= cfg.tolerance).mean()) > cfg.surround_match
+
+
+def white_balance_gains(frame: np.ndarray, item_box: list[float], cfg: ColourConfig = DEFAULT_COLOUR) -> np.ndarray:
+    """Per-channel gains that make a neutral belt/tote grey; ones when the border is coloured.
+
+    A coloured tote says nothing about the light (its own colour is unknown), so it is not used.
+    """
+    pixels = border_pixels(frame, item_box).astype(np.float64)
     if len(pixels) < 50:
         return np.ones(3)
     lab = to_lab(pixels.astype(np.uint8))
@@ -116,10 +156,12 @@ class ColourRead:
     dominant_rgb: tuple[int, int, int]
     dominant_distance: float
     gains: tuple[float, float, float]
+    views: int = 1
+    """Views measured (camouflaged views are left out); 0 means no verdict."""
 
     @property
     def matches(self) -> bool:
-        return self.share >= self.min_share
+        return self.views == 0 or self.share >= self.min_share
 
 
 def item_pixels(view: LocalizedView) -> np.ndarray:
@@ -157,11 +199,13 @@ def measure(
     cfg: ColourConfig = DEFAULT_COLOUR,
     min_share: float | None = None,
 ) -> ColourRead:
-    """Catalog-colour share over all views of an item, each white-balanced from its own frame.
+    """Catalog-colour share over the views of an item, each white-balanced from its own frame.
 
-    `views` pairs each localised view with its full frame (for the border). `min_share`
-    overrides the default (e.g. a per-SKU share learned from normal references).
+    `views` pairs each localised view with its full frame (for the border); camouflaged views
+    are left out. `min_share` overrides the default (e.g. a per-SKU share learned from normal
+    references).
     """
+    views = [(v, f) for v, f in views if not camouflaged(f, v.box, catalog_rgb, cfg)]
     parts, gains_all = [], []
     for view, frame in views:
         gains = white_balance_gains(frame, view.box, cfg)
@@ -173,7 +217,7 @@ def measure(
         min_share = cfg.min_share_achromatic if is_achromatic(catalog_rgb, cfg) else cfg.min_share
     gains_mean = tuple(round(float(g), 3) for g in np.mean(gains_all, axis=0)) if gains_all else (1.0, 1.0, 1.0)
     if len(pixels) == 0:
-        return ColourRead(0.0, min_share, (0, 0, 0), float("inf"), gains_mean)  # type: ignore[arg-type]
+        return ColourRead(0.0, min_share, (0, 0, 0), float("inf"), gains_mean, 0)  # type: ignore[arg-type]
     target = to_lab(np.asarray(catalog_rgb, np.uint8))
     dist = ciede2000(to_lab(pixels), target, cfg.k_l)
     share = float((dist <= cfg.tolerance).mean())
@@ -185,4 +229,5 @@ def measure(
         dominant_rgb=tuple(int(v) for v in centre),  # type: ignore[arg-type]
         dominant_distance=dom_dist,
         gains=gains_mean,  # type: ignore[arg-type]
+        views=len(views),
     )

@@ -4,12 +4,18 @@ A printed size is one word out of a small family (S/M/L/XL, TWIN/FULL/QUEEN/KING
 phone models, weights and capacities). Reading it means finding a family member in the OCR
 lines, tolerating one wrong letter on words long enough that a single slip cannot turn one
 member into another (TIN -> TWIN, but never S -> M).
+
+Small print is misread now and then (P15 as P16 on one camera), so the verdict is a vote over
+cameras: a value counts once per camera that reads it confidently, and a label is wrong only
+when another value is read by more cameras than the catalog's. A value on a sticker of its own
+("P16", "SIZE M") outranks one inside a longer line (a box title "FOR PHONE P15"), which names
+the product, not the variant the sticker says.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 LETTER_SIZES = ("XXS", "XS", "S", "M", "L", "XL", "XXL", "XXXL")
@@ -34,6 +40,8 @@ COLOUR_WORDS = (
 _SHOE = re.compile(r"\b(EU|UK|US)\s*(\d{2}(?:[.,]5)?)\b")
 _BARE_SHOE = re.compile(r"(\d{2}(?:[.,]5)?)")
 """A shoe's tongue label shows the number only; a line that is just that number is read as a size."""
+SHOE_RANGE = {"EU": (15.0, 52.0), "UK": (0.0, 16.0), "US": (0.0, 17.0)}
+"""Sizes a shoe label can carry per system; a bare "99" on a tongue is print noise, not a size."""
 _QUANTITY = re.compile(r"(\d+(?:[.,]\d+)?)\s*(KG|G|ML|L|OZ|LB|CL)\b")
 _MODEL = re.compile(r"\b([A-Z]{1,3}\d{1,3}(?:\s?(?:PRO|MAX|PLUS|MINI))?)\b")
 _WORD = re.compile(r"[A-Z0-9]+")
@@ -41,6 +49,9 @@ _UNIT_SCALE = {"KG": ("G", 1000.0), "G": ("G", 1.0), "L": ("ML", 1000.0), "CL": 
 
 FUZZY_PENALTY = 0.75
 """A read one letter away from a family member counts with less confidence: alone it cannot prove a wrong label."""
+
+CAPTION_WORDS = ("SIZE", "MODEL", "GROESSE", "TAILLE", "TALLA", "TAGLIA")
+"""Captions printed beside a value on its own sticker; a line holding only these and a value is standalone."""
 
 LABEL_ATTRIBUTES = ("size", "model")
 """Attributes printed on a variant label (colour is checked from pixels, not from words)."""
@@ -115,16 +126,51 @@ def _values_in(text: str, family: str, system: str | None = None) -> list[tuple[
 _PATTERNED = {"shoe", "quantity", "model"}
 
 
+def _shoe_size(system: str, number: str) -> str | None:
+    """ "EU 42" from ("EU", "42"), or None when the number is no size of that system."""
+    value = float(number.replace(",", "."))
+    low, high = SHOE_RANGE.get(system, (0.0, 60.0))
+    return f"{system} {number.replace(',', '.')}" if low <= value <= high else None
+
+
+def _model(text: str) -> str:
+    """One spelling per model: "P16PRO" and "P16  PRO" are "P16 PRO"."""
+    return re.sub(r"(\d)\s*(PRO|MAX|PLUS|MINI)$", r"\1 \2", text)
+
+
 def _pattern_values(text: str, family: str, system: str | None) -> list[str]:
     if family == "shoe":
-        found = [f"{m.group(1)} {m.group(2).replace(',', '.')}" for m in _SHOE.finditer(text)]
+        found = [_shoe_size(m.group(1), m.group(2)) for m in _SHOE.finditer(text)]
         bare = _BARE_SHOE.fullmatch(text)
-        return found or ([f"{system} {bare.group(1)}"] if bare and system else [])
+        if not found and bare and system:
+            found = [_shoe_size(system, bare.group(1))]
+        return [v for v in found if v]
     if family == "quantity":
         return [_quantity(m.group(1), m.group(2)) for m in _QUANTITY.finditer(text)]
     if family == "model":
-        return [re.sub(r"\s+", " ", m.group(1)) for m in _MODEL.finditer(text)]
+        return [_model(m.group(1)) for m in _MODEL.finditer(text)]
     return []
+
+
+def _leftover_words(text: str, family: str) -> list[str]:
+    """Words of a normalised line that are neither a family value nor a caption (title words)."""
+    if family in _PATTERNED:
+        rest = {"shoe": _SHOE, "quantity": _QUANTITY, "model": _MODEL}[family].sub(" ", text)
+        members: tuple[str, ...] = ()
+    else:
+        members = {"letter": LETTER_SIZES, "bed": BED_SIZES, "colour": COLOUR_WORDS}.get(family, ())
+        rest = text
+        for m in members:
+            if " " in m:
+                rest = rest.replace(m, " ")
+    return [
+        w
+        for w in _WORD.findall(rest)
+        if len(w) >= 3
+        and w.isalpha()
+        and not (members and _fuzzy_member(w, members))
+        and not _fuzzy_member(w, CAPTION_WORDS)
+    ]
 
 
 def _word_values(text: str, family: str) -> list[tuple[str, bool]]:
@@ -149,29 +195,43 @@ class ValueRead:
     confidence: float
     index: int
     """Position of the line in the list it came from (to look its box up)."""
+    standalone: bool = True
+    """The line holds only the value (and a caption): a sticker, not a title that names the product."""
+    source: str = ""
+    """The camera (view) the line was read on; a value counts once per source in the vote."""
 
 
-def read_values(lines: Iterable[tuple[str, float]], expected: str) -> list[ValueRead]:
-    """Values of the expected value's family in OCR lines given as (text, confidence)."""
+def read_values(
+    lines: Iterable[tuple[str, float]], expected: str, sources: Sequence[str] | None = None
+) -> list[ValueRead]:
+    """Values of the expected value's family in OCR lines given as (text, confidence).
+
+    `sources[i]` names the view line i was read on (default: each line its own source)."""
     family = family_of(expected)
     shoe = _SHOE.fullmatch(normalise(expected))
     system = shoe.group(1) if shoe else None
     out = []
     for index, (text, conf) in enumerate(lines):
         norm = normalise(text)
-        for value, exact in _values_in(norm, family, system):
-            out.append(ValueRead(value, text, conf if exact else conf * FUZZY_PENALTY, index))
+        found = _values_in(norm, family, system)
+        if not found:
+            continue
+        alone = family == "word" or not _leftover_words(norm, family)
+        source = sources[index] if sources is not None else str(index)
+        for value, exact in found:
+            out.append(ValueRead(value, text, conf if exact else conf * FUZZY_PENALTY, index, alone, source))
     return out
 
 
 @dataclass(frozen=True)
 class LabelCheck:
-    """Outcome of comparing the values read with the catalog's: ok, wrong, or unread."""
+    """Outcome of comparing the values read with the catalog's: ok, wrong, conflict or unread."""
 
     attribute: str
     expected: str
     status: str
-    """"ok", "wrong" or "unread"."""
+    """"ok", "wrong", "conflict" (as many views read another value as the catalog's: a
+    person decides) or "unread"."""
     reads: tuple[ValueRead, ...] = ()
 
     @property
@@ -179,17 +239,44 @@ class LabelCheck:
         want = canonical(self.expected)
         return [r for r in self.reads if r.value != want]
 
+    @property
+    def settled(self) -> bool:
+        """Read as expected with nothing else read: more views cannot change the verdict."""
+        return self.status == "ok" and not self.wrong_reads
+
+
+def votes(reads: Iterable[ValueRead]) -> dict[str, tuple[int, float]]:
+    """value -> (number of sources that read it, sum over those sources of their best confidence)."""
+    best: dict[tuple[str, str], float] = {}
+    for r in reads:
+        key = (r.value, r.source or str(r.index))
+        best[key] = max(best.get(key, 0.0), r.confidence)
+    out: dict[str, tuple[int, float]] = {}
+    for (value, _), conf in best.items():
+        n, total = out.get(value, (0, 0.0))
+        out[value] = (n + 1, total + conf)
+    return out
+
 
 def judge(attribute: str, expected: str, reads: list[ValueRead], min_confidence: float = 0.8) -> LabelCheck:
-    """A confident read of another family member means a wrong label; none at all means unread.
+    """Vote over the confident reads; none at all means unread.
 
-    A confident other value wins over a matching one: the title of a phone-case box names its
-    model too, so a wrong sticker beside a right title is still a wrong label.
+    Standalone reads (a sticker) decide when there are any, so a wrong sticker beside a right
+    box title is still a wrong label. Another value read by more views than the catalog's is a
+    wrong label; by as many, a conflict for review; by fewer, a misread outvoted.
     """
     want = canonical(expected)
     confident = [r for r in reads if r.confidence >= min_confidence]
-    if any(r.value != want for r in confident):
-        return LabelCheck(attribute, expected, "wrong", tuple(confident))
+    tier = [r for r in confident if r.standalone] or confident
+    if tier:
+        support = votes(tier)
+        own = support.get(want, (0, 0.0))[0]
+        other = max((n for v, (n, _) in support.items() if v != want), default=0)
+        if other > own:
+            return LabelCheck(attribute, expected, "wrong", tuple(tier))
+        if other == own:
+            return LabelCheck(attribute, expected, "conflict", tuple(tier))
+        return LabelCheck(attribute, expected, "ok", tuple(tier))
     if any(r.value == want for r in reads):
         return LabelCheck(attribute, expected, "ok", tuple(r for r in reads if r.value == want))
     return LabelCheck(attribute, expected, "unread", tuple(reads))

@@ -71,8 +71,9 @@ def fit_profile(dataset_dir: Path | str, cfg: ColourConfig = DEFAULT_COLOUR, max
             continue
         views = [(localize(img, cam), img) for cam, img in images.items()]
         views = [(v, img) for v, img in views if v.found]
-        if views:
-            shares[record.sku].append(measure(views, record.colour_rgb, cfg, min_share=0.0).share)
+        read = measure(views, record.colour_rgb, cfg, min_share=0.0) if views else None
+        if read is not None and read.views:
+            shares[record.sku].append(read.share)
     return AttributeProfile(
         min_share={sku: threshold_from_shares(s) for sku, s in shares.items()},
         n_items={sku: len(s) for sku, s in shares.items()},

@@ -7,7 +7,11 @@ Findings:
 - "wrong_colour": too little of the item shows the catalog colour;
 - "wrong_item": the item's look is nearer another SKU's normal bank (needs an anomaly model).
 Label text comes from the lines `ocr_expiry` publishes under `TEXT_LINES_KEY` when it read the
-same crops (the stage runs after it); only views it did not read are OCR'd here.
+same crops (the stage runs after it); only views it did not read are OCR'd here. Crops lie
+long side horizontal, so print that runs across an item (a T-shirt's or a phone-case box's
+size sticker) stands on its side: a view that leaves the label unread is read again turned a
+quarter (the engine retries upside-down lines itself). Views are read until the label is
+settled, and every view once another value has been read, so that a misread is outvoted.
 A SKU whose acceptable packaging variants hide or change the label (a shoe without its box)
 is checked the same way: values, not layout, are compared, so a variant is never a finding.
 """
@@ -15,31 +19,61 @@ is checked the same way: values, not layout, are compared, so a variant is never
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from detectors.ocr_expiry.engines import DEFAULT_ENGINE, TEXT_LINES_KEY, OcrEngine, TextLine, get_engine
+from detectors.ocr_expiry.engines import TEXT_LINES_KEY, OcrEngine, TextLine, get_engine
 from pipeline.imageio import ImageError
 from pipeline.stages import StageContext
 from pipeline.types import CatalogRecord, Evidence, Finding, ItemCapture
 from pipeline.views import VIEWS_KEY, LocalizedView
 
-from .colour import DEFAULT_COLOUR, ColourConfig, ColourRead, measure
+from .colour import DEFAULT_COLOUR, ColourConfig, ColourRead, camouflaged, measure
 from .identity import IdentityChecker, IdentityRead
-from .labels import LabelCheck, ValueRead, expected_labels, judge, read_values
+from .labels import LabelCheck, ValueRead, canonical, expected_labels, judge, read_values, votes
+from .ocr import LABEL_ENGINE, label_engine
 from .profile import PROFILE_FILE, AttributeProfile
 
-VERSION = "attributes-1"
-MIN_OCR_SIDE = 420
-"""Crops with a shorter long side are enlarged 2x before OCR (small labels on small boxes)."""
+VERSION = "attributes-2"
+OCR_SIDE = 640
+"""Crops with a shorter long side are enlarged to it (at most `MAX_OCR_ZOOM`) before OCR: the
+size sticker of a small box is a few pixels tall at the frame's resolution."""
+MAX_OCR_ZOOM = 3.0
+TURNS = (0, 1)
+"""Quarter turns (counter-clockwise) a view is read in, in order, until it yields a label value."""
 IDENTITY_SCALE = 0.03
 """Embedding-distance margin that moves the wrong-item probability from 0.5 to ~0.73."""
 
 
-def _frame_box(box: tuple[float, float, float, float], view: LocalizedView, scale: float) -> list[float]:
-    x0, y0, x1, y1 = (v / scale for v in box)
+@dataclass(frozen=True)
+class ReadLine:
+    """An OCR line with the view it was read on and how that view's crop was scaled and turned."""
+
+    camera: str
+    line: TextLine
+    scale: float = 1.0
+    turn: int = 0
+    """Quarter turns counter-clockwise (np.rot90) of the scaled crop the engine read."""
+    width: int = 0
+    """Width of the scaled crop before turning (to map a turned box back)."""
+
+
+def unturn_box(box: tuple[float, float, float, float], turn: int, width: int) -> tuple[float, float, float, float]:
+    """A box read on `np.rot90(image, turn)` (turn 0 or 1) in the coordinates of `image` (`width` wide)."""
+    if turn % 4 == 0:
+        return box
+    if turn % 4 != 1:
+        raise ValueError(f"only turns 0 and 1 are read, got {turn}")
+    x0, y0, x1, y1 = box
+    return (width - y1, x0, width - y0, x1)
+
+
+def _frame_box(read: ReadLine, view: LocalizedView) -> list[float]:
+    bx = unturn_box(read.line.box, read.turn, read.width)
+    x0, y0, x1, y1 = (v / read.scale for v in bx)
     pts = view.to_frame(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
     return [round(float(v), 1) for v in (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max())]
 
@@ -63,7 +97,7 @@ class AttributesStage:
     def __init__(
         self,
         model_dir: Path | str | None = None,
-        engine: str | OcrEngine = DEFAULT_ENGINE,
+        engine: str | OcrEngine = LABEL_ENGINE,
         colour: ColourConfig = DEFAULT_COLOUR,
         min_confidence: float = 0.8,
         check_labels: bool = True,
@@ -97,7 +131,10 @@ class AttributesStage:
 
     @property
     def engine(self) -> OcrEngine:
+        """The engine for views this stage reads itself (the label engine unless another was given)."""
         spec = self.engine_spec
+        if spec == LABEL_ENGINE:
+            return label_engine()
         return get_engine(spec) if isinstance(spec, str) else spec
 
     # -- stage ---------------------------------------------------------------------------
@@ -115,7 +152,9 @@ class AttributesStage:
         if self.checks["colour"] and record.colour_rgb is not None:
             findings += self.colour_findings(record, views, frames)
         if self.checks["identity"] and self.identity is not None and self.identity.knows(record.sku):
-            findings += self.identity_findings(record, list(views.values()))
+            clear = [v for c, v in views.items() if not self._camouflaged(record, v, frames[c])]
+            if clear:  # a crop cut down by a tote of the item's own colour is no likeness of it
+                findings += self.identity_findings(record, clear)
         return findings
 
     def _views(
@@ -159,35 +198,51 @@ class AttributesStage:
     # -- labels --------------------------------------------------------------------------
     def read_labels(
         self, record: CatalogRecord, views: dict[str, LocalizedView], shared: dict[str, list[TextLine]] | None = None
-    ) -> tuple[dict[str, LabelCheck], list[tuple[str, TextLine, float]]]:
-        """Read views in turn until every expected attribute is settled; lines keep their camera and scale.
+    ) -> tuple[dict[str, LabelCheck], list[ReadLine]]:
+        """Read views (each upright, then turned if it yields no value) until every expected attribute is settled.
 
-        A view whose lines `ocr_expiry` published (`shared`, crop coordinates) costs no OCR; the
-        others are read here, small crops enlarged first."""
+        A view whose lines `ocr_expiry` published (`shared`, upright crop coordinates) costs no
+        OCR upright. Once any view reads another value than the catalog's, every view is read,
+        so the vote in `judge` sees all of them."""
         expected = expected_labels(record.attributes)
         shared = shared or {}
-        lines: list[tuple[str, TextLine, float]] = []
+        lines: list[ReadLine] = []
         checks: dict[str, LabelCheck] = {}
         for camera, view in views.items():
-            if camera in shared:
-                lines += [(camera, line, 1.0) for line in shared[camera]]
-            else:
-                lines += self._ocr_view(camera, view)
-            pairs = [(line.text, line.confidence) for _, line, _ in lines]
-            checks = {
-                attr: judge(attr, value, read_values(pairs, value), self.min_confidence)
-                for attr, value in expected.items()
-            }
-            if all(c.status != "unread" for c in checks.values()):
-                break
+            for turn in TURNS:
+                if turn == 0 and camera in shared:
+                    new = [ReadLine(camera, line) for line in shared[camera]]
+                else:
+                    new = self._ocr_view(camera, view, turn)
+                lines += new
+                checks = self._judge(expected, lines)
+                if all(c.settled for c in checks.values()):
+                    return checks, lines
+                pairs = [(r.line.text, r.line.confidence) for r in new]
+                if all(
+                    any(v.confidence >= self.min_confidence for v in read_values(pairs, value))
+                    for value in expected.values()
+                ):
+                    break  # this view gave its reading; turning it adds nothing
         return checks, lines
 
-    def _ocr_view(self, camera: str, view: LocalizedView) -> list[tuple[str, TextLine, float]]:
+    def _judge(self, expected: dict[str, str], lines: list[ReadLine]) -> dict[str, LabelCheck]:
+        pairs = [(r.line.text, r.line.confidence) for r in lines]
+        sources = [r.camera for r in lines]
+        return {
+            attr: judge(attr, value, read_values(pairs, value, sources), self.min_confidence)
+            for attr, value in expected.items()
+        }
+
+    def _ocr_view(self, camera: str, view: LocalizedView, turn: int = 0) -> list[ReadLine]:
         crop, scale = view.crop, 1.0
-        if max(crop.shape[:2]) < MIN_OCR_SIDE:
-            scale = 2.0
+        if max(crop.shape[:2]) < OCR_SIDE:
+            scale = min(MAX_OCR_ZOOM, OCR_SIDE / max(crop.shape[:2]))
             crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-        return [(camera, line, scale) for line in self.engine.read(crop)]
+        width = crop.shape[1]
+        if turn:
+            crop = np.ascontiguousarray(np.rot90(crop, turn))
+        return [ReadLine(camera, line, scale, turn, width) for line in self.engine.read(crop)]
 
     def label_findings(
         self,
@@ -201,11 +256,11 @@ class AttributesStage:
         checks, lines = self.read_labels(record, views, shared)
 
         def evidence(read: ValueRead, expected: str, attr: str) -> Evidence:
-            camera, line, scale = lines[read.index]
+            rl = lines[read.index]
             return Evidence(
-                camera=camera,
-                box=_frame_box(line.box, views[camera], scale),
-                text=line.text,
+                camera=rl.camera,
+                box=_frame_box(rl, views[rl.camera]),
+                text=rl.line.text,
                 data={
                     "attribute": attr,
                     "expected": expected,
@@ -216,30 +271,47 @@ class AttributesStage:
 
         out = []
         for attr, check in checks.items():
+            want = canonical(check.expected)
             if check.status == "wrong":
-                wrong = check.wrong_reads
+                support = votes(check.reads)
+                value = max((v for v in support if v != want), key=support.__getitem__)
+                wrong = [r for r in check.reads if r.value == value]
                 conf = max(r.confidence for r in wrong)
+                views_read = support[value][0]
                 out.append(
                     self._finding(
                         "wrong_variant_label",
                         conf,
                         conf,
-                        f"{attr} label reads {wrong[0].value!r}, catalog says {check.expected!r}",
+                        f"{attr} label reads {value!r} on {views_read} view(s), catalog says {check.expected!r}",
                         [evidence(r, check.expected, attr) for r in check.reads],
                     )
                 )
             elif check.status == "ok":
+                read = next(r for r in check.reads if r.value == want)
                 out.append(
                     self._finding(
                         "label_ok",
                         0.0,
                         0.0,
-                        f"{attr} label reads {check.reads[0].value!r} as expected",
-                        [evidence(check.reads[0], check.expected, attr)],
+                        f"{attr} label reads {read.value!r} as expected",
+                        [evidence(read, check.expected, attr)],
+                    )
+                )
+            elif check.status == "conflict":
+                values = sorted({r.value for r in check.reads})
+                out.append(
+                    self._finding(
+                        "unreadable_label",
+                        1.0,
+                        1.0,
+                        f"review: {attr} label reads {' and '.join(map(repr, values))} on as many views each; "
+                        f"catalog says {check.expected!r}",
+                        [evidence(r, check.expected, attr) for r in check.reads],
                     )
                 )
             else:
-                texts = [line.text for _, line, _ in lines][:8]
+                texts = [r.line.text for r in lines][:8]
                 out.append(
                     self._finding(
                         "unreadable_label",
@@ -257,6 +329,9 @@ class AttributesStage:
                     )
                 )
         return out
+
+    def _camouflaged(self, record: CatalogRecord, view: LocalizedView, frame: np.ndarray) -> bool:
+        return record.colour_rgb is not None and camouflaged(frame, view.box, record.colour_rgb, self.colour)
 
     # -- colour --------------------------------------------------------------------------
     def colour_read(
