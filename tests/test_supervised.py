@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
+from detectors.supervised.bundle import ClassCalibration, SupervisedBundle
 from detectors.supervised.dataset import FINE_TYPES, Example, label_counts
+from detectors.supervised.model import TokenClassifier
 from detectors.supervised.stage import SupervisedStage
-from detectors.supervised.train import TrainConfig, train_supervised
+from detectors.supervised.train import TrainConfig, flip_tokens, fold_indices, train_supervised
 from pipeline.catalog import Catalog
 from pipeline.cli import app
 from pipeline.stages import StageContext
@@ -48,6 +51,73 @@ def test_training_beats_majority_baseline(trained) -> None:
     assert written["data"]["labels"]["bent_cover"] == 10 and written["data"]["labels"]["normal"] == 20
     assert card["metrics_heldout"]["macro_f1"] > card["baseline_majority_heldout"]["macro_f1"]
     assert card["metrics_heldout"]["macro_f1"] >= 0.5
+    # cross-fitted: every item held out once, one network per fold in the shipped ensemble
+    assert written["data"]["heldout"] == "out-of-fold (3 folds)" and written["data"]["heldout_items"] == 40
+    assert len(trained[1].nets) == 3 and len(written["training"]["epochs_run"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("patterns", "folds"),
+    [
+        ({"0000": 20, "1000": 10, "0100": 10}, 3),
+        ({"0000": 7, "0010": 2, "1000": 1}, 3),  # rare patterns still land in different folds
+        ({"0000": 9, "0001": 6}, 2),
+    ],
+)
+def test_folds_are_stratified(patterns: dict[str, int], folds: int) -> None:
+    labels = np.array([[c == "1" for c in key] for key, n in patterns.items() for _ in range(n)], np.float32)
+    fold = fold_indices(labels, folds, seed=0)
+    assert set(fold) <= set(range(folds))
+    for key in patterns:
+        rows = np.all(labels == np.array([c == "1" for c in key]), axis=1)
+        counts = np.bincount(fold[rows], minlength=folds)
+        assert counts.max() - counts.min() <= 1, (key, counts)
+    sizes = np.bincount(fold, minlength=folds)
+    assert sizes.max() - sizes.min() <= 1
+
+
+def test_flips_keep_each_view_s_tokens() -> None:
+    tokens = torch.arange(2 * 3 * 49 * 4, dtype=torch.float32).reshape(2, 3, 49, 4)
+    flipped = flip_tokens(tokens, np.random.default_rng(1))
+    assert flipped.shape == tokens.shape and not torch.equal(flipped, tokens)
+    for b in range(2):
+        for v in range(3):  # same tokens, rearranged within the view
+            assert torch.equal(flipped[b, v].sort(dim=0).values, tokens[b, v].sort(dim=0).values)
+    grid = tokens[0, 0].reshape(7, 7, 4)
+    assert any(
+        torch.equal(flipped[0, 0].reshape(7, 7, 4), g) for g in (grid, grid.flip(0), grid.flip(1), grid.flip(0).flip(1))
+    )
+
+
+def test_ensemble_averages_and_round_trips(tmp_path) -> None:
+    torch.manual_seed(0)
+    nets = [TokenClassifier(8, 4, dim=16, depth=1, heads=2).eval() for _ in range(2)]
+    cal = {k: ClassCalibration(0.0) for k in FINE_TYPES}
+    bundle = SupervisedBundle(list(FINE_TYPES), nets, cal, "supervised-test")
+    items = [np.random.default_rng(i).normal(size=(2, 49, 8)).astype(np.float16) for i in range(3)]
+    each = [SupervisedBundle(list(FINE_TYPES), [n], cal, "").logits(items) for n in nets]
+    assert np.allclose(bundle.logits(items), np.mean(each, axis=0), atol=1e-6)
+    bundle.save(tmp_path)
+    loaded = SupervisedBundle.load(tmp_path)
+    assert len(loaded.nets) == 2 and np.allclose(loaded.logits(items), bundle.logits(items), atol=1e-6)
+
+
+def test_single_network_model_files_still_load(tmp_path) -> None:
+    """Model files written before the ensemble hold one network under "state"."""
+    net = TokenClassifier(8, 4, dim=16, depth=1, heads=2).eval()
+    torch.save(
+        {
+            "classes": list(FINE_TYPES),
+            "config": net.config,
+            "state": net.state_dict(),
+            "calibration": {k: {"threshold": 0.0, "slope": 1.0, "intercept": 0.0} for k in FINE_TYPES},
+            "version": "supervised-1-old",
+            "meta": {},
+        },
+        tmp_path / "model.pt",
+    )
+    loaded = SupervisedBundle.load(tmp_path)
+    assert len(loaded.nets) == 1 and loaded.version == "supervised-1-old"
 
 
 def test_stage_reports_learned_type(trained) -> None:

@@ -2,6 +2,8 @@
 
 `MODEL_DIR/model.pt` holds everything needed to score (so the card is documentation, not
 configuration); features are computed the same way for training and scoring by `tokens_of`.
+The classifier is an ensemble of the networks trained in cross-fitting (one per fold); an
+item's logits are their mean.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ class ClassCalibration:
 @dataclass
 class SupervisedBundle:
     classes: list[str]
-    net: TokenClassifier
+    nets: list[TokenClassifier]
+    """The ensemble (one network per cross-fitting fold); logits are averaged over it."""
     calibration: dict[str, ClassCalibration]
     version: str
     meta: dict[str, Any] = field(default_factory=dict)
@@ -74,11 +77,14 @@ class SupervisedBundle:
         return self.tokenizer
 
     def logits(self, items: list[np.ndarray]) -> np.ndarray:
-        """(B, K) logits of items given as (V, T, C) tokens."""
-        self.net.eval()
+        """(B, K) logits of items given as (V, T, C) tokens: the mean over the ensemble."""
         tokens, mask = stack_items(items)
+        out = []
         with torch.inference_mode():
-            return self.net(tokens, mask).numpy()
+            for net in self.nets:
+                net.eval()
+                out.append(net(tokens, mask).numpy())
+        return np.mean(out, axis=0)
 
     def predict(self, views: list[LocalizedView]) -> dict[str, tuple[float, float, bool]]:
         """type -> (logit, calibrated probability, above the operating threshold)."""
@@ -95,8 +101,8 @@ class SupervisedBundle:
         torch.save(
             {
                 "classes": self.classes,
-                "config": self.net.config,
-                "state": self.net.state_dict(),
+                "config": self.nets[0].config,
+                "states": [net.state_dict() for net in self.nets],
                 "calibration": {k: vars(v) for k, v in self.calibration.items()},
                 "version": self.version,
                 "meta": self.meta,
@@ -111,8 +117,10 @@ class SupervisedBundle:
         if not path.is_file():
             raise FileNotFoundError(f"{folder}: no {MODEL_FILE} (not a supervised model folder)")
         data = torch.load(path, map_location="cpu", weights_only=True)
-        net = TokenClassifier(**data["config"])
-        net.load_state_dict(data["state"])
-        net.eval()
+        nets = []
+        for state in data.get("states") or [data["state"]]:  # "state": a single network (format 1)
+            net = TokenClassifier(**data["config"])
+            net.load_state_dict(state)
+            nets.append(net.eval())
         cal = {k: ClassCalibration(**v) for k, v in data["calibration"].items()}
-        return cls(data["classes"], net, cal, data["version"], data.get("meta", {}))
+        return cls(data["classes"], nets, cal, data["version"], data.get("meta", {}))
