@@ -135,3 +135,30 @@ def test_navy_item_in_a_blue_tote_is_not_a_wrong_colour() -> None:
     min_share = 0.375  # what the profile learns for this T-shirt from its references
     assert measure(views, RECORDS[sku].colour_rgb, min_share=min_share).matches
     assert not measure(views, RECORDS[sku].colour_rgb, ColourConfig(surround_match=1.01), min_share).matches
+
+
+def test_profile_skips_a_sku_whose_references_cannot_be_measured(tmp_path) -> None:
+    """A SKU whose every reference view is blank gets no learned threshold (the default stays),
+    and the other SKUs still get theirs."""
+    import json
+
+    from PIL import Image
+
+    from detectors.attributes.profile import fit_profile
+    from tunnel_sim import generate_dataset
+
+    root = tmp_path / "ds"
+    generate_dataset(root, 2, 3, references_per_sku=1, workers=1)
+    refs = [json.loads(line) for line in (root / "references.jsonl").read_text().splitlines()]
+    coloured = {r.sku for r in RECORDS.values() if r.colour_rgb is not None}
+    blank_sku = next(r["sku"] for r in refs if r["sku"] in coloured)
+    for ref in refs:
+        if ref["sku"] == blank_sku:
+            for frame in ref["frames"]:
+                Image.new("RGB", (frame["width"], frame["height"]), (90, 90, 90)).save(root / frame["uri"])
+    profile = fit_profile(root)
+    assert blank_sku not in profile.min_share
+    assert len(profile.min_share) >= 10
+    assert all(v >= 0.005 for v in profile.min_share.values())
+    with pytest.raises(ValueError, match="no normal shares"):
+        threshold_from_shares([])

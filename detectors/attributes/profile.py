@@ -51,6 +51,8 @@ class AttributeProfile:
 
 def threshold_from_shares(shares: list[float]) -> float:
     """A fraction of the low end of normal shares, never below a floor (noise pixels)."""
+    if not shares:
+        raise ValueError("no normal shares measured: nothing to learn a threshold from")
     return max(SHARE_FLOOR, SHARE_FRACTION * float(np.quantile(shares, 0.05)))
 
 
@@ -63,7 +65,7 @@ def fit_profile(dataset_dir: Path | str, cfg: ColourConfig = DEFAULT_COLOUR, max
     shares: dict[str, list[float]] = defaultdict(list)
     for item in dataset.references():
         record = catalog.skus.get(item.capture.sku)
-        if record is None or record.colour_rgb is None or len(shares[record.sku]) >= max_per_sku:
+        if record is None or record.colour_rgb is None or len(shares.get(record.sku, ())) >= max_per_sku:
             continue
         try:
             images = item.capture.images()
@@ -74,7 +76,9 @@ def fit_profile(dataset_dir: Path | str, cfg: ColourConfig = DEFAULT_COLOUR, max
         read = measure(views, record.colour_rgb, cfg, min_share=0.0) if views else None
         if read is not None and read.views:
             shares[record.sku].append(read.share)
+    # A SKU none of whose references could be measured keeps the colour check's default threshold.
+    measured = {sku: s for sku, s in shares.items() if s}
     return AttributeProfile(
-        min_share={sku: threshold_from_shares(s) for sku, s in shares.items()},
-        n_items={sku: len(s) for sku, s in shares.items()},
+        min_share={sku: threshold_from_shares(s) for sku, s in measured.items()},
+        n_items={sku: len(s) for sku, s in measured.items()},
     )
