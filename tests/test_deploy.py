@@ -20,7 +20,8 @@ from pipeline.policy import PolicyConfig
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 REPO = DEPLOY.parent
-TRAINING_ONLY = {"torch", "torchvision", "timm", "transformers", "sentence-transformers", "ray", "onnx"}
+TRAINING_ONLY = {"torch", "torchvision", "timm", "transformers", "sentence-transformers", "ray"}
+"""onnx is not among them: the edge image builds its int8 OCR detector with it."""
 
 
 def _yaml(name: str) -> dict:

@@ -49,25 +49,8 @@ class LabelOcrEngine(RapidOcrEngine):
 
     name = LABEL_ENGINE
 
-    def __init__(self, det_limit: int = 960, threads: int = 1) -> None:
-        import logging
-
-        from rapidocr import RapidOCR
-
-        params = {
-            "Global.log_level": "error",
-            "Global.use_cls": False,
-            "Det.limit_type": "max",
-            "Det.limit_side_len": det_limit,
-            **LABEL_DET,
-        }
-        if threads > 0:
-            params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
-            params["EngineConfig.onnxruntime.inter_op_num_threads"] = threads
-        logging.getLogger("RapidOCR").setLevel(logging.ERROR)
-        self._ocr = RapidOCR(params=params)
-        self.use_cls = False
-        self._lock = threading.Lock()
+    def __init__(self, det_limit: int = 960, threads: int = 1, precision: str | None = None) -> None:
+        super().__init__(det_limit=det_limit, use_cls=False, threads=threads, precision=precision, det_params=LABEL_DET)
 
     def read(self, image: np.ndarray) -> list[TextLine]:
         return read_turning_glyphs(self, image)

@@ -100,15 +100,32 @@ class RapidOcrEngine:
     name = "rapidocr"
     in_thread = True
 
-    def __init__(self, det_limit: int = 960, use_cls: bool = False, threads: int = 1) -> None:
+    def __init__(
+        self,
+        det_limit: int = 960,
+        use_cls: bool = False,
+        threads: int = 1,
+        precision: str | None = None,
+        det_params: dict[str, object] | None = None,
+    ) -> None:
         from rapidocr import RapidOCR
 
-        params = {
+        from detectors.ocr_expiry.quantize import default_precision, detector_model
+
+        self.precision = precision or default_precision()
+        """Detector precision asked for: "auto" (int8 where built and fast), "int8" or "fp32"."""
+        det_model = detector_model(self.precision)
+        self.det_precision = "int8" if det_model is not None else "fp32"
+        """The precision the detector actually runs in."""
+        params: dict[str, object] = {
             "Global.log_level": "error",
             "Global.use_cls": use_cls,
             "Det.limit_type": "max",
             "Det.limit_side_len": det_limit,
+            **(det_params or {}),
         }
+        if det_model is not None:
+            params["Det.model_path"] = str(det_model)
         if threads > 0:
             params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
             params["EngineConfig.onnxruntime.inter_op_num_threads"] = threads

@@ -19,7 +19,8 @@ import numpy as np
 
 from detectors.ocr_expiry.checker import ExpiryVerdict, defect_probability, judge
 from detectors.ocr_expiry.classify import DateRead
-from detectors.ocr_expiry.engines import DEFAULT_ENGINE, TEXT_LINES_KEY, Box4, OcrEngine
+from detectors.ocr_expiry.engines import DEFAULT_ENGINE, TEXT_LINES_KEY, Box4, OcrEngine, RapidOcrEngine
+from detectors.ocr_expiry.quantize import effective_precision
 from detectors.ocr_expiry.reader import ImageRead, continue_read, engine_clock, first_read, resolve_engine
 from pipeline.imageio import ImageError
 from pipeline.stages import StageContext
@@ -77,7 +78,11 @@ class OcrExpiryStage:
         self.fallback = fallback
         self.budget_ms = budget_ms
         """OCR compute per item (on `reader.engine_clock`) after which no fallback pass starts; None: no limit."""
-        self.version = f"{VERSION}+{engine if isinstance(engine, str) else engine.name}"
+        name = engine if isinstance(engine, str) else engine.name
+        if name == DEFAULT_ENGINE:
+            name += "-" + (engine.det_precision if isinstance(engine, RapidOcrEngine) else effective_precision())
+        self.version = f"{VERSION}+{name}"
+        """Names the engine and its detector precision, so verdicts say which detector read the date."""
 
     def read_capture(
         self, capture: ItemCapture, ctx: StageContext, record: CatalogRecord | None

@@ -110,3 +110,17 @@ def _emit(as_json: bool, out: dict, ms: float) -> None:
         typer.secho(f"{out['image']}: error: {out['error']}", err=True, fg=typer.colors.RED)
     else:
         typer.echo(f"{out['image']}: {out['status']} expiry={out['expiry']} ({len(out['dates'])} dates, {ms:.0f} ms)")
+
+
+@app.command("quantize-ocr")
+def quantize_ocr(
+    force: bool = typer.Option(False, "--force", help="rebuild even when the int8 detector is already cached"),
+    out: Path | None = typer.Option(None, "--out", help="write here instead of the cache (TUNNELPI_CACHE)"),
+) -> None:
+    """Build the int8 OCR text detector from the rapidocr wheel's model (no download; `make setup` runs it)."""
+    from detectors.ocr_expiry.quantize import build_int8_detector, cpu_has_int8_units
+
+    start = time.perf_counter()
+    path = build_int8_detector(out, force=force)
+    units = "has" if cpu_has_int8_units() else "has no"
+    typer.echo(f"{path} ({time.perf_counter() - start:.1f} s); this CPU {units} int8 dot-product units")
