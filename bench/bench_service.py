@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from pipeline.loadgen import stream
+from pipeline.stages import DEFAULT_STAGES
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -36,7 +37,8 @@ TOKEN = "bench-token"
 LANE_RATE = 2.4
 DEADLINE_S = 1.0
 FAKE_STAGES = "fake_localize=tests.test_service:FakeLocalize,fake_anomaly=tests.test_service:FakeAnomaly"
-REAL_STAGES = "localize,ocr_expiry,anomaly"
+REAL_STAGES = ",".join(DEFAULT_STAGES)
+"""The stages `tunnelpi serve` runs by default, so the numbers are the edge box's."""
 REAL_SEED = 11
 REAL_SHIFT_ITEMS = 40
 REAL_REFERENCES_PER_SKU = 9
@@ -258,7 +260,7 @@ def run_real(lane_seconds: float, step_seconds: float) -> dict[str, Any]:
 
 def real_stages_available() -> str | None:
     """None if the real detector stages import, else why not."""
-    for name in ("detectors.localize", "detectors.ocr_expiry", "detectors.anomaly"):
+    for name in ("detectors.localize", "detectors.ocr_expiry", "detectors.anomaly", "detectors.attributes"):
         try:
             importlib.import_module(name)
         except Exception as exc:

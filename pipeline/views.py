@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 VIEWS_KEY = "views"
 """Key in `StageContext.shared` under which localize publishes `dict[camera, LocalizedView]`."""
+EMBEDDINGS_KEY = "view_embeddings"
+"""Key in `StageContext.shared` under which `anomaly` publishes `ViewEmbeddings`."""
 
 
 @dataclass
@@ -34,3 +37,25 @@ class LocalizedView:
         """Map (N, 2) crop coordinates to frame coordinates."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         return pts @ self.crop_to_frame[:, :2].T + self.crop_to_frame[:, 2]
+
+
+@dataclass(frozen=True)
+class ViewEmbeddings:
+    """Global embeddings of the views a model scored, so that another stage comparing looks with
+    the same model (the wrong-item check) does not run the backbone on the same crops again."""
+
+    model_version: str
+    views: dict[str, tuple[LocalizedView, np.ndarray]]
+    """camera -> (the view object that was embedded, its (D,) embedding)."""
+
+    def lookup(self, views: Sequence[LocalizedView], model_version: str) -> np.ndarray | None:
+        """(V, D) embeddings of exactly these view objects by that model version, else None."""
+        if model_version != self.model_version:
+            return None
+        rows = []
+        for view in views:
+            hit = self.views.get(view.camera)
+            if hit is None or hit[0] is not view:
+                return None
+            rows.append(hit[1])
+        return np.stack(rows) if rows else None

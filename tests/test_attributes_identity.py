@@ -49,3 +49,48 @@ def test_wrong_item_names_the_nearest_sku(model_dir) -> None:
         RECORDS["TEE-BASIC-NAVY-M"], [localize(_capture("TEE-BASIC-NAVY-M", 902).frames[0].image, "top")]
     )
     assert not read.closer_to_other and read.own_sku == "TEE-BASIC-NAVY-M"
+
+
+@pytest.mark.slow
+def test_wrong_item_check_reuses_the_anomaly_stage_embeddings(model_dir, monkeypatch) -> None:
+    """After the anomaly stage, the wrong-item check reads its embeddings instead of running the
+    backbone again, and names the same SKU as when it embeds the views itself."""
+    from detectors.anomaly.stage import AnomalyStage
+    from detectors.attributes.identity import IdentityChecker
+    from detectors.localize import LocalizeStage
+    from pipeline.views import EMBEDDINGS_KEY
+
+    capture = _capture("BOOK-NOVEL-0001", 903, actual="PHONE-CASE-P15-RED")
+    alone = AttributesStage(model_dir=model_dir, check_labels=False, check_colour=False)
+    expected = alone(capture, StageContext(catalog=Catalog(skus=RECORDS)))
+    ctx = StageContext(catalog=Catalog(skus=RECORDS), model_dir=model_dir)
+    LocalizeStage()(capture, ctx)
+    AnomalyStage(model_dir=model_dir)(capture, ctx)
+    assert EMBEDDINGS_KEY in ctx.shared
+
+    def no_backbone(self, views):
+        raise AssertionError("embedded the views again")
+
+    monkeypatch.setattr(IdentityChecker, "embed", no_backbone)
+    shared = AttributesStage(model_dir=model_dir, check_labels=False, check_colour=False)(capture, ctx)
+    assert [f.kind for f in shared] == [f.kind for f in expected] == ["wrong_item"]
+    assert shared[0].evidence[0].data["nearest_sku"] == expected[0].evidence[0].data["nearest_sku"]
+    assert shared[0].score == pytest.approx(expected[0].score, abs=1e-5)
+
+
+def test_published_embeddings_serve_only_the_same_views_and_model() -> None:
+    import numpy as np
+
+    from pipeline.views import LocalizedView, ViewEmbeddings
+
+    def view(camera: str) -> LocalizedView:
+        return LocalizedView(
+            camera=camera, crop=np.zeros((4, 4, 3), np.uint8), mask=np.ones((4, 4), bool), box=[0, 0, 4, 4]
+        )
+
+    top, left = view("top"), view("left")
+    published = ViewEmbeddings("anomaly-1-abc", {"top": (top, np.ones(3)), "left": (left, np.zeros(3))})
+    assert published.lookup([left, top], "anomaly-1-abc").tolist() == [[0, 0, 0], [1, 1, 1]]
+    assert published.lookup([top], "anomaly-1-other") is None  # another model's embeddings
+    assert published.lookup([view("top")], "anomaly-1-abc") is None  # a view localised elsewhere
+    assert published.lookup([view("right")], "anomaly-1-abc") is None

@@ -78,7 +78,7 @@ def _inspect(carries_date: bool) -> tuple[CountingEngine, dict[str, list[str]]]:
 
 
 def test_attributes_runs_after_ocr_expiry() -> None:
-    assert AttributesStage.after == ("localize", "ocr_expiry")
+    assert AttributesStage.after == ("localize", "ocr_expiry", "anomaly")
 
 
 def test_dated_sku_is_read_once_per_view_for_both_stages() -> None:

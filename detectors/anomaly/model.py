@@ -119,6 +119,8 @@ class ViewResult:
     heatmap: np.ndarray
     """(S/8, S/8) fused standardised map over the network input."""
     prepared: PreparedView
+    embedding: np.ndarray | None = None
+    """The view's global embedding (what the wrong-item check compares across SKU banks)."""
 
 
 @dataclass
@@ -428,6 +430,7 @@ class AnomalyModel:
                     anomalous=bool(view_cal.is_anomalous(score)[0]),
                     heatmap=heat.astype(np.float32),
                     prepared=prep,
+                    embedding=feats.globals_[i],
                 )
             )
         single = len(views) == 1

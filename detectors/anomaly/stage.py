@@ -1,7 +1,8 @@
 """`AnomalyStage`: compare an item's views with its SKU's normal bank and report calibrated findings.
 
 Uses the localised views that `localize` published in `ctx.shared["views"]` and localises by
-itself when they are absent. Bad input never passes silently: no bank for the SKU or its
+itself when they are absent; publishes the views' global embeddings (`EMBEDDINGS_KEY`) for
+the wrong-item check. Bad input never passes silently: no bank for the SKU or its
 category gives a "no_reference" finding, a capture where no view shows an item gives
 "no_item_found", an unusable image gives "image_error" (all three send the item to review).
 """
@@ -14,7 +15,7 @@ from typing import Any
 from pipeline.imageio import ImageError
 from pipeline.stages import StageContext
 from pipeline.types import Evidence, Finding, ItemCapture
-from pipeline.views import VIEWS_KEY, LocalizedView
+from pipeline.views import EMBEDDINGS_KEY, VIEWS_KEY, LocalizedView, ViewEmbeddings
 
 from . import heatmap
 from .model import AnomalyModel, ItemResult, NoReference
@@ -93,6 +94,10 @@ class AnomalyStage:
                 findings.append(self._finding("no_item_found", "no item found in any view", [v.camera for v in views]))
             return findings
         result = self.model.score_prepared([prepare(v, self.model.config.image_size) for v in usable], bank)
+        ctx.shared[EMBEDDINGS_KEY] = ViewEmbeddings(
+            self.model.version,
+            {v.camera: (v.prepared.view, v.embedding) for v in result.views if v.embedding is not None},
+        )
         findings.append(self._result_finding(capture, ctx, result))
         return findings
 

@@ -69,8 +69,9 @@ class IdentityChecker:
         """Mean over views of the nearest-neighbour distance to each SKU's bank."""
         return {sku: float(bank.global_distances(globals_).mean()) for sku, bank in self.sku_banks.items()}
 
-    def read(self, sku: str, views: list[LocalizedView]) -> IdentityRead:
-        dist = self.distances(self.embed(views))
+    def read(self, sku: str, views: list[LocalizedView], embeddings: np.ndarray | None = None) -> IdentityRead:
+        """`embeddings`: the views' global embeddings when another stage already computed them."""
+        dist = self.distances(self.embed(views) if embeddings is None else embeddings)
         own = dist[sku]
         others = {s: d for s, d in dist.items() if s != sku}
         nearest = min(others, key=others.__getitem__) if others else sku

@@ -29,7 +29,7 @@ from detectors.ocr_expiry.engines import TEXT_LINES_KEY, OcrEngine, TextLine, ge
 from pipeline.imageio import ImageError
 from pipeline.stages import StageContext
 from pipeline.types import CatalogRecord, Evidence, Finding, ItemCapture
-from pipeline.views import VIEWS_KEY, LocalizedView
+from pipeline.views import EMBEDDINGS_KEY, VIEWS_KEY, LocalizedView, ViewEmbeddings
 
 from .colour import DEFAULT_COLOUR, ColourConfig, ColourRead, camouflaged, measure
 from .identity import IdentityChecker, IdentityRead
@@ -91,8 +91,9 @@ class AttributesStage:
     """Label, colour and identity checks against the catalog record of the item's SKU."""
 
     name = "attributes"
-    after = ("localize", "ocr_expiry")
-    """Runs once the expiry OCR has published its text lines, so labels are not read twice."""
+    after = ("localize", "ocr_expiry", "anomaly")
+    """Runs once the expiry OCR has published its text lines and the anomaly stage its view
+    embeddings, so neither labels nor looks are computed twice."""
 
     def __init__(
         self,
@@ -154,7 +155,7 @@ class AttributesStage:
         if self.checks["identity"] and self.identity is not None and self.identity.knows(record.sku):
             clear = [v for c, v in views.items() if not self._camouflaged(record, v, frames[c])]
             if clear:  # a crop cut down by a tote of the item's own colour is no likeness of it
-                findings += self.identity_findings(record, clear)
+                findings += self.identity_findings(record, clear, self._shared_embeddings(ctx, clear))
         return findings
 
     def _views(
@@ -369,12 +370,23 @@ class AttributesStage:
         ]
 
     # -- identity ------------------------------------------------------------------------
-    def identity_read(self, record: CatalogRecord, views: list[LocalizedView]) -> IdentityRead:
-        assert self.identity is not None
-        return self.identity.read(record.sku, views)
+    def _shared_embeddings(self, ctx: StageContext, views: list[LocalizedView]) -> np.ndarray | None:
+        """The anomaly stage's embeddings of these very views, when it used the same model."""
+        published: ViewEmbeddings | None = ctx.shared.get(EMBEDDINGS_KEY)
+        if published is None or self.identity is None:
+            return None
+        return published.lookup(views, self.identity.version)
 
-    def identity_findings(self, record: CatalogRecord, views: list[LocalizedView]) -> list[Finding]:
-        read = self.identity_read(record, views)
+    def identity_read(
+        self, record: CatalogRecord, views: list[LocalizedView], embeddings: np.ndarray | None = None
+    ) -> IdentityRead:
+        assert self.identity is not None
+        return self.identity.read(record.sku, views, embeddings)
+
+    def identity_findings(
+        self, record: CatalogRecord, views: list[LocalizedView], embeddings: np.ndarray | None = None
+    ) -> list[Finding]:
+        read = self.identity_read(record, views, embeddings)
         if not (read.closer_to_other and read.unlike_own):
             return []
         prob = 1.0 / (1.0 + math.exp(-read.margin / IDENTITY_SCALE))
