@@ -107,7 +107,12 @@ def run_demo(
         timings,
         "inspect",
         lambda: inspect_path(
-            dataset, results, model_dir=model_dir, stage_kwargs={"anomaly": {"runtime": "onnx"}}, progress=True
+            dataset,
+            results,
+            model_dir=model_dir,
+            stage_kwargs={"anomaly": {"runtime": "onnx", "threads": 1}},  # one thread per item: two side by side
+            progress=True,
+            workers=workers,
         ),
         log,
     )

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -78,6 +80,32 @@ def open_input(
     return catalog, image_folder_items(path, sku or "unknown"), {}
 
 
+def _inspected(
+    items: Iterable[LabelledCapture], inspector: Inspector, store: Store, workers: int
+) -> Iterator[tuple[LabelledCapture, Verdict, float]]:
+    """(item, verdict, ms) in input order, `workers` items inspected side by side.
+
+    The store is written from the calling thread only; at most `2 * workers` items are in
+    flight, so an endless input is read as it is inspected, not all at once."""
+
+    def timed(capture: ItemCapture) -> tuple[Verdict, float]:
+        start = time.perf_counter()
+        verdict = inspector.inspect(capture, started=start)
+        return verdict, (time.perf_counter() - start) * 1000.0
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="inspect") as pool:
+        window: deque[tuple[LabelledCapture, Future[tuple[Verdict, float]]]] = deque()
+        for item in items:
+            store.enqueue(item.capture)
+            window.append((item, pool.submit(timed, item.capture)))
+            if len(window) >= 2 * max(1, workers):
+                done, future = window.popleft()
+                yield done, *future.result()
+        while window:
+            done, future = window.popleft()
+            yield done, *future.result()
+
+
 def inspect_items(
     items: Iterable[LabelledCapture],
     inspector: Inspector,
@@ -85,17 +113,16 @@ def inspect_items(
     monitor: LotMonitor,
     verdicts_path: Path,
     progress: bool = True,
+    workers: int = 1,
 ) -> tuple[list[Verdict], list[tuple[Verdict, Any]], list[float]]:
     verdicts: list[Verdict] = []
     pairs = []
     latencies = []
     with verdicts_path.open("w", encoding="utf-8") as out:
-        for item in tqdm(items, desc="inspect", unit="item", disable=not progress):
+        inspected = _inspected(items, inspector, store, workers)
+        for item, verdict, ms in tqdm(inspected, desc="inspect", unit="item", disable=not progress):
             capture = item.capture
-            store.enqueue(capture)
-            start = time.perf_counter()
-            verdict = inspector.inspect(capture, started=start)
-            latencies.append((time.perf_counter() - start) * 1000.0)
+            latencies.append(ms)
             store.complete(verdict, verdict_events(verdict, capture))
             record = inspector.catalog.skus.get(capture.sku)
             monitor.observe(verdict, capture.lot, record.category if record else None)
@@ -120,7 +147,12 @@ def inspect_path(
     lot_rule: LotRule | None = None,
     progress: bool = True,
     stage_kwargs: dict[str, dict[str, Any]] | None = None,
+    workers: int = 2,
 ) -> InspectResult:
+    """Every item through the stages and the policy; verdicts to `out` (JSON lines + store).
+
+    `workers` items are inspected side by side (two keep both cores of a small box busy: one
+    item's OCR beside another's anomaly scoring); verdicts stay in input order."""
     catalog, items, info = open_input(input_path, catalog_path, sku)
     if today is None and info.get("today"):
         today = date.fromisoformat(info["today"])
@@ -133,7 +165,9 @@ def inspect_path(
     with Inspector.from_names(
         stage_names, catalog, stage_kwargs, model_dir=model_dir, policy=policy or DecisionPolicy(), today=today
     ) as inspector:
-        verdicts, pairs, latencies = inspect_items(items, inspector, store, monitor, out / "verdicts.jsonl", progress)
+        verdicts, pairs, latencies = inspect_items(
+            items, inspector, store, monitor, out / "verdicts.jsonl", progress, workers
+        )
     metrics = score(pairs).to_dict() if pairs else None
     quarantined = sorted(e.payload["lot"] for e in store.events("quarantine"))
     actions: dict[str, int] = {}

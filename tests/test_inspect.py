@@ -109,3 +109,26 @@ def test_inspect_image_folder(tmp_path, red_stage) -> None:
     result = inspect_path(folder, tmp_path / "o", stages=["red"], progress=False)
     assert result.items == 2 and result.metrics is None
     assert result.actions == {"review": 2}  # no catalog: unknown SKU is reviewed, never passed
+
+
+class SlowOnEven(RedMeansDamage):
+    """Even items take longer, so side-by-side inspection finishes them out of order."""
+
+    def __call__(self, capture: ItemCapture, ctx: StageContext) -> list[Finding]:
+        import time
+
+        time.sleep(0.05 if int(capture.item_id[1:]) % 2 == 0 else 0.0)
+        return super().__call__(capture, ctx)
+
+
+def test_side_by_side_inspection_keeps_input_order_and_verdicts(dataset, tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(STAGES, "slow_red", "")
+    register_stage("slow_red", f"{__name__}:SlowOnEven")
+    one = inspect_path(dataset, tmp_path / "one", stages=["slow_red"], progress=False, workers=1)
+    three = inspect_path(dataset, tmp_path / "three", stages=["slow_red"], progress=False, workers=3)
+    assert [v.item_id for v in three.verdicts] == [f"I{i:03d}" for i in range(12)]
+    assert [(v.item_id, v.action) for v in three.verdicts] == [(v.item_id, v.action) for v in one.verdicts]
+    assert three.lots_quarantined == one.lots_quarantined == ["LBAD"]
+    lines = (tmp_path / "three" / "verdicts.jsonl").read_text().splitlines()
+    assert [json.loads(line)["item_id"] for line in lines] == [v.item_id for v in one.verdicts]
+    assert Store(tmp_path / "three" / "store.db").queue_depth() == 0  # every enqueued item completed

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from pipeline.cli import app, fail, parse_today
+from pipeline.stages import DEFAULT_STAGES
 from pipeline.summary import print_summary
 
 
@@ -15,11 +16,13 @@ def inspect(
     input_path: Path = typer.Option(..., "--input", help="dataset folder (manifest.jsonl) or folder of images"),
     out: Path = typer.Option(..., "--out", help="results folder: verdicts.jsonl, store.db, run.json"),
     model: Path | None = typer.Option(None, "--model", help="anomaly model folder from `tunnelpi enroll`"),
-    stages: str = typer.Option("localize,ocr_expiry,anomaly", help="comma-separated stage names"),
+    stages: str = typer.Option(",".join(DEFAULT_STAGES), help="comma-separated stage names"),
     catalog: Path | None = typer.Option(None, help="catalog.json (for an image folder)"),
     sku: str | None = typer.Option(None, help="SKU of every item in an image folder"),
     today: str | None = typer.Option(None, help="date to judge expiry against (default: dataset's or today)"),
     limit: int | None = typer.Option(None, min=1, help="inspect only the first N items"),
+    workers: int = typer.Option(2, min=1, help="items inspected side by side"),
+    onnx: bool = typer.Option(False, "--onnx", help="score anomalies with the ONNX graphs (`tunnelpi anomaly export`)"),
 ) -> None:
     """Inspect every item: localize -> OCR expiry, anomaly, attributes -> decision policy."""
     from pipeline.catalog import CatalogError
@@ -41,6 +44,8 @@ def inspect(
             sku=sku,
             today=parse_today(today),
             limit=limit,
+            workers=workers,
+            stage_kwargs={"anomaly": {"runtime": "onnx", "threads": 1}} if onnx else None,
         )
     except (InputError, DatasetError, CatalogError, KeyError) as exc:
         fail(str(exc))
