@@ -50,7 +50,7 @@ class LabelOcrEngine(RapidOcrEngine):
     name = LABEL_ENGINE
 
     def __init__(self, det_limit: int = 960, threads: int = 1, precision: str | None = None) -> None:
-        super().__init__(det_limit=det_limit, use_cls=False, threads=threads, precision=precision, det_params=LABEL_DET)
+        super().__init__(det_limit=det_limit, use_cls=False, threads=threads, precision=precision, overrides=LABEL_DET)
 
     def read(self, image: np.ndarray) -> list[TextLine]:
         return read_turning_glyphs(self, image)

@@ -106,7 +106,7 @@ class RapidOcrEngine:
         use_cls: bool = False,
         threads: int = 1,
         precision: str | None = None,
-        det_params: dict[str, object] | None = None,
+        overrides: dict[str, object] | None = None,
     ) -> None:
         from rapidocr import RapidOCR
 
@@ -122,7 +122,7 @@ class RapidOcrEngine:
             "Global.use_cls": use_cls,
             "Det.limit_type": "max",
             "Det.limit_side_len": det_limit,
-            **(det_params or {}),
+            **(overrides or {}),
         }
         if det_model is not None:
             params["Det.model_path"] = str(det_model)
