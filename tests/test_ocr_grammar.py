@@ -201,6 +201,26 @@ def test_a_misread_date_yields_nothing_not_a_part_of_it(text: str) -> None:
     assert parse_dates(text, today=TODAY) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "order", "expected"),
+    [
+        ("36.04.26", "DMY", []),  # day 36: "30" misread; not 2036-04-26
+        ("04.36.26", "MDY", []),
+        ("36.04.26", "YMD", ["2036-04-26"]),  # a product printed YY.MM.DD
+        ("26.04.30", "DMY", ["2030-04-26"]),  # the hinted reading is a real date
+    ],
+)
+def test_a_day_misread_is_not_taken_as_a_year_first_date(text: str, order: str, expected: list[str]) -> None:
+    assert [d.iso for d in parse_dates(text, order=order, today=TODAY)] == expected
+
+
+def test_a_misread_day_on_an_expired_print_goes_to_review_not_pass() -> None:
+    """A Vietnamese inkjet print "HSD: 30.04.26" (expired) read as "HSD: 36.04.26"."""
+    reads = classify_lines([_line("NSX 26.06.25"), _line("HSD: 36.04.26", 22)], order="DMY", today=TODAY)
+    assert pick_expiry(reads) is None
+    assert judge({"cam": _image_read(reads)}, today=TODAY).status == "unreadable"
+
+
 def test_spans_index_the_original_text() -> None:
     text = "Mindestens haltbar bis: 15. MÄRZ 2027 L4711"
     d = parse_date(text, today=TODAY)

@@ -416,6 +416,17 @@ def _scan(norm: str) -> list[_Match]:
     return sorted(kept, key=lambda x: x.start)
 
 
+def _misread_as_ymd(match: _Match, plausible: list[tuple[str, YMDTuple]], order: Order) -> bool:
+    """A two-digit a.b.c date whose only reading is YY.MM.DD, on a product printed DD.MM.YY or
+    MM.DD.YY: the hinted reading is no calendar date ("36.04.26": day 36), so a digit was
+    misread ("30" -> "36"), and taking it as 2036-04-26 would pass an expired item. A hinted
+    reading that is a real date outside the window ("25.04.03": 2003) still yields to YY.MM.DD."""
+    if match.kind != "abc" or order not in ("DMY", "MDY"):
+        return False
+    hinted_is_a_date = any(o == order for o, _ in match.readings)
+    return not hinted_is_a_date and all(o == "YMD" for o, _ in plausible)
+
+
 def parse_dates(text: str, *, order: Order = "DMY", today: date | None = None) -> list[ParsedDate]:
     """All dates in `text`, left to right.
 
@@ -429,7 +440,7 @@ def parse_dates(text: str, *, order: Order = "DMY", today: date | None = None) -
     dates: list[ParsedDate] = []
     for match in _scan(norm):
         plausible = [r for r in match.readings if _in_window(r[1], today)]
-        if not plausible:
+        if not plausible or _misread_as_ymd(match, plausible, order):
             continue
         ranked = _rank(plausible, order, today)
         chosen_order, (y, m, d) = ranked[0]
