@@ -101,3 +101,17 @@ def test_detector_input_shape_and_range() -> None:
     x = detector_input(np.zeros((50, 101, 3), np.uint8))
     assert x.shape == (1, 3, 64, 96) and x.dtype == np.float32
     assert float(x.min()) == -1.0
+
+
+def test_label_reader_detects_in_int8_and_the_expiry_reader_in_fp32(int8_model, monkeypatch) -> None:
+    from detectors.attributes.ocr import LabelOcrEngine
+
+    monkeypatch.delenv("TUNNELPI_OCR_PRECISION", raising=False)
+    monkeypatch.setattr(quantize, "int8_det_path", lambda source=None: int8_model)
+    monkeypatch.setattr(quantize, "cpu_has_int8_units", lambda: True)
+    assert RapidOcrEngine().det_precision == "fp32"
+    assert LabelOcrEngine().det_precision == "int8"
+    monkeypatch.setenv("TUNNELPI_OCR_PRECISION", "int8")
+    assert RapidOcrEngine().det_precision == "int8"
+    monkeypatch.setenv("TUNNELPI_OCR_PRECISION", "fp32")
+    assert LabelOcrEngine().det_precision == "fp32"

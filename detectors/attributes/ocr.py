@@ -48,6 +48,8 @@ class LabelOcrEngine(RapidOcrEngine):
     """RapidOCR with the label detector settings and four-turn reads of square boxes."""
 
     name = LABEL_ENGINE
+    default_precision = "auto"
+    """int8 where built and fast: labels read the same at a fifth of the detection cost (see `quantize`)."""
 
     def __init__(self, det_limit: int = 960, threads: int = 1, precision: str | None = None) -> None:
         super().__init__(det_limit=det_limit, use_cls=False, threads=threads, precision=precision, overrides=LABEL_DET)

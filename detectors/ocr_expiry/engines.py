@@ -99,6 +99,8 @@ class RapidOcrEngine:
 
     name = "rapidocr"
     in_thread = True
+    default_precision = "fp32"
+    """Detector precision unless told otherwise: small faint dates read better in fp32 (see `quantize`)."""
 
     def __init__(
         self,
@@ -112,7 +114,7 @@ class RapidOcrEngine:
 
         from detectors.ocr_expiry.quantize import default_precision, detector_model
 
-        self.precision = precision or default_precision()
+        self.precision = precision or default_precision(self.default_precision)
         """Detector precision asked for: "auto" (int8 where built and fast), "int8" or "fp32"."""
         det_model = detector_model(self.precision)
         self.det_precision = "int8" if det_model is not None else "fp32"

@@ -83,7 +83,8 @@ class OcrExpiryStage:
         """OCR compute per item (on `reader.engine_clock`) after which no fallback pass starts; None: no limit."""
         name = engine if isinstance(engine, str) else engine.name
         if name == DEFAULT_ENGINE:
-            name += "-" + (engine.det_precision if isinstance(engine, RapidOcrEngine) else effective_precision())
+            precision = effective_precision(fallback=RapidOcrEngine.default_precision)
+            name += "-" + (engine.det_precision if isinstance(engine, RapidOcrEngine) else precision)
         self.version = f"{VERSION}+{name}"
         """Names the engine and its detector precision, so verdicts say which detector read the date."""
 
