@@ -99,3 +99,14 @@ def test_pooled_calibration_needs_many_small_banks_not_one_big_one() -> None:
     assert 0.005 / 20 <= pooled.is_anomalous(fresh).mean() <= 0.005 * 2.5
     singles = np.array([b.threshold for b in banks])
     assert np.median(singles) > pooled.threshold
+
+
+def test_fixed_threads_overrides_the_load_reading_inside_the_block(monkeypatch) -> None:
+    from detectors.anomaly.threads import THREADS_ENV, compute_threads, fixed_threads
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.setattr("os.getloadavg", lambda: (50.0, 50.0, 50.0))
+    assert compute_threads() == 1  # a busy machine
+    with fixed_threads(2):
+        assert compute_threads() == 2
+    assert compute_threads() == 1 and THREADS_ENV not in __import__("os").environ

@@ -52,3 +52,20 @@ def limited_threads(n: int | None = None) -> Iterator[int]:
             yield n
     finally:
         torch.set_num_threads(prev)
+
+
+@contextmanager
+def fixed_threads(n: int) -> Iterator[int]:
+    """Every `limited_threads()` inside the block uses `n` threads instead of reading the load.
+
+    For a job whose own earlier steps raised the load average (the demo's simulator workers):
+    measured before those steps, the cores are free, and after them they would look busy."""
+    prev = os.environ.get(THREADS_ENV)
+    os.environ[THREADS_ENV] = str(max(1, n))
+    try:
+        yield max(1, n)
+    finally:
+        if prev is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = prev
