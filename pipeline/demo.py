@@ -36,15 +36,22 @@ def _timed(timings: dict[str, float], name: str, fn: Callable[[], Any], log: Cal
 
 
 def build_model_folder(dataset: Path, model_dir: Path) -> Path:
-    """The shared model folder every stage reads: anomaly/ (torch + ONNX) and attributes/."""
+    """The shared model folder every stage reads: anomaly/ (torch + ONNX) and attributes/.
+
+    The colour profile (OpenCV localisation of every reference) is measured in a thread beside
+    the anomaly enrolment, which leaves a core free whenever the load allows it only one."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from detectors.anomaly.enroll import enroll_dataset
     from detectors.anomaly.export import export_onnx
     from detectors.attributes import fit_profile
 
-    model = enroll_dataset(dataset, log=lambda _: None)
-    model.save(model_dir / "anomaly")
-    export_onnx(model, model_dir / "anomaly")
-    fit_profile(dataset).save(model_dir / "attributes")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="profile") as pool:
+        profile = pool.submit(fit_profile, dataset)
+        model = enroll_dataset(dataset, log=lambda _: None)
+        model.save(model_dir / "anomaly")
+        export_onnx(model, model_dir / "anomaly")
+        profile.result().save(model_dir / "attributes")
     return model_dir
 
 
