@@ -245,7 +245,14 @@ def build_inspector(config: ServiceConfig) -> Inspector:
     catalog = Catalog.load(config.catalog) if config.catalog else Catalog()
     # At the edge the anomaly models run through onnxruntime, one thread per item: the workers
     # already score items side by side, and more threads than cores only wait on each other.
-    stage_kwargs = {"anomaly": {"runtime": "onnx", "threads": 1}} | config.stage_kwargs
+    # Expiry dates are read with the int8 text detector where it is built and fast: at the lane
+    # rate its fp32 reads doubled the median capture->verdict time, so more items missed the
+    # deadline (review) than the few small dates fp32 reads better (TUNNELPI_OCR_PRECISION wins).
+    ocr_precision = os.environ.get("TUNNELPI_OCR_PRECISION") or "auto"
+    stage_kwargs = {
+        "anomaly": {"runtime": "onnx", "threads": 1},
+        "ocr_expiry": {"precision": ocr_precision},
+    } | config.stage_kwargs
     return Inspector.from_names(
         names,
         catalog,

@@ -115,3 +115,27 @@ def test_label_reader_detects_in_int8_and_the_expiry_reader_in_fp32(int8_model, 
     assert RapidOcrEngine().det_precision == "int8"
     monkeypatch.setenv("TUNNELPI_OCR_PRECISION", "fp32")
     assert LabelOcrEngine().det_precision == "fp32"
+
+
+def test_engines_are_cached_per_precision_and_the_stage_names_its_detector(int8_model, monkeypatch) -> None:
+    from detectors.ocr_expiry import OcrExpiryStage
+    from detectors.ocr_expiry.engines import get_engine
+
+    monkeypatch.delenv("TUNNELPI_OCR_PRECISION", raising=False)
+    monkeypatch.setattr(quantize, "int8_det_path", lambda source=None: int8_model)
+    monkeypatch.setattr(quantize, "cpu_has_int8_units", lambda: True)
+    assert get_engine("rapidocr", precision="int8") is get_engine("rapidocr", precision="int8")
+    assert get_engine("rapidocr", precision="int8").det_precision == "int8"
+    assert get_engine("rapidocr", precision="fp32").det_precision == "fp32"
+    assert OcrExpiryStage().version.endswith("rapidocr-fp32")
+    assert OcrExpiryStage(precision="auto").version.endswith("rapidocr-int8")
+
+
+def test_the_edge_service_reads_dates_with_the_fast_detector(tmp_path, monkeypatch) -> None:
+    from pipeline.service import ServiceConfig, build_inspector
+
+    monkeypatch.delenv("TUNNELPI_OCR_PRECISION", raising=False)
+    inspector = build_inspector(ServiceConfig(db=tmp_path / "edge.db", stages=["ocr_expiry"]))
+    assert inspector.stages[0].precision == "auto"
+    monkeypatch.setenv("TUNNELPI_OCR_PRECISION", "fp32")
+    assert build_inspector(ServiceConfig(db=tmp_path / "edge.db", stages=["ocr_expiry"])).stages[0].precision == "fp32"

@@ -247,21 +247,24 @@ DEFAULT_ENGINE = "rapidocr"
 _THREAD = threading.local()
 
 
-def get_engine(name: str = DEFAULT_ENGINE, languages: tuple[str, ...] = ("en",)) -> OcrEngine:
+def get_engine(
+    name: str = DEFAULT_ENGINE, languages: tuple[str, ...] = ("en",), precision: str | None = None
+) -> OcrEngine:
     """The engine of that name, built on first use (languages matter to Tesseract only).
 
     In-process engines (RapidOCR) serve one call at a time, so each thread gets its own: items
     on different inspection workers then read in parallel instead of queueing on one engine.
-    Tesseract runs in a subprocess per call and is shared.
+    Tesseract runs in a subprocess per call and is shared. `precision` picks RapidOCR's text
+    detector (see `quantize`; None: the engine's default or TUNNELPI_OCR_PRECISION).
     """
     if name not in ENGINES:
         raise ValueError(f"unknown OCR engine {name!r}; choose one of {sorted(ENGINES)}")
     if name == "tesseract":
         return _tesseract(tuple(languages) or ("en",))
-    engines: dict[str, OcrEngine] = _THREAD.__dict__.setdefault("engines", {})
-    if name not in engines:
-        engines[name] = ENGINES[name]()
-    return engines[name]
+    engines: dict[tuple[str, str | None], OcrEngine] = _THREAD.__dict__.setdefault("engines", {})
+    if (name, precision) not in engines:
+        engines[name, precision] = ENGINES[name](precision=precision)
+    return engines[name, precision]
 
 
 @cache

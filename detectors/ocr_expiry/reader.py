@@ -110,8 +110,10 @@ def engine_clock(engine: OcrEngine) -> Callable[[], float]:
     return time.thread_time if getattr(engine, "in_thread", False) else time.perf_counter
 
 
-def resolve_engine(engine: str | OcrEngine, languages: tuple[str, ...] = ("en",)) -> OcrEngine:
-    return get_engine(engine, languages) if isinstance(engine, str) else engine
+def resolve_engine(
+    engine: str | OcrEngine, languages: tuple[str, ...] = ("en",), precision: str | None = None
+) -> OcrEngine:
+    return get_engine(engine, languages, precision) if isinstance(engine, str) else engine
 
 
 def first_read(

@@ -75,15 +75,21 @@ class OcrExpiryStage:
     name = "ocr_expiry"
 
     def __init__(
-        self, engine: str | OcrEngine = DEFAULT_ENGINE, fallback: bool = True, budget_ms: float | None = EDGE_BUDGET_MS
+        self,
+        engine: str | OcrEngine = DEFAULT_ENGINE,
+        fallback: bool = True,
+        budget_ms: float | None = EDGE_BUDGET_MS,
+        precision: str | None = None,
     ) -> None:
         self.engine = engine
+        self.precision = precision
+        """RapidOCR text-detector precision (auto, int8, fp32); None: the engine's default (fp32)."""
         self.fallback = fallback
         self.budget_ms = budget_ms
         """OCR compute per item (on `reader.engine_clock`) after which no fallback pass starts; None: no limit."""
         name = engine if isinstance(engine, str) else engine.name
         if name == DEFAULT_ENGINE:
-            precision = effective_precision(fallback=RapidOcrEngine.default_precision)
+            precision = effective_precision(self.precision, fallback=RapidOcrEngine.default_precision)
             name += "-" + (engine.det_precision if isinstance(engine, RapidOcrEngine) else precision)
         self.version = f"{VERSION}+{name}"
         """Names the engine and its detector precision, so verdicts say which detector read the date."""
@@ -99,7 +105,7 @@ class OcrExpiryStage:
         views: dict[str, LocalizedView] = ctx.shared.get(VIEWS_KEY) or {}
         order = record.expiry.date_order if record else "DMY"
         languages = tuple(record.label_languages) if record else ("en",)
-        engine = resolve_engine(self.engine, languages)
+        engine = resolve_engine(self.engine, languages, self.precision)
         clock = engine_clock(engine)
         deadline = None if self.budget_ms is None else clock() + self.budget_ms / 1000.0
         opts = {"engine": engine, "order": order, "today": ctx.today, "languages": languages}
