@@ -248,10 +248,11 @@ def build_inspector(config: ServiceConfig) -> Inspector:
     # Expiry dates are read with the int8 text detector where it is built and fast: the edge is
     # CPU-bound at the lane rate, and int8 cut the OCR stage's median CPU per dated item from
     # ~600 to ~490 ms for a few small dates fp32 reads better (TUNNELPI_OCR_PRECISION wins).
-    ocr_precision = os.environ.get("TUNNELPI_OCR_PRECISION") or "auto"
+    from detectors.ocr_expiry.quantize import default_precision
+
     stage_kwargs = {
         "anomaly": {"runtime": "onnx", "threads": 1},
-        "ocr_expiry": {"precision": ocr_precision},
+        "ocr_expiry": {"precision": default_precision("auto")},
     } | config.stage_kwargs
     return Inspector.from_names(
         names,

@@ -75,6 +75,7 @@ def int8_det_path(source: Path | None = None) -> Path:
     return cache_dir() / "ocr" / f"{source.stem}.{_digest(source)}.q{QUANTIZER_VERSION}.int8.onnx"
 
 
+@cache
 def cpu_has_int8_units() -> bool:
     try:
         text = Path("/proc/cpuinfo").read_text()

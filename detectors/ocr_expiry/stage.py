@@ -88,9 +88,10 @@ class OcrExpiryStage:
         self.budget_ms = budget_ms
         """OCR compute per item (on `reader.engine_clock`) after which no fallback pass starts; None: no limit."""
         name = engine if isinstance(engine, str) else engine.name
-        if name == DEFAULT_ENGINE:
-            precision = effective_precision(self.precision, fallback=RapidOcrEngine.default_precision)
-            name += "-" + (engine.det_precision if isinstance(engine, RapidOcrEngine) else precision)
+        if isinstance(engine, RapidOcrEngine):
+            name += "-" + engine.det_precision
+        elif name == DEFAULT_ENGINE:
+            name += "-" + effective_precision(self.precision, fallback=RapidOcrEngine.default_precision)
         self.version = f"{VERSION}+{name}"
         """Names the engine and its detector precision, so verdicts say which detector read the date."""
 
