@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from pipeline.catalog import Catalog
 from pipeline.dataset import Dataset, LabelledCapture
+from pipeline.kernels import one_kernel_thread
 from pipeline.lots import LotMonitor, LotRule
 from pipeline.metrics import score
 from pipeline.policy import DecisionPolicy
@@ -162,9 +163,12 @@ def inspect_path(
     store = Store(out / "store.db")
     monitor = LotMonitor(store, lot_rule)
     stage_names = list(stages)
-    with Inspector.from_names(
-        stage_names, catalog, stage_kwargs, model_dir=model_dir, policy=policy or DecisionPolicy(), today=today
-    ) as inspector:
+    with (
+        Inspector.from_names(
+            stage_names, catalog, stage_kwargs, model_dir=model_dir, policy=policy or DecisionPolicy(), today=today
+        ) as inspector,
+        one_kernel_thread(),  # items and stages already run side by side
+    ):
         verdicts, pairs, latencies = inspect_items(
             items, inspector, store, monitor, out / "verdicts.jsonl", progress, workers
         )

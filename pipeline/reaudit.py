@@ -19,6 +19,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from pydantic import ValidationError
 from pipeline.catalog import Catalog
 from pipeline.imageio import ImageError, decode_image
 from pipeline.inspect import verdict_events
+from pipeline.kernels import one_kernel_thread
 from pipeline.runner import Inspector
 from pipeline.s3 import DEFAULT_MAX_ATTEMPTS, FetchError, Location, is_s3, parent, split_s3
 from pipeline.stages import DEFAULT_STAGES, STAGES, register_stage
@@ -185,6 +187,8 @@ class ItemAuditor:
             model_dir=Path(model_dir) if model_dir else None,
             today=date.fromisoformat(today) if today else None,
         )
+        self._kernels = ExitStack()
+        self._kernels.enter_context(one_kernel_thread())  # one actor per core: the actors are the parallelism
 
     def audit(self, line: str) -> dict[str, Any]:
         record: dict[str, Any] = {}
@@ -204,6 +208,7 @@ class ItemAuditor:
 
     def close(self) -> None:
         self.inspector.close()
+        self._kernels.close()
 
 
 class BatchAuditor:

@@ -39,6 +39,7 @@ from sse_starlette import EventSourceResponse
 from pipeline.catalog import Catalog
 from pipeline.divert import DIVERT_EVENT, REPLACEMENT_EVENT, Dispatcher, close_sinks, make_sink
 from pipeline.imageio import MAX_PIXELS, ImageError, decode_image
+from pipeline.kernels import one_kernel_thread
 from pipeline.policy import DecisionPolicy, PolicyConfig
 from pipeline.runner import Inspector
 from pipeline.stages import DEFAULT_STAGES, register_stage
@@ -248,11 +249,14 @@ def build_inspector(config: ServiceConfig) -> Inspector:
     # Expiry dates are read with the int8 text detector where it is built and fast: the edge is
     # CPU-bound at the lane rate, and int8 cut the OCR stage's median CPU per dated item from
     # ~600 to ~490 ms for a few small dates fp32 reads better (TUNNELPI_OCR_PRECISION wins).
+    # Label OCR gets a CPU budget per item for the same reason; a label it leaves unread is a review.
+    from detectors.attributes.stage import EDGE_BUDGET_MS as LABEL_BUDGET_MS
     from detectors.ocr_expiry.quantize import default_precision
 
     stage_kwargs = {
         "anomaly": {"runtime": "onnx", "threads": 1},
         "ocr_expiry": {"precision": default_precision("auto")},
+        "attributes": {"budget_ms": LABEL_BUDGET_MS},
     } | config.stage_kwargs
     return Inspector.from_names(
         names,
@@ -433,11 +437,14 @@ def create_app(config: ServiceConfig | dict[str, Any], *, inspector: Inspector |
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime.start()
-        try:
-            yield
-        finally:
-            await asyncio.to_thread(runtime.stop)
+        # The workers are the parallelism. Limited and restored on this thread: threadpoolctl
+        # did not restore OpenBLAS's thread count when called from another thread.
+        with one_kernel_thread():
+            runtime.start()
+            try:
+                yield
+            finally:
+                await asyncio.to_thread(runtime.stop)
 
     app = FastAPI(
         title="tunnelpi edge service",

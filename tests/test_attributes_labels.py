@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -178,7 +180,9 @@ def test_sideways_label_is_read_turned_and_boxed_in_the_frame() -> None:
     stage = AttributesStage(engine=engine, check_colour=False, check_identity=False)
     findings = stage(_capture("SHEET-SET-KING"), _ctx())
     assert _kinds(findings) == ["wrong_variant_label"]
-    assert len(engine.shapes) >= 2 and engine.shapes[1] == engine.shapes[0][::-1]
+    # each view upright, then turned a quarter (the second too, once the first read another value)
+    assert len(engine.shapes) == 4 and engine.shapes[1] == engine.shapes[0][::-1]
+    assert engine.shapes[3] == engine.shapes[2][::-1]
     ev = findings[0].evidence[0]
     x0, y0, x1, y1 = ev.box
     bx0, by0, bx1, by1 = stage._views(_capture("SHEET-SET-KING"), _ctx())[0][ev.camera].box
@@ -220,6 +224,35 @@ def test_other_value_makes_every_view_count(texts: list[str], kind: str, reads: 
     )
     findings = stage(capture, _ctx())
     assert _kinds(findings) == [kind] and engine.calls == reads
+
+
+class SlowBlankEngine:
+    """Reads nothing, at a CPU cost per call, like OCR on a view without a legible label."""
+
+    name = "slow-blank"
+
+    def __init__(self, cpu_ms: float) -> None:
+        self.cpu_ms = cpu_ms
+        self.calls = 0
+
+    def read(self, image: np.ndarray) -> list[TextLine]:
+        self.calls += 1
+        end = time.thread_time() + self.cpu_ms / 1000.0
+        while time.thread_time() < end:
+            pass
+        return []
+
+
+def test_label_budget_stops_ocr_and_says_so() -> None:
+    capture = _capture("SHEET-SET-KING")  # two views: four passes without a budget
+    unlimited = SlowBlankEngine(cpu_ms=20.0)
+    findings = AttributesStage(engine=unlimited, check_colour=False, check_identity=False)(capture, _ctx())
+    assert _kinds(findings) == ["unreadable_label"] and "budget" not in findings[0].message
+    limited = SlowBlankEngine(cpu_ms=20.0)
+    stage = AttributesStage(engine=limited, budget_ms=30.0, check_colour=False, check_identity=False)
+    findings = stage(capture, _ctx())
+    assert unlimited.calls == 4 and limited.calls == 2
+    assert _kinds(findings) == ["unreadable_label"] and "budget of 30 ms spent" in findings[0].message
 
 
 def test_unreadable_label_goes_to_review() -> None:

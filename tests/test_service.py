@@ -459,3 +459,13 @@ def test_loadgen_replays_a_dataset_under_fresh_ids_and_reports_stage_times(tmp_p
     assert second.accepted == second.verdicts == 3 and second.duplicates == 0
     assert set(first.stage_ms_p50) == {"localize", "anomaly", "total"}
     assert 0 <= first.stage_ms_p50["localize"] <= first.stage_ms_p50["total"]
+
+
+def test_the_edge_service_bounds_label_ocr(tmp_path) -> None:
+    from detectors.attributes.stage import EDGE_BUDGET_MS
+    from pipeline.service import ServiceConfig, build_inspector
+
+    inspector = build_inspector(ServiceConfig(db=tmp_path / "edge.db", stages=["attributes"]))
+    assert inspector.stages[0].budget_ms == EDGE_BUDGET_MS
+    config = ServiceConfig(db=tmp_path / "edge.db", stages=["attributes"], stage_kwargs={"attributes": {}})
+    assert build_inspector(config).stages[0].budget_ms is None  # the operator's stage settings win

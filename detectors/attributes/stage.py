@@ -11,7 +11,9 @@ same crops (the stage runs after it); only views it did not read are OCR'd here.
 long side horizontal, so print that runs across an item (a T-shirt's or a phone-case box's
 size sticker) stands on its side: a view that leaves the label unread is read again turned a
 quarter (the engine retries upside-down lines itself). Views are read until the label is
-settled, and every view once another value has been read, so that a misread is outvoted.
+settled, and every view once another value has been read, so that a misread is outvoted. At
+the edge a CPU budget bounds the label OCR per item; a label left unread when it runs out is
+a review, said so in the finding.
 A SKU whose acceptable packaging variants hide or change the label (a shoe without its box)
 is checked the same way: values, not layout, are compared, so a variant is never a finding.
 """
@@ -19,6 +21,7 @@ is checked the same way: values, not layout, are compared, so a variant is never
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +45,8 @@ OCR_SIDE = 640
 """Crops with a shorter long side are enlarged to it (at most `MAX_OCR_ZOOM`) before OCR: the
 size sticker of a small box is a few pixels tall at the frame's resolution."""
 MAX_OCR_ZOOM = 3.0
+EDGE_BUDGET_MS = 400.0
+"""Label OCR CPU per item at the conveyor (`tunnelpi serve`); `inspect` and re-audit read without one."""
 TURNS = (0, 1)
 """Quarter turns (counter-clockwise) a view is read in, in order, until it yields a label value."""
 IDENTITY_SCALE = 0.03
@@ -59,6 +64,15 @@ class ReadLine:
     """Quarter turns counter-clockwise (np.rot90) of the scaled crop the engine read."""
     width: int = 0
     """Width of the scaled crop before turning (to map a turned box back)."""
+
+
+@dataclass(frozen=True)
+class LabelReading:
+    """The label checks, the lines they were judged on, and whether the OCR budget ran out first."""
+
+    checks: dict[str, LabelCheck]
+    lines: list[ReadLine]
+    budget_spent: bool = False
 
 
 def unturn_box(box: tuple[float, float, float, float], turn: int, width: int) -> tuple[float, float, float, float]:
@@ -101,6 +115,7 @@ class AttributesStage:
         engine: str | OcrEngine = LABEL_ENGINE,
         colour: ColourConfig = DEFAULT_COLOUR,
         min_confidence: float = 0.8,
+        budget_ms: float | None = None,
         check_labels: bool = True,
         check_colour: bool = True,
         check_identity: bool = True,
@@ -108,6 +123,8 @@ class AttributesStage:
         self.engine_spec = engine
         self.colour = colour
         self.min_confidence = min_confidence
+        self.budget_ms = budget_ms
+        """Label OCR CPU per item (this thread's) after which no pass starts; None: no limit."""
         self.checks = {"labels": check_labels, "colour": check_colour, "identity": check_identity}
         self.profile = AttributeProfile()
         self.identity: IdentityChecker | None = None
@@ -199,33 +216,38 @@ class AttributesStage:
     # -- labels --------------------------------------------------------------------------
     def read_labels(
         self, record: CatalogRecord, views: dict[str, LocalizedView], shared: dict[str, list[TextLine]] | None = None
-    ) -> tuple[dict[str, LabelCheck], list[ReadLine]]:
+    ) -> LabelReading:
         """Read views (each upright, then turned if it yields no value) until every expected attribute is settled.
 
         A view whose lines `ocr_expiry` published (`shared`, upright crop coordinates) costs no
         OCR upright. Once any view reads another value than the catalog's, every view is read,
-        so the vote in `judge` sees all of them."""
+        so the vote in `judge` sees all of them. With a `budget_ms`, no OCR pass starts once
+        this thread has spent that much CPU in the stage's label reading."""
         expected = expected_labels(record.attributes)
         shared = shared or {}
+        deadline = None if self.budget_ms is None else time.thread_time() + self.budget_ms / 1000.0
         lines: list[ReadLine] = []
-        checks: dict[str, LabelCheck] = {}
+        checks = self._judge(expected, lines)
         for camera, view in views.items():
             for turn in TURNS:
-                if turn == 0 and camera in shared:
+                free = turn == 0 and camera in shared
+                if not free and deadline is not None and time.thread_time() >= deadline:
+                    return LabelReading(checks, lines, budget_spent=True)
+                if free:
                     new = [ReadLine(camera, line) for line in shared[camera]]
                 else:
                     new = self._ocr_view(camera, view, turn)
                 lines += new
                 checks = self._judge(expected, lines)
                 if all(c.settled for c in checks.values()):
-                    return checks, lines
+                    return LabelReading(checks, lines)
                 pairs = [(r.line.text, r.line.confidence) for r in new]
                 if all(
                     any(v.confidence >= self.min_confidence for v in read_values(pairs, value))
                     for value in expected.values()
                 ):
                     break  # this view gave its reading; turning it adds nothing
-        return checks, lines
+        return LabelReading(checks, lines)
 
     def _judge(self, expected: dict[str, str], lines: list[ReadLine]) -> dict[str, LabelCheck]:
         pairs = [(r.line.text, r.line.confidence) for r in lines]
@@ -254,7 +276,8 @@ class AttributesStage:
     ) -> list[Finding]:
         if not expected_labels(record.attributes):
             return []
-        checks, lines = self.read_labels(record, views, shared)
+        reading = self.read_labels(record, views, shared)
+        checks, lines = reading.checks, reading.lines
 
         def evidence(read: ValueRead, expected: str, attr: str) -> Evidence:
             rl = lines[read.index]
@@ -318,7 +341,8 @@ class AttributesStage:
                         "unreadable_label",
                         1.0,
                         1.0,
-                        f"review: expected a {attr} label {check.expected!r} but none could be read",
+                        f"review: expected a {attr} label {check.expected!r} but none could be read"
+                        + (f"; label OCR budget of {self.budget_ms:.0f} ms spent" if reading.budget_spent else ""),
                         [
                             Evidence(
                                 camera=c,
