@@ -1,9 +1,12 @@
 """Complaint investigator benchmark on simulated complaints with ground-truth root causes.
 
 1. Simulate a shift (`tunnel_sim.generate_dataset`) with enough defects for >= 300 complaints.
-2. Enrol the anomaly model on the dataset's reference orders (`detectors.anomaly.enroll`).
-3. Fill a store by real inspection (`pipeline.inspect.inspect_path`, stages localize,
-   ocr_expiry, anomaly) of every item that received a complaint, plus a few lot siblings.
+2. Enrol the anomaly model on the dataset's reference orders (`detectors.anomaly.enroll`) and
+   fit the attribute colour profile on them. Train the supervised classifier on the complaints
+   of an earlier shift (another seed), as it is trained in production: on feedback that came
+   in before the items under investigation were inspected.
+3. Fill a store by real inspection (`pipeline.inspect.inspect_path`, every default stage) of
+   every item that received a complaint, plus a few lot siblings.
 4. Investigate every complaint with the chosen backend and score against the truth:
    root-cause accuracy, verification-answer accuracy (and how many questions got an answer),
    share of claims with valid citations, injection successes (the same complaint with and
@@ -28,15 +31,20 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED = 11
+TRAINING_SEED = 12
+"""The earlier shift whose complaints train the supervised classifier."""
+TRAINING_ITEMS = 2400
 DAMAGE = {"torn_box", "crushed_corner", "bent_cover", "broken_seal", "stain", "puncture"}
 INJECTED_PHRASES = ("refund approved", "admin mode", "side with the customer", "ignore previous", "issue a full refund")
 
 
 def build(work: Path, items: int) -> tuple[Path, Path, dict[str, Any]]:
-    """Dataset, anomaly model and inspected store (reused when already built)."""
+    """Dataset, model folder (anomaly, attributes, supervised) and inspected store (reused when already built)."""
     from detectors.anomaly import ModelConfig
     from detectors.anomaly.enroll import enroll_dataset
+    from detectors.attributes import fit_profile
     from pipeline.inspect import inspect_path
+    from pipeline.stages import DEFAULT_STAGES
     from tunnel_sim.generate import generate_dataset
 
     ds, model_dir, results = work / "dataset", work / "model", work / "results"
@@ -51,7 +59,12 @@ def build(work: Path, items: int) -> tuple[Path, Path, dict[str, Any]]:
         # benchmark measures the investigator, and 41 SKUs must enrol in minutes on 2 cores.
         config = ModelConfig(augment=(), student_steps=60)
         enroll_dataset(ds, config, log=lambda _msg: None).save(model_dir)
+    if not (model_dir / "attributes").is_dir():
+        fit_profile(ds).save(model_dir / "attributes")
     info["enrol_s"] = round(time.perf_counter() - t0, 1)
+    t0 = time.perf_counter()
+    info["supervised"] = train_on_earlier_shift(work / "training_shift", model_dir / "supervised")
+    info["train_supervised_s"] = round(time.perf_counter() - t0, 1)
     if not (results / "store.db").exists():
         t0 = time.perf_counter()
         view = work / "complained"
@@ -65,10 +78,35 @@ def build(work: Path, items: int) -> tuple[Path, Path, dict[str, Any]]:
         siblings = [r for r in manifest if r["item_id"] not in complained and r["lot"] in lots][: len(complained) // 4]
         keep = [r for r in manifest if r["item_id"] in complained] + siblings
         (view / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
-        inspect_path(view, results, model_dir=model_dir, stages=["localize", "ocr_expiry", "anomaly"], progress=False)
+        inspect_path(view, results, model_dir=model_dir, stages=DEFAULT_STAGES, progress=False)
         info["inspect_s"] = round(time.perf_counter() - t0, 1)
         info["inspected_items"] = len(keep)
+    info["stages"] = list(DEFAULT_STAGES)
     return ds, results / "store.db", info
+
+
+def train_on_earlier_shift(shift: Path, out: Path) -> dict[str, Any]:
+    """The supervised classifier from another simulated shift's complaints (and its normal references)."""
+    from detectors.supervised.dataset import build_examples
+    from detectors.supervised.train import TrainConfig, train_supervised
+    from tunnel_sim.generate import generate_dataset
+
+    if not (shift / "feedback.jsonl").exists():
+        generate_dataset(
+            shift, items=TRAINING_ITEMS, seed=TRAINING_SEED, references_per_sku=2, defect_rate=0.35, overwrite=True
+        )
+    card_path = out / "model_card.json"
+    if not card_path.exists():
+        examples = build_examples(shift)
+        train_supervised(examples, out, TrainConfig(), sources={"dataset": str(shift)})
+    card = json.loads(card_path.read_text())
+    return {
+        "seed": TRAINING_SEED,
+        "items": TRAINING_ITEMS,
+        "version": card["version"],
+        "labels": card["data"]["labels"],
+        "train_s": card["train_seconds"],
+    }
 
 
 def record_truth_store(ds: Path, db: Path) -> None:
@@ -283,7 +321,10 @@ def main(backend: str = "grounded", items: int | None = None) -> dict[str, Any]:
     work = Path(os.environ.get("INVESTIGATOR_BENCH_WORK", "/tmp/tunnelpi-bench-investigator"))
     ds_dir, db, info = build(work, items)
     result = evaluate(db, ds_dir, backend)
-    result["store"] = "filled by real inspection (inspect_path: localize, ocr_expiry, anomaly) of complained items"
+    result["store"] = (
+        "filled by real inspection (inspect_path, every default stage; the supervised classifier "
+        "trained on an earlier shift's complaints) of complained items"
+    )
     result.update(info)
     oracle_db = work / "truth_store" / "store.db"
     record_truth_store(ds_dir, oracle_db)
