@@ -11,22 +11,27 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from threadpoolctl import threadpool_limits
 
 
 @contextmanager
-def one_kernel_thread() -> Iterator[None]:
-    """Within the block, BLAS/OpenMP pools loaded so far and torch (if imported) use one thread."""
+def kernel_threads(n: int) -> Iterator[int]:
+    """Within the block, BLAS/OpenMP pools loaded so far and torch (if imported) use `n` threads."""
     torch = sys.modules.get("torch")
     previous = torch.get_num_threads() if torch is not None else 0  # before OpenMP is limited: torch reads it
-    pools = threadpool_limits(limits=1)
+    pools = threadpool_limits(limits=n)
     if torch is not None:
-        torch.set_num_threads(1)
+        torch.set_num_threads(n)
     try:
         with pools:
-            yield
+            yield n
     finally:
         if torch is not None:
             torch.set_num_threads(previous)
+
+
+def one_kernel_thread() -> AbstractContextManager[int]:
+    """`kernel_threads(1)`: inspection's own threads are the parallelism."""
+    return kernel_threads(1)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
+
+from pipeline.kernels import kernel_threads
 
 THREADS_ENV = "TUNNELPI_ANOMALY_THREADS"
 """Set to a positive integer to fix the enrolment thread count."""
@@ -33,25 +35,11 @@ def compute_threads() -> int:
     return max(1, min(cores, int(cores - load + 0.5)))
 
 
-@contextmanager
-def limited_threads(n: int | None = None) -> Iterator[int]:
+def limited_threads(n: int | None = None) -> AbstractContextManager[int]:
     """Run the block with `n` (default `compute_threads()`) torch and BLAS threads, then restore."""
-    import torch
+    import torch  # noqa: F401  (imported, so that its threads are set too)
 
-    n = n or compute_threads()
-    prev = torch.get_num_threads()
-    try:
-        from threadpoolctl import threadpool_limits
-
-        blas = threadpool_limits(n)
-    except ImportError:
-        blas = nullcontext()
-    torch.set_num_threads(n)
-    try:
-        with blas:
-            yield n
-    finally:
-        torch.set_num_threads(prev)
+    return kernel_threads(n or compute_threads())
 
 
 @contextmanager
