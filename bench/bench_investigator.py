@@ -87,7 +87,9 @@ def build(work: Path, items: int) -> tuple[Path, Path, dict[str, Any]]:
 
 def train_on_earlier_shift(shift: Path, out: Path) -> dict[str, Any]:
     """The supervised classifier from another simulated shift's complaints (and its normal references)."""
+    from detectors.anomaly.model import load_shared
     from detectors.supervised.dataset import build_examples
+    from detectors.supervised.residual import ResidualReference
     from detectors.supervised.train import TrainConfig, train_supervised
     from tunnel_sim.generate import generate_dataset
 
@@ -98,12 +100,15 @@ def train_on_earlier_shift(shift: Path, out: Path) -> dict[str, Any]:
     card_path = out / "model_card.json"
     if not card_path.exists():
         examples = build_examples(shift)
-        train_supervised(examples, out, TrainConfig(), sources={"dataset": str(shift)})
+        # residuals against the model folder's anomaly banks, which the earlier shift's SKUs share
+        reference = ResidualReference(load_shared(out.parent))
+        train_supervised(examples, out, TrainConfig(), sources={"dataset": str(shift)}, reference=reference)
     card = json.loads(card_path.read_text())
     return {
         "seed": TRAINING_SEED,
         "items": TRAINING_ITEMS,
         "version": card["version"],
+        "inputs": card.get("inputs"),
         "labels": card["data"]["labels"],
         "train_s": card["train_seconds"],
     }

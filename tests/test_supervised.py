@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
+from detectors.anomaly import ModelConfig
+from detectors.anomaly.bank import Bank
+from detectors.anomaly.model import AnomalyModel
 from detectors.supervised.bundle import ClassCalibration, SupervisedBundle
 from detectors.supervised.dataset import FINE_TYPES, Example, label_counts
 from detectors.supervised.model import TokenClassifier
+from detectors.supervised.residual import EXTRA_CHANNELS, ResidualReference, residual_maps, residual_tokens
 from detectors.supervised.stage import SupervisedStage
 from detectors.supervised.train import TrainConfig, flip_tokens, fold_indices, train_supervised
 from pipeline.catalog import Catalog
@@ -35,17 +40,28 @@ def _example(defect: str | None, seed: int) -> Example:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    """A shared model folder: an anomaly bank of the SKU's normals, and the classifier trained
+    on residuals to it (normals for the bank rendered with other seeds than the examples)."""
     torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("model")
+    anomaly = AnomalyModel(ModelConfig(student_steps=20))
+    normals = [render_item(RECORDS[SKU], seed=500 + s, cameras=("top",)).images["top"] for s in range(8)]
+    anomaly.fit(normals, name=SKU)
+    anomaly.save(folder)
     plan = [None] * 20 + ["bent_cover"] * 10 + ["crushed_corner"] * 10
     examples = [_example(d, seed) for seed, d in enumerate(plan)]
-    out = tmp_path_factory.mktemp("sup")
-    bundle, card = train_supervised(examples, out, TrainConfig(epochs=60, patience=15, val_frac=0.35))
+    out = folder / "supervised"
+    reference = ResidualReference(AnomalyModel.load(folder))
+    bundle, card = train_supervised(
+        examples, out, TrainConfig(epochs=60, patience=15, val_frac=0.35), reference=reference
+    )
     return out, bundle, card, examples
 
 
 def test_training_beats_majority_baseline(trained) -> None:
     out, _, card, _ = trained
     assert (out / "model.pt").is_file() and (out / "model_card.json").is_file()
+    assert card["inputs"] == "patch+residual" and card["anomaly_version"].startswith("anomaly-")
     written = json.loads((out / "model_card.json").read_text())
     assert written["version"] == card["version"] and written["date"]
     assert written["data"]["labels"]["bent_cover"] == 10 and written["data"]["labels"]["normal"] == 20
@@ -120,9 +136,30 @@ def test_single_network_model_files_still_load(tmp_path) -> None:
     assert len(loaded.nets) == 1 and loaded.version == "supervised-1-old"
 
 
+def test_residual_is_the_difference_from_the_nearest_normal_patch() -> None:
+    normal = np.array([[1.0, 0.0], [0.0, 5.0]], np.float32)
+    bank = Bank(name="b", patches=normal)
+    feats = np.zeros((1, 2, 2, 2), np.float32)  # (V, C, H, W)
+    feats[0, :, 0, 0] = [1.0, 0.0]  # a normal patch
+    feats[0, :, 0, 1] = [1.0, 2.0]  # two units off the first normal patch
+    feats[0, :, 1, 0] = [0.0, 4.0]  # one unit short of the second
+    feats[0, :, 1, 1] = [9.0, 9.0]  # off the item
+    masks = np.array([[[True, True], [True, False]]])
+    maps = residual_maps(feats, masks, bank)
+    assert maps.shape == (1, 2 + 2, 2, 2)
+    assert np.allclose(maps[0, :2, 0, 0], 0) and maps[0, 2, 0, 0] == 0
+    assert np.allclose(maps[0, :2, 0, 1], [0, 2]) and np.isclose(maps[0, 2, 0, 1], 2)
+    assert np.allclose(maps[0, :2, 1, 0], [0, -1]) and np.isclose(maps[0, 2, 1, 0], 1)
+    assert np.allclose(maps[0, :3, 1, 1], 0) and maps[0, 3, 1, 1] == 0  # off the item: nothing
+    tokens = residual_tokens(feats, masks, bank)
+    assert tokens.shape == (1, 49, 2 + EXTRA_CHANNELS)
+    assert np.isclose(tokens[0, :, 3].max(), 2)  # the peak distance survives pooling
+
+
 def test_stage_reports_learned_type(trained) -> None:
     out, _, _, _ = trained
-    stage = SupervisedStage(model_dir=out)
+    stage = SupervisedStage(model_dir=out.parent)
+    assert stage.reference is not None and not stage.stale
     ctx = StageContext(catalog=Catalog(skus=RECORDS))
     hits = 0
     for seed in range(100, 104):
@@ -132,6 +169,23 @@ def test_stage_reports_learned_type(trained) -> None:
     normal = stage(_example(None, 200).capture, ctx)
     assert all(f.kind in FINE_TYPES for f in normal)
     assert stage.version.startswith("supervised-")
+
+
+def test_classifier_without_its_reference_model_adds_nothing(trained, tmp_path) -> None:
+    out, bundle, _, _ = trained
+    ctx = StageContext(catalog=Catalog(skus=RECORDS))
+    capture = _example("bent_cover", 100).capture
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "model.pt").write_bytes((out / "model.pt").read_bytes())
+    alone = SupervisedStage(model_dir=lone)  # no anomaly model beside it
+    assert alone.stale and "no anomaly model" in alone.stale and alone.version.endswith("+stale")
+    assert alone(capture, ctx) == []
+    reenrolled = replace(AnomalyModel.load(out.parent), version="anomaly-1-reenrolled")
+    changed = SupervisedStage(model_dir=out.parent, reference=ResidualReference(reenrolled))
+    assert changed.stale and "anomaly-1-reenrolled" in changed.stale and changed(capture, ctx) == []
+    with pytest.raises(ValueError, match="normal bank"):
+        bundle.predict([])
 
 
 def test_no_model_gives_no_findings() -> None:

@@ -81,16 +81,25 @@ def greedy_coreset(
     return cand[chosen]
 
 
-def nearest_distance(queries: np.ndarray, bank: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Euclidean distance from each query row to its nearest bank row."""
+def nearest_rows(queries: np.ndarray, bank: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean distance from each query row to its nearest bank row, and that row's index."""
     q = queries.astype(np.float32)
     qq = np.einsum("ij,ij->i", q, q)
     best = np.full(len(q), np.inf, dtype=np.float32)
+    index = np.zeros(len(q), dtype=np.int64)
     for s in range(0, len(bank), chunk):
         b = bank[s : s + chunk].astype(np.float32)
         d = qq[:, None] - 2.0 * (q @ b.T) + np.einsum("ij,ij->i", b, b)[None, :]
-        np.minimum(best, d.min(axis=1), out=best)
-    return np.sqrt(np.maximum(best, 0.0))
+        j = d.argmin(axis=1)
+        dj = d[np.arange(len(q)), j]
+        better = dj < best
+        best[better], index[better] = dj[better], j[better] + s
+    return np.sqrt(np.maximum(best, 0.0)), index
+
+
+def nearest_distance(queries: np.ndarray, bank: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Euclidean distance from each query row to its nearest bank row."""
+    return nearest_rows(queries, bank, chunk)[0]
 
 
 @dataclass
@@ -135,6 +144,11 @@ class Bank:
 
     def patch_distances(self, queries: np.ndarray) -> np.ndarray:
         return nearest_distance(queries, self.patches)
+
+    def nearest_patches(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, the nearest normal patch rows) of query patch rows."""
+        dist, index = nearest_rows(queries, self.patches)
+        return dist, self.patches[index].astype(np.float32)
 
     def global_distances(self, queries: np.ndarray) -> np.ndarray:
         return nearest_distance(queries, self.globals_)

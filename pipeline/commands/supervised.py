@@ -50,6 +50,15 @@ def train_supervised(
     use_truth: bool = typer.Option(
         False, "--use-truth/--feedback-only", help="label every item from its record (simulated or audited shifts)"
     ),
+    anomaly: Path = typer.Option(
+        None,
+        "--anomaly",
+        help="anomaly model folder whose SKU banks the residual inputs compare with "
+        "(default: the model folder --out lies in, when it holds one)",
+    ),
+    residual: bool = typer.Option(
+        True, "--residual/--patches-only", help="add residuals to the SKU's normal bank to the inputs"
+    ),
     epochs: int = typer.Option(80, help="maximum epochs (early stopping on held-out loss)"),
     target_fp: float = typer.Option(0.01, help="per-class false-positive rate on held-out normals"),
     seed: int = typer.Option(0),
@@ -63,11 +72,24 @@ def train_supervised(
         fail(f"--target-fp must be within (0, 0.5), got {target_fp}")
     import torch
 
+    from detectors.anomaly.model import load_shared
+    from detectors.anomaly.stage import find_model_dir
     from detectors.supervised.dataset import build_examples
+    from detectors.supervised.residual import ResidualReference
     from detectors.supervised.train import TrainConfig
     from detectors.supervised.train import train_supervised as train
     from pipeline.store import Store
 
+    reference = None
+    if residual:
+        folder = find_model_dir(anomaly if anomaly is not None else out.resolve().parent)
+        if folder is None and anomaly is not None:
+            fail(f"{anomaly}: no anomaly model (model.json) here or in anomaly/")
+        if folder is not None:
+            reference = ResidualReference(load_shared(folder))
+            typer.echo(f"residual inputs against {reference.version} ({folder})", err=True)
+        else:
+            typer.echo("no anomaly model beside --out: training on patch features only", err=True)
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
     store = Store(db) if db is not None else None
     try:
@@ -82,6 +104,7 @@ def train_supervised(
             TrainConfig(epochs=epochs, target_fp=target_fp, seed=seed),
             log=lambda s: typer.echo(s, err=True),
             sources={"dataset": str(dataset), "store": str(db) if db else None},
+            reference=reference,
         )
     except ValueError as exc:
         fail(str(exc))

@@ -1,0 +1,64 @@
+"""What each patch of an item differs by from the nearest normal patch of its SKU.
+
+Patch tokens alone describe how an item looks, and a crushed corner on a blue dog-food bag
+looks nothing like one on a yellow biscuit box, so a classifier trained on a few hundred
+complaints spread over a catalog learns the SKUs rather than the defect. The difference
+between a patch and its nearest neighbour in the SKU's normal bank (the anomaly ensemble's
+PatchCore memory) removes the SKU's own look and keeps what is unusual about this item. On an
+earlier simulated shift's complaints (818 items over 41 SKUs, out-of-fold, 1 % false positives
+on normals), adding these inputs raised crushed-corner recall from 4 % to 31 %, stain from
+16 % to 32 % and macro-F1 from 0.13 to 0.31.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from detectors.anomaly.bank import Bank
+from detectors.anomaly.model import AnomalyModel
+
+from .model import TOKEN_GRID
+
+EXTRA_CHANNELS = 3
+"""Beside the residual: mean and peak distance to the bank, and the share of the cell on the item."""
+
+
+def pool_tokens(maps: np.ndarray, mode: str = "mean") -> np.ndarray:
+    """(V, C, H, W) maps -> (V, TOKEN_GRID**2, C) tokens by mean or max pooling."""
+    x = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))
+    pool = F.adaptive_avg_pool2d if mode == "mean" else F.adaptive_max_pool2d
+    return pool(x, TOKEN_GRID).flatten(2).transpose(1, 2).numpy()
+
+
+def residual_maps(feats: np.ndarray, masks: np.ndarray, bank: Bank) -> np.ndarray:
+    """(V, C+2, H, W): each on-item patch minus its nearest normal patch, its distance to it,
+    and the item mask; zero off the item (belt and tote are not the item's business)."""
+    v, c, h, w = feats.shape
+    rows = feats.transpose(0, 2, 3, 1).reshape(-1, c)
+    dist, nearest = bank.nearest_patches(rows)
+    on = masks.reshape(v, 1, h, w).astype(np.float32)
+    residual = (rows - nearest).reshape(v, h, w, c).transpose(0, 3, 1, 2) * on
+    return np.concatenate([residual, dist.reshape(v, 1, h, w) * on, on], axis=1)
+
+
+def residual_tokens(feats: np.ndarray, masks: np.ndarray, bank: Bank) -> np.ndarray:
+    """(V, T, C + EXTRA_CHANNELS) tokens: pooled residual, mean and peak distance, item share."""
+    maps = residual_maps(feats, masks, bank)
+    c = feats.shape[1]
+    mean = pool_tokens(maps)
+    peak = pool_tokens(maps[:, c : c + 1], "max")
+    return np.concatenate([mean[..., : c + 1], peak, mean[..., c + 1 :]], axis=-1)
+
+
+class ResidualReference:
+    """The SKU banks of an anomaly model, as the classifier's reference for normal."""
+
+    def __init__(self, model: AnomalyModel) -> None:
+        self.model = model
+        self.version = model.version
+
+    def bank(self, sku: str, category: str | None = None) -> Bank:
+        """The SKU's bank, else its category's; `NoReference` when there is neither."""
+        return self.model.resolve(sku, category)
