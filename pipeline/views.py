@@ -41,21 +41,25 @@ class LocalizedView:
 
 @dataclass(frozen=True)
 class ViewEmbeddings:
-    """Global embeddings of the views a model scored, so that another stage comparing looks with
-    the same model (the wrong-item check) does not run the backbone on the same crops again."""
+    """Embeddings of the views a model scored, so that another stage comparing looks with the
+    same model (the wrong-item check, the fine-grained classifier) does not run the backbones
+    on the same crops again."""
 
     model_version: str
     views: dict[str, tuple[LocalizedView, np.ndarray]]
-    """camera -> (the view object that was embedded, its (D,) embedding)."""
+    """camera -> (the view object that was embedded, its (D,) global embedding)."""
+    patches: dict[str, np.ndarray] = field(default_factory=dict)
+    """camera -> (C, H, W) patch features of that view."""
 
-    def lookup(self, views: Sequence[LocalizedView], model_version: str) -> np.ndarray | None:
-        """(V, D) embeddings of exactly these view objects by that model version, else None."""
+    def lookup(self, views: Sequence[LocalizedView], model_version: str, patches: bool = False) -> np.ndarray | None:
+        """(V, D) global embeddings (or (V, C, H, W) patch features) of exactly these view
+        objects by that model version, else None."""
         if model_version != self.model_version:
             return None
         rows = []
         for view in views:
             hit = self.views.get(view.camera)
-            if hit is None or hit[0] is not view:
+            if hit is None or hit[0] is not view or (patches and view.camera not in self.patches):
                 return None
-            rows.append(hit[1])
+            rows.append(self.patches[view.camera] if patches else hit[1])
         return np.stack(rows) if rows else None

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from detectors.anomaly import ModelConfig
 from detectors.anomaly.bank import Bank
 from detectors.anomaly.model import AnomalyModel
+from detectors.anomaly.stage import AnomalyStage
 from detectors.supervised.bundle import ClassCalibration, SupervisedBundle
 from detectors.supervised.dataset import FINE_TYPES, Example, label_counts
 from detectors.supervised.model import TokenClassifier
@@ -21,7 +22,7 @@ from detectors.supervised.stage import SupervisedStage
 from detectors.supervised.train import TrainConfig, flip_tokens, fold_indices, train_supervised
 from pipeline.catalog import Catalog
 from pipeline.cli import app
-from pipeline.stages import StageContext
+from pipeline.stages import StageContext, load_stage
 from pipeline.store import Store
 from pipeline.types import Frame, ItemCapture
 from tunnel_sim import render_item
@@ -169,6 +170,29 @@ def test_stage_reports_learned_type(trained) -> None:
     normal = stage(_example(None, 200).capture, ctx)
     assert all(f.kind in FINE_TYPES for f in normal)
     assert stage.version.startswith("supervised-")
+
+
+def test_stage_reuses_the_anomaly_stage_patch_features(trained, monkeypatch) -> None:
+    out, _, _, _ = trained
+    capture = _example("bent_cover", 101).capture
+    ctx = StageContext(catalog=Catalog(skus=RECORDS))
+    load_stage("localize")(capture, ctx)
+    AnomalyStage(model_dir=out.parent)(capture, ctx)
+    stage = SupervisedStage(model_dir=out.parent)
+    assert stage.reference is not None and stage.bundle is not None
+    views = stage._views(capture, ctx)
+    shared = stage._shared_patches(ctx, views)
+    assert shared is not None and shared.shape[0] == len(views) == 1
+    bank = stage.reference.bank(SKU)
+    fresh = stage.bundle.predict(views, bank)
+
+    def no_backbone(_pixels: np.ndarray) -> np.ndarray:
+        raise AssertionError("the backbone ran again on views the anomaly stage had embedded")
+
+    monkeypatch.setattr(stage.bundle.tok(), "maps", no_backbone)
+    reused = stage.bundle.predict(views, bank, shared)
+    assert all(abs(fresh[k][0] - reused[k][0]) < 1e-3 for k in fresh)
+    stage(capture, ctx)  # the stage takes the published features by itself
 
 
 def test_classifier_without_its_reference_model_adds_nothing(trained, tmp_path) -> None:

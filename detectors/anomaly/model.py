@@ -122,6 +122,8 @@ class ViewResult:
     prepared: PreparedView
     embedding: np.ndarray | None = None
     """The view's global embedding (what the wrong-item check compares across SKU banks)."""
+    patches: np.ndarray | None = None
+    """(C, S/8, S/8) patch features of the view (the fine-grained classifier's input)."""
 
 
 @dataclass
@@ -432,6 +434,7 @@ class AnomalyModel:
                     heatmap=heat.astype(np.float32),
                     prepared=prep,
                     embedding=feats.globals_[i],
+                    patches=feats.patches[i],
                 )
             )
         single = len(views) == 1

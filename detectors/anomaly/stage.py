@@ -1,10 +1,11 @@
 """`AnomalyStage`: compare an item's views with its SKU's normal bank and report calibrated findings.
 
 Uses the localised views that `localize` published in `ctx.shared["views"]` and localises by
-itself when they are absent; publishes the views' global embeddings (`EMBEDDINGS_KEY`) for
-the wrong-item check. Bad input never passes silently: no bank for the SKU or its
-category gives a "no_reference" finding, a capture where no view shows an item gives
-"no_item_found", an unusable image gives "image_error" (all three send the item to review).
+itself when they are absent; publishes the views' global embeddings and patch features
+(`EMBEDDINGS_KEY`) for the wrong-item check and the fine-grained classifier. Bad input never
+passes silently: no bank for the SKU or its category gives a "no_reference" finding, a capture
+where no view shows an item gives "no_item_found", an unusable image gives "image_error" (all
+three send the item to review).
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class AnomalyStage:
         ctx.shared[EMBEDDINGS_KEY] = ViewEmbeddings(
             self.model.version,
             {v.camera: (v.prepared.view, v.embedding) for v in result.views if v.embedding is not None},
+            {v.camera: v.patches for v in result.views if v.patches is not None},
         )
         findings.append(self._result_finding(capture, ctx, result))
         return findings

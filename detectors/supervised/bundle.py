@@ -33,13 +33,21 @@ RESIDUAL_INPUTS = "patch+residual"
 """Tokens: pooled patch features and their residuals to the SKU's normal bank (see `residual`)."""
 
 
-def tokens_of(tokenizer: PatchTokenizer, views: list[LocalizedView], bank: Bank | None = None) -> np.ndarray:
+def tokens_of(
+    tokenizer: PatchTokenizer,
+    views: list[LocalizedView],
+    bank: Bank | None = None,
+    feats: np.ndarray | None = None,
+) -> np.ndarray:
     """(V, T, C) float16 tokens of one item's views, prepared as the anomaly ensemble prepares
-    them; with `bank`, each token also carries its residual to the bank's normal patches."""
+    them; with `bank`, each token also carries its residual to the bank's normal patches.
+    `feats`: the views' (V, C, H, W) patch features when the anomaly stage already computed them."""
     from detectors.anomaly.prepare import prepare
 
     prepared = [prepare(v, IMAGE_SIZE) for v in views[:MAX_VIEWS]]
-    feats = tokenizer.maps(np.stack([p.pixels for p in prepared]))
+    if feats is None:
+        feats = tokenizer.maps(np.stack([p.pixels for p in prepared]))
+    feats = np.asarray(feats[: len(prepared)], np.float32)
     tokens = pool_tokens(feats)
     if bank is not None:
         masks = np.stack([p.grid_mask for p in prepared])
@@ -110,12 +118,16 @@ class SupervisedBundle:
         """Version of that anomaly model (its banks define what the residuals mean)."""
         return self.meta.get("anomaly_version")
 
-    def predict(self, views: list[LocalizedView], bank: Bank | None = None) -> dict[str, tuple[float, float, bool]]:
+    def predict(
+        self, views: list[LocalizedView], bank: Bank | None = None, feats: np.ndarray | None = None
+    ) -> dict[str, tuple[float, float, bool]]:
         """type -> (logit, calibrated probability, above the operating threshold). `bank`: the
-        item's normal bank, required when the classifier reads residuals."""
+        item's normal bank, required when the classifier reads residuals; `feats`: the views'
+        patch features when already computed."""
         if self.needs_reference and bank is None:
             raise ValueError(f"{self.version} reads residuals to a normal bank; none was given")
-        logits = self.logits([tokens_of(self.tok(), views, bank if self.needs_reference else None)])[0]
+        tokens = tokens_of(self.tok(), views, bank if self.needs_reference else None, feats)
+        logits = self.logits([tokens])[0]
         out = {}
         for k, name in enumerate(self.classes):
             cal = self.calibration[name]

@@ -16,12 +16,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.imageio import ImageError
 from pipeline.stages import StageContext
 from pipeline.types import Evidence, Finding, ItemCapture
-from pipeline.views import VIEWS_KEY, LocalizedView
+from pipeline.views import EMBEDDINGS_KEY, VIEWS_KEY, LocalizedView, ViewEmbeddings
 
 from .bundle import MAX_VIEWS, MODEL_FILE, SupervisedBundle
+from .model import IMAGE_SIZE
 from .residual import ResidualReference
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,14 @@ class SupervisedStage:
             self.version = f"{bundle.version}+stale"
             log.warning("supervised classifier %s adds nothing: %s; retrain it", bundle.version, self.stale)
 
+    def _shared_patches(self, ctx: StageContext, views: list[LocalizedView]) -> np.ndarray | None:
+        """The anomaly stage's patch features of these very views, when it ran the reference
+        model at the classifier's input size (the backbone then need not run again)."""
+        published: ViewEmbeddings | None = ctx.shared.get(EMBEDDINGS_KEY)
+        if published is None or self.reference is None or self.reference.model.config.image_size != IMAGE_SIZE:
+            return None
+        return published.lookup(views, self.reference.version, patches=True)
+
     def _views(self, capture: ItemCapture, ctx: StageContext) -> list[LocalizedView]:
         from detectors.localize import localize
 
@@ -121,7 +132,7 @@ class SupervisedStage:
         if not views:
             return []
         findings = []
-        for kind, (logit, prob, above) in self.bundle.predict(views, bank).items():
+        for kind, (logit, prob, above) in self.bundle.predict(views, bank, self._shared_patches(ctx, views)).items():
             if not above:
                 continue
             threshold = self.bundle.calibration[kind].threshold
