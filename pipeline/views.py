@@ -50,16 +50,26 @@ class ViewEmbeddings:
     """camera -> (the view object that was embedded, its (D,) global embedding)."""
     patches: dict[str, np.ndarray] = field(default_factory=dict)
     """camera -> (C, H, W) patch features of that view."""
+    bank: str = ""
+    """The bank the views were scored against."""
+    nearest: dict[str, np.ndarray] = field(default_factory=dict)
+    """camera -> (H, W) row of each patch's nearest normal patch in `bank`."""
 
-    def lookup(self, views: Sequence[LocalizedView], model_version: str, patches: bool = False) -> np.ndarray | None:
-        """(V, D) global embeddings (or (V, C, H, W) patch features) of exactly these view
-        objects by that model version, else None."""
-        if model_version != self.model_version:
+    def lookup(
+        self, views: Sequence[LocalizedView], model_version: str, what: str = "global", bank: str | None = None
+    ) -> np.ndarray | None:
+        """(V, D) global embeddings, (V, C, H, W) patch features ("patches") or (V, H, W)
+        nearest-normal rows ("nearest", of that `bank`) of exactly these view objects by that
+        model version, else None."""
+        if model_version != self.model_version or (what == "nearest" and bank != self.bank):
             return None
+        table = {"global": {c: v[1] for c, v in self.views.items()}, "patches": self.patches, "nearest": self.nearest}[
+            what
+        ]
         rows = []
         for view in views:
             hit = self.views.get(view.camera)
-            if hit is None or hit[0] is not view or (patches and view.camera not in self.patches):
+            if hit is None or hit[0] is not view or view.camera not in table:
                 return None
-            rows.append(self.patches[view.camera] if patches else hit[1])
+            rows.append(table[view.camera])
         return np.stack(rows) if rows else None

@@ -181,16 +181,21 @@ def test_stage_reuses_the_anomaly_stage_patch_features(trained, monkeypatch) -> 
     stage = SupervisedStage(model_dir=out.parent)
     assert stage.reference is not None and stage.bundle is not None
     views = stage._views(capture, ctx)
-    shared = stage._shared_patches(ctx, views)
-    assert shared is not None and shared.shape[0] == len(views) == 1
     bank = stage.reference.bank(SKU)
+    shared, nearest = stage._shared_features(ctx, views, bank)
+    assert shared is not None and shared.shape[0] == len(views) == 1
+    assert nearest is not None and nearest.shape == (1, *shared.shape[2:])
     fresh = stage.bundle.predict(views, bank)
 
     def no_backbone(_pixels: np.ndarray) -> np.ndarray:
         raise AssertionError("the backbone ran again on views the anomaly stage had embedded")
 
+    def no_search(_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise AssertionError("the bank was searched again for patches the anomaly stage had matched")
+
     monkeypatch.setattr(stage.bundle.tok(), "maps", no_backbone)
-    reused = stage.bundle.predict(views, bank, shared)
+    monkeypatch.setattr(bank, "nearest_patches", no_search)
+    reused = stage.bundle.predict(views, bank, shared, nearest)
     assert all(abs(fresh[k][0] - reused[k][0]) < 1e-3 for k in fresh)
     stage(capture, ctx)  # the stage takes the published features by itself
 

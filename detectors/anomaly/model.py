@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from .bank import Bank
+from .bank import Bank, nearest_rows
 from .calibration import DEFAULT_TARGET_RATE, RobustScaler, TailCalibrator
 from .fusion import fuse_maps, fuse_members, fuse_views
 from .prepare import PreparedView, prepare, view_of
@@ -124,6 +124,8 @@ class ViewResult:
     """The view's global embedding (what the wrong-item check compares across SKU banks)."""
     patches: np.ndarray | None = None
     """(C, S/8, S/8) patch features of the view (the fine-grained classifier's input)."""
+    nearest: np.ndarray | None = None
+    """(S/8, S/8) row of each patch's nearest normal patch in the bank scored against."""
 
 
 @dataclass
@@ -209,22 +211,25 @@ class AnomalyModel:
         return self.embed(prepared, items, augment)
 
     # --- members -------------------------------------------------------------------------
-    def member_maps(self, bank: Bank, feats: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(patch distance maps (N,h,w), student error maps (N,h,w), global distances (N,))."""
+    def member_maps(self, bank: Bank, feats: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(patch distance maps (N,h,w), student error maps (N,h,w), global distances (N,), and
+        per patch the row of its nearest normal patch in the bank (N,h,w))."""
         n, c, h, w = feats.patches.shape
         flat = feats.patches.transpose(0, 2, 3, 1).reshape(-1, c)
-        patch_map = bank.patch_distances(flat).reshape(n, h, w)
+        patch_map, nearest = nearest_rows(flat, bank.patches)
         student_map = self.rt().student_errors(bank, feats.patches)
-        return patch_map, student_map, bank.global_distances(feats.globals_)
+        glob = bank.global_distances(feats.globals_)
+        return patch_map.reshape(n, h, w), student_map, glob, nearest.reshape(n, h, w)
 
     def raw_scores(self, bank: Bank, feats: Features) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        patch_map, student_map, glob = self.member_maps(bank, feats)
+        """Per-view member scores, and the maps behind them ("patch", "student", "nearest")."""
+        patch_map, student_map, glob, nearest = self.member_maps(bank, feats)
         raw = {
             "patch": _masked_peak(patch_map, feats.masks),
             "global": glob.astype(np.float64),
             "student": _masked_peak(student_map, feats.masks),
         }
-        return raw, {"patch": patch_map, "student": student_map}
+        return raw, {"patch": patch_map, "student": student_map, "nearest": nearest}
 
     # --- fitting -------------------------------------------------------------------------
     @staticmethod
@@ -435,6 +440,7 @@ class AnomalyModel:
                     prepared=prep,
                     embedding=feats.globals_[i],
                     patches=feats.patches[i],
+                    nearest=maps["nearest"][i],
                 )
             )
         single = len(views) == 1

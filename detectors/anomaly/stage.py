@@ -99,6 +99,8 @@ class AnomalyStage:
             self.model.version,
             {v.camera: (v.prepared.view, v.embedding) for v in result.views if v.embedding is not None},
             {v.camera: v.patches for v in result.views if v.patches is not None},
+            bank.name,
+            {v.camera: v.nearest for v in result.views if v.nearest is not None},
         )
         findings.append(self._result_finding(capture, ctx, result))
         return findings

@@ -38,20 +38,24 @@ def tokens_of(
     views: list[LocalizedView],
     bank: Bank | None = None,
     feats: np.ndarray | None = None,
+    nearest: np.ndarray | None = None,
 ) -> np.ndarray:
     """(V, T, C) float16 tokens of one item's views, prepared as the anomaly ensemble prepares
     them; with `bank`, each token also carries its residual to the bank's normal patches.
-    `feats`: the views' (V, C, H, W) patch features when the anomaly stage already computed them."""
+    `feats`, `nearest`: the views' (V, C, H, W) patch features and (V, H, W) nearest bank rows
+    when the anomaly stage already computed them (`nearest` is used only with `feats`)."""
     from detectors.anomaly.prepare import prepare
 
     prepared = [prepare(v, IMAGE_SIZE) for v in views[:MAX_VIEWS]]
+    shared = feats is not None
     if feats is None:
         feats = tokenizer.maps(np.stack([p.pixels for p in prepared]))
     feats = np.asarray(feats[: len(prepared)], np.float32)
     tokens = pool_tokens(feats)
     if bank is not None:
         masks = np.stack([p.grid_mask for p in prepared])
-        tokens = np.concatenate([tokens, residual_tokens(feats, masks, bank)], axis=-1)
+        rows = nearest[: len(prepared)] if nearest is not None and shared else None
+        tokens = np.concatenate([tokens, residual_tokens(feats, masks, bank, rows)], axis=-1)
     return tokens.astype(np.float16)
 
 
@@ -119,14 +123,18 @@ class SupervisedBundle:
         return self.meta.get("anomaly_version")
 
     def predict(
-        self, views: list[LocalizedView], bank: Bank | None = None, feats: np.ndarray | None = None
+        self,
+        views: list[LocalizedView],
+        bank: Bank | None = None,
+        feats: np.ndarray | None = None,
+        nearest: np.ndarray | None = None,
     ) -> dict[str, tuple[float, float, bool]]:
         """type -> (logit, calibrated probability, above the operating threshold). `bank`: the
-        item's normal bank, required when the classifier reads residuals; `feats`: the views'
-        patch features when already computed."""
+        item's normal bank, required when the classifier reads residuals; `feats`, `nearest`:
+        the views' patch features and nearest bank rows when already computed."""
         if self.needs_reference and bank is None:
             raise ValueError(f"{self.version} reads residuals to a normal bank; none was given")
-        tokens = tokens_of(self.tok(), views, bank if self.needs_reference else None, feats)
+        tokens = tokens_of(self.tok(), views, bank if self.needs_reference else None, feats, nearest)
         logits = self.logits([tokens])[0]
         out = {}
         for k, name in enumerate(self.classes):

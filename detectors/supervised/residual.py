@@ -32,20 +32,30 @@ def pool_tokens(maps: np.ndarray, mode: str = "mean") -> np.ndarray:
     return pool(x, TOKEN_GRID).flatten(2).transpose(1, 2).numpy()
 
 
-def residual_maps(feats: np.ndarray, masks: np.ndarray, bank: Bank) -> np.ndarray:
+def residual_maps(
+    feats: np.ndarray, masks: np.ndarray, bank: Bank, nearest_rows: np.ndarray | None = None
+) -> np.ndarray:
     """(V, C+2, H, W): each on-item patch minus its nearest normal patch, its distance to it,
-    and the item mask; zero off the item (belt and tote are not the item's business)."""
+    and the item mask; zero off the item (belt and tote are not the item's business).
+    `nearest_rows`: (V, H, W) bank rows of the nearest normal patches when the anomaly stage
+    has already searched the bank for these very features."""
     v, c, h, w = feats.shape
-    rows = feats.transpose(0, 2, 3, 1).reshape(-1, c)
-    dist, nearest = bank.nearest_patches(rows)
+    rows = feats.transpose(0, 2, 3, 1).reshape(-1, c).astype(np.float32)
+    if nearest_rows is None:
+        dist, nearest = bank.nearest_patches(rows)
+    else:
+        nearest = bank.patches[nearest_rows.reshape(-1)].astype(np.float32)
+        dist = np.linalg.norm(rows - nearest, axis=1)
     on = masks.reshape(v, 1, h, w).astype(np.float32)
     residual = (rows - nearest).reshape(v, h, w, c).transpose(0, 3, 1, 2) * on
     return np.concatenate([residual, dist.reshape(v, 1, h, w) * on, on], axis=1)
 
 
-def residual_tokens(feats: np.ndarray, masks: np.ndarray, bank: Bank) -> np.ndarray:
+def residual_tokens(
+    feats: np.ndarray, masks: np.ndarray, bank: Bank, nearest_rows: np.ndarray | None = None
+) -> np.ndarray:
     """(V, T, C + EXTRA_CHANNELS) tokens: pooled residual, mean and peak distance, item share."""
-    maps = residual_maps(feats, masks, bank)
+    maps = residual_maps(feats, masks, bank, nearest_rows)
     c = feats.shape[1]
     mean = pool_tokens(maps)
     peak = pool_tokens(maps[:, c : c + 1], "max")

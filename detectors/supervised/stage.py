@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from detectors.anomaly.bank import Bank
 from pipeline.imageio import ImageError
 from pipeline.stages import StageContext
 from pipeline.types import Evidence, Finding, ItemCapture
@@ -90,13 +91,19 @@ class SupervisedStage:
             self.version = f"{bundle.version}+stale"
             log.warning("supervised classifier %s adds nothing: %s; retrain it", bundle.version, self.stale)
 
-    def _shared_patches(self, ctx: StageContext, views: list[LocalizedView]) -> np.ndarray | None:
-        """The anomaly stage's patch features of these very views, when it ran the reference
-        model at the classifier's input size (the backbone then need not run again)."""
+    def _shared_features(
+        self, ctx: StageContext, views: list[LocalizedView], bank: Bank | None
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The anomaly stage's patch features of these very views and, when it scored them
+        against the same bank, each patch's nearest normal row: when it ran the reference model
+        at the classifier's input size, neither the backbone nor the bank search runs again."""
         published: ViewEmbeddings | None = ctx.shared.get(EMBEDDINGS_KEY)
         if published is None or self.reference is None or self.reference.model.config.image_size != IMAGE_SIZE:
-            return None
-        return published.lookup(views, self.reference.version, patches=True)
+            return None, None
+        version = self.reference.version
+        feats = published.lookup(views, version, "patches")
+        nearest = published.lookup(views, version, "nearest", bank.name) if bank is not None else None
+        return feats, nearest
 
     def _views(self, capture: ItemCapture, ctx: StageContext) -> list[LocalizedView]:
         from detectors.localize import localize
@@ -132,7 +139,8 @@ class SupervisedStage:
         if not views:
             return []
         findings = []
-        for kind, (logit, prob, above) in self.bundle.predict(views, bank, self._shared_patches(ctx, views)).items():
+        feats, nearest = self._shared_features(ctx, views, bank)
+        for kind, (logit, prob, above) in self.bundle.predict(views, bank, feats, nearest).items():
             if not above:
                 continue
             threshold = self.bundle.calibration[kind].threshold
