@@ -22,6 +22,7 @@ from detectors.supervised.stage import SupervisedStage
 from detectors.supervised.train import TrainConfig, flip_tokens, fold_indices, train_supervised
 from pipeline.catalog import Catalog
 from pipeline.cli import app
+from pipeline.runner import Inspector
 from pipeline.stages import StageContext, load_stage
 from pipeline.store import Store
 from pipeline.types import Frame, ItemCapture
@@ -198,6 +199,21 @@ def test_stage_reuses_the_anomaly_stage_patch_features(trained, monkeypatch) -> 
     reused = stage.bundle.predict(views, bank, shared, nearest)
     assert all(abs(fresh[k][0] - reused[k][0]) < 1e-3 for k in fresh)
     stage(capture, ctx)  # the stage takes the published features by itself
+
+
+def test_inspection_runs_the_classifier_after_the_anomaly_stage(trained, monkeypatch) -> None:
+    """Side by side with the anomaly stage it would embed every view a second time."""
+    out, _, _, _ = trained
+    stage = SupervisedStage(model_dir=out.parent)
+
+    def no_backbone(_pixels: np.ndarray) -> np.ndarray:
+        raise AssertionError("the backbone ran again on views the anomaly stage had embedded")
+
+    monkeypatch.setattr(stage.bundle.tok(), "maps", no_backbone)
+    stages = [load_stage("localize"), AnomalyStage(model_dir=out.parent), stage]
+    inspector = Inspector(catalog=Catalog(skus=RECORDS), stages=stages, max_workers=3)
+    verdict = inspector.inspect(_example("bent_cover", 102).capture)
+    assert not [f for f in verdict.findings if f.kind == "stage_error"], verdict.findings
 
 
 def test_classifier_without_its_reference_model_adds_nothing(trained, tmp_path) -> None:

@@ -43,6 +43,8 @@ def find_model_dir(path: Path | None) -> Path | None:
 
 class SupervisedStage:
     name = "supervised"
+    after = ("localize", "anomaly")
+    """Runs after the anomaly stage, whose patch features and bank matches it reuses."""
 
     def __init__(
         self,
