@@ -37,7 +37,6 @@ from detectors.attributes.profile import AttributeProfile, threshold_from_shares
 from detectors.attributes.stage import AttributesStage
 from detectors.localize import LocalizeStage, localize
 from detectors.supervised.dataset import FINE_TYPES, Example
-from detectors.supervised.residual import ResidualReference
 from detectors.supervised.stage import SupervisedStage
 from detectors.supervised.train import TrainConfig, train_supervised
 from pipeline.catalog import Catalog
@@ -135,7 +134,7 @@ def _fit_models(out: Path, log) -> dict[str, float]:
             continue
         cap, truth = _capture(sku, defects, seed, benign)
         examples.append(Example(cap, {d.type for d in truth.defects if d.visible}, "truth"))
-    reference = ResidualReference(AnomalyModel.load(out / "anomaly"))
+    reference = AnomalyModel.load(out / "anomaly")
     _, card = train_supervised(examples, out / "supervised", TrainConfig(), log=log, reference=reference)
     (out / "card.json").write_text(json.dumps(card, default=str))
     seconds["supervised_train"] = time.perf_counter() - start

@@ -89,7 +89,6 @@ def train_on_earlier_shift(shift: Path, out: Path) -> dict[str, Any]:
     """The supervised classifier from another simulated shift's complaints (and its normal references)."""
     from detectors.anomaly.model import load_shared
     from detectors.supervised.dataset import build_examples
-    from detectors.supervised.residual import ResidualReference
     from detectors.supervised.train import TrainConfig, train_supervised
     from tunnel_sim.generate import generate_dataset
 
@@ -101,7 +100,7 @@ def train_on_earlier_shift(shift: Path, out: Path) -> dict[str, Any]:
     if not card_path.exists():
         examples = build_examples(shift)
         # residuals against the model folder's anomaly banks, which the earlier shift's SKUs share
-        reference = ResidualReference(load_shared(out.parent))
+        reference = load_shared(out.parent)
         train_supervised(examples, out, TrainConfig(), sources={"dataset": str(shift)}, reference=reference)
     card = json.loads(card_path.read_text())
     return {

@@ -63,13 +63,14 @@ class ViewEmbeddings:
         model version, else None."""
         if model_version != self.model_version or (what == "nearest" and bank != self.bank):
             return None
-        table = {"global": {c: v[1] for c, v in self.views.items()}, "patches": self.patches, "nearest": self.nearest}[
-            what
-        ]
+        extra = {"patches": self.patches, "nearest": self.nearest}.get(what)
         rows = []
         for view in views:
             hit = self.views.get(view.camera)
-            if hit is None or hit[0] is not view or view.camera not in table:
+            if hit is None or hit[0] is not view:
                 return None
-            rows.append(table[view.camera])
+            row = hit[1] if extra is None else extra.get(view.camera)
+            if row is None:
+                return None
+            rows.append(row)
         return np.stack(rows) if rows else None

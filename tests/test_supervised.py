@@ -17,7 +17,7 @@ from detectors.anomaly.stage import AnomalyStage
 from detectors.supervised.bundle import ClassCalibration, SupervisedBundle
 from detectors.supervised.dataset import FINE_TYPES, Example, label_counts
 from detectors.supervised.model import TokenClassifier
-from detectors.supervised.residual import EXTRA_CHANNELS, ResidualReference, residual_maps, residual_tokens
+from detectors.supervised.residual import EXTRA_CHANNELS, residual_maps, residual_tokens
 from detectors.supervised.stage import SupervisedStage
 from detectors.supervised.train import TrainConfig, flip_tokens, fold_indices, train_supervised
 from pipeline.catalog import Catalog
@@ -53,7 +53,7 @@ def trained(tmp_path_factory):
     plan = [None] * 20 + ["bent_cover"] * 10 + ["crushed_corner"] * 10
     examples = [_example(d, seed) for seed, d in enumerate(plan)]
     out = folder / "supervised"
-    reference = ResidualReference(AnomalyModel.load(folder))
+    reference = AnomalyModel.load(folder)
     bundle, card = train_supervised(
         examples, out, TrainConfig(epochs=60, patience=15, val_frac=0.35), reference=reference
     )
@@ -182,7 +182,7 @@ def test_stage_reuses_the_anomaly_stage_patch_features(trained, monkeypatch) -> 
     stage = SupervisedStage(model_dir=out.parent)
     assert stage.reference is not None and stage.bundle is not None
     views = stage._views(capture, ctx)
-    bank = stage.reference.bank(SKU)
+    bank = stage.reference.resolve(SKU)
     shared, nearest = stage._shared_features(ctx, views, bank)
     assert shared is not None and shared.shape[0] == len(views) == 1
     assert nearest is not None and nearest.shape == (1, *shared.shape[2:])
@@ -227,7 +227,7 @@ def test_classifier_without_its_reference_model_adds_nothing(trained, tmp_path) 
     assert alone.stale and "no anomaly model" in alone.stale and alone.version.endswith("+stale")
     assert alone(capture, ctx) == []
     reenrolled = replace(AnomalyModel.load(out.parent), version="anomaly-1-reenrolled")
-    changed = SupervisedStage(model_dir=out.parent, reference=ResidualReference(reenrolled))
+    changed = SupervisedStage(model_dir=out.parent, reference=reenrolled)
     assert changed.stale and "anomaly-1-reenrolled" in changed.stale and changed(capture, ctx) == []
     with pytest.raises(ValueError, match="normal bank"):
         bundle.predict([])

@@ -19,8 +19,8 @@ import torch
 from detectors.anomaly.bank import Bank
 from pipeline.views import LocalizedView
 
-from .model import IMAGE_SIZE, PatchTokenizer, TokenClassifier
-from .residual import pool_tokens, residual_tokens
+from .model import IMAGE_SIZE, PatchTokenizer, TokenClassifier, pool_tokens
+from .residual import residual_tokens
 
 MODEL_FILE = "model.pt"
 CARD_FILE = "model_card.json"
@@ -43,18 +43,17 @@ def tokens_of(
     """(V, T, C) float16 tokens of one item's views, prepared as the anomaly ensemble prepares
     them; with `bank`, each token also carries its residual to the bank's normal patches.
     `feats`, `nearest`: the views' (V, C, H, W) patch features and (V, H, W) nearest bank rows
-    when the anomaly stage already computed them (`nearest` is used only with `feats`)."""
+    when the anomaly stage already computed them."""
     from detectors.anomaly.prepare import prepare
 
     prepared = [prepare(v, IMAGE_SIZE) for v in views[:MAX_VIEWS]]
-    shared = feats is not None
     if feats is None:
         feats = tokenizer.maps(np.stack([p.pixels for p in prepared]))
     feats = np.asarray(feats[: len(prepared)], np.float32)
     tokens = pool_tokens(feats)
     if bank is not None:
         masks = np.stack([p.grid_mask for p in prepared])
-        rows = nearest[: len(prepared)] if nearest is not None and shared else None
+        rows = nearest[: len(prepared)] if nearest is not None else None
         tokens = np.concatenate([tokens, residual_tokens(feats, masks, bank, rows)], axis=-1)
     return tokens.astype(np.float16)
 

@@ -17,8 +17,16 @@ TOKEN_GRID = 7
 IMAGE_SIZE = 224
 
 
+def pool_tokens(maps: np.ndarray, mode: str = "mean") -> np.ndarray:
+    """(V, C, H, W) maps -> (V, TOKEN_GRID**2, C) tokens by mean or max pooling."""
+    x = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))
+    pool = nn.functional.adaptive_avg_pool2d if mode == "mean" else nn.functional.adaptive_max_pool2d
+    return pool(x, TOKEN_GRID).flatten(2).transpose(1, 2).numpy()
+
+
 class PatchTokenizer(nn.Module):
-    """RGB crops (B, S, S, 3) uint8 -> tokens (B, 49, 128) from the frozen MobileNetV2 stages."""
+    """RGB crops (B, S, S, 3) uint8 -> (B, 128, S/8, S/8) patch features from the frozen
+    MobileNetV2 stages (pooled into tokens by `pool_tokens`)."""
 
     def __init__(self, pretrained: bool = True) -> None:
         super().__init__()
@@ -32,15 +40,13 @@ class PatchTokenizer(nn.Module):
         self.dim = self.backbone.dim
 
     @torch.inference_mode()
+    def forward(self, pixels: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float().div_(255.0)
+        return self.backbone((x - self.mean) / self.std)
+
     def maps(self, pixels: np.ndarray) -> np.ndarray:
         """(B, C, S/8, S/8) patch features: the anomaly ensemble's, so they compare with its banks."""
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float().div_(255.0)
-        return self.backbone((x - self.mean) / self.std).numpy()
-
-    def forward(self, pixels: np.ndarray) -> torch.Tensor:
-        feats = torch.from_numpy(self.maps(pixels))
-        pooled = nn.functional.adaptive_avg_pool2d(feats, TOKEN_GRID)
-        return pooled.flatten(2).transpose(1, 2).contiguous()
+        return self(pixels).numpy()
 
 
 class TokenClassifier(nn.Module):

@@ -13,23 +13,13 @@ on normals), adding these inputs raised crushed-corner recall from 4 % to 31 %, 
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
 from detectors.anomaly.bank import Bank
-from detectors.anomaly.model import AnomalyModel
 
-from .model import TOKEN_GRID
+from .model import pool_tokens
 
 EXTRA_CHANNELS = 3
 """Beside the residual: mean and peak distance to the bank, and the share of the cell on the item."""
-
-
-def pool_tokens(maps: np.ndarray, mode: str = "mean") -> np.ndarray:
-    """(V, C, H, W) maps -> (V, TOKEN_GRID**2, C) tokens by mean or max pooling."""
-    x = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))
-    pool = F.adaptive_avg_pool2d if mode == "mean" else F.adaptive_max_pool2d
-    return pool(x, TOKEN_GRID).flatten(2).transpose(1, 2).numpy()
 
 
 def residual_maps(
@@ -60,15 +50,3 @@ def residual_tokens(
     mean = pool_tokens(maps)
     peak = pool_tokens(maps[:, c : c + 1], "max")
     return np.concatenate([mean[..., : c + 1], peak, mean[..., c + 1 :]], axis=-1)
-
-
-class ResidualReference:
-    """The SKU banks of an anomaly model, as the classifier's reference for normal."""
-
-    def __init__(self, model: AnomalyModel) -> None:
-        self.model = model
-        self.version = model.version
-
-    def bank(self, sku: str, category: str | None = None) -> Bank:
-        """The SKU's bank, else its category's; `NoReference` when there is neither."""
-        return self.model.resolve(sku, category)

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from detectors.anomaly.bank import Bank
+from detectors.anomaly.model import AnomalyModel, NoReference, load_shared
+from detectors.anomaly.stage import find_model_dir as find_anomaly_dir
 from pipeline.imageio import ImageError
 from pipeline.stages import StageContext
 from pipeline.types import Evidence, Finding, ItemCapture
@@ -26,7 +28,6 @@ from pipeline.views import EMBEDDINGS_KEY, VIEWS_KEY, LocalizedView, ViewEmbeddi
 
 from .bundle import MAX_VIEWS, MODEL_FILE, SupervisedBundle
 from .model import IMAGE_SIZE
-from .residual import ResidualReference
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,11 @@ class SupervisedStage:
         self,
         model_dir: Path | str | None = None,
         bundle: SupervisedBundle | None = None,
-        reference: ResidualReference | None = None,
+        reference: AnomalyModel | None = None,
     ) -> None:
         self.bundle: SupervisedBundle | None = None
         self.reference = reference
+        """The anomaly model whose banks the classifier's residual inputs are taken against."""
         self.stale: str | None = None
         """Why a loaded classifier cannot run (its reference model is missing or changed)."""
         self.version = "supervised-untrained"
@@ -64,25 +66,20 @@ class SupervisedStage:
             # has run: the stage then adds nothing, and its version says so in every verdict.
             self._load(Path(model_dir))
 
-    def _load(self, model_dir: Path) -> bool:
+    def _load(self, model_dir: Path) -> None:
         found = find_model_dir(model_dir)
-        if found is None:
-            return False
-        self._use(SupervisedBundle.load(found), model_dir)
-        return True
+        if found is not None:
+            self._use(SupervisedBundle.load(found), model_dir)
 
     def _use(self, bundle: SupervisedBundle, model_dir: Path | None) -> None:
         self.bundle, self.version = bundle, bundle.version
         if not bundle.needs_reference:
             return
         if self.reference is None and model_dir is not None:
-            from detectors.anomaly.model import load_shared
-            from detectors.anomaly.stage import find_model_dir as find_anomaly_dir
-
             # a shared model folder, or the classifier's own folder inside one
             anomaly = find_anomaly_dir(model_dir) or find_anomaly_dir(model_dir.parent)
             if anomaly is not None:
-                self.reference = ResidualReference(load_shared(anomaly))
+                self.reference = load_shared(anomaly)
         if self.reference is None:
             self.stale = f"no anomaly model beside it (trained on residuals to {bundle.reference_version})"
         elif self.reference.version != bundle.reference_version:
@@ -100,7 +97,7 @@ class SupervisedStage:
         against the same bank, each patch's nearest normal row: when it ran the reference model
         at the classifier's input size, neither the backbone nor the bank search runs again."""
         published: ViewEmbeddings | None = ctx.shared.get(EMBEDDINGS_KEY)
-        if published is None or self.reference is None or self.reference.model.config.image_size != IMAGE_SIZE:
+        if published is None or self.reference is None or self.reference.config.image_size != IMAGE_SIZE:
             return None, None
         version = self.reference.version
         feats = published.lookup(views, version, "patches")
@@ -124,17 +121,15 @@ class SupervisedStage:
         return views[:MAX_VIEWS]
 
     def __call__(self, capture: ItemCapture, ctx: StageContext) -> list[Finding]:
-        if self.bundle is None and (ctx.model_dir is None or not self._load(Path(ctx.model_dir))):
-            return []
+        if self.bundle is None and ctx.model_dir is not None:
+            self._load(Path(ctx.model_dir))
         if self.bundle is None or self.stale:
             return []
         bank = None
         if self.bundle.needs_reference and self.reference is not None:
-            from detectors.anomaly.model import NoReference
-
-            record = ctx.catalog.skus.get(capture.sku) if ctx.catalog else None
+            record = ctx.catalog.skus.get(capture.sku)
             try:
-                bank = self.reference.bank(capture.sku, record.category if record else None)
+                bank = self.reference.resolve(capture.sku, record.category if record else None)
             except NoReference:
                 return []  # the anomaly stage reports the missing reference
         views = self._views(capture, ctx)

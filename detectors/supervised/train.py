@@ -29,13 +29,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from detectors.anomaly.model import AnomalyModel, NoReference
 from pipeline.imageio import ImageError
 from pipeline.types import ItemCapture
 
 from .bundle import CARD_FILE, PATCH_INPUTS, RESIDUAL_INPUTS, ClassCalibration, SupervisedBundle, tokens_of
 from .dataset import FINE_TYPES, Example, label_counts
 from .model import PatchTokenizer, TokenClassifier
-from .residual import ResidualReference
 
 TARGET_FP = 0.01
 FORMAT = 2
@@ -58,7 +58,7 @@ class TrainConfig:
 
 
 def capture_tokens(
-    tokenizer: PatchTokenizer, capture: ItemCapture, reference: ResidualReference | None = None
+    tokenizer: PatchTokenizer, capture: ItemCapture, reference: AnomalyModel | None = None
 ) -> np.ndarray | None:
     """Tokens of a capture's localised views (with residuals to its SKU's bank when `reference`
     is given); None when no view shows an item."""
@@ -72,19 +72,17 @@ def capture_tokens(
     views = [v for v in views if v.found]
     if not views:
         return None
-    return tokens_of(tokenizer, views, reference.bank(capture.sku) if reference else None)
+    return tokens_of(tokenizer, views, reference.resolve(capture.sku) if reference else None)
 
 
 def featurize(
     examples: list[Example],
     tokenizer: PatchTokenizer | None = None,
     log: Callable[[str], None] = lambda s: None,
-    reference: ResidualReference | None = None,
+    reference: AnomalyModel | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray, list[Example]]:
     """Tokens and (N, K) multi-hot labels of the examples whose images could be read (and,
     with a `reference`, whose SKU has a normal bank)."""
-    from detectors.anomaly.model import NoReference
-
     tokenizer = tokenizer or PatchTokenizer()
     tokens, labels, kept = [], [], []
     for i, ex in enumerate(examples):
@@ -291,7 +289,7 @@ def train_supervised(
     cfg: TrainConfig = TrainConfig(),
     log: Callable[[str], None] = lambda s: None,
     sources: dict[str, Any] | None = None,
-    reference: ResidualReference | None = None,
+    reference: AnomalyModel | None = None,
 ) -> tuple[SupervisedBundle, dict[str, Any]]:
     """Featurise, cross-fit, calibrate, evaluate, save `model.pt` + `model_card.json`; returns (bundle, card).
 

@@ -75,7 +75,6 @@ def train_supervised(
     from detectors.anomaly.model import load_shared
     from detectors.anomaly.stage import find_model_dir
     from detectors.supervised.dataset import build_examples
-    from detectors.supervised.residual import ResidualReference
     from detectors.supervised.train import TrainConfig
     from detectors.supervised.train import train_supervised as train
     from pipeline.store import Store
@@ -86,7 +85,7 @@ def train_supervised(
         if folder is None and anomaly is not None:
             fail(f"{anomaly}: no anomaly model (model.json) here or in anomaly/")
         if folder is not None:
-            reference = ResidualReference(load_shared(folder))
+            reference = load_shared(folder)
             typer.echo(f"residual inputs against {reference.version} ({folder})", err=True)
         else:
             typer.echo("no anomaly model beside --out: training on patch features only", err=True)
