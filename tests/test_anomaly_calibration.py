@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectors.anomaly.calibration import CalibrationError, RobustScaler, TailCalibrator
+from detectors.anomaly.calibration import CalibrationError, EnsembleCalibration, RobustScaler, TailCalibrator
 from detectors.anomaly.fusion import fuse_maps, fuse_members, fuse_views
 
 DISTRIBUTIONS = {
@@ -99,6 +99,58 @@ def test_pooled_calibration_needs_many_small_banks_not_one_big_one() -> None:
     assert 0.005 / 20 <= pooled.is_anomalous(fresh).mean() <= 0.005 * 2.5
     singles = np.array([b.threshold for b in banks])
     assert np.median(singles) > pooled.threshold
+
+
+def _bank_scores(rng: np.random.Generator, items: int, offset: float, spread: float) -> tuple[dict, list[int]]:
+    """Raw member scores of `items` normal items with three views each, on one bank's own scale."""
+    n = 3 * items
+    raw = {m: list(offset + spread * rng.gumbel(0, 1, n)) for m in ("patch", "student")}
+    return raw, [i // 3 for i in range(n)]
+
+
+def test_pooled_ensemble_calibration_hits_the_target_where_each_small_bank_cannot() -> None:
+    """Eighty banks of four normal items on one scale: pooled scalers and item threshold reach
+    the target rate on fresh normals; one bank's own calibration cannot place a 0.5 % threshold."""
+    rng = np.random.default_rng(2)
+    parts = [_bank_scores(rng, 4, 3.0, 0.5) for _ in range(80)]
+    pooled = EnsembleCalibration.pooled(parts, target_rate=0.005)
+    assert pooled.n_items == 320 and pooled.n_views == 960  # item keys stay apart per bank
+    fresh = np.array(
+        [
+            max(sum(pooled.standardise({m: v}).values()) for m, v in (("patch", p), ("student", s)))
+            for p, s in zip(3.0 + 0.5 * rng.gumbel(0, 1, 30_000), 3.0 + 0.5 * rng.gumbel(0, 1, 30_000), strict=True)
+        ]
+    )
+    per_item = fresh.reshape(-1, 3).max(axis=1)
+    assert 0.005 / 20 <= pooled.item.is_anomalous(per_item).mean() <= 0.005 * 2.5
+    singles = [EnsembleCalibration.fit(*part, target_rate=0.005) for part in parts[:20]]
+    assert all(s.n_items == 4 for s in singles)
+    assert np.std([s.scalers["patch"].median for s in singles]) > 3 * abs(
+        pooled.scalers["patch"].median - np.median([s.scalers["patch"].median for s in singles])
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "items", "error"),
+    [
+        ({"patch": [1.0, 2.0, 3.0], "student": [1.0, 2.0]}, [0, 1, 2], "one calibration score per view"),
+        ({"patch": [1.0, 2.0]}, [0, 1], "at least 3"),
+    ],
+)
+def test_ensemble_calibration_rejects_unusable_scores(raw, items, error) -> None:
+    with pytest.raises(CalibrationError, match=error):
+        EnsembleCalibration.fit(raw, items)
+
+
+def test_ensemble_calibration_round_trips_and_weights_members() -> None:
+    rng = np.random.default_rng(4)
+    raw, items = _bank_scores(rng, 12, 1.0, 1.0)
+    cal = EnsembleCalibration.fit(raw, items, {"student": 0.5})
+    again = EnsembleCalibration.from_dict(cal.to_dict())
+    assert again == cal
+    assert cal.n_items == 12 and cal.n_views == 36
+    equal = EnsembleCalibration.fit(raw, items)
+    assert cal.view.threshold != equal.view.threshold  # the weight enters the fused scores
 
 
 def test_fixed_threads_overrides_the_load_reading_inside_the_block(monkeypatch) -> None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from detectors.anomaly import AnomalyModel, AnomalyStage, FeaturelessImage, ModelConfig, NoReference
-from detectors.anomaly.calibration import TailCalibrator
+from detectors.anomaly.calibration import EnsembleCalibration
 from detectors.anomaly.export import OnnxRuntime, export_onnx
 from detectors.anomaly.threads import compute_threads
 from pipeline.catalog import Catalog
@@ -181,10 +181,34 @@ def test_small_banks_take_the_pooled_threshold(fitted, bottle) -> None:
     pooled = AnomalyModel(model.config, {"default": bank, "OTHER": twin}, {"default": "default", "OTHER": "OTHER"})
     img = read_image(bottle["bad"][0])
     result = pooled.score([img], sku="OTHER")
-    expected = TailCalibrator.pooled(
-        [TailCalibrator.from_dict(b.meta["calibration"]["view"]) for b in (bank, twin)], model.config.target_rate
+    expected = EnsembleCalibration.pooled(
+        [(b.meta["calibration"]["raw"], b.meta["calibration"]["items"]) for b in (bank, twin)],
+        dict(model.config.member_weights),
+        model.config.target_rate,
     )
     assert result.calibration == "pooled"
-    assert result.threshold == pytest.approx(expected.threshold)
+    assert result.threshold == pytest.approx(expected.view.threshold)
+    assert expected.n_items == 2 * bank.meta["calibration"]["n_items"]  # items stay apart per bank
     own = AnomalyModel(dataclasses.replace(model.config, own_calibration_items=3), pooled.banks, pooled.skus)
     assert own.score([img], sku="OTHER").calibration == "bank"
+
+
+def test_patch_member_scores_contrast_against_the_views_own_floor() -> None:
+    """A view whose every patch is farther from the references (a pose or light the references
+    lack) scores like the plain view; the same bump of damage on it still stands out."""
+    from detectors.anomaly.model import _less_floor, _masked_peak
+
+    rng = np.random.default_rng(0)
+    plain = rng.normal(2.0, 0.1, (28, 28)).astype(np.float32)
+    plain[:, :4] = 50.0  # off the item
+    raised = plain + 1.5
+    damaged = raised.copy()
+    damaged[10:13, 10:13] += 2.0
+    maps = np.stack([plain, raised, damaged])
+    masks = np.ones_like(maps, dtype=bool)
+    masks[:, :, :5] = False  # the item's border column reads nothing off the item
+    score = _masked_peak(_less_floor(maps, masks, 0.5), masks)
+    assert score[1] == pytest.approx(score[0], abs=1e-5)
+    assert score[2] > score[0] + 1.5
+    raw_peak = _masked_peak(maps, masks)
+    assert raw_peak[1] > raw_peak[0] + 1.4  # what the floor removes
