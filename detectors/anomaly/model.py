@@ -183,6 +183,8 @@ class AnomalyModel:
     version: str = ""
     runtime: Runtime | None = None
     _pool: EnsembleCalibration | None = field(default=None, init=False, repr=False)
+    _resolved: dict[str, tuple[EnsembleCalibration, str]] = field(default_factory=dict, init=False, repr=False)
+    """Bank name -> its calibration and source, parsed once instead of on every scored item."""
 
     # --- runtime -------------------------------------------------------------------------
     def rt(self) -> Runtime:
@@ -330,22 +332,32 @@ class AnomalyModel:
         items = [int(i) for i in cal.items]
         own = EnsembleCalibration.fit(raw_lists, items, dict(self.config.member_weights), self.config.target_rate)
         bank.meta["calibration"] = {**own.to_dict(), "raw": raw_lists, "items": items}
+        self._forget_calibrations()
+
+    def _forget_calibrations(self) -> None:
         self._pool = None
+        self._resolved.clear()
 
     def calibration(self, bank: Bank) -> tuple[EnsembleCalibration, str]:
         """(calibration, source) for a bank: its own when it has enough calibration items, else
         the pool of every SKU bank's raw normal scores."""
-        data = bank.meta["calibration"]
-        own = EnsembleCalibration.from_dict(data)
-        if own.n_items >= self.config.own_calibration_items:
-            return own, "bank"
-        if self._pool is None:
-            members = [b for b in self.banks.values() if b.kind == "sku"] or list(self.banks.values())
-            parts = [(b.meta["calibration"]["raw"], b.meta["calibration"]["items"]) for b in members]
-            self._pool = EnsembleCalibration.pooled(parts, dict(self.config.member_weights), self.config.target_rate)
-        if self._pool.n_items <= own.n_items:
-            return own, "bank"
-        return self._pool, "pooled"
+        hit = self._resolved.get(bank.name)
+        if hit is None:
+            hit = self._resolved[bank.name] = self._resolve_calibration(bank)
+        return hit
+
+    def _resolve_calibration(self, bank: Bank) -> tuple[EnsembleCalibration, str]:
+        n_items = bank.meta["calibration"]["n_items"]
+        if n_items < self.config.own_calibration_items:
+            if self._pool is None:
+                members = [b for b in self.banks.values() if b.kind == "sku"] or list(self.banks.values())
+                parts = [(b.meta["calibration"]["raw"], b.meta["calibration"]["items"]) for b in members]
+                self._pool = EnsembleCalibration.pooled(
+                    parts, dict(self.config.member_weights), self.config.target_rate
+                )
+            if self._pool.n_items > n_items:
+                return self._pool, "pooled"
+        return EnsembleCalibration.from_dict(bank.meta["calibration"]), "bank"
 
     def fit(
         self, images: Sequence[np.ndarray], calibration: Sequence[np.ndarray] | None = None, name: str = "default"
@@ -375,7 +387,7 @@ class AnomalyModel:
             self.skus[sku] = bank.name
         if category is not None:
             self.categories[category] = bank.name
-        self._pool = None
+        self._forget_calibrations()
         self.version = self._digest()
 
     def enroll_more(self, bank_name: str, images: Sequence[Sequence[np.ndarray]]) -> Bank:
@@ -422,14 +434,13 @@ class AnomalyModel:
         """Score one item's prepared views against a bank."""
         start = time.perf_counter()
         cal, source = self.calibration(bank)
-        scalers, view_cal, item_cal = cal.scalers, cal.view, cal.item
         feats = self.embed(prepared)
         raw, maps = self.raw_scores(bank, feats)
         views = []
         for i, prep in enumerate(prepared):
             z = cal.standardise({m: raw[m][i] for m in MEMBERS})
             score, top = fuse_members(z, dict(self.config.member_weights))
-            heat = fuse_maps([scalers["patch"](maps["patch"][i]), scalers["student"](maps["student"][i])])
+            heat = fuse_maps([cal.scalers[m](maps[m][i]) for m in ("patch", "student")])
             heat = np.where(prep.grid_mask, heat, heat[prep.grid_mask].min())
             views.append(
                 ViewResult(
@@ -438,8 +449,8 @@ class AnomalyModel:
                     z=z,
                     score=score,
                     top_member=top,
-                    probability=float(view_cal.probability(score)[0]),
-                    anomalous=bool(view_cal.is_anomalous(score)[0]),
+                    probability=float(cal.view.probability(score)[0]),
+                    anomalous=bool(cal.view.is_anomalous(score)[0]),
                     heatmap=heat.astype(np.float32),
                     prepared=prep,
                     embedding=feats.globals_[i],
@@ -448,7 +459,7 @@ class AnomalyModel:
                 )
             )
         single = len(views) == 1
-        calib = view_cal if single else item_cal
+        calib = cal.view if single else cal.item
         item_score, _ = fuse_views([v.score for v in views])
         return ItemResult(
             bank=bank.name,
