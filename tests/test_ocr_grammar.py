@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 from detectors.ocr_expiry.checker import judge, reconcile
 from detectors.ocr_expiry.classify import check_consistency, classify_lines
 from detectors.ocr_expiry.engines import TextLine
-from detectors.ocr_expiry.grammar import MONTHS, STYLES, normalize, parse_date, parse_dates, render_date
+from detectors.ocr_expiry.grammar import (
+    MONTHS,
+    REPAIR_CERTAINTY,
+    STYLES,
+    normalize,
+    parse_date,
+    parse_dates,
+    render_date,
+)
 from detectors.ocr_expiry.keywords import EXPIRY, MANUFACTURED, find_keywords
 from detectors.ocr_expiry.reader import ImageRead, pick_expiry
 from pipeline.types import ExpiryPolicy, LotRecord
@@ -100,6 +108,14 @@ MISREAD = [
     ("27 décembra 2026", ["2026-12-27"]),
     ("Scad. 28 OIC 2027", ["2027-12-28"]),  # O read for D in a short name
     ("05 FCB 2028", ["2028-02-05"]),  # C read for E
+    ("EXP 26 FED 2027", ["2027-02-26"]),  # D read for B (dot-matrix)
+    ("EXP: 27 JUM 2026", ["2026-06-27"]),  # M read for N
+    ("jusqu'au 16 ACUT 2026", ["2026-08-16"]),  # C read for O
+    ("Validade: ADR2027", ["2027-04"]),  # a misread month glued to its year
+    ("entro GENZ027", ["2027-01"]),  # Z read for 2 in a year glued to its month
+    ("Best before 25 Omcember 2027", ["2027-12-25"]),  # two wrong letters in a long name
+    ("BB AFR 22 2027", ["2027-04-22"]),  # F read for P
+    ("30 Omzemkor 2027", []),  # three are too many
     ("03 JUXIO 2027", []),  # JULIO or JUNIO? never guessed
     ("15 MAX 2027", []),  # X is no look-alike of a short name's letter
     ("entro 14/05/27", ["2027-05-14"]),  # a label one letter from a month name (ENERO) stays a label
@@ -204,8 +220,9 @@ def test_a_misread_date_yields_nothing_not_a_part_of_it(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "order", "expected"),
     [
-        ("36.04.26", "DMY", []),  # day 36: "30" misread; not 2036-04-26
-        ("04.36.26", "MDY", []),
+        ("36.04.26", "DMY", ["2026-04-30"]),  # day 36: a 0 misread as 6, repaired; not 2036-04-26
+        ("04.36.26", "MDY", ["2026-04-30"]),
+        ("37.04.26", "DMY", []),  # 7 is no misread 0: not repaired, and not 2037-04-26
         ("36.04.26", "YMD", ["2036-04-26"]),  # a product printed YY.MM.DD
         ("26.04.30", "DMY", ["2030-04-26"]),  # the hinted reading is a real date
     ],
@@ -214,11 +231,53 @@ def test_a_day_misread_is_not_taken_as_a_year_first_date(text: str, order: str, 
     assert [d.iso for d in parse_dates(text, order=order, today=TODAY)] == expected
 
 
-def test_a_misread_day_on_an_expired_print_goes_to_review_not_pass() -> None:
+def test_a_misread_day_on_an_expired_print_is_repaired_and_caught() -> None:
     """A Vietnamese inkjet print "HSD: 30.04.26" (expired) read as "HSD: 36.04.26"."""
     reads = classify_lines([_line("NSX 26.06.25"), _line("HSD: 36.04.26", 22)], order="DMY", today=TODAY)
+    expiry = pick_expiry(reads)
+    assert expiry is not None and expiry.iso == "2026-04-30"
+    assert expiry.parsed.repair == "36.04.26 -> 30.04.26"
+    assert judge({"cam": _image_read(reads)}, today=TODAY).status == "expired"
+
+
+def test_an_unrepairable_day_on_an_expired_print_goes_to_review_not_pass() -> None:
+    reads = classify_lines([_line("NSX 26.06.25"), _line("HSD: 37.04.26", 22)], order="DMY", today=TODAY)
     assert pick_expiry(reads) is None
     assert judge({"cam": _image_read(reads)}, today=TODAY).status == "unreadable"
+
+
+@pytest.mark.parametrize(
+    ("text", "order", "expected", "repair"),
+    [
+        ("Best before 07/12/2928", "MDY", "2028-07-12", "07/12/2928 -> 07/12/2028"),  # the century is known
+        ("Best before 99/06/26", "DMY", "2026-06-09", "99/06/26 -> 09/06/26"),
+        ("entro 16 FEB 2927", "DMY", "2027-02-16", "2927 -> 2027"),
+        ("MHD 21-05-2626", "DMY", "2026-05-21", "21-05-2626 -> 21-05-2026"),
+        ("EXP 20289315", "DMY", "2028-03-15", "20289315 -> 20280315"),
+        ("DLC 88 novembre 2026", "DMY", "2026-11-08", "88 -> 08"),  # a day inside a date shape
+        ("antes de JUL2926", "DMY", "2026-07", "2926 -> 2026"),  # a year glued to its month
+        ("Best before 07/12/2028", "MDY", "2028-07-12", None),  # a valid read is never repaired
+    ],
+)
+def test_a_zero_misread_as_9_8_or_6_is_repaired(text: str, order: str, expected: str, repair: str | None) -> None:
+    (d,) = parse_dates(text, order=order, today=TODAY)
+    assert (d.iso, d.repair) == (expected, repair)
+    if repair is not None:  # trusted less, and never later than what the characters say
+        assert d.certainty <= REPAIR_CERTAINTY
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "36.06.2926",  # two misread digits: one repair only
+        "EXP 36.13.2027",  # no single 0 makes it a date
+        "Tel 0612 998 866 12",  # not a date-shaped token
+        "LOT 29281",  # a lot number stays a lot number
+        "SN 4006381333931",  # barcode digits
+    ],
+)
+def test_what_a_repair_does_not_invent(text: str) -> None:
+    assert parse_dates(text, order="DMY", today=TODAY) == []
 
 
 def test_spans_index_the_original_text() -> None:
@@ -318,11 +377,21 @@ def _types(lines: list[TextLine], order: str = "DMY") -> dict[str, str]:
         ([_line("Herst. 28 Juli 2027")], {"2027-07-28": "manufactured"}),
         ([_line("Mindestens holtbar bis 28.07.2027")], {"2027-07-28": "expiry"}),
         # an unlabelled date beside a line whose date could not be read is not taken as the expiry
-        ([_line("XQZ 30 Omzember 2027"), _line("28.07.2027", 22)], {"2027-07-28": "other"}),
+        ([_line("XQZ 30 Omzemkor 2027"), _line("28.07.2027", 22)], {"2027-07-28": "other"}),
         ([_line("Qwz 30.1?.2027"), _line("28.07.2027", 22)], {"2027-07-28": "other"}),
-        ([_line("Best before 07/12/2928"), _line("28.07.2027", 22)], {"2027-07-28": "other"}),
+        ([_line("Best before 07/12/2328"), _line("28.07.2027", 22)], {"2027-07-28": "other"}),
         # a label whose own date is unreadable does not label the line below
-        ([_line("Best before 07/12/2928"), _line("MFO 01/29/2027", 22)], {"2027-01-29": "manufactured"}),
+        ([_line("Best before 07/12/2328"), _line("MFO 01/29/2027", 22)], {"2027-01-29": "manufactured"}),
+        # a year glued to a stray digit is a date we cannot read: the other date is not taken by a rule
+        ([_line("暑22026.06"), _line("2025.12.04", 22)], {"2025-12-04": "other"}),
+        # a repaired date without a label is never the expiry, nor does it let a rule pick another
+        ([_line("duceard 67.07.2026")], {"2026-07-07": "other"}),
+        ([_line("67.07.2026"), _line("28.07.2027", 22)], {"2026-07-07": "other", "2027-07-28": "other"}),
+        # a year with a 0 misread as 9 is repaired and keeps its label
+        (
+            [_line("Best before 07/12/2928"), _line("MFO 01/29/2027", 22)],
+            {"2028-12-07": "expiry", "2027-01-29": "manufactured"},
+        ),
         # short labels with one wrong letter, when unambiguous
         ([_line("EKP 12.03.2027")], {"2027-03-12": "expiry"}),
         ([_line("實味期限：2027/03/29")], {"2027-03-29": "expiry"}),
@@ -330,7 +399,7 @@ def _types(lines: list[TextLine], order: str = "DMY") -> dict[str, str]:
         ([_line("EXP 30.05.2027"), _line("MFG 15.04.2028", 22)], {"2027-05-30": "other", "2028-04-15": "manufactured"}),
         ([_line("EXP 30.05.2020")], {"2020-05-30": "other"}),
         ([_line("EXP 02/2040")], {"2040-02": "other"}),
-        ([_line("A consommer avant le 83/27"), _line("03.2026", 22)], {"2026-03": "other"}),
+        ([_line("A consommer avant le 73/27"), _line("03.2026", 22)], {"2026-03": "other"}),
         # a short word no table knows right before a date is a misread label: no rule types either date
         (
             [_line("QXW 22/04/2026"), _line("Fakriqve la 05/06/2027", 22)],
@@ -357,6 +426,18 @@ def test_a_fallback_crop_without_labels_cannot_retype_a_labelled_date() -> None:
     base = classify_lines([_line("TGT 05 FEB 2026"), _line("Geproduceerd 06 MEI 2026", 22)], today=TODAY)
     crop = classify_lines([_line("TGT 05 FEB 2026"), _line("Geproduceerd 05", 22)], today=TODAY)
     assert pick_expiry(crop) is not None
+    assert pick_expiry(check_consistency(_merge(base, crop), TODAY)) is None
+
+
+def test_a_fallback_crop_of_one_line_cannot_make_an_untyped_date_the_expiry() -> None:
+    """A Korean print whose labels were misread: the whole print leaves the production date
+    untyped beside an unreadable line; a region crop of that line alone would call it "sole"."""
+    from detectors.ocr_expiry.reader import _merge
+
+    base = classify_lines([_line("异長站: 2027-0?-10"), _line("2025-09-19", 22)], today=TODAY)
+    assert {r.iso: r.type for r in base} == {"2025-09-19": "other"}
+    crop = classify_lines([_line("2025-09-19")], today=TODAY)
+    assert {r.iso: r.type for r in crop} == {"2025-09-19": "expiry"}  # the rule alone guesses
     assert pick_expiry(check_consistency(_merge(base, crop), TODAY)) is None
 
 

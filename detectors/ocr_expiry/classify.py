@@ -6,7 +6,8 @@ above (labels printed as a column header); a from-until range; then rules: an un
 date later than a labelled manufacturing date is the expiry, and with no labels at all the
 latest date is the expiry and earlier ones are taken as production dates. A date typed as
 manufactured by a keyword is never promoted to expiry, so a production date can only be
-taken for the expiry when nothing on the package says what it is.
+taken for the expiry when nothing on the package says what it is. A date read only after a
+digit repair (`ParsedDate.repair`) is typed by a label or not at all.
 """
 
 from __future__ import annotations
@@ -196,7 +197,12 @@ def classify_lines(
     unknown = [f for f in found if f.kind is None and _UNKNOWN_LABEL.search(norms[f.line], 0, f.parsed.span[0])]
     for f in unknown:
         f.kind, f.reason = "other", "unknown_label"
-    _apply_rules(found, residue or bool(unknown))
+    # A repaired date is typed by its label only: no rule makes a guessed digit the expiry,
+    # and like an unreadable date it may be the expiry, so no rule types the others either.
+    repaired = [f for f in found if f.kind is None and f.parsed.repair is not None]
+    for f in repaired:
+        f.kind, f.reason = "other", "unlabelled_repair"
+    _apply_rules(found, residue or bool(unknown) or bool(repaired))
     return check_consistency([_to_read(f, lines[f.line]) for f in found], today, stale_years)
 
 
@@ -204,8 +210,9 @@ _DATE_SHAPE = re.compile(
     r"[0-9]{1,4}\s?[./-]\s?[0-9]{1,2}\s?[./-]\s?[0-9]{1,4}(?![0-9])|(?<![0-9])[0-9]{2}\s?/\s?[0-9]{2}(?![0-9])"
 )
 _YEAR = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2}(?![0-9])")
-_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{6,10}(?![0-9])")
-"""A run of digits as long as a compact date with a misread or extra digit ("720281026")."""
+_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{5,10}(?![0-9])")
+"""A run of digits as long as a compact date with a misread or extra digit ("720281026"), or a
+year with a stray digit glued to it ("22026.06")."""
 _DIGITS = re.compile(r"[0-9].*[0-9]")
 _UNKNOWN_LABEL = re.compile(r"(?<![A-Z0-9])[A-Z]{2,4}[\s:.]{0,2}$")
 """A short upper-case word right before a date that no table knows: a label we could not read

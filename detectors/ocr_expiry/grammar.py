@@ -93,6 +93,7 @@ _DIGIT_LOOKALIKES = str.maketrans(
 )
 _YEAR_SHAPE = re.compile(r"(?:19|20)[0-9]{2}")
 _TOKEN = re.compile(r"[A-Z0-9|!]+(?:[./\-][A-Z0-9|!]+)*")
+_GLUED_YEAR = re.compile(r"(?P<mon>[A-Z]{3,9}?)(?P<y>[0-9OQILSBZ|!]{4})")
 
 
 def _norm_char(ch: str) -> str:
@@ -120,6 +121,12 @@ def _fix_digit_tokens(text: str) -> str:
     out = list(text)
     for m in _TOKEN.finditer(text):
         tok = m.group()
+        glued = _GLUED_YEAR.fullmatch(tok)
+        if glued and glued.group("mon") in MONTH_LOOKUP:  # "GENZ027": a month and its year
+            year = glued.group("y").translate(_DIGIT_LOOKALIKES)
+            if _YEAR_SHAPE.fullmatch(year):
+                out[m.start() + glued.start("y") : m.end()] = year
+            continue
         runs = re.findall(r"[A-Z|!]+", tok)
         if not runs or any(len(r) > 1 or r not in "OQIL|!SBZ" for r in runs):
             continue
@@ -139,9 +146,11 @@ def normalize(text: str) -> str:
 _LETTER_LOOKALIKES = frozenset(
     {("O", "D"), ("D", "O"), ("C", "E"), ("E", "C"), ("F", "E"), ("E", "F"), ("V", "U"), ("U", "V")}
     | {("H", "N"), ("N", "H"), ("C", "G"), ("G", "C"), ("Q", "O"), ("O", "Q")}
+    | {("D", "B"), ("B", "D"), ("M", "N"), ("N", "M"), ("C", "O"), ("O", "C"), ("F", "P"), ("P", "F")}
 )
 """(read, printed) letter pairs OCR confuses; the only misreads allowed in short month names."""
-_MONTH_CONTEXT = re.compile(r"(?<![A-Z0-9])(?P<w>[A-Z]{3,12})(?![A-Z0-9])")
+_MONTH_CONTEXT = re.compile(r"(?<![A-Z0-9])(?P<w>[A-Z]{3,12})(?![A-Z])")
+"""A word that may be a misread month name; digits may follow it directly ("ADR2027")."""
 _DATE_NEIGHBOUR_BEFORE = re.compile(r"[0-9]{1,4}[\s./\-]?$")
 _DATE_NEIGHBOUR_AFTER = re.compile(r"^[\s./\-]?[0-9]{1,4}")
 
@@ -155,9 +164,9 @@ def _protected_words() -> frozenset[str]:
 
 
 def _month_fix(word: str) -> str | None:
-    """The month name `word` is a one-letter misread of, when exactly one month fits: any letter
-    in full names of five letters and more ("OPRILE", "SEPTAMBER"), a look-alike in shorter ones
-    ("OIC" for "DIC")."""
+    """The month name `word` is a misread of, when exactly one month fits: any one letter in
+    full names of five letters and more ("OPRILE", "SEPTAMBER"), two in names of eight and more
+    ("OMCEMBER"), a look-alike in shorter ones ("OIC" for "DIC")."""
     if word in MONTH_LOOKUP or word in _protected_words():
         return None
     fits: dict[int, str] = {}
@@ -165,7 +174,9 @@ def _month_fix(word: str) -> str | None:
         if len(name) != len(word) or not name.isalpha():
             continue
         diff = [(a, b) for a, b in zip(word, name, strict=True) if a != b]
-        if len(diff) == 1 and (len(word) >= 5 or diff[0] in _LETTER_LOOKALIKES):
+        if (len(diff) == 1 and (len(word) >= 5 or diff[0] in _LETTER_LOOKALIKES)) or (
+            len(diff) == 2 and len(word) >= 8
+        ):
             fits.setdefault(month, name)
     return next(iter(fits.values())) if len(fits) == 1 else None
 
@@ -205,6 +216,9 @@ class ParsedDate:
     """Set when the date is one end of a printed range ("from ... until ...")."""
     has_time: bool = False
     """A clock time is printed right after the date (typical of production stamps)."""
+    repair: str | None = None
+    """Set when the date was read only after one misread digit was taken for a 0: what was
+    printed as read and what was taken ("2928 -> 2028")."""
 
     @property
     def precision(self) -> Precision:
@@ -393,7 +407,8 @@ def _rank(readings: list[tuple[str, YMDTuple]], order: Order, today: date) -> li
     return sorted(readings, key=key)
 
 
-def _scan(norm: str) -> list[_Match]:
+def _scan(norm: str) -> tuple[list[_Match], list[tuple[int, int]]]:
+    """Non-overlapping date matches, and the spans of date shapes that are no calendar date."""
     found: list[_Match] = []
     invalid: list[tuple[int, int]] = []
     for kind, pattern, certainty in _PATTERNS:
@@ -413,7 +428,7 @@ def _scan(norm: str) -> list[_Match]:
     for cand in found:
         if all(cand.end <= k.start or cand.start >= k.end for k in kept):
             kept.append(cand)
-    return sorted(kept, key=lambda x: x.start)
+    return sorted(kept, key=lambda x: x.start), invalid
 
 
 def _misread_as_ymd(match: _Match, plausible: list[tuple[str, YMDTuple]], order: Order) -> bool:
@@ -431,14 +446,25 @@ def parse_dates(text: str, *, order: Order = "DMY", today: date | None = None) -
     """All dates in `text`, left to right.
 
     `order` is the market's reading of ambiguous all-numeric dates; `today` centres the
-    plausibility window (readings outside it are dropped). Never raises on any string.
+    plausibility window (readings outside it are dropped). A date-shaped token that reads as
+    no date may still be read with one digit repaired (see `_repaired_dates`). Never raises on
+    any string.
     """
     if not isinstance(text, str) or not text:
         return []
     today = today or date.today()
     norm = _fix_month_tokens(normalize(text))
+    dates, invalid = _dates_in(norm, text, order, today)
+    dates += _repaired_dates(norm, text, order, today, dates, invalid)
+    return _mark_ranges(norm, sorted(dates, key=lambda d: d.span))
+
+
+def _dates_in(norm: str, text: str, order: Order, today: date) -> tuple[list[ParsedDate], list[tuple[int, int]]]:
+    """The dates of a normalised text (spans and `text` from the original, same length), and
+    the spans of date shapes that are no calendar date."""
     dates: list[ParsedDate] = []
-    for match in _scan(norm):
+    matches, invalid = _scan(norm)
+    for match in matches:
         plausible = [r for r in match.readings if _in_window(r[1], today)]
         if not plausible or _misread_as_ymd(match, plausible, order):
             continue
@@ -461,7 +487,57 @@ def parse_dates(text: str, *, order: Order = "DMY", today: date | None = None) -
                 has_time=has_time,
             )
         )
-    return _mark_ranges(norm, dates)
+    return dates, invalid
+
+
+ZERO_MISREADS = "986"
+"""Digits PP-OCR returns for a printed 0 on dot-matrix and inkjet prints (the dots inside and
+around the 0 close into a 9, 8 or 6): "2928" for 2028, "99/06/26" for 09/06/26, "2628"."""
+REPAIR_CERTAINTY = 0.5
+"""Trust in a date read only after a digit repair, on top of the shape's own certainty."""
+_DIGIT_TOKEN = re.compile(r"(?<![0-9])[0-9]+(?:[./\-][0-9]+)*(?![0-9A-Z])")
+"""Digits and separators; a letter may precede them (a month name: "JUL2926")."""
+_REPAIR_DIGITS = (4, 8)
+"""Only tokens with this many digits are repaired: a year, a date; not phone or barcode numbers."""
+
+
+def _repaired_dates(
+    norm: str, text: str, order: Order, today: date, found: list[ParsedDate], invalid: list[tuple[int, int]]
+) -> list[ParsedDate]:
+    """Dates in digit tokens that read as no date, read with one of their digits taken for the
+    0 it is often misread from (`ZERO_MISREADS`). The tokens: 4 to 8 digits (a year, a numeric
+    date), or any digits inside a date shape that is no calendar date ("88 NOVEMBRE 2026").
+
+    A token is repaired only when exactly one date results from all its single repairs: two
+    different dates mean the misread cannot be undone and the token stays unread (review).
+    A repair only lowers a digit, so a repaired date is never later than what was read, and an
+    expired item is not passed by a repair. The date's certainty is cut by `REPAIR_CERTAINTY`
+    and `ParsedDate.repair` says what was changed."""
+    taken = [d.span for d in found]
+    out: list[ParsedDate] = []
+    for tok in _DIGIT_TOKEN.finditer(norm):
+        digits = sum(c.isdigit() for c in tok.group())
+        in_shape = any(s <= tok.start() and tok.end() <= e for s, e in invalid)
+        if not (_REPAIR_DIGITS[0] <= digits <= _REPAIR_DIGITS[1] or in_shape):
+            continue
+        if any(s < tok.end() and tok.start() < e for s, e in taken):
+            continue
+        results: dict[str, tuple[ParsedDate, str]] = {}
+        for i, ch in enumerate(tok.group()):
+            if ch not in ZERO_MISREADS:
+                continue
+            pos = tok.start() + i
+            alt = norm[:pos] + "0" + norm[pos + 1 :]
+            fixed = tok.group()[:i] + "0" + tok.group()[i + 1 :]
+            for d in _dates_in(alt, text, order, today)[0]:
+                clear = not any(s < d.span[1] and d.span[0] < e for s, e in taken)
+                if d.span[0] <= pos < d.span[1] and clear:
+                    results.setdefault(d.iso, (d, f"{tok.group()} -> {fixed}"))
+        if len(results) == 1:
+            d, repair = next(iter(results.values()))
+            out.append(replace(d, certainty=round(d.certainty * REPAIR_CERTAINTY, 4), repair=repair))
+            taken.append(d.span)
+    return out
 
 
 def _mark_ranges(norm: str, dates: list[ParsedDate]) -> list[ParsedDate]:

@@ -174,9 +174,11 @@ ARTICLES = frozenset({"LE", "LA", "IL", "EL", "DEL", "AL", "AM", "THE", "DE", "D
 """Words printed between a label and its date ("avant le", "entro il") that no label ends with."""
 
 
-def fuzzy_limit(n_letters: int) -> int:
-    """How many OCR errors a keyword of this many letters may carry and still be found."""
-    if n_letters < 10:
+def fuzzy_limit(n_letters: int, n_words: int = 1) -> int:
+    """How many OCR errors a keyword of this many letters may carry and still be found. Labels
+    of several short words ("Hạn sử dụng", read "Hin sù ding") lose a letter per word to
+    diacritics, so from 8 letters they may carry two."""
+    if n_letters < (8 if n_words > 1 else 10):
         return 1
     return 2 if n_letters < 15 else n_letters // 5
 
@@ -229,7 +231,7 @@ def find_fuzzy(norm: str, end: int) -> KeywordHit | None:
         tails.append(words[:-1])
     best: dict[KeywordKind, tuple[int, KeywordHit]] = {}
     for kind, squeezed, n_words in _fuzzy_table():
-        limit = fuzzy_limit(len(squeezed))
+        limit = fuzzy_limit(len(squeezed), n_words)
         for tail in tails:
             for extra in (0, 1):
                 k = n_words + extra

@@ -92,14 +92,15 @@ def pick_expiry(dates: Sequence[DateRead]) -> DateRead | None:
 
 def _merge(base: list[DateRead], extra: list[DateRead]) -> list[DateRead]:
     """`extra` (a fallback pass's dates) added to `base`. A fallback pass may crop a line away
-    from its label, so a date it types by a rule alone ("latest") never contradicts the type a
-    printed label gave the same date in `base`: a labelled production date stays one."""
+    from its label and its neighbours, so a date it types by a rule alone ("sole", "latest")
+    never contradicts the type `base` gave the same date with the whole print in view: a
+    production date stays one, and so does a date left untyped beside an unreadable line."""
     seen = {(d.iso, d.type) for d in base}
-    labelled = {d.iso: d.type for d in base if d.reason in LABELLED}
+    typed = {d.iso: d.type for d in base}
     return base + [
         d
         for d in extra
-        if (d.iso, d.type) not in seen and not (d.reason not in LABELLED and labelled.get(d.iso, d.type) != d.type)
+        if (d.iso, d.type) not in seen and not (d.reason not in LABELLED and typed.get(d.iso, d.type) != d.type)
     ]
 
 
