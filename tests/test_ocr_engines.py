@@ -76,6 +76,23 @@ def test_engine_reads_a_rendered_expiry_where_it_is_printed(engine: str) -> None
     assert 0.5 < read.expiry.confidence <= 1.0
 
 
+def test_lone_glyphs_and_long_lines_are_recognised_each_in_its_place() -> None:
+    """Glyph-wide lines and long lines go to the recogniser separately; every box keeps its
+    own text, in the order given, and the recogniser's own settings are left as they were."""
+    img, _ = render_lines(["M", "EXP 15/03/2027", "L", "LOT 4711A"], size=40)
+    engine = get_engine("rapidocr")
+    quads = engine.detect(img)
+    quads.sort(key=lambda q: float(q[:, 1].min()))
+    assert [line.text.replace(" ", "") for line in engine.recognize(img, quads)] == [
+        "M",
+        "EXP15/03/2027",
+        "L",
+        "LOT4711A",
+    ]
+    rec = engine._ocr._load_rec_model()
+    assert (rec.rec_image_shape, rec.rec_batch_num) == ([3, 48, 320], 6)
+
+
 def test_engines_are_built_once_per_process() -> None:
     assert get_engine("rapidocr") is get_engine("rapidocr", ("de", "fr"))
     assert get_engine("tesseract", ("en",)) is get_engine("tesseract", ("en",))

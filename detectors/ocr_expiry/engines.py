@@ -79,6 +79,20 @@ ORIENTATION_SURE = 0.85
 
 DET_MIN_HEIGHT = 32
 DET_MAX_ASPECT = 8.0
+REC_HEIGHT = 48
+REC_MIN_WIDTH = 48
+"""Narrowest recogniser input for a line of several characters (pixels at `REC_HEIGHT`)."""
+REC_BATCH = 1
+"""Lines recognised per call. RapidOCR's defaults (batches of 6, each padded to its widest line
+and to 320 px at least) pad most tunnel lines with grey, and the recogniser's cost grows with
+width: one line per call at its own width cut recognition from 36-54 to 24-25 ms of CPU per
+line on simulated tunnel crops, and read more, not fewer, dates (89 dated tunnel items: 32
+expiries read instead of 28; 500 + 300 simulated prints: 96.4 % and 97.3 % instead of 96.2 %
+and 97.0 %; real photos 7/7 either way)."""
+REC_GLYPH_RATIO = 3.0
+"""Lines narrower than this many heights (one or two glyphs: a size sticker's "L") keep
+RapidOCR's 320 px input: narrower, a lone "L" reads "1" or "0"."""
+REC_GLYPH_WIDTH = 320
 
 
 class RapidOcrEngine:
@@ -95,6 +109,8 @@ class RapidOcrEngine:
       better read of each line. Detection boxes do not depend on that turn.
     - The detector never enlarges: its long side is capped at `det_limit` (huge photos are
       shrunk); callers enlarge small crops themselves when they choose to.
+    - Recognition is most of the cost on tunnel crops (83 % of the expiry stage's CPU): each line
+      is recognised at its own width (`REC_BATCH`), lone glyphs at RapidOCR's 320 px.
     """
 
     name = "rapidocr"
@@ -165,11 +181,24 @@ class RapidOcrEngine:
         crops = [get_rotate_crop_image(arr, np.array(q, dtype=np.float32)) for q in quads]
         if turn180:
             crops = [np.ascontiguousarray(c[::-1, ::-1]) for c in crops]
+        glyphs = [c.shape[1] < REC_GLYPH_RATIO * c.shape[0] for c in crops]
+        read: dict[int, tuple[str, float]] = {}
         with self._lock:
-            out = self._ocr._load_rec_model()(TextRecInput(img=crops))
-        txts = out.txts or ("",) * len(crops)
-        scores = out.scores or (0.0,) * len(crops)
-        return [TextLine(str(t), _quad_box(q), float(s)) for q, t, s in zip(quads, txts, scores, strict=True)]
+            rec = self._ocr._load_rec_model()
+            default_shape, default_batch = rec.rec_image_shape, rec.rec_batch_num
+            try:
+                for glyph, width in ((True, REC_GLYPH_WIDTH), (False, REC_MIN_WIDTH)):
+                    idx = [i for i, g in enumerate(glyphs) if g is glyph]
+                    if not idx:
+                        continue
+                    rec.rec_image_shape = [3, REC_HEIGHT, width]
+                    rec.rec_batch_num = REC_BATCH
+                    out = rec(TextRecInput(img=[crops[i] for i in idx]))
+                    txts, scores = out.txts or ("",) * len(idx), out.scores or (0.0,) * len(idx)
+                    read.update(zip(idx, zip(txts, scores, strict=True), strict=True))
+            finally:
+                rec.rec_image_shape, rec.rec_batch_num = default_shape, default_batch
+        return [TextLine(str(read[i][0]), _quad_box(q), float(read[i][1])) for i, q in enumerate(quads)]
 
     def read(self, image: np.ndarray) -> list[TextLine]:
         if self.use_cls:
