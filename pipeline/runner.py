@@ -115,8 +115,9 @@ class Inspector:
             futures[stage.name] = self._pool.submit(run, stage)
         return [futures[s.name].result() for s in self.stages]
 
-    def inspect(self, capture: ItemCapture, started: float | None = None) -> Verdict:
-        """Inspect one item; `started` is the perf_counter time the capture arrived (for the deadline)."""
+    def inspect(self, capture: ItemCapture, started: float | None = None, backlog: int = 0) -> Verdict:
+        """Inspect one item; `started` is the perf_counter time the capture arrived (for the
+        deadline), `backlog` the items waiting behind it (`StageContext.backlog`)."""
         started = time.perf_counter() if started is None else started
         record = self.catalog.skus.get(capture.sku)
         ctx = StageContext(
@@ -124,6 +125,7 @@ class Inspector:
             today=self.today or date.today(),
             model_dir=self.model_dir,
             config=self.config,
+            backlog=backlog,
         )
         findings: list[Finding] = []
         timings: dict[str, float] = {}

@@ -294,6 +294,7 @@ class Runtime:
             lease_s=config.lease_s,
             arrivals=self.arrivals,
             on_verdict=self._on_verdict,
+            backlog=lambda: self.depth.value - config.workers,
         )
         root = config.data_root
         self.sinks = {

@@ -28,6 +28,9 @@ class StageContext:
     shared: dict[str, Any] = field(default_factory=dict)
     """Results one stage publishes for later ones (e.g. "crops": camera -> localised crop)."""
     config: dict[str, Any] = field(default_factory=dict)
+    backlog: int = 0
+    """Items waiting for a worker when this one started (the edge service's queue; 0 in batch
+    runs). A stage may leave out optional work while others wait, saying so in its finding."""
 
 
 @runtime_checkable

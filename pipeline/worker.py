@@ -68,6 +68,7 @@ class WorkerPool:
         idle_poll_s: float = 0.25,
         arrivals: ArrivalCache | None = None,
         on_verdict: VerdictCallback | None = None,
+        backlog: Callable[[], int] | None = None,
     ) -> None:
         if threads < 1:
             raise ValueError(f"need at least one worker thread, got {threads}")
@@ -75,6 +76,8 @@ class WorkerPool:
         self.threads, self.lease_s, self.idle_poll_s = threads, lease_s, idle_poll_s
         self.arrivals = arrivals or ArrivalCache()
         self.on_verdict = on_verdict
+        self.backlog = backlog
+        """Items waiting for a worker right now (accepted, not yet being inspected); None: unknown."""
         self._stop = threading.Event()
         self._work = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -128,7 +131,8 @@ class WorkerPool:
                     frame.with_image(arrival.images[frame.camera])  # already decoded by the HTTP handler
         started = time.perf_counter() - max(0.0, time.time() - received_at)
         try:
-            verdict = self.inspector.inspect(capture, started)
+            waiting = max(0, self.backlog()) if self.backlog is not None else 0
+            verdict = self.inspector.inspect(capture, started, backlog=waiting)
         except Exception as exc:  # the runner contains stage errors; this is a last resort
             log.exception("inspection of %s failed", capture.item_id)
             verdict = _failed_verdict(capture, exc)

@@ -339,6 +339,16 @@ def test_item_whose_budget_runs_out_is_unreadable_never_a_guess() -> None:
     assert engine.sizes[:2] == [(64, 150), (64, 150)]  # every view's first pass runs before any fallback
 
 
+def test_no_fallback_pass_runs_while_items_wait_at_the_lane() -> None:
+    capture = _capture({"top": 1, "side": 1})
+    engine = FallbackOnlyEngine()
+    busy = OcrExpiryStage(engine=engine, budget_ms=None)(capture, StageContext(_catalog(), today=TODAY, backlog=3))
+    assert [f.kind for f in busy] == ["unreadable"] and "3 item(s) waiting" in busy[0].message
+    assert engine.sizes == [(64, 150), (64, 150)]  # first passes only
+    idle = OcrExpiryStage(engine=engine, budget_ms=None)(capture, StageContext(_catalog(), today=TODAY))
+    assert [f.kind for f in idle] == ["expired"] and "waiting" not in idle[0].message
+
+
 def test_stage_stops_fallbacks_once_an_expiry_is_found() -> None:
     engine = FallbackOnlyEngine()
     OcrExpiryStage(engine=engine, budget_ms=None)(

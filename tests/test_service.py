@@ -69,6 +69,17 @@ class GatedStage:
         return []
 
 
+BACKLOGS: dict[str, int] = {}
+
+
+class BacklogProbe:
+    name, version = "backlog_probe", "fake-1"
+
+    def __call__(self, capture, ctx) -> list[Finding]:
+        BACKLOGS[capture.item_id] = ctx.backlog
+        return []
+
+
 FAKE_STAGES = [
     "fake_localize=tests.test_service:FakeLocalize",
     "fake_anomaly=tests.test_service:FakeAnomaly",
@@ -190,6 +201,28 @@ def test_capture_to_verdict_divert_signal_and_idempotent_repost(tmp_path: Path) 
     assert not store.pending_events()
     sent = {line["item_id"]: line["action"] for line in log_lines(tmp_path / "divert.jsonl")}
     assert sent == {"S0001-000001": "divert", "S0001-000002": "pass"}
+
+
+def test_stages_see_how_many_items_wait_behind_theirs(tmp_path: Path) -> None:
+    """One worker held on the first item while three more arrive: each item's stages are told
+    how many were still waiting when it started (the OCR stage skips fallbacks then)."""
+    GATE.clear()
+    BACKLOGS.clear()
+    stages = [
+        *FAKE_STAGES,
+        "fake_gate=tests.test_service:GatedStage",
+        "backlog_probe=tests.test_service:BacklogProbe",
+    ]
+    try:
+        with running(tmp_path, workers=1, stages=stages) as (client, _):
+            assert post(client, "B0").status_code == 202
+            wait_for(lambda: "B0" in BACKLOGS)
+            assert [post(client, f"B{i}").status_code for i in (1, 2, 3)] == [202, 202, 202]
+            GATE.set()
+            verdict_of(client, "B3")
+    finally:
+        GATE.set()
+    assert BACKLOGS == {"B0": 0, "B1": 2, "B2": 1, "B3": 0}
 
 
 def test_unknown_sku_is_accepted_and_reviewed(tmp_path: Path) -> None:

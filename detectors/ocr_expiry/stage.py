@@ -10,7 +10,9 @@ Cost: every view gets one first pass (its lines are published under `TEXT_LINES_
 attributes stage, so labels are not read twice). Only when no view shows an expiry do
 fallback passes run, on the view likeliest to hold the date first, until `budget_ms` of OCR
 compute is spent for the item; an item still without an expiry is `unreadable` (review),
-never a guess.
+never a guess. While other items wait for a worker (`StageContext.backlog`, the edge
+service's queue) no fallback runs: the item goes to review at once instead of delaying the
+items behind it.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ class OcrExpiryStage:
                     continue
             reads[frame.camera] = first_read(images[frame.camera], **opts)
             used[frame.camera] = view
-        if self.fallback and not any(r.expiry for r in reads.values()):
+        if self.fallback and not ctx.backlog and not any(r.expiry for r in reads.values()):
             for cam in sorted(reads, key=lambda c: date_likelihood(reads[c]), reverse=True):
                 reads[cam] = continue_read(images[cam], reads[cam], deadline=deadline, **opts)
                 if reads[cam].expiry is not None or reads[cam].budget_spent:
@@ -143,7 +145,8 @@ class OcrExpiryStage:
             return []
         reads, views, errors = self.read_capture(capture, ctx, record)
         verdict = judge(reads, today=ctx.today, policy=policy, lot=ctx.catalog.lot(capture.lot))
-        return [self._finding(verdict, reads, views, errors)]
+        waiting = ctx.backlog if self.fallback and verdict.status == "unreadable" else 0
+        return [self._finding(verdict, reads, views, errors, waiting)]
 
     def _finding(
         self,
@@ -151,7 +154,9 @@ class OcrExpiryStage:
         reads: dict[str, ImageRead],
         views: dict[str, LocalizedView | None],
         errors: dict[str, str],
+        waiting: int = 0,
     ) -> Finding:
+        """`waiting`: items that waited behind this one, so no fallback pass ran."""
         evidence: list[Evidence] = []
         if verdict.expiry is not None and verdict.camera is not None:
             evidence.append(
@@ -166,6 +171,8 @@ class OcrExpiryStage:
         message = verdict.message + (f"; {len(errors)} frame(s) could not be decoded" if errors else "")
         if verdict.status == "unreadable" and any(r.budget_spent for r in reads.values()):
             message += f"; OCR budget of {self.budget_ms:.0f} ms spent before an expiry was found"
+        if verdict.status == "unreadable" and waiting:
+            message += f"; no fallback pass: {waiting} item(s) waiting at the lane"
         if verdict.status in ("expired", "date_mismatch"):
             kind, probability = verdict.status, defect_probability(verdict)
         elif verdict.status == "unreadable":
