@@ -151,6 +151,8 @@ NOT_DATES = [
     "LOT 0282FTX143",
     "price 3.25",
     "EAN 4006381333931",
+    "EXP 2027-01-1?",  # a day whose second digit OCR could not read: no day is invented
+    "EXP 15.03.2027·",
     "1/2 cup",
     "since 1963",
     "01/02/1999",  # outside the plausibility window

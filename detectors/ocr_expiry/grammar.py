@@ -275,7 +275,7 @@ _MON = (
     + r")\.?"
 )
 _NB = r"(?<![0-9])"  # not preceded by a digit
-_NA = r"(?![0-9])"  # not followed by a digit
+_NA = r"(?![0-9?·•])"  # not followed by a digit, nor by a glyph OCR could not read ("2027-01-1?")
 _LB = r"(?<![A-Z])"
 _SHORT_NB = r"(?<![0-9$€£%&*#+=~^@_\\])(?<![0-9][./\-])"
 """Before a month-year shape: not a digit, junk symbol or digit and separator, so the tail of a
