@@ -89,18 +89,6 @@ def test_fusion() -> None:
         fuse_members({})
 
 
-def test_pooled_calibration_needs_many_small_banks_not_one_big_one() -> None:
-    """Many banks of four normals each: alone each gives a wild threshold, pooled they hit the target."""
-    rng = np.random.default_rng(5)
-    banks = [TailCalibrator.fit(rng.gumbel(0, 1, 4), 0.005) for _ in range(80)]
-    pooled = TailCalibrator.pooled(banks, 0.005)
-    assert len(pooled.sorted_scores) == 320
-    fresh = rng.gumbel(0, 1, 200_000)
-    assert 0.005 / 20 <= pooled.is_anomalous(fresh).mean() <= 0.005 * 2.5
-    singles = np.array([b.threshold for b in banks])
-    assert np.median(singles) > pooled.threshold
-
-
 def _bank_scores(rng: np.random.Generator, items: int, offset: float, spread: float) -> tuple[dict, list[int]]:
     """Raw member scores of `items` normal items with three views each, on one bank's own scale."""
     n = 3 * items

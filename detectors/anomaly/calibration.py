@@ -116,16 +116,6 @@ class TailCalibrator:
         cal.threshold = max(tail_t, empirical) if n * target_rate >= 1.0 else tail_t
         return cal
 
-    @classmethod
-    def pooled(cls, members: Any, target_rate: float = DEFAULT_TARGET_RATE) -> TailCalibrator:
-        """One calibrator over the normal scores of several (standardised) banks.
-
-        A SKU rarely has enough normal items of its own to place a 0.5 % threshold; its
-        standardised scores share a scale with every other SKU's, so their union does.
-        """
-        values = [v for m in members for v in m.sorted_scores]
-        return cls.fit(values, target_rate)
-
     def _tail_sf(self, excess: np.ndarray) -> np.ndarray:
         return stats.genpareto.sf(excess, self.tail_shape, loc=0.0, scale=self.tail_scale)
 
