@@ -212,3 +212,43 @@ def test_patch_member_scores_contrast_against_the_views_own_floor() -> None:
     assert score[2] > score[0] + 1.5
     raw_peak = _masked_peak(maps, masks)
     assert raw_peak[1] > raw_peak[0] + 1.4  # what the floor removes
+
+
+def test_patch_member_reads_the_item_interior_not_its_rim() -> None:
+    """A spike on the outline's two rings of cells (a segmentation spur, a shadow) reaches the
+    patch score only through the 3x3 smoothing's edge; the same spike further in counts in
+    full; a whole-frame view keeps its edge cells."""
+    from detectors.anomaly.model import _less_floor, _masked_peak, interior
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(2.0, 0.05, (28, 28)).astype(np.float32)
+    item = np.zeros((28, 28), bool)
+    item[4:24, 4:24] = True
+    on_rim, inside = base.copy(), base.copy()
+    on_rim[4:6, 12:15] += 3.0
+    inside[8:11, 12:15] += 3.0
+    maps = np.stack([base, on_rim, inside])
+    core = interior(np.stack([item] * 3), 2)
+    assert core[0].sum() == 16 * 16 and not core[0][4:6].any()
+    score = _masked_peak(_less_floor(maps, core, 0.5), core)
+    assert score[1] < score[0] + 1.1
+    assert score[2] > score[0] + 2.0
+    whole = np.ones((1, 28, 28), bool)
+    assert interior(whole, 2).all()  # no outline to peel
+    sliver = np.zeros((1, 28, 28), bool)
+    sliver[:, 10:13, :] = True
+    assert (interior(sliver, 2) == sliver).all()  # nothing would be left: keep the cells
+    assert (interior(np.stack([item]), 0) == item).all()
+
+
+def test_folders_saved_before_the_interior_rule_score_as_they_were_calibrated(tmp_path: Path) -> None:
+    """A model.json without `patch_interior_cells` loads with the rim kept, the rule its stored
+    calibration scores were computed under."""
+    model = AnomalyModel(ModelConfig(localize=False, student_steps=5))
+    folder = tmp_path / "m"
+    AnomalyModel(model.config).save(folder)
+    info = json.loads((folder / "model.json").read_text())
+    del info["config"]["patch_interior_cells"]
+    (folder / "model.json").write_text(json.dumps(info))
+    assert AnomalyModel.load(folder).config.patch_interior_cells == 0
+    assert ModelConfig().patch_interior_cells == 2

@@ -17,7 +17,9 @@ The patch member scores local contrast: the peak nearest-patch distance on the i
 view's median distance (`ModelConfig.patch_floor_quantile`). A pose or lighting the references
 did not show raises the distance of every patch of the view, while damage raises a few; the raw
 peak confuses the two (simulated shift, patch member alone: visible-damage AUROC 0.77 raw peak,
-0.84 less the view's median, 0.89 with pooled scalers as well).
+0.84 less the view's median, 0.89 with pooled scalers as well). Both the peak and the floor are
+read on the item's interior (`ModelConfig.patch_interior_cells`): the outline's cells mix item and
+background and carry the segmentation's errors.
 """
 
 from __future__ import annotations
@@ -85,6 +87,13 @@ class ModelConfig:
     patch_floor_quantile: float = 0.5
     """Quantile of a view's on-item patch distances subtracted from its peak (the view's floor).
     The median, so that damage over up to half the item does not raise its own floor."""
+    patch_interior_cells: int = 2
+    """Feature cells peeled off the item outline before the patch member reads its peak and floor.
+    Cells on the rim mix item and grey background, and a segmentation spur or shadow there has no
+    counterpart in the references: the rim dominated the normal tail (simulated shift, patch
+    member alone, visible damage: AUROC 0.87 / 0.90 / 0.91 / 0.90 and recall at 0.5 % false
+    diverts 0.01 / 0.33 / 0.47 / 0.42 with 0 / 1 / 2 / 3 cells). A view without an outline (the
+    whole frame) keeps every cell."""
     batch: int = 8
     seed: int = 0
 
@@ -159,6 +168,22 @@ def _masked_peak(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     for i, (m, k) in enumerate(zip(maps, masks, strict=True)):
         smooth = cv2.blur(m.astype(np.float32), (3, 3))
         out[i] = float(smooth[k].max())
+    return out
+
+
+def interior(masks: np.ndarray, cells: int) -> np.ndarray:
+    """Item masks (N,h,w) with `cells` rings of cells peeled off the outline (the frame's edge
+    counts as outline). A mask with no outline (all cells) or nothing left keeps its cells."""
+    if cells <= 0:
+        return masks
+    kernel = np.ones((2 * cells + 1, 2 * cells + 1), np.uint8)
+    out = masks.copy()
+    for i, m in enumerate(masks):
+        if m.all():
+            continue
+        core = cv2.erode(m.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+        if core.any():
+            out[i] = core
     return out
 
 
@@ -244,9 +269,10 @@ class AnomalyModel:
         """Per-view member scores, and the maps behind them ("patch": distance less the view's
         floor, "student", "nearest")."""
         patch_map, student_map, glob, nearest = self.member_maps(bank, feats)
-        patch_map = _less_floor(patch_map, feats.masks, self.config.patch_floor_quantile)
+        core = interior(feats.masks, self.config.patch_interior_cells)
+        patch_map = _less_floor(patch_map, core, self.config.patch_floor_quantile)
         raw = {
-            "patch": _masked_peak(patch_map, feats.masks),
+            "patch": _masked_peak(patch_map, core),
             "global": glob.astype(np.float64),
             "student": _masked_peak(student_map, feats.masks),
         }
@@ -440,7 +466,10 @@ class AnomalyModel:
         for i, prep in enumerate(prepared):
             z = cal.standardise({m: raw[m][i] for m in MEMBERS})
             score, top = fuse_members(z, dict(self.config.member_weights))
-            heat = fuse_maps([cal.scalers[m](maps[m][i]) for m in ("patch", "student")])
+            patch_heat = cal.scalers["patch"](maps["patch"][i])
+            core = interior(prep.grid_mask[None], self.config.patch_interior_cells)[0]
+            patch_heat = np.where(core, patch_heat, patch_heat[core].min())
+            heat = fuse_maps([patch_heat, cal.scalers["student"](maps["student"][i])])
             heat = np.where(prep.grid_mask, heat, heat[prep.grid_mask].min())
             views.append(
                 ViewResult(
@@ -527,6 +556,7 @@ class AnomalyModel:
         cfg = info["config"]
         cfg["augment"] = tuple(cfg.get("augment", ()))
         cfg["member_weights"] = tuple(tuple(w) for w in cfg.get("member_weights", ()))
+        cfg.setdefault("patch_interior_cells", 0)  # folders saved before the rim was peeled
         banks = {n: Bank.load(folder / "banks" / b["dir"]) for n, b in info["banks"].items()}
         return cls(
             config=ModelConfig(**cfg),
