@@ -142,6 +142,7 @@ def build_store(root: Path) -> Path:
     store = Store(db)
     add_item(store, root, "DMG-1", "SHEET-SET-TWIN", "L1", ["TWIN"], [anomaly(0.93)])
     add_item(store, root, "CLEAN-1", "SHEET-SET-TWIN", "L1", ["TWIN"], [anomaly(0.05)])
+    add_item(store, root, "FAINT-1", "SHEET-SET-TWIN", "L1", ["TWIN"], [anomaly(0.2)])
     add_item(
         store,
         root,
@@ -149,7 +150,7 @@ def build_store(root: Path) -> Path:
         "FOOD-CEREAL-01",
         "L2",
         ["EXP 01.11.2026"],
-        [ocr("expired", "2026-11-01", p=0.95), anomaly(0.1)],
+        [ocr("expired", "2026-11-01", p=0.95), anomaly(0.03)],
         colour=(232, 196, 40),
     )
     add_item(
@@ -159,13 +160,13 @@ def build_store(root: Path) -> Path:
         "FOOD-CEREAL-01",
         "L2",
         ["EXP 30.06.2027", "MFG 10.01.2026"],
-        [ocr("ok", "2027-06-30", "2026-01-10"), anomaly(0.1)],
+        [ocr("ok", "2027-06-30", "2026-01-10"), anomaly(0.03)],
         colour=(232, 196, 40),
     )
     add_item(store, root, "VAR-1", "SHEET-SET-TWIN", "L1", ["SIZE", "KING"], [anomaly(0.2)])
-    add_item(store, root, "SHOE-1", "SNEAKER-42", "L3", ["EU 42"], [anomaly(0.1)], colour=(36, 96, 190))
-    add_item(store, root, "SHORT-1", "FOOD-CEREAL-01", "L4", ["~~~"], [ocr("unreadable", None, p=1.0), anomaly(0.1)])
-    add_item(store, root, "UNREAD-1", "FOOD-CEREAL-01", "L2", ["~~~"], [ocr("unreadable", None, p=1.0), anomaly(0.1)])
+    add_item(store, root, "SHOE-1", "SNEAKER-42", "L3", ["EU 42"], [anomaly(0.03)], colour=(36, 96, 190))
+    add_item(store, root, "SHORT-1", "FOOD-CEREAL-01", "L4", ["~~~"], [ocr("unreadable", None, p=1.0), anomaly(0.03)])
+    add_item(store, root, "UNREAD-1", "FOOD-CEREAL-01", "L2", ["~~~"], [ocr("unreadable", None, p=1.0), anomaly(0.03)])
     add_item(store, root, "NOANOM-1", "SHEET-SET-TWIN", "L1", ["TWIN"], [], stages=("localize",))
     store.close()
     catalog().save(root / "catalog.json")

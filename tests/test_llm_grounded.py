@@ -31,6 +31,7 @@ def run(store, item: str, text: str, **kw):
     [
         ("DMG-1", "box came crushed", RootCause.DAMAGED_BEFORE_SHIPMENT),
         ("CLEAN-1", "arrived damaged, corner smashed", RootCause.DAMAGED_AFTER_TUNNEL),
+        ("FAINT-1", "arrived damaged, corner smashed", RootCause.DAMAGED_BEFORE_SHIPMENT),
         ("EXP-1", "product is expired!!", RootCause.EXPIRED_AT_SHIPMENT),
         ("OK-1", "expired product!! date printed is 10.01.2026", RootCause.CUSTOMER_MISPERCEPTION),
         ("SHOE-1", "shoes came without a box, are these used??", RootCause.CUSTOMER_MISPERCEPTION),
