@@ -267,7 +267,7 @@ class AnomalyModel:
 
     def raw_scores(self, bank: Bank, feats: Features) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Per-view member scores, and the maps behind them ("patch": distance less the view's
-        floor, "student", "nearest")."""
+        floor, "student", "nearest", and "interior": the cells the patch member read)."""
         patch_map, student_map, glob, nearest = self.member_maps(bank, feats)
         core = interior(feats.masks, self.config.patch_interior_cells)
         patch_map = _less_floor(patch_map, core, self.config.patch_floor_quantile)
@@ -276,7 +276,7 @@ class AnomalyModel:
             "global": glob.astype(np.float64),
             "student": _masked_peak(student_map, feats.masks),
         }
-        return raw, {"patch": patch_map, "student": student_map, "nearest": nearest}
+        return raw, {"patch": patch_map, "student": student_map, "nearest": nearest, "interior": core}
 
     # --- fitting -------------------------------------------------------------------------
     @staticmethod
@@ -467,7 +467,7 @@ class AnomalyModel:
             z = cal.standardise({m: raw[m][i] for m in MEMBERS})
             score, top = fuse_members(z, dict(self.config.member_weights))
             patch_heat = cal.scalers["patch"](maps["patch"][i])
-            core = interior(prep.grid_mask[None], self.config.patch_interior_cells)[0]
+            core = maps["interior"][i]
             patch_heat = np.where(core, patch_heat, patch_heat[core].min())
             heat = fuse_maps([patch_heat, cal.scalers["student"](maps["student"][i])])
             heat = np.where(prep.grid_mask, heat, heat[prep.grid_mask].min())
