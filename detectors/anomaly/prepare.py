@@ -19,6 +19,11 @@ from pipeline.views import LocalizedView
 MIN_CONTRAST = 2.0
 """Grey-level standard deviation below which an image carries no usable appearance."""
 BACKGROUND_GREY = 124
+ROUND_FILL = 0.8
+"""Share of its smallest enclosing circle an outline must fill to count as round (a disc fills
+1.0, a square 0.64)."""
+ROUND_ASPECT = (0.85, 1.18)
+"""Height/width range of a round view's crop."""
 
 
 class FeaturelessImage(ImageError):
@@ -32,6 +37,19 @@ class PreparedView:
     """(S, S, 3) uint8 network input."""
     grid_mask: np.ndarray
     """(S/8, S/8) bool: feature cells that lie on the item."""
+    round_outline: bool = False
+    """The item's outline here is a disc (a lid or a ball seen end-on): its upright crop has no
+    preferred angle, so print on it can lie at any rotation."""
+
+
+def is_round(mask: np.ndarray) -> bool:
+    """Whether a crop's item mask is a disc: nearly square and filling its enclosing circle."""
+    h, w = mask.shape[:2]
+    if not mask.any() or not ROUND_ASPECT[0] <= h / w <= ROUND_ASPECT[1]:
+        return False
+    points = cv2.findNonZero(mask.astype(np.uint8))
+    _, radius = cv2.minEnclosingCircle(points)
+    return float(mask.sum()) / (np.pi * max(radius, 1.0) ** 2) > ROUND_FILL
 
 
 def check_informative(image: np.ndarray, name: str = "image") -> None:
@@ -61,4 +79,4 @@ def prepare(view: LocalizedView, size: int) -> PreparedView:
     grid_mask = cv2.resize(keep.astype(np.float32), (grid, grid), interpolation=cv2.INTER_AREA) > 0.05
     if not grid_mask.any():
         grid_mask[:] = True
-    return PreparedView(view=view, pixels=pixels, grid_mask=grid_mask)
+    return PreparedView(view=view, pixels=pixels, grid_mask=grid_mask, round_outline=view.found and is_round(view.mask))
