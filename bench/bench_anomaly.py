@@ -142,44 +142,29 @@ def _generate(root: Path, items: int, seed: int, defect_rate: float) -> None:
     subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
 
 
-def _simulator(result: dict[str, Any], items: int = 300, seed: int = 7, defect_rate: float = 0.5) -> None:
-    """Enrol a simulated shift's SKUs, then score the shift's items against their SKU banks.
+def _score_shift(model: Any, ds: Any) -> tuple[list[dict[str, Any]], list[float]]:
+    """Every item of a shift scored against its SKU's bank: score, flag, visible defect types."""
+    rows, item_ms = [], []
+    for item in ds.items():
+        rec = ds.catalog.skus.get(item.capture.sku)
+        imgs = item.capture.images()
+        r = model.score([imgs[c] for c in sorted(imgs)], item.capture.sku, rec.category if rec else None, sorted(imgs))
+        item_ms.append(r.ms / max(1, len(r.views)))
+        truth = item.truth
+        rows.append(
+            {
+                "score": r.score,
+                "anomalous": r.anomalous,
+                "types": [d.type for d in truth.defects if d.visible] if truth else [],
+                "benign": truth.benign if truth else [],
+            }
+        )
+    return rows, item_ms
 
-    Half the items carry a defect so that each defect type has enough examples for an AUROC;
-    every SKU of the catalog is enrolled whatever the item count, so enrolment time is the
-    full catalog's.
-    """
-    import tunnel_sim  # noqa: F401  (ImportError: simulator not installed)
-    from detectors.anomaly.enroll import enroll_dataset
-    from pipeline.dataset import Dataset
 
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "sim"
-        start = time.perf_counter()
-        _generate(root, items, seed, defect_rate)
-        generate_s = time.perf_counter() - start
-        start = time.perf_counter()
-        model = enroll_dataset(root, ModelConfig(), log=lambda _m: None)
-        enrol_s = time.perf_counter() - start
-        ds = Dataset.open(root)
-        rows = []
-        item_ms = []
-        for item in ds.items():
-            rec = ds.catalog.skus.get(item.capture.sku)
-            imgs = item.capture.images()
-            r = model.score(
-                [imgs[c] for c in sorted(imgs)], item.capture.sku, rec.category if rec else None, sorted(imgs)
-            )
-            item_ms.append(r.ms / max(1, len(r.views)))
-            truth = item.truth
-            rows.append(
-                {
-                    "score": r.score,
-                    "anomalous": r.anomalous,
-                    "types": [d.type for d in truth.defects if d.visible] if truth else [],
-                    "benign": truth.benign if truth else [],
-                }
-            )
+def _per_type(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per defect type and over all visible damage: AUROC against the shift's normals and recall
+    at the threshold."""
     normal = [r for r in rows if not r["types"]]
     by_type: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
@@ -203,7 +188,48 @@ def _simulator(result: dict[str, Any], items: int = 300, seed: int = 7, defect_r
             "recall": float(np.mean([r["anomalous"] for r in visible])),
             "visible_damage": True,
         }
+    return per_type
+
+
+def _flagged(rows: list[dict[str, Any]]) -> float | None:
+    return float(np.mean([r["anomalous"] for r in rows])) if rows else None
+
+
+def _simulator(result: dict[str, Any], items: int = 300, seed: int = 7, defect_rate: float = 0.5) -> None:
+    """Enrol a simulated shift's SKUs, then score the shift's items against their SKU banks;
+    then again with the operating point set on an earlier shift's good items as well.
+
+    Half the items carry a defect so that each defect type has enough examples for an AUROC;
+    every SKU of the catalog is enrolled whatever the item count, so enrolment time is the
+    full catalog's.
+    """
+    import tunnel_sim  # noqa: F401  (ImportError: simulator not installed)
+    from detectors.anomaly.belt import calibrate_on_belt, normal_items
+    from detectors.anomaly.enroll import enroll_dataset
+    from pipeline.dataset import Dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "sim"
+        start = time.perf_counter()
+        _generate(root, items, seed, defect_rate)
+        generate_s = time.perf_counter() - start
+        start = time.perf_counter()
+        model = enroll_dataset(root, ModelConfig(), log=lambda _m: None)
+        enrol_s = time.perf_counter() - start
+        ds = Dataset.open(root)
+        rows, item_ms = _score_shift(model, ds)
+        # the earlier shift's defect-free items stand for audited passes
+        earlier = Path(tmp) / "earlier"
+        _generate(earlier, items, seed + 1, defect_rate)
+        prior = Dataset.open(earlier)
+        start = time.perf_counter()
+        categories = {sku: rec.category for sku, rec in prior.catalog.skus.items()}
+        belt = calibrate_on_belt(model, normal_items(prior, use_truth=True), categories)
+        belt_s = time.perf_counter() - start
+        belt_rows, _ = _score_shift(model, ds)
+    normal = [r for r in rows if not r["types"]]
     benign = [r for r in normal if r["benign"]]
+    belt_normal = [r for r in belt_rows if not r["types"]]
     sku_banks = [b for b in model.banks.values() if b.kind == "sku"]
     result["simulator"] = {
         "items": len(rows),
@@ -214,9 +240,18 @@ def _simulator(result: dict[str, Any], items: int = 300, seed: int = 7, defect_r
         "bank_mb_per_sku": round(float(np.mean([b.nbytes() for b in sku_banks])) / 1e6, 2) if sku_banks else None,
         "torch_ms_per_view_p50": round(float(np.median(item_ms)), 1),
         "banks": {k: sum(b.kind == k for b in model.banks.values()) for k in ("sku", "category")},
-        "false_divert_rate_normals": float(np.mean([r["anomalous"] for r in normal])) if normal else None,
-        "benign_flagged_rate": float(np.mean([r["anomalous"] for r in benign])) if benign else None,
-        "per_defect": per_type,
+        "false_divert_rate_normals": _flagged(normal),
+        "benign_flagged_rate": _flagged(benign),
+        "per_defect": _per_type(rows),
+        "belt_calibrated": {
+            "earlier_shift_seed": seed + 1,
+            "normal_items": belt.items,
+            "views": belt.views,
+            "seconds": round(belt_s, 1),
+            "false_divert_rate_normals": _flagged(belt_normal),
+            "benign_flagged_rate": _flagged([r for r in belt_normal if r["benign"]]),
+            "per_defect": _per_type(belt_rows),
+        },
     }
 
 
@@ -270,6 +305,28 @@ def _rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                     "target": tgt,
                 }
             )
+        belt = sim.get("belt_calibrated")
+        if belt:
+            label = f"belt-calibrated on {belt['normal_items']} good items of an earlier shift"
+            visible = belt["per_defect"].get("visible damage, all types")
+            rows.append(
+                {
+                    "metric": f"sim false-divert rate (normals), {label}",
+                    "value": belt["false_divert_rate_normals"],
+                    "target": "~0.005",
+                }
+            )
+            rows.append(
+                {"metric": f"sim benign flagged, {label}", "value": belt["benign_flagged_rate"], "target": "~0"}
+            )
+            if visible:
+                rows.append(
+                    {
+                        "metric": f"sim visible damage AUROC / recall (n={visible['n']}), {label}",
+                        "value": f"{visible['auroc']:.3f} / {visible['recall']:.2f}",
+                        "target": ">= 0.98 / >= 0.95",
+                    }
+                )
     return rows
 
 

@@ -46,6 +46,10 @@ from .threads import limited_threads
 MODEL_FORMAT = 2
 MEMBERS = ("patch", "global", "student")
 CAL_PREFIX = "cal."
+BELT_KEY = "belt_calibration"
+"""Bank metadata: raw member scores of confirmed-normal belt views that join its calibration."""
+MAX_BELT_VIEWS = 900
+"""Belt views kept per bank (300 three-camera items); the newest win."""
 
 
 class NoReference(LookupError):
@@ -393,15 +397,41 @@ class AnomalyModel:
         )
 
     def calibrate(self, bank: Bank) -> None:
-        """Fit the bank's own scalers and thresholds on its calibration views, keeping their raw
-        member scores for the pool of small banks."""
+        """Fit the bank's own scalers and thresholds on its calibration views and the belt normals
+        it serves, keeping their raw member scores for the pool of small banks."""
         cal = self._calibration_features(bank)
         raw, _ = self.raw_scores(bank, cal)
         raw_lists = {m: [float(v) for v in raw[m]] for m in MEMBERS}
-        items = [int(i) for i in cal.items]
+        items: list[int | str] = [int(i) for i in cal.items]
+        belt = bank.meta.get(BELT_KEY)
+        if belt:
+            for m in MEMBERS:
+                raw_lists[m] += [float(v) for v in belt["raw"][m]]
+            items += [str(key) for key in belt["items"]]
         own = EnsembleCalibration.fit(raw_lists, items, dict(self.config.member_weights), self.config.target_rate)
         bank.meta["calibration"] = {**own.to_dict(), "raw": raw_lists, "items": items}
         self._forget_calibrations()
+
+    def add_belt_calibration(self, bank_name: str, raw: dict[str, list[float]], items: Sequence[str]) -> int:
+        """Join raw member scores of confirmed-normal belt views (one per view, `items` naming each
+        view's item) to a bank's calibration and refit it. An item seen again replaces its earlier
+        views; the newest `MAX_BELT_VIEWS` are kept. Returns the bank's belt view count."""
+        if any(len(raw[m]) != len(items) for m in MEMBERS):
+            raise ValueError("every member needs one raw score per belt view")
+        bank = self.banks[bank_name]
+        old = bank.meta.get(BELT_KEY) or {"raw": {m: [] for m in MEMBERS}, "items": []}
+        fresh = {str(k) for k in items}
+        keep = [i for i, key in enumerate(old["items"]) if key not in fresh]
+        merged_items = [old["items"][i] for i in keep] + [str(k) for k in items]
+        merged = {m: [old["raw"][m][i] for i in keep] + [float(v) for v in raw[m]] for m in MEMBERS}
+        bank.meta[BELT_KEY] = {
+            "raw": {m: v[-MAX_BELT_VIEWS:] for m, v in merged.items()},
+            "items": merged_items[-MAX_BELT_VIEWS:],
+        }
+        with limited_threads():
+            self.calibrate(bank)
+        self.version = self._digest()
+        return len(bank.meta[BELT_KEY]["items"])
 
     def _forget_calibrations(self) -> None:
         self._pool = None
@@ -465,6 +495,8 @@ class AnomalyModel:
         from .student import student_from_state, student_state, train_student
 
         bank = self.banks[bank_name]
+        # belt scores were read against the bank as it was: `anomaly calibrate` again after this
+        bank.meta.pop(BELT_KEY, None)
         with limited_threads():
             feats = self.features_of(images, augment=True)
             rows, keep = self.patch_rows(feats)
@@ -567,6 +599,9 @@ class AnomalyModel:
             h.update(name.encode())
             h.update(np.ascontiguousarray(b.patches[:64]).tobytes())
             h.update(str(b.n_images).encode())
+            belt = b.meta.get(BELT_KEY)
+            if belt:
+                h.update(json.dumps(belt, sort_keys=True).encode())
         return f"anomaly-{MODEL_FORMAT}-{h.hexdigest()[:12]}"
 
     def save(self, folder: Path | str) -> Path:

@@ -216,3 +216,36 @@ def enroll(
         f"enrolled {len(model.skus)} SKUs: {kinds.count('sku')} SKU banks, {kinds.count('category')} category banks "
         f"in {time.perf_counter() - start:.1f}s -> {out}"
     )
+
+
+@anomaly_app.command("calibrate")
+def calibrate(
+    model_dir: Path = typer.Option(..., "--model", help="model folder (updated in place)"),
+    dataset: Path = typer.Option(..., "--dataset", help="dataset folder holding the belt items' captures"),
+    db: Path = typer.Option(None, "--db", help="store whose reviewer decisions name confirmed-normal items"),
+    use_truth: bool = typer.Option(
+        False, "--use-truth/--reviewed-only", help="take every item the dataset records as defect-free"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Set the operating point on the belt's own good items: confirmed-normal items (audited
+    passes, cleared reviews, a recorded shift) join the calibration of the banks serving them."""
+    from detectors.anomaly.belt import calibrate_folder
+    from pipeline.dataset import DatasetError
+
+    if db is not None and not db.is_file():
+        fail(f"{db}: no such store")
+    if db is None and not use_truth:
+        fail("name the normal items: --use-truth for a recorded shift, or --db with reviewer labels")
+    start = time.perf_counter()
+    try:
+        report = calibrate_folder(model_dir, dataset, db, use_truth, log=lambda m: typer.echo(m, err=True))
+    except (DatasetError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+    else:
+        typer.echo(
+            f"calibrated {len(report.banks)} banks on {report.items} normal belt items ({report.views} views), "
+            f"{len(report.skipped)} skipped, in {time.perf_counter() - start:.1f}s -> {model_dir}"
+        )
