@@ -183,3 +183,17 @@ def test_cli_calibrate_on_a_recorded_shift(shift: Path, tmp_path: Path) -> None:
     report = json.loads(res.stdout.strip().splitlines()[-1])
     assert report["items"] == 0 and report["skipped"]
     assert (tmp_path / "m" / "model.json").read_text() == before
+
+
+def test_wrong_item_ceiling_includes_the_belt_normals(model: AnomalyModel, tmp_path: Path) -> None:
+    """A good belt item that strays farther from its own bank than any reference raises the
+    distance from which the wrong-item check calls an item unlike its own SKU."""
+    from detectors.attributes.identity import IdentityChecker
+
+    m = _fresh(model)
+    m.save(tmp_path / "before")
+    before = IdentityChecker(tmp_path / "before").ceilings["S1"]
+    raw = {"patch": [0.1, 0.1, 0.1], "student": [0.1, 0.1, 0.1], "global": [before + 0.2, before + 0.4, 0.0]}
+    m.add_belt_calibration("S1", raw, ["belt:A", "belt:A", "belt:B"])
+    m.save(tmp_path / "after")
+    assert IdentityChecker(tmp_path / "after").ceilings["S1"] == pytest.approx(before + 0.3)

@@ -105,8 +105,14 @@ def calibrate_folder(
     log: Log = lambda _m: None,
 ) -> BeltCalibrationReport:
     """`tunnelpi anomaly calibrate`: belt normals of a dataset (and a store's reviewer decisions)
-    into a model folder's calibration, saved in place."""
-    model = AnomalyModel.load(model_dir)
+    into a model folder's calibration (the anomaly folder, or a shared model folder holding one),
+    saved in place."""
+    from .stage import find_model_dir
+
+    folder = find_model_dir(Path(model_dir))
+    if folder is None:
+        raise FileNotFoundError(f"{model_dir}: no anomaly model (model.json) here or in its anomaly/ folder")
+    model = AnomalyModel.load(folder)
     dataset = Dataset.open(dataset_dir)
     store = Store(store_path) if store_path is not None else None
     try:
@@ -119,5 +125,5 @@ def calibrate_folder(
     categories = {sku: rec.category for sku, rec in dataset.catalog.skus.items()}
     report = calibrate_on_belt(model, captures, categories, log)
     if report.items:
-        model.save(model_dir)
+        model.save(folder)
     return report

@@ -80,13 +80,19 @@ class IdentityChecker:
 
 
 def _own_ceiling(bank) -> float:
-    """Largest per-item mean distance of the bank's normal calibration views to the bank itself."""
-    from detectors.anomaly.model import CAL_PREFIX
+    """Largest per-item mean distance to the bank itself of its normal items: the calibration
+    references, and the confirmed-normal belt items it was calibrated on (their "global" member
+    score is this same distance), which show how far a good item on the belt strays."""
+    from detectors.anomaly.model import BELT_KEY, CAL_PREFIX
 
+    per_item: dict[object, list[float]] = {}
     globals_ = bank.extra.get(CAL_PREFIX + "globals")
     items = bank.extra.get(CAL_PREFIX + "items")
-    if globals_ is None or items is None or len(globals_) == 0:
-        return 0.0
-    dist = bank.global_distances(np.asarray(globals_, dtype=np.float32))
-    items = np.asarray(items)
-    return float(max(dist[items == it].mean() for it in np.unique(items)))
+    if globals_ is not None and items is not None and len(globals_):
+        dist = bank.global_distances(np.asarray(globals_, dtype=np.float32))
+        for item, d in zip(np.asarray(items).tolist(), dist.tolist(), strict=True):
+            per_item.setdefault(("reference", item), []).append(d)
+    belt = bank.meta.get(BELT_KEY) or {}
+    for item, d in zip(belt.get("items", []), belt.get("raw", {}).get("global", []), strict=True):
+        per_item.setdefault(("belt", item), []).append(float(d))
+    return max((float(np.mean(v)) for v in per_item.values()), default=0.0)
