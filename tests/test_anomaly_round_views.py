@@ -121,8 +121,8 @@ def test_only_round_views_get_the_extra_rotations(augment: tuple[str, ...], lid_
         assert len(plain) == 1  # scoring never augments
 
 
-def test_default_enrols_round_views_at_45_degree_steps() -> None:
-    assert "rot_round" in ModelConfig().augment
+def test_round_view_rotations_are_opt_in() -> None:
+    assert ModelConfig().augment == ("rot180",)
 
 
 @pytest.fixture(scope="module")

@@ -43,10 +43,16 @@ def _read_all(paths: list[Path]) -> list:
     return images
 
 
-def _config(image_size: int, target_rate: float, localize: bool, max_patches: int):
+def _config(image_size: int, target_rate: float, localize: bool, max_patches: int, round_rotations: bool = False):
     from detectors.anomaly.model import ModelConfig
 
-    return ModelConfig(image_size=image_size, target_rate=target_rate, localize=localize, max_patches=max_patches)
+    augment = ("rot180", "rot_round") if round_rotations else ("rot180",)
+    return ModelConfig(
+        image_size=image_size, target_rate=target_rate, localize=localize, max_patches=max_patches, augment=augment
+    )
+
+
+ROUND_ROTATIONS_HELP = "also enrol round views (lids, balls end-on) at 45-degree steps"
 
 
 @anomaly_app.command("fit")
@@ -61,6 +67,7 @@ def fit(
     target_rate: float = typer.Option(0.005, help="target false-divert rate for the threshold"),
     max_patches: int = typer.Option(4096, help="patch bank bound (greedy coreset)"),
     onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="also export ONNX graphs for the edge scorer"),
+    round_rotations: bool = typer.Option(False, "--round-rotations/--no-round-rotations", help=ROUND_ROTATIONS_HELP),
 ) -> None:
     """Fit one normal bank from folders of normal images (any product, not only the simulator)."""
     from detectors.anomaly.calibration import CalibrationError
@@ -68,7 +75,7 @@ def fit(
 
     images = _read_all(_image_paths(list(normals)))
     cal = _read_all(_image_paths(list(calibration))) if calibration else None
-    model = AnomalyModel(_config(image_size, target_rate, localize, max_patches))
+    model = AnomalyModel(_config(image_size, target_rate, localize, max_patches, round_rotations))
     start = time.perf_counter()
     try:
         bank = model.fit(images, calibration=cal)
@@ -196,6 +203,7 @@ def enroll(
     target_rate: float = typer.Option(0.005, help="target false-divert rate"),
     max_patches: int = typer.Option(4096, help="patch bank bound per SKU"),
     onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="also export ONNX graphs"),
+    round_rotations: bool = typer.Option(False, "--round-rotations/--no-round-rotations", help=ROUND_ROTATIONS_HELP),
 ) -> None:
     """Enrol every SKU of a dataset: references "enrol" build banks, "calibration" calibrates them."""
     from detectors.anomaly.enroll import enroll_dataset
@@ -203,7 +211,7 @@ def enroll(
 
     start = time.perf_counter()
     try:
-        model = enroll_dataset(dataset, _config(image_size, target_rate, True, max_patches))
+        model = enroll_dataset(dataset, _config(image_size, target_rate, True, max_patches, round_rotations))
     except (DatasetError, ValueError) as exc:
         fail(str(exc))
     model.save(out)
