@@ -63,9 +63,12 @@ def test_belt_normals_above_the_references_stop_being_flagged(model: AnomalyMode
     far = {**typical, "patch": typical["patch"] + 2 * lift}
     assert _flagged(m, typical)
     version = m.version
+    scalers = m.calibration(bank)[0].scalers
     assert m.add_belt_calibration("S1", belt, [f"belt:I{i // 2}" for i in range(40)]) == 40
     assert not _flagged(m, typical)
     assert _flagged(m, far)
+    # the operating point moved; the members' relative scale, which ranks items, did not
+    assert m.calibration(bank)[0].scalers == scalers
     assert bank.meta["calibration"]["n_items"] == 4 + 20
     assert m.version != version
     # the same items scored again replace their earlier views instead of counting twice

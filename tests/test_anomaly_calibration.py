@@ -150,3 +150,21 @@ def test_fixed_threads_overrides_the_load_reading_inside_the_block(monkeypatch) 
     with fixed_threads(2):
         assert compute_threads() == 2
     assert compute_threads() == 1 and THREADS_ENV not in __import__("os").environ
+
+
+def test_threshold_only_views_move_the_threshold_not_the_scalers() -> None:
+    rng = np.random.default_rng(3)
+    ref = {m: list(rng.normal(1.0, 0.2, 30)) for m in ("patch", "student")}
+    belt = {m: list(rng.normal(1.6, 0.2, 60)) for m in ("patch", "student")}
+    both = {m: ref[m] + belt[m] for m in ref}
+    items = list(range(90))
+    refs_only = EnsembleCalibration.fit(ref, items[:30])
+    joined = EnsembleCalibration.fit(both, items, scale_on=[i < 30 for i in items])
+    everything = EnsembleCalibration.fit(both, items)
+    assert joined.scalers == refs_only.scalers
+    assert everything.scalers != refs_only.scalers
+    assert joined.item.threshold > refs_only.item.threshold
+    pooled = EnsembleCalibration.pooled([(ref, items[:30], [True] * 30), (belt, items[:60], [False] * 60)])
+    assert pooled.scalers == refs_only.scalers
+    with pytest.raises(CalibrationError, match="one flag per calibration view"):
+        EnsembleCalibration.fit(ref, items[:30], scale_on=[True])

@@ -223,6 +223,12 @@ def rotate_cells(mask: np.ndarray, angle: int) -> np.ndarray:
     return turned if turned.any() else mask.copy()
 
 
+def _scale_on(references: int, items: Sequence[Any]) -> list[bool]:
+    """Calibration views the member scalers are fitted on: the references, not the belt views
+    after them (those set thresholds only)."""
+    return [i < references for i in range(len(items))]
+
+
 def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "_"
 
@@ -404,13 +410,16 @@ class AnomalyModel:
         raw, _ = self.raw_scores(bank, cal)
         raw_lists = {m: [float(v) for v in raw[m]] for m in MEMBERS}
         items: list[int | str] = [int(i) for i in cal.items]
+        references = len(items)
         belt = bank.meta.get(BELT_KEY)
         if belt:
             for m in MEMBERS:
                 raw_lists[m] += [float(v) for v in belt["raw"][m]]
             items += [str(key) for key in belt["items"]]
-        own = EnsembleCalibration.fit(raw_lists, items, dict(self.config.member_weights), self.config.target_rate)
-        bank.meta["calibration"] = {**own.to_dict(), "raw": raw_lists, "items": items}
+        own = EnsembleCalibration.fit(
+            raw_lists, items, dict(self.config.member_weights), self.config.target_rate, _scale_on(references, items)
+        )
+        bank.meta["calibration"] = {**own.to_dict(), "raw": raw_lists, "items": items, "reference_views": references}
         self._forget_calibrations()
 
     def add_belt_calibration(self, bank_name: str, raw: dict[str, list[float]], items: Sequence[str]) -> int:
@@ -451,7 +460,10 @@ class AnomalyModel:
         if n_items < self.config.own_calibration_items:
             if self._pool is None:
                 members = [b for b in self.banks.values() if b.kind == "sku"] or list(self.banks.values())
-                parts = [(b.meta["calibration"]["raw"], b.meta["calibration"]["items"]) for b in members]
+                parts = [
+                    (c["raw"], c["items"], _scale_on(c.get("reference_views", len(c["items"])), c["items"]))
+                    for c in (b.meta["calibration"] for b in members)
+                ]
                 self._pool = EnsembleCalibration.pooled(
                     parts, dict(self.config.member_weights), self.config.target_rate
                 )
