@@ -1,7 +1,8 @@
 """The end-to-end demo `make demo` runs: a simulated shift through the whole product.
 
-simulate a shift -> enrol the catalog's normal looks -> inspect every item -> lot isolation
--> investigate sample complaints -> one HTML report and a printed summary.
+simulate a shift -> enrol the catalog's normal looks -> set the anomaly operating point on an
+earlier shift's good items -> inspect every item -> lot isolation -> investigate sample
+complaints -> one HTML report and a printed summary.
 """
 
 from __future__ import annotations
@@ -53,6 +54,16 @@ def build_model_folder(dataset: Path, model_dir: Path) -> Path:
         export_onnx(model, model_dir / "anomaly")
         profile.result().save(model_dir / "attributes")
     return model_dir
+
+
+def calibrate_on_earlier_shift(earlier: Path, model_dir: Path, items: int, seed: int, workers: int) -> Any:
+    """The anomaly operating point from the good items of an earlier shift (what a line's audited
+    passes give), on top of the catalog references: simulate that shift and calibrate on it."""
+    from detectors.anomaly.belt import calibrate_folder
+    from tunnel_sim import generate_dataset
+
+    generate_dataset(earlier, items, seed, references_per_sku=0, workers=workers, overwrite=True)
+    return calibrate_folder(model_dir / "anomaly", earlier, use_truth=True)
 
 
 def investigate_samples(dataset: Path, results: Path, n: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
@@ -111,6 +122,13 @@ def run_demo(
     )
     with fixed_threads(threads):
         _timed(timings, "enrol catalog", lambda: build_model_folder(dataset, model_dir), log)
+        belt = _timed(
+            timings,
+            "calibrate on an earlier shift",
+            lambda: calibrate_on_earlier_shift(out / "earlier_shift", model_dir, items, seed + 1, workers),
+            log,
+        )
+        log(f"[demo] anomaly operating point: {belt.items} good items of the earlier shift joined the references")
     if results.exists():
         for name in ("store.db", "store.db-wal", "store.db-shm", "verdicts.jsonl", "investigations.jsonl"):
             (results / name).unlink(missing_ok=True)
