@@ -94,3 +94,50 @@ def test_published_embeddings_serve_only_the_same_views_and_model() -> None:
     assert published.lookup([top], "anomaly-1-other") is None  # another model's embeddings
     assert published.lookup([view("top")], "anomaly-1-abc") is None  # a view localised elsewhere
     assert published.lookup([view("right")], "anomaly-1-abc") is None
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "siblings"),
+    [
+        ("SHEET-SET-TWIN", "SHEET-SET-KING", True),
+        ("TEE-BASIC-NAVY-M", "TEE-BASIC-NAVY-XL", True),
+        ("SNEAKER-RUN-BLU-42", "SNEAKER-RUN-BLU-44", True),
+        ("TEE-BASIC-NAVY-M", "TEE-BASIC-WHITE-M", False),  # colour is seen, not read off a label
+        ("TEE-BASIC-NAVY-M", "TEE-BASIC-NAVY-M", False),
+        ("SNEAKER-RUN-BLU-42", "SNEAKER-CANVAS-WHT-40", False),
+        ("BOOK-NOVEL-0001", "PHONE-CASE-P15-RED", False),
+    ],
+)
+def test_variant_siblings(a: str, b: str, siblings: bool) -> None:
+    from detectors.attributes.stage import variant_siblings
+
+    assert variant_siblings(RECORDS[a], RECORDS[b]) is siblings
+
+
+@pytest.mark.parametrize(
+    ("nearest", "expected"),
+    [
+        ("PHONE-CASE-P15-RED", "divert"),
+        ("SHEET-SET-KING", "review"),  # a size sibling looks alike: the label check decides the swap
+    ],
+)
+def test_wrong_item_naming_a_variant_sibling_is_a_review(monkeypatch, nearest: str, expected: str) -> None:
+    import numpy as np
+
+    from detectors.attributes.identity import IdentityRead
+    from detectors.attributes.stage import SIBLING_WRONG_ITEM_P
+    from pipeline.views import LocalizedView
+
+    stage = AttributesStage(check_labels=False, check_colour=False)
+    read = IdentityRead("SHEET-SET-TWIN", 0.5, nearest, 0.3, 0.2, own_ceiling=0.1)
+    monkeypatch.setattr(stage, "identity_read", lambda *a, **k: read)
+    view = LocalizedView("top", np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), bool), [0, 0, 8, 8])
+    (finding,) = stage.identity_findings(RECORDS["SHEET-SET-TWIN"], [view], None, RECORDS)
+    assert finding.kind == "wrong_item"
+    assert finding.evidence[0].data["variant_sibling"] is (expected == "review")
+    if expected == "divert":
+        assert finding.probability > 0.99
+    else:
+        assert finding.probability == SIBLING_WRONG_ITEM_P
+    (no_catalog,) = stage.identity_findings(RECORDS["SHEET-SET-TWIN"], [view], None)
+    assert no_catalog.probability > 0.99  # without the catalog nothing is known of siblings

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from pipeline.views import EMBEDDINGS_KEY, VIEWS_KEY, LocalizedView, ViewEmbeddi
 
 from .colour import DEFAULT_COLOUR, ColourConfig, ColourRead, camouflaged, measure
 from .identity import IdentityChecker, IdentityRead
-from .labels import LabelCheck, ValueRead, canonical, expected_labels, judge, read_values, votes
+from .labels import LABEL_ATTRIBUTES, LabelCheck, ValueRead, canonical, expected_labels, judge, read_values, votes
 from .ocr import LABEL_ENGINE, label_engine
 from .profile import PROFILE_FILE, AttributeProfile
 
@@ -51,6 +52,8 @@ TURNS = (0, 1)
 """Quarter turns (counter-clockwise) a view is read in, in order, until it yields a label value."""
 IDENTITY_SCALE = 0.03
 """Embedding-distance margin that moves the wrong-item probability from 0.5 to ~0.73."""
+SIBLING_WRONG_ITEM_P = 0.4
+"""Ceiling on a wrong-item finding that names a variant sibling: the review band, not a divert."""
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,7 @@ class AttributesStage:
         if self.checks["identity"] and self.identity is not None and self.identity.knows(record.sku):
             clear = [v for c, v in views.items() if not self._camouflaged(record, v, frames[c])]
             if clear:  # a crop cut down by a tote of the item's own colour is no likeness of it
-                findings += self.identity_findings(record, clear, self._shared_embeddings(ctx, clear))
+                findings += self.identity_findings(record, clear, self._shared_embeddings(ctx, clear), ctx.catalog.skus)
         return findings
 
     def _views(
@@ -408,25 +411,45 @@ class AttributesStage:
         return self.identity.read(record.sku, views, embeddings)
 
     def identity_findings(
-        self, record: CatalogRecord, views: list[LocalizedView], embeddings: np.ndarray | None = None
+        self,
+        record: CatalogRecord,
+        views: list[LocalizedView],
+        embeddings: np.ndarray | None = None,
+        catalog: Mapping[str, CatalogRecord] | None = None,
     ) -> list[Finding]:
+        """A wrong-item finding when the item looks like another SKU and unlike its own. When that
+        SKU is a variant sibling (`variant_siblings`: the same product in another size), looks
+        cannot tell them apart and the variant label check decides the swap: the finding is a
+        review, never a divert (it still says the item is unlike its own SKU's normal look, which
+        damage does too)."""
         read = self.identity_read(record, views, embeddings)
         if not (read.closer_to_other and read.unlike_own):
             return []
+        nearest = (catalog or {}).get(read.nearest_sku)
+        sibling = nearest is not None and variant_siblings(record, nearest)
         prob = 1.0 / (1.0 + math.exp(-read.margin / IDENTITY_SCALE))
+        message = (
+            f"looks like {read.nearest_sku} (distance {read.nearest_distance:.3f}) more than {record.sku} "
+            f"({read.own_distance:.3f})"
+        )
+        if sibling:
+            prob = min(prob, SIBLING_WRONG_ITEM_P)
+            message += "; the same product in another variant, which looks alike: review, the label decides"
         data = {
             "nearest_sku": read.nearest_sku,
             "nearest_distance": round(read.nearest_distance, 4),
             "own_distance": round(read.own_distance, 4),
             "own_normal_ceiling": round(read.own_ceiling, 4),
+            "variant_sibling": sibling,
         }
-        return [
-            self._finding(
-                "wrong_item",
-                read.margin,
-                prob,
-                f"looks like {read.nearest_sku} (distance {read.nearest_distance:.3f}) more than {record.sku} "
-                f"({read.own_distance:.3f})",
-                [Evidence(camera=v.camera, box=list(v.box), data=data) for v in views],
-            )
-        ]
+        evidence = [Evidence(camera=v.camera, box=list(v.box), data=data) for v in views]
+        return [self._finding("wrong_item", read.margin, prob, message, evidence)]
+
+
+def variant_siblings(a: CatalogRecord, b: CatalogRecord) -> bool:
+    """Two SKUs of one product that differ only in what a variant label prints (size, model)."""
+    if a.sku == b.sku or (a.title, a.category) != (b.title, b.category):
+        return False
+    keys = set(a.attributes) | set(b.attributes)
+    differing = {k for k in keys if a.attributes.get(k) != b.attributes.get(k)}
+    return bool(differing) and differing <= set(LABEL_ATTRIBUTES)
