@@ -200,6 +200,12 @@ def _caught(fs: list[Finding]) -> bool:
     return any(f.stage == "attributes" and f.kind in ATTRIBUTE_KINDS and f.probability >= 0.5 for f in fs)
 
 
+def _held(fs: list[Finding]) -> bool:
+    """Diverted or sent to review by an attribute finding (the policy reviews from 0.25)."""
+    kinds = (*ATTRIBUTE_KINDS, "unreadable_label")
+    return any(f.stage == "attributes" and f.kind in kinds and f.probability >= 0.25 for f in fs)
+
+
 def _examples(items: list, stage: str, limit: int = 12) -> list[dict[str, Any]]:
     """What went wrong on these items: SKU, seed, variation, defect details and the stage's messages."""
     return [
@@ -256,6 +262,15 @@ def _report(
         ">= 0.95",
     )
     row(f"attributes: any attribute finding on normals (n={len(normals)})", checks["wrong_item_any"]["fp_rate"])
+    checks["wrong_item_held"] = {"recall": _rate(wrong_items, _held), "fp_rate": _rate(normals, _held)}
+    row(
+        f"attributes wrong_item diverted or reviewed by an attribute finding (n={len(wrong_items)})",
+        checks["wrong_item_held"]["recall"],
+    )
+    row(
+        f"attributes: normals diverted or reviewed by an attribute finding (n={len(normals)})",
+        checks["wrong_item_held"]["fp_rate"],
+    )
     row(
         f"attributes unreadable_label reviews on labelled normals (n={len(labelled)})",
         round(len(unreadable) / max(1, len(labelled)), 4),
