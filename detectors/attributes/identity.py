@@ -3,7 +3,8 @@
 Uses the anomaly model's per-SKU banks of global embeddings (EfficientNet-Lite0), so a wrong
 item is named by the SKU it most resembles, which is what a picker or investigator needs.
 Siblings that differ only by a printed size (T-shirt S vs M) look alike by construction; the
-label check covers those.
+label check covers those, and a wrong-item finding that names one is a review
+(`stage.variant_siblings`).
 """
 
 from __future__ import annotations
