@@ -77,15 +77,14 @@ def calibrate_on_belt(
     per_bank: dict[str, tuple[dict[str, list[float]], list[str]]] = {}
     for capture in captures:
         try:
-            bank = model.resolve(capture.sku, categories.get(capture.sku))
             images = capture.images()
             cameras = sorted(images)
-            result = model.score_prepared(model.prepare_views([images[c] for c in cameras], cameras), bank)
+            result = model.score([images[c] for c in cameras], capture.sku, categories.get(capture.sku), cameras)
         except (NoReference, ImageError, OSError) as exc:
             report.skipped[capture.item_id] = str(exc)
             log(f"skipping {capture.item_id}: {exc}")
             continue
-        raw, items = per_bank.setdefault(bank.name, ({m: [] for m in MEMBERS}, []))
+        raw, items = per_bank.setdefault(result.bank, ({m: [] for m in MEMBERS}, []))
         for view in result.views:
             for m in MEMBERS:
                 raw[m].append(view.raw[m])

@@ -37,9 +37,13 @@ class PreparedView:
     """(S, S, 3) uint8 network input."""
     grid_mask: np.ndarray
     """(S/8, S/8) bool: feature cells that lie on the item."""
-    round_outline: bool = False
-    """The item's outline here is a disc (a lid or a ball seen end-on): its upright crop has no
-    preferred angle, so print on it can lie at any rotation."""
+
+    @property
+    def round_outline(self) -> bool:
+        """The item's outline here is a disc (a lid or a ball seen end-on): its upright crop has no
+        preferred angle, so print on it can lie at any rotation. Read only by enrolment, so the
+        per-item path never pays for it."""
+        return self.view.found and is_round(self.view.mask)
 
 
 def is_round(mask: np.ndarray) -> bool:
@@ -79,4 +83,4 @@ def prepare(view: LocalizedView, size: int) -> PreparedView:
     grid_mask = cv2.resize(keep.astype(np.float32), (grid, grid), interpolation=cv2.INTER_AREA) > 0.05
     if not grid_mask.any():
         grid_mask[:] = True
-    return PreparedView(view=view, pixels=pixels, grid_mask=grid_mask, round_outline=view.found and is_round(view.mask))
+    return PreparedView(view=view, pixels=pixels, grid_mask=grid_mask)
