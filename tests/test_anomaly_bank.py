@@ -101,3 +101,41 @@ def test_thread_override(monkeypatch) -> None:
     monkeypatch.setenv(THREADS_ENV, "many")
     with pytest.raises(ValueError, match=THREADS_ENV):
         compute_threads()
+
+
+def test_free_cores_are_measured_without_this_process(monkeypatch) -> None:
+    """Busy cores come from /proc/stat less this process's own CPU: a spinning child counts,
+    a spinning thread of ours does not."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from detectors.anomaly import threads
+
+    if not os.path.exists("/proc/stat"):
+        pytest.skip("needs /proc")
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+
+    def sample() -> float:
+        monkeypatch.setattr(threads, "_last", None)
+        return threads.other_busy_cores(sample_s=0.5)
+
+    stop = threading.Event()
+    own = threading.Thread(target=lambda: [None for _ in iter(stop.is_set, True)])
+    own.start()
+    try:
+        self_busy = sample()
+    finally:
+        stop.set()
+        own.join()
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        child_busy = sample()
+    finally:
+        spinner.kill()
+    assert child_busy >= 0.6 and child_busy - self_busy >= 0.5
+    monkeypatch.setattr(threads, "_last", (time.monotonic(), 0.0))
+    assert threads.compute_threads() == (os.cpu_count() or 1)  # the reading is reused, not resampled

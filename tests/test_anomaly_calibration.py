@@ -145,7 +145,7 @@ def test_fixed_threads_overrides_the_load_reading_inside_the_block(monkeypatch) 
     from detectors.anomaly.threads import THREADS_ENV, compute_threads, fixed_threads
 
     monkeypatch.delenv(THREADS_ENV, raising=False)
-    monkeypatch.setattr("os.getloadavg", lambda: (50.0, 50.0, 50.0))
+    monkeypatch.setattr("detectors.anomaly.threads.other_busy_cores", lambda: 50.0)
     assert compute_threads() == 1  # a busy machine
     with fixed_threads(2):
         assert compute_threads() == 2
