@@ -33,6 +33,11 @@ def stage_dependencies(stage: Stage) -> tuple[str, ...]:
     return () if stage.name in FIRST_STAGES else FIRST_STAGES
 
 
+def stage_joins(stage: Stage) -> tuple[str, ...]:
+    """A stage's `joins`: stages it waits for part-way (`StageContext.wait`), not before it starts."""
+    return tuple(getattr(stage, "joins", ()) or ())
+
+
 @dataclass
 class Inspector:
     """Stages + catalog + policy: `inspect(capture) -> Verdict`."""
@@ -49,10 +54,17 @@ class Inspector:
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]
         self._deps = {s.name: tuple(d for d in stage_dependencies(s) if d in names) for s in self.stages}
+        joins = {s.name: tuple(d for d in stage_joins(s) if d in names) for s in self.stages}
         self._order: list[Stage] = []
         pending = list(self.stages)
-        while pending:  # dependency order, so every stage's dependencies are submitted before it
-            ready = [s for s in pending if all(d in {o.name for o in self._order} for d in self._deps[s.name])]
+        # Dependency order (joined stages count): a stage only ever waits on one submitted
+        # before it, so the pool's first-in-first-out queue cannot deadlock.
+        while pending:
+            ready = [
+                s
+                for s in pending
+                if all(d in {o.name for o in self._order} for d in self._deps[s.name] + joins[s.name])
+            ]
             if not ready:
                 raise ValueError(f"circular stage dependencies among {[s.name for s in pending]}")
             self._order += ready
@@ -106,6 +118,12 @@ class Inspector:
         """Every stage starts as soon as the stages it depends on have finished."""
         futures: dict[str, Future] = {}
 
+        def wait(name: str) -> None:
+            if name in futures:
+                futures[name].exception()  # finished, whether or not it raised
+
+        ctx.waiter = wait
+
         def run(stage: Stage) -> tuple[list[Finding], float]:
             for dep in self._deps[stage.name]:
                 futures[dep].result()
@@ -126,6 +144,7 @@ class Inspector:
             model_dir=self.model_dir,
             config=self.config,
             backlog=backlog,
+            deadline=None if self.deadline_ms is None else started + self.deadline_ms / 1000.0,
         )
         findings: list[Finding] = []
         timings: dict[str, float] = {}

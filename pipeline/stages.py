@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -31,10 +33,36 @@ class StageContext:
     backlog: int = 0
     """Items waiting for a worker when this one started (the edge service's queue; 0 in batch
     runs). A stage may leave out optional work while others wait, saying so in its finding."""
+    deadline: float | None = None
+    """`time.perf_counter()` time by which the verdict is due (the edge service's divert
+    deadline); None: no deadline (batch runs). A verdict later than this takes the safe action
+    whatever the stages found, so optional work that cannot finish before it is left out."""
+    waiter: Callable[[str], None] | None = None
+    """Set by the runner: blocks until the named stage of this item has finished."""
+
+    def wait(self, stage: str) -> None:
+        """Block until `stage` has finished for this item (at once outside a runner). For a
+        stage that needs another's results only for part of its work (see `Stage.joins`)."""
+        if self.waiter is not None:
+            self.waiter(stage)
+
+    def optional_work_allowed(self, reserve_ms: float = 0.0) -> bool:
+        """Whether optional work may still start: more than `reserve_ms` left before the deadline."""
+        return self.deadline is None or time.perf_counter() < self.deadline - reserve_ms / 1000.0
+
+
+OPTIONAL_WORK_RESERVE_MS = 300.0
+"""Optional passes (OCR fallbacks, further label reads) start only while more than this is left
+before the item's deadline: a pass takes ~100-450 ms of a core, and a verdict past the deadline
+is the safe action, so a pass that cannot finish in time only delays the items behind it."""
 
 
 @runtime_checkable
 class Stage(Protocol):
+    """One detector step. Optional attributes the runner reads: `after` (stages that must have
+    finished before this one starts; default localize) and `joins` (stages it waits for
+    part-way through `StageContext.wait`)."""
+
     name: str
     version: str
 

@@ -255,6 +255,17 @@ def test_label_budget_stops_ocr_and_says_so() -> None:
     assert _kinds(findings) == ["unreadable_label"] and "budget of 30 ms spent" in findings[0].message
 
 
+def test_label_reading_past_the_first_pass_stops_near_the_deadline() -> None:
+    capture = _capture("SHEET-SET-KING")
+    engine = SlowBlankEngine(cpu_ms=1.0)
+    stage = AttributesStage(engine=engine, check_colour=False, check_identity=False)
+    ctx = _ctx()
+    ctx.deadline = time.perf_counter() + 0.1  # less than the reserve left
+    findings = stage(capture, ctx)
+    assert engine.calls == 1  # one pass always runs, so a label can still be read
+    assert _kinds(findings) == ["unreadable_label"] and "deadline was near" in findings[0].message
+
+
 def test_unreadable_label_goes_to_review() -> None:
     from pipeline.policy import DecisionPolicy
 

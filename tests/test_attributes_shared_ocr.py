@@ -77,8 +77,9 @@ def _inspect(carries_date: bool) -> tuple[CountingEngine, dict[str, list[str]]]:
     return engine, kinds
 
 
-def test_attributes_runs_after_ocr_expiry() -> None:
-    assert AttributesStage.after == ("localize", "ocr_expiry", "anomaly")
+def test_attributes_runs_after_ocr_expiry_and_joins_anomaly_part_way() -> None:
+    assert AttributesStage.after == ("localize", "ocr_expiry")
+    assert AttributesStage.joins == ("anomaly",)
 
 
 def test_dated_sku_is_read_once_per_view_for_both_stages() -> None:

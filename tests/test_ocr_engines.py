@@ -349,6 +349,19 @@ def test_no_fallback_pass_runs_while_items_wait_at_the_lane() -> None:
     assert [f.kind for f in idle] == ["expired"] and "waiting" not in idle[0].message
 
 
+def test_no_fallback_pass_starts_when_the_verdict_deadline_is_near() -> None:
+    import time as _time
+
+    capture = _capture({"top": 1, "side": 1})
+    engine = FallbackOnlyEngine()
+    late = StageContext(_catalog(), today=TODAY, deadline=_time.perf_counter() + 0.1)  # 100 ms left
+    findings = OcrExpiryStage(engine=engine, budget_ms=None)(capture, late)
+    assert [f.kind for f in findings] == ["unreadable"] and "deadline was near" in findings[0].message
+    assert engine.sizes == [(64, 150), (64, 150)]  # first passes only
+    early = StageContext(_catalog(), today=TODAY, deadline=_time.perf_counter() + 30.0)
+    assert [f.kind for f in OcrExpiryStage(engine=engine, budget_ms=None)(capture, early)] == ["expired"]
+
+
 def test_stage_stops_fallbacks_once_an_expiry_is_found() -> None:
     engine = FallbackOnlyEngine()
     OcrExpiryStage(engine=engine, budget_ms=None)(

@@ -74,7 +74,14 @@ def test_int8_model_is_quantized_and_cached(int8_model, empty_cache, monkeypatch
 
 
 def test_int8_probability_map_matches_fp32(int8_model) -> None:
+    """On CPUs with int8 dot-product units, where "auto" detects in int8. Without them (AVX2
+    only) onnxruntime's u8s8 kernels saturate and the map drifts (IoU ~0.65 measured on an
+    AMD EPYC with AVX2): there "auto" keeps fp32, as `test_int8_model_is_quantized_and_cached`
+    checks."""
     import onnxruntime as ort
+
+    if not quantize.cpu_has_int8_units():
+        pytest.skip("no int8 dot-product units: int8 detection is not used on this CPU")
 
     image, _ = render_lines(["EXP 12/2027", "LOT A1234"], size=30)
     x = detector_input(image)

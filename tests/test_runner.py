@@ -75,16 +75,27 @@ def test_missed_deadline_takes_safe_action() -> None:
 
 
 class Recorder:
-    """Records start/end order; `after` names the stages it must follow."""
+    """Records start/end order; `after` names the stages it must follow, `joins` those it
+    waits for half-way through."""
 
-    def __init__(self, name: str, log: list[str], after: tuple[str, ...] | None = None, sleep: float = 0.0) -> None:
-        self.name, self.version, self.log, self.sleep = name, "1", log, sleep
+    def __init__(
+        self,
+        name: str,
+        log: list[str],
+        after: tuple[str, ...] | None = None,
+        sleep: float = 0.0,
+        joins: tuple[str, ...] = (),
+    ) -> None:
+        self.name, self.version, self.log, self.sleep, self.joins = name, "1", log, sleep, joins
         if after is not None:
             self.after = after
 
     def __call__(self, capture, ctx):
         self.log.append(f"start:{self.name}")
         time.sleep(self.sleep)
+        for other in self.joins:
+            ctx.wait(other)
+            self.log.append(f"joined:{self.name}")
         self.log.append(f"end:{self.name}")
         return []
 
@@ -102,6 +113,54 @@ def test_dependent_stage_waits_and_independent_ones_overlap() -> None:
     assert log.index("end:localize") < log.index("start:reader")
     assert log.index("end:reader") < log.index("start:text_user")
     assert log.index("start:other") < log.index("end:reader"), "independent stages run side by side"
+
+
+def test_joining_stage_starts_early_and_waits_part_way() -> None:
+    log: list[str] = []
+    stages = [
+        Recorder("localize", log),
+        Recorder("labels", log, sleep=0.02, joins=("looks",)),  # listed first: ordering must not depend on it
+        Recorder("looks", log, sleep=0.15),
+    ]
+    with Inspector(catalog=CATALOG, stages=stages, policy=POLICY) as insp:
+        insp.inspect(capture())
+    assert log.index("start:labels") < log.index("end:looks"), "the joining stage does not wait to start"
+    assert log.index("end:looks") < log.index("joined:labels")
+
+
+def test_joining_a_stage_that_raised_does_not_raise() -> None:
+    log: list[str] = []
+    with Inspector(
+        catalog=CATALOG, stages=[Localize(), Broken(), Recorder("user", log, joins=("broken",))], policy=POLICY
+    ) as insp:
+        verdict = insp.inspect(capture())
+    assert "joined:user" in log and any(f.kind == "stage_error" for f in verdict.findings)
+
+
+class DeadlineReader:
+    """Records whether optional work was still allowed when it ran."""
+
+    name, version = "reader", "1"
+
+    def __init__(self) -> None:
+        self.allowed: list[bool] = []
+        self.deadline: float | None = None
+
+    def __call__(self, capture, ctx):
+        self.deadline = ctx.deadline
+        self.allowed.append(ctx.optional_work_allowed(reserve_ms=300))
+        return []
+
+
+def test_stages_see_the_deadline_and_leave_out_optional_work_near_it() -> None:
+    reader = DeadlineReader()
+    with Inspector(catalog=CATALOG, stages=[Localize(), reader], policy=POLICY, deadline_ms=1000) as insp:
+        insp.inspect(capture())  # arrived now: 1 s left
+        insp.inspect(capture(), started=time.perf_counter() - 0.8)  # waited 0.8 s: 0.2 s left
+    assert reader.allowed == [True, False]
+    with Inspector(catalog=CATALOG, stages=[Localize(), reader], policy=POLICY) as insp:
+        insp.inspect(capture(), started=time.perf_counter() - 60)
+    assert reader.deadline is None and reader.allowed[-1] is True  # no deadline: batch runs do everything
 
 
 def test_circular_dependencies_are_refused() -> None:

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -31,7 +32,7 @@ import numpy as np
 
 from detectors.ocr_expiry.engines import TEXT_LINES_KEY, OcrEngine, TextLine, get_engine
 from pipeline.imageio import ImageError
-from pipeline.stages import StageContext
+from pipeline.stages import OPTIONAL_WORK_RESERVE_MS, StageContext
 from pipeline.types import CatalogRecord, Evidence, Finding, ItemCapture
 from pipeline.views import EMBEDDINGS_KEY, VIEWS_KEY, LocalizedView, ViewEmbeddings
 
@@ -76,6 +77,8 @@ class LabelReading:
     checks: dict[str, LabelCheck]
     lines: list[ReadLine]
     budget_spent: bool = False
+    deadline_near: bool = False
+    """Reading stopped because the item's verdict deadline was near."""
 
 
 def unturn_box(box: tuple[float, float, float, float], turn: int, width: int) -> tuple[float, float, float, float]:
@@ -108,9 +111,12 @@ class AttributesStage:
     """Label, colour and identity checks against the catalog record of the item's SKU."""
 
     name = "attributes"
-    after = ("localize", "ocr_expiry", "anomaly")
-    """Runs once the expiry OCR has published its text lines and the anomaly stage its view
-    embeddings, so neither labels nor looks are computed twice."""
+    after = ("localize", "ocr_expiry")
+    """Runs once the expiry OCR has published its text lines, so no label is read twice."""
+    joins = ("anomaly",)
+    """The identity check waits for the anomaly stage's view embeddings (looks are not computed
+    twice); labels and colour are read meanwhile, so the label OCR and the anomaly models of
+    one item run side by side."""
 
     def __init__(
         self,
@@ -169,10 +175,12 @@ class AttributesStage:
         if not views:
             return findings
         if self.checks["labels"]:
-            findings += self.label_findings(record, views, frames, self._shared_lines(ctx, views))
+            in_time = partial(ctx.optional_work_allowed, OPTIONAL_WORK_RESERVE_MS)
+            findings += self.label_findings(record, views, frames, self._shared_lines(ctx, views), in_time)
         if self.checks["colour"] and record.colour_rgb is not None:
             findings += self.colour_findings(record, views, frames)
         if self.checks["identity"] and self.identity is not None and self.identity.knows(record.sku):
+            ctx.wait("anomaly")
             clear = [v for c, v in views.items() if not self._camouflaged(record, v, frames[c])]
             if clear:  # a crop cut down by a tote of the item's own colour is no likeness of it
                 findings += self.identity_findings(record, clear, self._shared_embeddings(ctx, clear), ctx.catalog.skus)
@@ -218,24 +226,33 @@ class AttributesStage:
 
     # -- labels --------------------------------------------------------------------------
     def read_labels(
-        self, record: CatalogRecord, views: dict[str, LocalizedView], shared: dict[str, list[TextLine]] | None = None
+        self,
+        record: CatalogRecord,
+        views: dict[str, LocalizedView],
+        shared: dict[str, list[TextLine]] | None = None,
+        may_continue: Callable[[], bool] | None = None,
     ) -> LabelReading:
         """Read views (each upright, then turned if it yields no value) until every expected attribute is settled.
 
         A view whose lines `ocr_expiry` published (`shared`, upright crop coordinates) costs no
         OCR upright. Once any view reads another value than the catalog's, every view is read,
         so the vote in `judge` sees all of them. With a `budget_ms`, no OCR pass starts once
-        this thread has spent that much CPU in the stage's label reading."""
+        this thread has spent that much CPU in the stage's label reading; past the first pass,
+        none starts when `may_continue` (the item's verdict deadline) says no."""
         expected = expected_labels(record.attributes)
         shared = shared or {}
         deadline = None if self.budget_ms is None else time.thread_time() + self.budget_ms / 1000.0
         lines: list[ReadLine] = []
         checks = self._judge(expected, lines)
+        passes = 0
         for camera, view in views.items():
             for turn in TURNS:
                 free = turn == 0 and camera in shared
                 if not free and deadline is not None and time.thread_time() >= deadline:
                     return LabelReading(checks, lines, budget_spent=True)
+                if not free and passes and may_continue is not None and not may_continue():
+                    return LabelReading(checks, lines, deadline_near=True)
+                passes += 1
                 if free:
                     new = [ReadLine(camera, line) for line in shared[camera]]
                 else:
@@ -276,10 +293,11 @@ class AttributesStage:
         views: dict[str, LocalizedView],
         frames: dict[str, np.ndarray],
         shared: dict[str, list[TextLine]] | None = None,
+        may_continue: Callable[[], bool] | None = None,
     ) -> list[Finding]:
         if not expected_labels(record.attributes):
             return []
-        reading = self.read_labels(record, views, shared)
+        reading = self.read_labels(record, views, shared, may_continue)
         checks, lines = reading.checks, reading.lines
 
         def evidence(read: ValueRead, expected: str, attr: str) -> Evidence:
@@ -345,7 +363,8 @@ class AttributesStage:
                         1.0,
                         1.0,
                         f"review: expected a {attr} label {check.expected!r} but none could be read"
-                        + (f"; label OCR budget of {self.budget_ms:.0f} ms spent" if reading.budget_spent else ""),
+                        + (f"; label OCR budget of {self.budget_ms:.0f} ms spent" if reading.budget_spent else "")
+                        + ("; reading stopped: the verdict deadline was near" if reading.deadline_near else ""),
                         [
                             Evidence(
                                 camera=c,

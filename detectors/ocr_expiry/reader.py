@@ -28,6 +28,8 @@ FALLBACK_BUDGET_MS = 4000.0
 """No further fallback pass starts after this much OCR time on one image (arbitrary photos, CLI)."""
 BUDGET_SPENT = "budget_spent"
 """Pass name recorded when fallbacks stopped because the budget ran out."""
+DEADLINE_NEAR = "deadline_near"
+"""Pass name recorded when fallbacks stopped because the item's verdict deadline was near."""
 
 
 @dataclass
@@ -46,6 +48,10 @@ class ImageRead:
     @property
     def budget_spent(self) -> bool:
         return BUDGET_SPENT in self.passes
+
+    @property
+    def cut_by_deadline(self) -> bool:
+        return DEADLINE_NEAR in self.passes
 
     def to_dict(self) -> dict:
         return {
@@ -155,11 +161,14 @@ def continue_read(
     languages: tuple[str, ...] = ("en",),
     deadline: float | None = None,
     stale_years: int | None = None,
+    may_continue: Callable[[], bool] | None = None,
 ) -> ImageRead:
     """Fallback passes after a first read that found no expiry, cheapest first: the enlarged
     and dot-matrix-filtered neighbourhoods of digit-bearing lines, then whole-image passes
     (quarter turns, enlargement, dot-matrix). Stops at the first pass that finds an expiry, or
     when `deadline` (on `engine_clock`) has passed; "budget_spent" is then the last pass name.
+    `may_continue` is asked before each pass (the item's verdict deadline); "deadline_near"
+    is the last pass name when it said no.
     Dates found by a fallback are added to the first read's, never replace them, and the
     consistency checks run again on the merged dates."""
     if read.expiry is not None:
@@ -173,6 +182,9 @@ def continue_read(
     for fp in region_passes(image, read.lines) + fallback_passes(image, read.lines):
         if deadline is not None and clock() >= deadline:
             passes.append(BUDGET_SPENT)
+            break
+        if may_continue is not None and not may_continue():
+            passes.append(DEADLINE_NEAR)
             break
         fp_lines = fp.map_lines(eng.read(fp.image))
         passes.append(fp.name)

@@ -17,6 +17,8 @@ items behind it.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from detectors.ocr_expiry.checker import ExpiryVerdict, defect_probability, judge
@@ -25,7 +27,7 @@ from detectors.ocr_expiry.engines import DEFAULT_ENGINE, TEXT_LINES_KEY, Box4, O
 from detectors.ocr_expiry.quantize import effective_precision
 from detectors.ocr_expiry.reader import ImageRead, continue_read, engine_clock, first_read, resolve_engine
 from pipeline.imageio import ImageError
-from pipeline.stages import StageContext
+from pipeline.stages import OPTIONAL_WORK_RESERVE_MS, StageContext
 from pipeline.types import CatalogRecord, Evidence, Finding, ItemCapture
 from pipeline.views import VIEWS_KEY, LocalizedView
 
@@ -131,9 +133,10 @@ class OcrExpiryStage:
             reads[frame.camera] = first_read(images[frame.camera], **opts)
             used[frame.camera] = view
         if self.fallback and not ctx.backlog and not any(r.expiry for r in reads.values()):
+            in_time = partial(ctx.optional_work_allowed, OPTIONAL_WORK_RESERVE_MS)
             for cam in sorted(reads, key=lambda c: date_likelihood(reads[c]), reverse=True):
-                reads[cam] = continue_read(images[cam], reads[cam], deadline=deadline, **opts)
-                if reads[cam].expiry is not None or reads[cam].budget_spent:
+                reads[cam] = continue_read(images[cam], reads[cam], deadline=deadline, may_continue=in_time, **opts)
+                if reads[cam].expiry is not None or reads[cam].budget_spent or reads[cam].cut_by_deadline:
                     break
         ctx.shared[TEXT_LINES_KEY] = {cam: list(r.lines) for cam, r in reads.items()}
         return reads, used, errors
@@ -171,6 +174,8 @@ class OcrExpiryStage:
         message = verdict.message + (f"; {len(errors)} frame(s) could not be decoded" if errors else "")
         if verdict.status == "unreadable" and any(r.budget_spent for r in reads.values()):
             message += f"; OCR budget of {self.budget_ms:.0f} ms spent before an expiry was found"
+        if verdict.status == "unreadable" and any(r.cut_by_deadline for r in reads.values()):
+            message += "; fallback passes stopped: the verdict deadline was near"
         if verdict.status == "unreadable" and waiting:
             message += f"; no fallback pass: {waiting} item(s) waiting at the lane"
         if verdict.status in ("expired", "date_mismatch"):
