@@ -162,3 +162,24 @@ def test_profile_skips_a_sku_whose_references_cannot_be_measured(tmp_path) -> No
     assert all(v >= 0.005 for v in profile.min_share.values())
     with pytest.raises(ValueError, match="no normal shares"):
         threshold_from_shares([])
+
+
+def test_surround_ring_is_the_masked_ring_in_row_major_order() -> None:
+    """The strip-cut ring equals a frame-sized mask's pixels, boxes off the frame and inverted included."""
+    from detectors.attributes.colour import surround_pixels
+
+    def masked(frame: np.ndarray, box: list[float], frac: float) -> np.ndarray:
+        h, w = frame.shape[:2]
+        x0, y0, x1, y1 = (round(v) for v in box)
+        r = max(4, round(frac * max(x1 - x0, y1 - y0)))
+        ring = np.zeros((h, w), bool)
+        ring[max(0, y0 - r) : max(0, y1 + r), max(0, x0 - r) : max(0, x1 + r)] = True
+        ring[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = False
+        return frame[ring]
+
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        h, w = (int(v) for v in rng.integers(1, 50, 2))
+        frame = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        box = [float(v) for v in rng.uniform(-20, 70, 4)]
+        np.testing.assert_array_equal(surround_pixels(frame, box, 0.15), masked(frame, box, 0.15))

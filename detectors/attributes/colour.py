@@ -109,14 +109,30 @@ def border_pixels(frame: np.ndarray, item_box: list[float]) -> np.ndarray:
 
 
 def surround_pixels(frame: np.ndarray, item_box: list[float], width_frac: float) -> np.ndarray:
-    """RGB pixels of a ring just outside the item box (clipped to the frame)."""
+    """RGB pixels of a ring just outside the item box (clipped to the frame), in row-major order.
+
+    Cut as strips rather than through a frame-sized mask: the same pixels in the same order
+    at a tenth of the cost (it runs for every view, twice)."""
     h, w = frame.shape[:2]
     x0, y0, x1, y1 = (round(v) for v in item_box)
     r = max(4, round(width_frac * max(x1 - x0, y1 - y0)))
-    ring = np.zeros((h, w), bool)
-    ring[max(0, y0 - r) : max(0, y1 + r), max(0, x0 - r) : max(0, x1 + r)] = True
-    ring[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = False
-    return frame[ring]
+    oy0, oy1 = _span(y0 - r, y1 + r, h)
+    ox0, ox1 = _span(x0 - r, x1 + r, w)
+    iy0, iy1 = _span(y0, y1, h)
+    ix0, ix1 = _span(x0, x1, w)
+    ry0, ry1 = max(oy0, iy0), min(oy1, iy1)
+    outer = frame[oy0:oy1, ox0:ox1]
+    if ix0 >= ix1 or ry0 >= ry1:
+        return outer.reshape(-1, frame.shape[2])
+    left, right = frame[ry0:ry1, ox0 : max(ox0, min(ix0, ox1))], frame[ry0:ry1, max(ix1, ox0) : ox1]
+    parts = [frame[oy0:ry0, ox0:ox1], np.concatenate([left, right], axis=1), frame[ry1:oy1, ox0:ox1]]
+    return np.concatenate([p.reshape(-1, frame.shape[2]) for p in parts])
+
+
+def _span(start: int, stop: int, n: int) -> tuple[int, int]:
+    """`[max(0, start):max(0, stop)]` on an axis of length `n` as explicit bounds (empty: start >= stop)."""
+    a, b = min(max(0, start), n), min(max(0, stop), n)
+    return a, max(a, b)
 
 
 def camouflaged(
