@@ -19,6 +19,11 @@ from typing import Any, Protocol, runtime_checkable
 from pipeline.catalog import Catalog
 from pipeline.types import Finding, ItemCapture
 
+OPTIONAL_WORK_RESERVE_MS = 300.0
+"""Optional passes (OCR fallbacks, further label reads) start only while more than this is left
+before the item's deadline: a pass takes ~100-450 ms of a core, and a verdict past the deadline
+is the safe action, so a pass that cannot finish in time only delays the items behind it."""
+
 
 @dataclass
 class StageContext:
@@ -46,15 +51,11 @@ class StageContext:
         if self.waiter is not None:
             self.waiter(stage)
 
-    def optional_work_allowed(self, reserve_ms: float = 0.0) -> bool:
-        """Whether optional work may still start: more than `reserve_ms` left before the deadline."""
-        return self.deadline is None or time.perf_counter() < self.deadline - reserve_ms / 1000.0
-
-
-OPTIONAL_WORK_RESERVE_MS = 300.0
-"""Optional passes (OCR fallbacks, further label reads) start only while more than this is left
-before the item's deadline: a pass takes ~100-450 ms of a core, and a verdict past the deadline
-is the safe action, so a pass that cannot finish in time only delays the items behind it."""
+    def optional_work_allowed(self, reserve_ms: float | None = None) -> bool:
+        """Whether optional work may still start: more than `reserve_ms` (default
+        `OPTIONAL_WORK_RESERVE_MS`) left before the deadline."""
+        reserve = OPTIONAL_WORK_RESERVE_MS if reserve_ms is None else reserve_ms
+        return self.deadline is None or time.perf_counter() < self.deadline - reserve / 1000.0
 
 
 @runtime_checkable

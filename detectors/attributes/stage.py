@@ -24,7 +24,6 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import cv2
@@ -32,7 +31,7 @@ import numpy as np
 
 from detectors.ocr_expiry.engines import TEXT_LINES_KEY, OcrEngine, TextLine, get_engine
 from pipeline.imageio import ImageError
-from pipeline.stages import OPTIONAL_WORK_RESERVE_MS, StageContext
+from pipeline.stages import StageContext
 from pipeline.types import CatalogRecord, Evidence, Finding, ItemCapture
 from pipeline.views import EMBEDDINGS_KEY, VIEWS_KEY, LocalizedView, ViewEmbeddings
 
@@ -175,8 +174,9 @@ class AttributesStage:
         if not views:
             return findings
         if self.checks["labels"]:
-            in_time = partial(ctx.optional_work_allowed, OPTIONAL_WORK_RESERVE_MS)
-            findings += self.label_findings(record, views, frames, self._shared_lines(ctx, views), in_time)
+            findings += self.label_findings(
+                record, views, frames, self._shared_lines(ctx, views), ctx.optional_work_allowed
+            )
         if self.checks["colour"] and record.colour_rgb is not None:
             findings += self.colour_findings(record, views, frames)
         if self.checks["identity"] and self.identity is not None and self.identity.knows(record.sku):

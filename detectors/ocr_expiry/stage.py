@@ -17,8 +17,6 @@ items behind it.
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
 from detectors.ocr_expiry.checker import ExpiryVerdict, defect_probability, judge
@@ -27,7 +25,7 @@ from detectors.ocr_expiry.engines import DEFAULT_ENGINE, TEXT_LINES_KEY, Box4, O
 from detectors.ocr_expiry.quantize import effective_precision
 from detectors.ocr_expiry.reader import ImageRead, continue_read, engine_clock, first_read, resolve_engine
 from pipeline.imageio import ImageError
-from pipeline.stages import OPTIONAL_WORK_RESERVE_MS, StageContext
+from pipeline.stages import StageContext
 from pipeline.types import CatalogRecord, Evidence, Finding, ItemCapture
 from pipeline.views import VIEWS_KEY, LocalizedView
 
@@ -133,9 +131,10 @@ class OcrExpiryStage:
             reads[frame.camera] = first_read(images[frame.camera], **opts)
             used[frame.camera] = view
         if self.fallback and not ctx.backlog and not any(r.expiry for r in reads.values()):
-            in_time = partial(ctx.optional_work_allowed, OPTIONAL_WORK_RESERVE_MS)
             for cam in sorted(reads, key=lambda c: date_likelihood(reads[c]), reverse=True):
-                reads[cam] = continue_read(images[cam], reads[cam], deadline=deadline, may_continue=in_time, **opts)
+                reads[cam] = continue_read(
+                    images[cam], reads[cam], deadline=deadline, may_continue=ctx.optional_work_allowed, **opts
+                )
                 if reads[cam].expiry is not None or reads[cam].budget_spent or reads[cam].cut_by_deadline:
                     break
         ctx.shared[TEXT_LINES_KEY] = {cam: list(r.lines) for cam, r in reads.items()}
