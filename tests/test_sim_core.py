@@ -26,7 +26,7 @@ from tunnel_sim import (
 )
 from tunnel_sim.catalog import DEFAULT_TODAY
 from tunnel_sim.dates import iso_as_printed
-from tunnel_sim.feedback import ROOT_CAUSES, generate_feedback
+from tunnel_sim.feedback import FOREIGN, PHYSICAL_CLAIMS, ROOT_CAUSES, generate_feedback
 from tunnel_sim.generate import plan_item
 
 CATEGORIES = {"pet_food", "phone_case", "apparel", "book", "sports", "bedding", "food", "pharma", "bottle", "footwear"}
@@ -237,6 +237,21 @@ def test_feedback_has_the_hard_cases(sim):
     )
     assert any(c["language"] != "en" for c in complaints)
     assert len({c["complaint_id"] for c in complaints}) == len(complaints)
+
+
+def test_foreign_complaints_say_what_their_truth_claims(sim):
+    """A complaint written in another language carries that language's phrase for its own claim
+    (physical damage of any kind may read as plain "damaged"), never another problem's."""
+    manifest = _truth_only_manifest(sim, 5, 1000)
+    complaints = generate_feedback(manifest, sim, seed=5, today=DEFAULT_TODAY)
+    foreign = [c for c in complaints if c["language"] != "en"]
+    assert foreign
+    for c in foreign:
+        claimed, phrases = c["truth"]["claimed_problem"], FOREIGN[c["language"]]
+        key = claimed if claimed in phrases else "damaged"
+        assert key == claimed or claimed in PHYSICAL_CLAIMS, c
+        head = phrases[key].split("{")[0]
+        assert c["text"].startswith(head), c
 
 
 @pytest.mark.parametrize(

@@ -234,15 +234,28 @@ def _complaint_for_item(rec: dict[str, Any], sim: SimCatalog, rng: np.random.Gen
     return None
 
 
+PHYSICAL_CLAIMS = frozenset({"crushed", "torn", "bent", "seal_broken", "stained", "hole", "damaged"})
+"""Claims a foreign customer may put as plain "it arrived damaged"."""
+
+
+def _translation(language: str, claimed: str) -> str | None:
+    """The foreign phrase saying what the customer claims; None when the language has none, so
+    the complaint stays in English rather than saying something else than its truth records."""
+    phrases = FOREIGN[language]
+    if claimed in phrases:
+        return phrases[claimed]
+    return phrases["damaged"] if claimed in PHYSICAL_CLAIMS else None
+
+
 def _finish(
     template: str, fill: dict[str, str], claimed: str, attribute: str | None, root_cause: str, rng: np.random.Generator
 ) -> dict[str, Any]:
     language = "en"
     text = template.format(**fill)
-    if rng.random() < 0.12:
-        language = _choice(rng, tuple(FOREIGN))
-        phrase = FOREIGN[language].get(claimed) or FOREIGN[language]["damaged"]
-        text = phrase.format(**fill)
+    foreign = _choice(rng, tuple(FOREIGN)) if rng.random() < 0.12 else None
+    phrase = _translation(foreign, claimed) if foreign else None
+    if phrase:
+        language, text = foreign, phrase.format(**fill)
     else:
         text = _typos(text, rng)
     injection = bool(rng.random() < INJECTION_RATE)
