@@ -17,6 +17,14 @@ from llm_agent.taxonomy import PLAUSIBLE, ClaimedProblem, RootCause
 
 P = ClaimedProblem
 VARIANT_ATTRIBUTES = ("size", "model", "count")
+FLAGGED_P = 0.5
+"""Probability from which a stored tunnel finding counts as the tunnel having flagged it."""
+LABEL_FLAGS = frozenset({"wrong_variant_label", "wrong_item", "attribute_mismatch"})
+DATE_FLAGS = frozenset({"expired", "date_mismatch"})
+DATE_PROBLEMS = frozenset(
+    {P.EXPIRED, P.SHORT_DATED, P.UNREADABLE_DATE, P.NOT_AS_DESCRIBED, P.EMPTY_OR_MISSING, P.OTHER}
+)
+"""Claims that the printed dates can confirm or refute."""
 
 
 class Question(BaseModel):
@@ -70,9 +78,17 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
             )
 
     problem = complaint.problem
-    if problem in (P.WRONG_VARIANT, P.WRONG_ITEM, P.NOT_AS_DESCRIBED, P.OTHER):
+    # Evidence first: what the tunnel flagged is checked whatever the customer names, because
+    # customers describe the wrong thing ("arrived damaged" for a wrong size) and a report that
+    # only answered the complaint's words would blame transit for a label the tunnel saw wrong.
+    flagged = set(evidence.finding_kinds(FLAGGED_P))
+    label_flagged = bool(flagged & LABEL_FLAGS)
+    date_flagged = dated and bool(flagged & DATE_FLAGS)
+    colour_flagged = "wrong_colour" in flagged
+    if label_flagged or colour_flagged or problem in (P.WRONG_VARIANT, P.WRONG_ITEM, P.NOT_AS_DESCRIBED, P.OTHER):
         label_questions()
-        if (claimed is not None and claimed.name == "colour") or (problem is P.WRONG_VARIANT and not attribute):
+        colour_claimed = claimed is not None and claimed.name == "colour"
+        if colour_flagged or colour_claimed or (problem is P.WRONG_VARIANT and not attribute):
             ask(
                 "Does the item's colour match the catalog?",
                 "check_attribute",
@@ -80,7 +96,7 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
                 (R.WRONG_VARIANT,),
                 attribute="colour",
             )
-    if problem in (P.WRONG_ITEM, P.WRONG_VARIANT, P.OTHER):
+    if label_flagged or problem in (P.WRONG_ITEM, P.WRONG_VARIANT, P.OTHER):
         ask(
             "Is the photographed item the product that was ordered?", "identify_product", "matches_sku", (R.WRONG_ITEM,)
         )
@@ -92,16 +108,9 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
             (R.WRONG_ITEM,),
             attribute="colour",
         )
-    if dated and problem in (
-        P.EXPIRED,
-        P.SHORT_DATED,
-        P.UNREADABLE_DATE,
-        P.NOT_AS_DESCRIBED,
-        P.EMPTY_OR_MISSING,
-        P.OTHER,
-    ):
+    if date_flagged or (dated and problem in DATE_PROBLEMS):
         ask("What expiry date is printed on the item?", "read_dates", "expiry_date", (R.EXPIRED_AT_SHIPMENT,))
-        if problem in (P.EXPIRED, P.SHORT_DATED, P.OTHER, P.NOT_AS_DESCRIBED):
+        if date_flagged or problem in (P.EXPIRED, P.SHORT_DATED, P.OTHER, P.NOT_AS_DESCRIBED):
             ask(
                 "Was the item expired, or too close to expiry, when it shipped?",
                 "read_dates",

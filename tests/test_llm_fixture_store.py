@@ -137,7 +137,8 @@ def ocr(kind: str, expiry: str | None, manufactured: str | None = None, p: float
 
 
 def build_store(root: Path) -> Path:
-    """Items: damaged (visible), clean (anomaly ran), expired, valid-with-mfg, wrong label, sneakers."""
+    """Items: damaged (visible), clean (anomaly ran), expired, valid-with-mfg, wrong label (read live and
+    flagged by the tunnel), sneakers."""
     db = root / "results" / "store.db"
     store = Store(db)
     add_item(store, root, "DMG-1", "SHEET-SET-TWIN", "L1", ["TWIN"], [anomaly(0.93)])
@@ -164,6 +165,15 @@ def build_store(root: Path) -> Path:
         colour=(232, 196, 40),
     )
     add_item(store, root, "VAR-1", "SHEET-SET-TWIN", "L1", ["SIZE", "KING"], [anomaly(0.2)])
+    wrong_label = Finding(
+        stage="attributes",
+        kind="wrong_variant_label",
+        score=0.98,
+        probability=0.98,
+        message="size label reads 'KING' on 3 view(s), catalog says 'TWIN'",
+        evidence=[Evidence(camera="top", text="KING")],
+    )
+    add_item(store, root, "LBL-1", "SHEET-SET-TWIN", "L5", ["SIZE", "KING"], [wrong_label, anomaly(0.03)])
     add_item(store, root, "SHOE-1", "SNEAKER-42", "L3", ["EU 42"], [anomaly(0.03)], colour=(36, 96, 190))
     add_item(store, root, "SHORT-1", "FOOD-CEREAL-01", "L4", ["~~~"], [ocr("unreadable", None, p=1.0), anomaly(0.03)])
     add_item(store, root, "UNREAD-1", "FOOD-CEREAL-01", "L2", ["~~~"], [ocr("unreadable", None, p=1.0), anomaly(0.03)])

@@ -36,6 +36,8 @@ def run(store, item: str, text: str, **kw):
         ("OK-1", "expired product!! date printed is 10.01.2026", RootCause.CUSTOMER_MISPERCEPTION),
         ("SHOE-1", "shoes came without a box, are these used??", RootCause.CUSTOMER_MISPERCEPTION),
         ("NOANOM-1", "meh. want refund", RootCause.INCONCLUSIVE),
+        # the tunnel flagged the label: checked although the customer only speaks of damage
+        ("LBL-1", "it arrived damaged", RootCause.WRONG_VARIANT),
         ("SHORT-1", "product is expired!!", RootCause.EXPIRED_AT_SHIPMENT),
         ("UNREAD-1", "why did you send expired food 2025-12-01", RootCause.CUSTOMER_MISPERCEPTION),
         ("UNREAD-1", "product is expired!!", RootCause.INCONCLUSIVE),
