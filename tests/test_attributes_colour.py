@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from detectors.attributes.colour import ColourConfig, camouflaged, ciede2000, measure, to_lab, white_balance_gains
-from detectors.attributes.profile import AttributeProfile, threshold_from_shares
-from detectors.attributes.stage import AttributesStage
+from detectors.attributes.profile import (
+    RELIABLE_SHARE,
+    SHARE_FLOOR,
+    AttributeProfile,
+    ColourTrust,
+    threshold_from_shares,
+)
+from detectors.attributes.stage import REVIEW_CEILING_P, AttributesStage
 from detectors.localize import localize
 from pipeline.catalog import Catalog
 from pipeline.stages import StageContext
@@ -89,6 +95,47 @@ def test_stage_reports_wrong_colour_with_evidence(tmp_path) -> None:
     f = findings[0]
     assert f.probability > 0.5 and f.evidence[0].camera == "top"
     assert f.evidence[0].data["expected"] == "navy" and f.evidence[0].data["min_share"] == 0.3
+
+
+@pytest.mark.parametrize(
+    ("threshold", "trust"),
+    [
+        (None, ColourTrust.FULL),  # no learned threshold: the check's default applies
+        (SHARE_FLOOR, ColourTrust.NONE),  # references barely show the colour
+        (SHARE_FLOOR * 1.5, ColourTrust.REVIEW),
+        (RELIABLE_SHARE * 0.99, ColourTrust.REVIEW),
+        (RELIABLE_SHARE, ColourTrust.FULL),
+        (0.4, ColourTrust.FULL),
+    ],
+)
+def test_colour_trust_follows_the_learned_threshold(threshold, trust) -> None:
+    sku = "BOTTLE-JUICE-ES-1L"
+    profile = AttributeProfile(min_share={} if threshold is None else {sku: threshold}, n_items={})
+    assert profile.colour_trust(sku) is trust
+
+
+@pytest.mark.parametrize(
+    ("threshold", "expected"),
+    [(0.3, "divert"), (RELIABLE_SHARE * 0.9, "review"), (SHARE_FLOOR, None)],
+)
+def test_wrong_colour_finding_is_only_as_strong_as_the_skus_threshold(tmp_path, threshold, expected) -> None:
+    """The same white shirt under a navy SKU: a divert where the references show navy well, a
+    review where they show it on little of the item, nothing where they barely show it."""
+    sku = "TEE-BASIC-NAVY-M"
+    AttributeProfile(min_share={sku: threshold}, n_items={sku: 12}).save(tmp_path / "attributes")
+    stage = AttributesStage(model_dir=tmp_path, check_labels=False)
+    item = render_item(RECORDS[sku], defects=("wrong_colour",), seed=2, cameras=("top",))
+    capture = ItemCapture(item_id="c1", sku=sku, frames=[Frame.from_array("top", item.images["top"])])
+    findings = [f for f in stage(capture, StageContext(catalog=Catalog(skus=RECORDS))) if f.kind == "wrong_colour"]
+    if expected is None:
+        assert findings == []
+        return
+    (finding,) = findings
+    if expected == "divert":
+        assert finding.probability > 0.5 and finding.evidence[0].data["threshold_trust"] == "full"
+    else:
+        assert finding.probability == REVIEW_CEILING_P
+        assert finding.evidence[0].data["threshold_trust"] == "review" and "review" in finding.message
 
 
 def test_lab_conversion_is_cie() -> None:

@@ -39,7 +39,7 @@ from .colour import DEFAULT_COLOUR, ColourConfig, ColourRead, camouflaged, measu
 from .identity import IdentityChecker, IdentityRead
 from .labels import LABEL_ATTRIBUTES, LabelCheck, ValueRead, canonical, expected_labels, judge, read_values, votes
 from .ocr import LABEL_ENGINE, label_engine
-from .profile import PROFILE_FILE, AttributeProfile
+from .profile import PROFILE_FILE, AttributeProfile, ColourTrust
 
 VERSION = "attributes-2"
 OCR_SIDE = 640
@@ -52,8 +52,10 @@ TURNS = (0, 1)
 """Quarter turns (counter-clockwise) a view is read in, in order, until it yields a label value."""
 IDENTITY_SCALE = 0.03
 """Embedding-distance margin that moves the wrong-item probability from 0.5 to ~0.73."""
-SIBLING_WRONG_ITEM_P = 0.4
-"""Ceiling on a wrong-item finding that names a variant sibling: the review band, not a divert."""
+REVIEW_CEILING_P = 0.4
+"""Ceiling on a finding that can only ask for a review (a wrong item that names a variant
+sibling, a wrong colour on a SKU whose colour threshold is weak): the review band, not a divert."""
+SIBLING_WRONG_ITEM_P = REVIEW_CEILING_P
 
 
 @dataclass(frozen=True)
@@ -390,11 +392,21 @@ class AttributesStage:
     def colour_findings(
         self, record: CatalogRecord, views: dict[str, LocalizedView], frames: dict[str, np.ndarray]
     ) -> list[Finding]:
+        trust = self.profile.colour_trust(record.sku)
+        if trust is ColourTrust.NONE:
+            return []
         read = self.colour_read(record, views, frames)
         if read.matches:
             return []
         prob = 1.0 - read.share / (2.0 * read.min_share) if read.min_share > 0 else 1.0
         name = record.attributes.get("colour", str(record.colour_rgb))
+        message = (
+            f"only {read.share:.1%} of the item shows catalog colour {name} (needs {read.min_share:.1%}); "
+            f"dominant RGB {list(read.dominant_rgb)}"
+        )
+        if trust is ColourTrust.REVIEW:
+            prob = min(prob, REVIEW_CEILING_P)
+            message += "; its normal look shows that colour on little of the item: review, not a divert"
         data = {
             "expected": name,
             "expected_rgb": record.colour_rgb,
@@ -403,17 +415,10 @@ class AttributesStage:
             "dominant_rgb": list(read.dominant_rgb),
             "dominant_delta_e": round(read.dominant_distance, 1),
             "white_balance_gains": list(read.gains),
+            "threshold_trust": trust.value,
         }
-        return [
-            self._finding(
-                "wrong_colour",
-                1.0 - read.share / read.min_share,
-                prob,
-                f"only {read.share:.1%} of the item shows catalog colour {name} (needs {read.min_share:.1%}); "
-                f"dominant RGB {list(read.dominant_rgb)}",
-                [Evidence(camera=c, box=list(views[c].box), data=data) for c in views],
-            )
-        ]
+        evidence = [Evidence(camera=c, box=list(views[c].box), data=data) for c in views]
+        return [self._finding("wrong_colour", 1.0 - read.share / read.min_share, prob, message, evidence)]
 
     # -- identity ------------------------------------------------------------------------
     def _shared_embeddings(self, ctx: StageContext, views: list[LocalizedView]) -> np.ndarray | None:
