@@ -84,13 +84,19 @@ def test_profile_threshold_handles_shoebox_and_no_shoebox() -> None:
     assert not measure(_views(sku, 13, defects=("wrong_colour",)), rgb, min_share=threshold).matches
 
 
-def test_stage_reports_wrong_colour_with_evidence(tmp_path) -> None:
+def _white_shirt_findings(folder, threshold: float, n_items: int) -> list:
+    """The attributes stage's findings on a white shirt shipped as a navy SKU whose learned
+    colour threshold is `threshold`."""
     sku = "TEE-BASIC-NAVY-M"
-    AttributeProfile(min_share={sku: 0.3}, n_items={sku: 4}).save(tmp_path / "attributes")
-    stage = AttributesStage(model_dir=tmp_path, check_labels=False)
+    AttributeProfile(min_share={sku: threshold}, n_items={sku: n_items}).save(folder / "attributes")
+    stage = AttributesStage(model_dir=folder, check_labels=False)
     item = render_item(RECORDS[sku], defects=("wrong_colour",), seed=2, cameras=("top",))
     capture = ItemCapture(item_id="c1", sku=sku, frames=[Frame.from_array("top", item.images["top"])])
-    findings = stage(capture, StageContext(catalog=Catalog(skus=RECORDS)))
+    return stage(capture, StageContext(catalog=Catalog(skus=RECORDS)))
+
+
+def test_stage_reports_wrong_colour_with_evidence(tmp_path) -> None:
+    findings = _white_shirt_findings(tmp_path, 0.3, 4)
     assert [f.kind for f in findings] == ["wrong_colour"]
     f = findings[0]
     assert f.probability > 0.5 and f.evidence[0].camera == "top"
@@ -121,12 +127,7 @@ def test_colour_trust_follows_the_learned_threshold(threshold, trust) -> None:
 def test_wrong_colour_finding_is_only_as_strong_as_the_skus_threshold(tmp_path, threshold, expected) -> None:
     """The same white shirt under a navy SKU: a divert where the references show navy well, a
     review where they show it on little of the item, nothing where they barely show it."""
-    sku = "TEE-BASIC-NAVY-M"
-    AttributeProfile(min_share={sku: threshold}, n_items={sku: 12}).save(tmp_path / "attributes")
-    stage = AttributesStage(model_dir=tmp_path, check_labels=False)
-    item = render_item(RECORDS[sku], defects=("wrong_colour",), seed=2, cameras=("top",))
-    capture = ItemCapture(item_id="c1", sku=sku, frames=[Frame.from_array("top", item.images["top"])])
-    findings = [f for f in stage(capture, StageContext(catalog=Catalog(skus=RECORDS))) if f.kind == "wrong_colour"]
+    findings = [f for f in _white_shirt_findings(tmp_path, threshold, 12) if f.kind == "wrong_colour"]
     if expected is None:
         assert findings == []
         return

@@ -125,7 +125,7 @@ def test_wrong_item_naming_a_variant_sibling_is_a_review(monkeypatch, nearest: s
     import numpy as np
 
     from detectors.attributes.identity import IdentityRead
-    from detectors.attributes.stage import SIBLING_WRONG_ITEM_P
+    from detectors.attributes.stage import REVIEW_CEILING_P
     from pipeline.views import LocalizedView
 
     stage = AttributesStage(check_labels=False, check_colour=False)
@@ -138,6 +138,6 @@ def test_wrong_item_naming_a_variant_sibling_is_a_review(monkeypatch, nearest: s
     if expected == "divert":
         assert finding.probability > 0.99
     else:
-        assert finding.probability == SIBLING_WRONG_ITEM_P
+        assert finding.probability == REVIEW_CEILING_P
     (no_catalog,) = stage.identity_findings(RECORDS["SHEET-SET-TWIN"], [view], None)
     assert no_catalog.probability > 0.99  # without the catalog nothing is known of siblings

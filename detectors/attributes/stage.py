@@ -55,7 +55,6 @@ IDENTITY_SCALE = 0.03
 REVIEW_CEILING_P = 0.4
 """Ceiling on a finding that can only ask for a review (a wrong item that names a variant
 sibling, a wrong colour on a SKU whose colour threshold is weak): the review band, not a divert."""
-SIBLING_WRONG_ITEM_P = REVIEW_CEILING_P
 
 
 @dataclass(frozen=True)
@@ -457,7 +456,7 @@ class AttributesStage:
             f"({read.own_distance:.3f})"
         )
         if sibling:
-            prob = min(prob, SIBLING_WRONG_ITEM_P)
+            prob = min(prob, REVIEW_CEILING_P)
             message += "; the same product in another variant, which looks alike: review, the label decides"
         data = {
             "nearest_sku": read.nearest_sku,
