@@ -9,7 +9,9 @@ is quarantined at 5 confirmed defects in its first 10 items, 6 in 20, 8 in 40 or
 a lot at the base rate (1 in 50) never is.
 
 A printed expiry that disagrees with the lot's inventory record isolates the lot at once:
-one confirmed mismatch means the inventory system is wrong for every unit of that lot.
+one confirmed mismatch (a diverted item's confident finding, or a reviewer confirming a
+`date_mismatch` label on an item the reads left in doubt) means the inventory system is wrong
+for every unit of that lot.
 """
 
 from __future__ import annotations
@@ -125,8 +127,8 @@ class LotMonitor:
         )
         return [(r[0], r[1]) for r in rows]
 
-    def _reviewer_decisions(self, item_ids: list[str]) -> dict[str, str]:
-        """Latest reviewer decision per item; a reviewer overrides the model.
+    def _reviewer_decisions(self, item_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """Latest reviewer (label, decision) per item; a reviewer overrides the model.
 
         "confirm" of a defect type counts as a defect; "reject", or confirming the item as
         "normal", clears it.
@@ -140,7 +142,7 @@ class LotMonitor:
                 " ORDER BY id",
                 chunk,
             )
-            out.update({r[0]: "reject" if r[1] == "normal" else r[2] for r in rows})
+            out.update({r[0]: (r[1], "reject" if r[1] == "normal" else r[2]) for r in rows})
         return out
 
     def assess_lot(self, lot: str, category: str | None = None) -> LotAssessment:
@@ -155,9 +157,12 @@ class LotMonitor:
                 continue
             inspected += 1
             kinds = confirmed_defect_kinds(Verdict.from_json(verdict_json), rule)
-            if decisions.get(item_id) == "reject":
+            label, decision = decisions.get(item_id, (None, None))
+            if decision == "reject":
                 kinds = set()
-            if kinds or decisions.get(item_id) == "confirm":
+            elif decision == "confirm":
+                kinds.add(label)
+            if kinds:
                 defects += 1
             if kinds & IMMEDIATE_KINDS:
                 mismatches += 1

@@ -101,6 +101,22 @@ def test_date_mismatch_quarantines_via_monitor(tmp_path) -> None:
     assert store.events("quarantine")[0].payload["lot"] == "L9"
 
 
+def test_reviewer_confirming_a_date_mismatch_isolates_the_lot(tmp_path) -> None:
+    """A mismatch the reads left in doubt is a review; the reviewer's confirmation isolates the lot."""
+    store = Store(tmp_path / "s.db")
+    capture = ItemCapture(item_id="I1", sku="S", lot="L", frames=[Frame(camera="top", uri="x.jpg")])
+    store.enqueue(capture)
+    finding = Finding(stage="ocr_expiry", kind="date_mismatch", score=0.3, probability=0.4)
+    store.complete(Verdict(item_id="I1", sku="S", action=Action.REVIEW, findings=[finding]))
+    monitor = LotMonitor(store)
+    assert not monitor.assess_lot("L").quarantine
+    store.add_label("I1", "stain", "confirm", reviewer="qa")
+    assert not monitor.assess_lot("L").quarantine  # a defect, but not a mismatch
+    store.add_label("I1", "date_mismatch", "confirm", reviewer="qa")
+    assessment = monitor.assess_lot("L")
+    assert assessment.quarantine and assessment.mismatches == 1 and "lot record" in assessment.reason
+
+
 def test_reviewer_marking_an_item_normal_clears_it(tmp_path) -> None:
     store = Store(tmp_path / "s.db")
     for i in range(4):
