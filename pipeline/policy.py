@@ -40,6 +40,12 @@ class Thresholds:
             raise ValueError(f"need 0 <= review <= divert <= 1, got review={self.review} divert={self.divert}")
 
 
+REVIEW_CEILING_P = 0.4
+"""Ceiling on a finding that may only ask for a review (a wrong item naming a variant sibling, a
+wrong colour on a SKU whose colour threshold is weak, a date mismatch the reads themselves cast
+doubt on): inside the default review band, under its divert cut-off."""
+
+
 @dataclass
 class PolicyConfig:
     default: Thresholds = field(default_factory=Thresholds)

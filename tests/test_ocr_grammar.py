@@ -521,6 +521,30 @@ def test_confidence_drives_probability() -> None:
     assert defect_probability(sure) > 0.9 > 0.5 > defect_probability(unsure) >= 0.25
 
 
+@pytest.mark.parametrize(
+    ("texts", "doubt"),
+    [
+        ({"top": "EXP 01/05/2027"}, None),  # one clean read: a divert-grade mismatch
+        ({"top": "EXP 01/05/2928"}, "digit repaired"),  # 2928 -> 2028: a guessed digit
+        ({"top": "EXP 01/05/2027", "left": "EXP 01/06/2027"}, "left read the lot record's date"),
+    ],
+)
+def test_a_mismatch_the_reads_cast_doubt_on_is_a_review(texts: dict[str, str], doubt: str | None) -> None:
+    from detectors.ocr_expiry.checker import defect_probability
+    from pipeline.policy import REVIEW_CEILING_P
+
+    lot = LotRecord(lot="L1", sku="S", seller="s", recorded_expiry=date(2027, 6, 1))
+    confidences = {"top": 0.99, "left": 0.5}
+    reads = {cam: _read_of(text, confidences[cam]) for cam, text in texts.items()}
+    verdict = judge(reads, today=TODAY, policy=POLICY, lot=lot)
+    assert verdict.status == "date_mismatch" and verdict.camera == "top"
+    if doubt is None:
+        assert verdict.doubt is None and defect_probability(verdict) > 0.5
+    else:
+        assert doubt in (verdict.doubt or "") and doubt in verdict.message
+        assert defect_probability(verdict) == REVIEW_CEILING_P
+
+
 # --- properties -----------------------------------------------------------------------------
 
 

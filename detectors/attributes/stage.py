@@ -31,6 +31,7 @@ import numpy as np
 
 from detectors.ocr_expiry.engines import TEXT_LINES_KEY, OcrEngine, TextLine, get_engine
 from pipeline.imageio import ImageError
+from pipeline.policy import REVIEW_CEILING_P
 from pipeline.stages import StageContext
 from pipeline.types import CatalogRecord, Evidence, Finding, ItemCapture
 from pipeline.views import EMBEDDINGS_KEY, VIEWS_KEY, LocalizedView, ViewEmbeddings
@@ -52,9 +53,6 @@ TURNS = (0, 1)
 """Quarter turns (counter-clockwise) a view is read in, in order, until it yields a label value."""
 IDENTITY_SCALE = 0.03
 """Embedding-distance margin that moves the wrong-item probability from 0.5 to ~0.73."""
-REVIEW_CEILING_P = 0.4
-"""Ceiling on a finding that can only ask for a review (a wrong item that names a variant
-sibling, a wrong colour on a SKU whose colour threshold is weak): the review band, not a divert."""
 
 
 @dataclass(frozen=True)

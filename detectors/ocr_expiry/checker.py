@@ -10,6 +10,7 @@ from typing import Literal
 
 from detectors.ocr_expiry.classify import DateRead
 from detectors.ocr_expiry.reader import ImageRead
+from pipeline.policy import REVIEW_CEILING_P
 from pipeline.types import ExpiryPolicy, LotRecord
 
 Status = Literal["ok", "expired", "date_mismatch", "unreadable", "no_date_expected"]
@@ -32,6 +33,8 @@ class ExpiryVerdict:
     """today + minimum remaining shelf life: an expiry before this is `expired`."""
     recorded: date | None = None
     message: str = ""
+    doubt: str | None = None
+    """Why a `date_mismatch` may be a misread rather than the lot's print (a review, not a divert)."""
 
     @property
     def expiry_iso(self) -> str | None:
@@ -114,11 +117,31 @@ def judge(
     elif verdict.recorded is not None and not _matches_record(best, verdict.recorded):
         verdict.status = "date_mismatch"
         verdict.message = f"printed expiry {best.iso} differs from the lot record {verdict.recorded.isoformat()}"
+        verdict.doubt = mismatch_doubt(best, reads, verdict.recorded)
     else:
         verdict.message = f"printed expiry {best.iso}"
     if conflicts:
         verdict.message += f"; other cameras read {', '.join(f'{c}={d}' for c, d in sorted(conflicts.items()))}"
+    if verdict.doubt:
+        verdict.message += f"; review, not a divert: {verdict.doubt}"
     return verdict
+
+
+def mismatch_doubt(best: DateRead, reads: Mapping[str, ImageRead], recorded: date) -> str | None:
+    """Why a printed expiry that differs from the lot record may be a misread.
+
+    A mismatch isolates the lot, so it diverts only on a read that nothing contradicts: not one
+    that needed a digit repaired (the repair is a guess), and not when another camera read the
+    record's very date (a misread is likelier than a package printing two expiries). On simulated
+    shifts two mismatch diverts the truth did not bear out were these: "20279209" repaired to
+    2027-02-09 against a recorded 2027-09-05, and "06/e2/2027" read as 2027-02 while the right
+    camera read the recorded 2027-06-02."""
+    if best.parsed.repair is not None:
+        return f"the date was read with a digit repaired ({best.parsed.repair})"
+    confirming = sorted(cam for cam, r in reads.items() if r.expiry is not None and _matches_record(r.expiry, recorded))
+    if confirming:
+        return f"{', '.join(confirming)} read the lot record's date"
+    return None
 
 
 def _matches_record(read: DateRead, recorded: date) -> bool:
@@ -133,6 +156,8 @@ def defect_probability(verdict: ExpiryVerdict) -> float:
 
     Maps read confidence onto [0.25, 1]: any such read reaches at least the policy's review
     threshold (an expired item must not pass silently), and only a confident read (about 0.33
-    and up) reaches the divert threshold of 0.5.
+    and up) reaches the divert threshold of 0.5. A mismatch in doubt (`mismatch_doubt`) stays a
+    review.
     """
-    return round(0.25 + 0.75 * max(0.0, min(1.0, verdict.confidence)), 4)
+    probability = round(0.25 + 0.75 * max(0.0, min(1.0, verdict.confidence)), 4)
+    return min(probability, REVIEW_CEILING_P) if verdict.doubt else probability
