@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from detectors.ocr_expiry import OcrExpiryStage, read_dates
 from detectors.ocr_expiry.checker import judge
-from detectors.ocr_expiry.engines import OcrEngine, RapidOcrEngine, TextLine, get_engine
+from detectors.ocr_expiry.engines import OcrEngine, RapidOcrEngine, TextLine, get_engine, recognize_upright
 from detectors.ocr_expiry.preprocess import Pass, rotate, skew_angle, vertical_text
 from pipeline.catalog import Catalog
 from pipeline.stages import StageContext, load_stage
@@ -301,16 +301,67 @@ def _photos() -> list[dict]:
     return json.loads(gt.read_text()) if gt.exists() else []
 
 
+@pytest.mark.parametrize("turn", [0, 180])
 @pytest.mark.parametrize("item", _photos() or [None], ids=lambda g: g["file"] if g else "absent")
-def test_real_package_photos(item: dict | None, shared_data: Path) -> None:
+def test_real_package_photos(item: dict | None, turn: int, shared_data: Path) -> None:
+    """Each photo as taken and upside down (as a package lies on the belt)."""
     if item is None:
         pytest.skip("expiry_photos_dev/gt.json not found")
     y, m, d = item["expiry"]
     expected = f"{y:04d}-{m:02d}" + (f"-{d:02d}" if d else "")
-    read = read_dates(
-        np.asarray(Image.open(shared_data / "expiry_photos_dev" / item["file"]).convert("RGB")), today=date(2021, 6, 1)
-    )
+    photo = np.asarray(Image.open(shared_data / "expiry_photos_dev" / item["file"]).convert("RGB"))
+    read = read_dates(np.ascontiguousarray(np.rot90(photo, turn // 90)), today=date(2021, 6, 1))
     assert read.expiry is not None and read.expiry.iso == expected
+
+
+class TurnTableEngine:
+    """Recognises box i (its x0) as `upright[i]`, or as `turned[i]` when turned 180°."""
+
+    def __init__(self, upright: list[tuple[str, float]], turned: list[tuple[str, float]]) -> None:
+        self.upright, self.turned = upright, turned
+        self.turned_boxes: list[int] = []
+
+    def recognize(self, image: np.ndarray, quads, *, turn180: bool = False) -> list[TextLine]:
+        out = []
+        for q in quads:
+            i = int(q[0][0])
+            if turn180:
+                self.turned_boxes.append(i)
+            text, conf = (self.turned if turn180 else self.upright)[i]
+            out.append(TextLine(text, (float(i), 0.0, i + 1.0, 1.0), conf, turned=turn180))
+        return out
+
+
+@pytest.mark.parametrize(
+    ("upright", "turned", "texts", "turned_boxes"),
+    [
+        # upside down (the real photo img_05 turned): the weak lines read better turned, and so
+        # does the date line, whose upright read is a confident misread
+        (
+            [("3500Kkcal", 0.62), ("2020.03", 0.87), ("CEL BBAR", 0.65)],
+            [("35 g/130 kcal", 0.98), ("2021.08.03", 1.0), ("CEREAL BAR", 0.99)],
+            ["35 g/130 kcal", "2021.08.03", "CEREAL BAR"],
+            [0, 2, 1],
+        ),
+        # upright, one weak line: turning it loses, so the sure lines are not read again
+        (
+            [("CEREAL BAR", 0.99), ("2021.08.03", 1.0), ("轻能130kca", 0.74)],
+            [("CEL BBAR", 0.7), ("202.10.03", 0.8), ("", 0.0)],
+            ["CEREAL BAR", "2021.08.03", "轻能130kca"],
+            [2],
+        ),
+        # nothing weak: nothing is read twice
+        ([("EXP 01.02.2028", 0.97)], [("8202.20.10 PXE", 0.9)], ["EXP 01.02.2028"], []),
+    ],
+)
+def test_an_upside_down_view_is_read_the_right_way_up(
+    upright: list[tuple[str, float]], turned: list[tuple[str, float]], texts: list[str], turned_boxes: list[int]
+) -> None:
+    engine = TurnTableEngine(upright, turned)
+    quads = [np.array([[i, 0], [i + 1, 0], [i + 1, 1], [i, 1]], np.float32) for i in range(len(upright))]
+    lines = recognize_upright(engine, np.zeros((4, 4, 3), np.uint8), quads)  # type: ignore[arg-type]
+    assert [line.text for line in lines] == texts
+    assert engine.turned_boxes == turned_boxes
 
 
 # --- budget ---------------------------------------------------------------------------------

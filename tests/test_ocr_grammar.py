@@ -413,6 +413,47 @@ def test_date_typing(lines: list[TextLine], expected: dict[str, str]) -> None:
     assert _types(lines) == expected
 
 
+def _upside_down(line: TextLine, size: float = 1000.0) -> TextLine:
+    """The line as it lies on a package turned 180° in a `size` x `size` view, read turned."""
+    x0, y0, x1, y1 = line.box
+    return TextLine(line.text, (size - x1, size - y1, size - x0, size - y0), line.confidence, turned=True)
+
+
+LAYOUT_PRINTS = [
+    # (lines as printed, the date, its type, the evidence)
+    ([_line("BEST BY", 0, 0, 80), _line("NOV2027", 0, 110, 80)], "2027-11", "expiry", "left"),
+    ([_line("EXP", 0, 0, 40), _line("12.03.2028", 22, 0, 120)], "2028-03-12", "expiry", "above"),
+    ([_line("PROD", 0, 0, 50), _line("12.03.2026", 22, 0, 120)], "2026-03-12", "manufactured", "above"),
+]
+
+
+@pytest.mark.parametrize(("lines", "iso", "kind", "reason"), LAYOUT_PRINTS)
+def test_labels_are_found_where_an_upside_down_reader_sees_them(
+    lines: list[TextLine], iso: str, kind: str, reason: str
+) -> None:
+    """Upside down, a label above a date lies below it in the view's pixels: layout is read in
+    the frame the lines were recognised in, and the date's box is still where it is printed."""
+    upright = {r.iso: r for r in classify_lines(lines, today=TODAY)}
+    turned = {r.iso: r for r in classify_lines([_upside_down(line) for line in lines], today=TODAY)}
+    assert (turned[iso].type, turned[iso].reason) == (upright[iso].type, upright[iso].reason) == (kind, reason)
+    x0, y0, x1, y1 = upright[iso].box
+    assert turned[iso].box == pytest.approx((1000.0 - x1, 1000.0 - y1, 1000.0 - x0, 1000.0 - y0))
+
+
+def test_an_upside_down_label_is_no_label_for_an_upright_reader() -> None:
+    """The same boxes read upright put the label under the date: no layout evidence then."""
+    lines = [_upside_down(line) for line in LAYOUT_PRINTS[1][0]]
+    upright = [TextLine(line.text, line.box, line.confidence) for line in lines]
+    assert {r.iso: r.reason for r in classify_lines(upright, today=TODAY)} == {"2028-03-12": "sole"}
+
+
+def test_the_date_part_of_an_upside_down_line_is_at_its_right_end_in_the_view() -> None:
+    line = TextLine("EXP 12.03.2028", (500.0, 100.0, 640.0, 120.0), 0.99, turned=True)
+    (read,) = classify_lines([line], today=TODAY)
+    x0, _, x1, _ = read.box
+    assert (x0, x1) == pytest.approx((500.0, 600.0))  # "12.03.2028" is 10 of 14 characters
+
+
 def test_a_fallback_crop_without_labels_cannot_retype_a_labelled_date() -> None:
     """A region pass that crops the labels away types dates by rules only: the production
     date it calls "latest" stays a production date, and an expiry the whole print showed to be

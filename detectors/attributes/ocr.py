@@ -27,6 +27,7 @@ from detectors.ocr_expiry.engines import (
     RapidOcrEngine,
     TextLine,
     _quad_box,
+    recognize_upright,
 )
 
 LABEL_ENGINE = "rapidocr-labels"
@@ -61,13 +62,7 @@ class LabelOcrEngine(RapidOcrEngine):
 def read_turning_glyphs(engine: RapidOcrEngine, image: np.ndarray) -> list[TextLine]:
     """Detect, recognise (weak lines again turned 180°), and read square boxes in four turns."""
     quads = engine.detect(image)
-    lines = engine.recognize(image, quads)
-    weak = [i for i, line in enumerate(lines) if line.confidence < ORIENTATION_SURE]
-    if weak:
-        turned = engine.recognize(image, [quads[i] for i in weak], turn180=True)
-        for i, t in zip(weak, turned, strict=True):
-            if t.confidence > lines[i].confidence:
-                lines[i] = t
+    lines = recognize_upright(engine, image, quads)
     h, w = image.shape[:2]
     for i, quad in enumerate(quads):
         x0, y0, x1, y1 = _quad_box(quad)

@@ -73,12 +73,25 @@ class _Found:
     strength: float = 1.0
 
 
+def _turn(box: Box4) -> Box4:
+    """A box turned 180° about the origin: how an upside-down line's neighbours lie as it reads."""
+    x0, y0, x1, y1 = box
+    return (-x1, -y1, -x0, -y0)
+
+
+def _reading_frame(lines: list[TextLine], turned: bool) -> list[TextLine]:
+    """The lines as a reader of an upright (`turned` False) or upside-down line sees them."""
+    return [replace(line, box=_turn(line.box) if turned else line.box, turned=False) for line in lines]
+
+
 def _date_box(line: TextLine, parsed: ParsedDate) -> Box4:
-    """The part of the line box covering the date, by character position."""
+    """The part of the line box covering the date, by character position (an upside-down
+    line's text starts at the right of its box)."""
     n = max(1, len(line.text))
-    x0, y0, x1, y1 = line.box
+    x0, y0, x1, y1 = _turn(line.box) if line.turned else line.box
     w = x1 - x0
-    return (x0 + w * parsed.span[0] / n, y0, x0 + w * parsed.span[1] / n, y1)
+    box = (x0 + w * parsed.span[0] / n, y0, x0 + w * parsed.span[1] / n, y1)
+    return _turn(box) if line.turned else box
 
 
 def _same_line_keyword(
@@ -168,8 +181,11 @@ def _layout_keyword(
 def classify_lines(
     lines: list[TextLine], *, order: Order = "DMY", today: date | None = None, stale_years: int | None = None
 ) -> list[DateRead]:
-    """Every date on the lines of one image, typed (`stale_years`: see `check_consistency`)."""
+    """Every date on the lines of one image, typed (`stale_years`: see `check_consistency`).
+    Labels are looked for where a reader of the date line sees them: left of and above it as it
+    reads, also when it was read upside down."""
     today = today or date.today()
+    frames = {turned: _reading_frame(lines, turned) for turned in {line.turned for line in lines}}
     norms = [normalize(line.text) for line in lines]
     hits = [find_keywords(n) for n in norms]
     dates = [parse_dates(line.text, order=order, today=today) for line in lines]
@@ -183,7 +199,8 @@ def classify_lines(
                 f.kind, f.keyword, f.strength = hit.kind, hit.keyword, hit.strength
                 f.reason = "suffix" if hit.start >= parsed.span[1] else "keyword"
             else:
-                lay = _layout_keyword(i, _date_box(line, parsed), lines, norms, hits, dates)
+                framed = frames[line.turned]
+                lay = _layout_keyword(i, _date_box(framed[i], parsed), framed, norms, hits, dates)
                 if lay is not None:
                     hit, f.reason = lay
                     f.kind, f.keyword, f.strength = hit.kind, hit.keyword, hit.strength

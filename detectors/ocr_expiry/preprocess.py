@@ -8,18 +8,22 @@ image, so boxes found on a rotated or rescaled pass are reported where they are 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from detectors.ocr_expiry.engines import Box4, TextLine
 
+if TYPE_CHECKING:
+    from detectors.ocr_expiry.classify import DateRead
+
 LOW_CONTRAST_STD = 32.0
 """Grey-level spread below which a crop is contrast-stretched before reading."""
 MAX_SKEW_DEG = 10.0
 SMALL_SIDE = 640
-"""Crops whose longest side is below this get an enlarged fallback pass (up to `MAX_UPSCALE`)."""
+"""Crops whose longest side is below this get an enlarged fallback pass (`MAX_UPSCALE` times)."""
 MAX_UPSCALE = 2.0
 DOT_MATRIX_SIZES = (3, 5)
 """Minimum-filter sizes for the fallback: 3 px joins fine inkjet dots, 5 px coarse ones."""
@@ -54,7 +58,12 @@ class Pass:
         )
 
     def map_lines(self, lines: Sequence[TextLine]) -> list[TextLine]:
-        return [TextLine(line.text, self.map_box(line.box), line.confidence, self.name) for line in lines]
+        return [replace(line, box=self.map_box(line.box), source=self.name) for line in lines]
+
+    def map_dates(self, dates: Sequence[DateRead]) -> list[DateRead]:
+        """Dates typed on this pass's lines, their boxes mapped to the input image. Dates are typed
+        in the pass's own pixels, where its text reads left to right (a quarter-turned pass)."""
+        return [replace(d, box=self.map_box(d.box)) for d in dates]
 
 
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])

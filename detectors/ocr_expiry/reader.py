@@ -138,8 +138,9 @@ def first_read(
     clock = engine_clock(eng)
     c0 = clock()
     p = first_pass(image, deskew=eng.name == "tesseract")
-    lines = p.map_lines(eng.read(p.image))
-    dates = classify_lines(lines, order=order, today=today or date.today(), stale_years=stale_years)
+    raw = eng.read(p.image)
+    lines = p.map_lines(raw)
+    dates = p.map_dates(classify_lines(raw, order=order, today=today or date.today(), stale_years=stale_years))
     return ImageRead(
         dates=dates,
         expiry=pick_expiry(dates),
@@ -186,9 +187,10 @@ def continue_read(
         if may_continue is not None and not may_continue():
             passes.append(DEADLINE_NEAR)
             break
-        fp_lines = fp.map_lines(eng.read(fp.image))
+        fp_read = eng.read(fp.image)
+        fp_lines = fp.map_lines(fp_read)
         passes.append(fp.name)
-        found = classify_lines(fp_lines, order=order, today=today, stale_years=stale_years)
+        found = fp.map_dates(classify_lines(fp_read, order=order, today=today, stale_years=stale_years))
         # Consistency is checked on the whole print: a crop without the production line must
         # not bring back an expiry the first pass rejected as earlier than manufacture.
         merged = check_consistency(_merge(dates, found), today, stale_years)
