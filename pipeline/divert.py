@@ -14,6 +14,9 @@ Sink URLs (`make_sink`):
   writes item_id and action (both String variables) in one OPC UA Write request.
 - ``modbus://host:port?unit=1&register=100`` — writes three holding registers in one
   Write Multiple Registers (0x10) request, see `ModbusSink`.
+
+Notices for the warehouse system rather than the line (a lot quarantine listing its items) go
+to the sinks that carry a whole payload, log and webhook (`NoticeSink`, `make_notice_sink`).
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from pipeline.lots import QUARANTINE_EVENT
 from pipeline.store import Event, Store
 from pipeline.types import Action, Verdict
 
@@ -54,6 +58,15 @@ class SinkError(RuntimeError):
 class DivertSink(Protocol):
     def send(self, item_id: str, action: Action, reasons: Sequence[str]) -> None:
         """Deliver one signal; raise on any failure so the caller retries."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class NoticeSink(Protocol):
+    def publish(self, key: str, payload: dict[str, Any]) -> None:
+        """Deliver one notice, idempotent on `key`; raise on any failure so the caller retries."""
         ...
 
     def close(self) -> None: ...
@@ -85,8 +98,9 @@ def verdict_events(verdict: Verdict, capture_meta: dict[str, Any] | None = None)
 class LogSink:
     """JSON lines to a file (or the `tunnelpi.divert` logger when no path is given).
 
-    Idempotent: the item ids of the last `window` lines are remembered (and re-read from the
-    file on start), so a re-delivered event does not write a second line.
+    Idempotent: the keys (item id of a signal, `dedup_key` of a notice) of the last `window`
+    lines are remembered (and re-read from the file on start), so a re-delivered event does not
+    write a second line.
     """
 
     def __init__(self, path: Path | str | None = None, *, window: int = 100_000) -> None:
@@ -100,34 +114,38 @@ class LogSink:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self.path.exists():
-                for item_id in _tail_item_ids(self.path, window):
-                    self._remember(item_id)
+                for key in _tail_keys(self.path, window):
+                    self._remember(key)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             if _ends_mid_line(self.path):
                 os.write(self._fd, b"\n")  # close a line torn by a crash so the next one stays whole
 
-    def _remember(self, item_id: str) -> None:
-        if item_id in self._seen:
+    def _remember(self, key: str) -> None:
+        if key in self._seen:
             return
-        self._seen.add(item_id)
-        self._order.append(item_id)
+        self._seen.add(key)
+        self._order.append(key)
         if len(self._order) > self._window:
             self._seen.discard(self._order.popleft())
 
     def send(self, item_id: str, action: Action, reasons: Sequence[str]) -> None:
-        line = json.dumps(
-            {"item_id": item_id, "action": Action(action).value, "reasons": list(reasons), "sent_at": time.time()}
-        )
+        self._write(item_id, {"item_id": item_id, "action": Action(action).value, "reasons": list(reasons)})
+
+    def publish(self, key: str, payload: dict[str, Any]) -> None:
+        self._write(key, {**payload, "dedup_key": key})
+
+    def _write(self, key: str, record: dict[str, Any]) -> None:
+        line = json.dumps({**record, "sent_at": time.time()}, default=str)
         with self._lock:
             if self._closed:
                 raise SinkError(f"log sink {self.path} is closed")
-            if item_id in self._seen:
+            if key in self._seen:
                 return
             if self._fd is None:
                 log.info(line)
             else:
                 os.write(self._fd, (line + "\n").encode())  # one write on O_APPEND: no interleaved lines
-            self._remember(item_id)
+            self._remember(key)
 
     def close(self) -> None:
         with self._lock:
@@ -146,15 +164,16 @@ def _ends_mid_line(path: Path) -> bool:
         return fh.read(1) != b"\n"
 
 
-def _tail_item_ids(path: Path, limit: int) -> list[str]:
-    ids: deque[str] = deque(maxlen=limit)
+def _tail_keys(path: Path, limit: int) -> list[str]:
+    keys: deque[str] = deque(maxlen=limit)
     with path.open(encoding="utf-8", errors="replace") as fh:
         for line in fh:
             try:
-                ids.append(json.loads(line)["item_id"])
+                record = json.loads(line)
+                keys.append(record["dedup_key"] if "dedup_key" in record else record["item_id"])
             except (ValueError, KeyError, TypeError):
                 continue  # a line torn by a crash mid-write
-    return list(ids)
+    return list(keys)
 
 
 class WebhookSink:
@@ -167,8 +186,14 @@ class WebhookSink:
     def send(self, item_id: str, action: Action, reasons: Sequence[str]) -> None:
         action = Action(action)
         body = {"item_id": item_id, "action": action.value, "reasons": list(reasons)}
+        self._post(body, f"{item_id}:{action.value}")
+
+    def publish(self, key: str, payload: dict[str, Any]) -> None:
+        self._post({**payload, "dedup_key": key}, key)
+
+    def _post(self, body: dict[str, Any], key: str) -> None:
         try:
-            resp = self._client.post(self.url, json=body, headers={"Idempotency-Key": f"{item_id}:{action.value}"})
+            resp = self._client.post(self.url, json=body, headers={"Idempotency-Key": key})
         except httpx.HTTPError as exc:
             raise SinkError(f"webhook {self.url}: {type(exc).__name__}: {exc}") from exc
         if not resp.is_success:
@@ -319,6 +344,15 @@ def make_sink(spec: str | dict[str, Any]) -> DivertSink:
     raise ValueError(f"unknown divert sink {spec!r}: use log:PATH, http(s)://, opc.tcp:// or modbus://")
 
 
+def make_notice_sink(spec: str | dict[str, Any]) -> NoticeSink:
+    """A sink for notices (log or webhook): a line controller's registers cannot hold a lot's item list."""
+    sink = make_sink(spec)
+    if not isinstance(sink, NoticeSink):
+        sink.close()
+        raise ValueError(f"{spec!r}: notices go to log:PATH or an http(s):// webhook")
+    return sink
+
+
 # -- dispatcher ----------------------------------------------------------------------
 
 
@@ -338,7 +372,9 @@ class Dispatcher:
     """
 
     store: Store
-    sinks: dict[str, DivertSink]
+    sinks: dict[str, DivertSink | NoticeSink]
+    """Sink per event type: a signal sink (`DivertSink`), or a `NoticeSink` for `notice_types`."""
+    notice_types: frozenset[str] = frozenset({QUARANTINE_EVENT})
     poll_s: float = 0.05
     base_delay_s: float = 0.1
     max_delay_s: float = 10.0
@@ -368,7 +404,13 @@ class Dispatcher:
         sink = self.sinks[event.type]
         start = time.perf_counter()
         try:
-            sink.send(event.item_id or "", Action(event.payload["action"]), event.payload.get("reasons", []))
+            if event.type in self.notice_types:
+                key = event.payload.get("dedup_key") or f"{event.type}:{event.id}"
+                cast(NoticeSink, sink).publish(key, event.payload)
+            else:
+                cast(DivertSink, sink).send(
+                    event.item_id or "", Action(event.payload["action"]), event.payload.get("reasons", [])
+                )
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             self.store.mark_failed(event.id, error[:500])
@@ -420,6 +462,6 @@ class Dispatcher:
             self._thread.join(timeout_s)
 
 
-def close_sinks(sinks: Iterable[DivertSink]) -> None:
+def close_sinks(sinks: Iterable[DivertSink | NoticeSink]) -> None:
     for sink in {id(s): s for s in sinks}.values():
         sink.close()

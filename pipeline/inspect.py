@@ -22,7 +22,7 @@ from tqdm import tqdm
 from pipeline.catalog import Catalog
 from pipeline.dataset import Dataset, LabelledCapture
 from pipeline.kernels import one_kernel_thread
-from pipeline.lots import LotMonitor, LotRule
+from pipeline.lots import QUARANTINE_EVENT, LotMonitor, LotRule
 from pipeline.metrics import score
 from pipeline.policy import DecisionPolicy
 from pipeline.runner import Inspector
@@ -173,7 +173,7 @@ def inspect_path(
             items, inspector, store, monitor, out / "verdicts.jsonl", progress, workers
         )
     metrics = score(pairs).to_dict() if pairs else None
-    quarantined = sorted(e.payload["lot"] for e in store.events("quarantine"))
+    quarantined = sorted(e.payload["lot"] for e in store.events(QUARANTINE_EVENT))
     actions: dict[str, int] = {}
     for v in verdicts:
         actions[v.action.value] = actions.get(v.action.value, 0) + 1

@@ -28,6 +28,7 @@ DEFECT_KINDS_EXCLUDED = frozenset(
     {"unreadable", "no_reference", "no_item_found", "unknown_sku", "stage_error", "image_error", "expiry_ok"}
 )
 IMMEDIATE_KINDS = frozenset({"date_mismatch"})
+QUARANTINE_EVENT = "quarantine"
 
 
 @dataclass(frozen=True)
@@ -168,16 +169,47 @@ class LotMonitor:
                 mismatches += 1
         return assess(lot, inspected, defects, mismatches, rule)
 
-    def observe(self, verdict: Verdict, lot: str | None, category: str | None = None) -> LotAssessment | None:
-        """Call after each verdict; emits a quarantine event the first time a lot turns bad."""
-        if not lot:
+    def lot_of(self, item_id: str) -> str | None:
+        row = self.store._conn().execute("SELECT lot FROM captures WHERE item_id = ?", (item_id,)).fetchone()
+        return row[0] if row else None
+
+    def observe(self, verdict: Verdict, lot: str | None = None, category: str | None = None) -> LotAssessment | None:
+        """Call after each verdict (`lot` is looked up in the store when not given); emits a
+        quarantine event the first time a lot turns bad. Only a confirmed defect can turn a lot
+        bad (more items without one lower P(bad)), so other verdicts are not assessed: None."""
+        lot = lot or self.lot_of(verdict.item_id)
+        if not lot or not confirmed_defect_kinds(verdict, self.rule):
             return None
+        return self._review(lot, category, triggered_by=verdict.item_id)
+
+    def reviewed(self, item_id: str, category: str | None = None) -> LotAssessment | None:
+        """Call after a reviewer's label: a confirmed defect or date mismatch on a reviewed item
+        can turn its lot bad, and the quarantine goes out then, not with the lot's next verdict."""
+        lot = self.lot_of(item_id)
+        return self._review(lot, category, triggered_by=item_id) if lot else None
+
+    def sweep(self) -> list[LotAssessment]:
+        """Assess every lot with a diverted item or a confirmed label but no quarantine event yet:
+        a verdict committed just before a crash was never observed, and its lot is assessed on
+        restart instead of waiting for the lot's next defect."""
+        rows = self.store._conn().execute(
+            "SELECT DISTINCT c.lot FROM captures c"
+            " WHERE c.lot IS NOT NULL AND ("
+            "  EXISTS (SELECT 1 FROM verdicts v WHERE v.item_id = c.item_id AND v.action = ?)"
+            "  OR EXISTS (SELECT 1 FROM labels l WHERE l.item_id = c.item_id AND l.decision = 'confirm'"
+            "   AND l.label != 'normal'))",
+            (Action.DIVERT.value,),
+        )
+        done = {e.payload.get("lot") for e in self.store.events(QUARANTINE_EVENT)}
+        return [self._review(lot, None, triggered_by=None) for (lot,) in rows if lot not in done]
+
+    def _review(self, lot: str, category: str | None, triggered_by: str | None) -> LotAssessment:
         assessment = self.assess_lot(lot, category)
         if assessment.quarantine:
             items = [item_id for item_id, _ in self._lot_rows(lot)]
             self.store.add_event(
                 None,
-                "quarantine",
+                QUARANTINE_EVENT,
                 {
                     "dedup_key": f"quarantine:{lot}",
                     "lot": lot,
@@ -186,7 +218,7 @@ class LotMonitor:
                     "inspected": assessment.inspected,
                     "defects": assessment.defects,
                     "items_in_building": items,
-                    "triggered_by": verdict.item_id,
+                    "triggered_by": triggered_by,
                 },
             )
         return assessment

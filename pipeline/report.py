@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 from pipeline.dataset import Dataset, DatasetError
 from pipeline.imageio import ImageError, read_image
 from pipeline.jsonl import iter_jsonl
+from pipeline.lots import QUARANTINE_EVENT
 from pipeline.store import Store
 from pipeline.types import Action, GroundTruth, ItemCapture, Verdict
 
@@ -182,7 +183,7 @@ def build_context(results: ResultsFolder, top: int = 24) -> dict[str, Any]:
                 "lot": capture.lot if capture else None,
             }
         )
-    events = results.store.events("quarantine") if results.store else []
+    events = results.store.events(QUARANTINE_EVENT) if results.store else []
     investigations = []
     inv_path = results.root / "investigations.jsonl"
     if inv_path.exists():

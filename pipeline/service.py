@@ -5,7 +5,9 @@ A capture is accepted only once its images are validated, written to
 202 means "will be decided even if the box reboots now". Workers lease from the inbox, the
 verdict and its outbox events commit together, and a dispatcher delivers the events to the
 divert sink. The queue is bounded (429 with Retry-After) because a verdict that arrives
-after the item passed the divert gate is worth nothing.
+after the item passed the divert gate is worth nothing. Lots are assessed as defects are
+confirmed (`pipeline.lots`), and a lot that turns bad sends one quarantine notice listing its
+items.
 
 Ingest format (primary and only): ``multipart/form-data`` with a ``capture`` field holding
 the item's JSON (`CaptureIn`) and one ``images`` file part per camera, whose file name is
@@ -37,9 +39,10 @@ from pydantic import BaseModel, Field, ValidationError
 from sse_starlette import EventSourceResponse
 
 from pipeline.catalog import Catalog
-from pipeline.divert import DIVERT_EVENT, REPLACEMENT_EVENT, Dispatcher, close_sinks, make_sink
+from pipeline.divert import DIVERT_EVENT, REPLACEMENT_EVENT, Dispatcher, close_sinks, make_notice_sink, make_sink
 from pipeline.imageio import MAX_PIXELS, ImageError, decode_image
 from pipeline.kernels import one_kernel_thread
+from pipeline.lots import QUARANTINE_EVENT, LotMonitor, LotRule
 from pipeline.policy import DecisionPolicy, PolicyConfig
 from pipeline.runner import Inspector
 from pipeline.stages import DEFAULT_STAGES, register_stage
@@ -70,6 +73,10 @@ class ServiceConfig:
     """Divert sink URL (see pipeline.divert); default ``log:DATA_DIR/divert.jsonl``."""
     replacement: str | None = None
     """Replacement-order sink URL; default ``log:DATA_DIR/replacement_orders.jsonl``."""
+    quarantine: str | None = None
+    """Lot quarantine notices (log or webhook, see pipeline.divert); default ``log:DATA_DIR/quarantine.jsonl``."""
+    lot_rule: dict[str, Any] = field(default_factory=dict)
+    """`pipeline.lots.LotRule` settings (base_rate, confidence, ...) for lot isolation."""
     queue_max: int = 256
     deadline_ms: float | None = 1000.0
     stages: list[str] = field(default_factory=lambda: list(DEFAULT_STAGES))
@@ -300,13 +307,19 @@ class Runtime:
         self.sinks = {
             DIVERT_EVENT: make_sink(config.divert or f"log:{root / 'divert.jsonl'}"),
             REPLACEMENT_EVENT: make_sink(config.replacement or f"log:{root / 'replacement_orders.jsonl'}"),
+            QUARANTINE_EVENT: make_notice_sink(config.quarantine or f"log:{root / 'quarantine.jsonl'}"),
         }
+        self.lots = LotMonitor(self.store, LotRule(**config.lot_rule))
         self.dispatcher = Dispatcher(self.store, self.sinks, on_result=self.metrics.observe_delivery)
 
     def _on_verdict(self, verdict: Verdict, latency_s: float) -> None:
         self.depth.add(-1)
         self.service_s = 0.9 * self.service_s + 0.1 * latency_s
         self.metrics.observe_verdict(verdict, latency_s)
+        try:
+            self.lots.observe(verdict)
+        except Exception:  # the verdict is committed; `LotMonitor.sweep` assesses the lot on restart
+            log.exception("lot assessment after %s failed", verdict.item_id)
         self.dispatcher.wake()
         self.hub.publish(verdict)
 
@@ -316,6 +329,7 @@ class Runtime:
     def start(self) -> None:
         if self.config.token is None:
             log.warning("no API token configured: /v1/* is open to anyone who can reach this port")
+        self.lots.sweep()
         self.workers.start()
         self.dispatcher.start()
 

@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from pipeline.jsonl import iter_jsonl
-from pipeline.lots import DEFECT_KINDS_EXCLUDED, LotMonitor
+from pipeline.lots import DEFECT_KINDS_EXCLUDED, QUARANTINE_EVENT, LotMonitor
 from pipeline.report import ACTION_ORDER, annotated_view
 from pipeline.store import Store
 from pipeline.types import Action, Evidence, Finding, ItemCapture, Verdict, validate_item_id
@@ -192,7 +192,7 @@ class UIState:
             (LOTS_SHOWN,),
         )
         lots = [r["lot"] for r in rows]
-        events = {e.payload.get("lot"): e.payload for e in self.store.events("quarantine")}
+        events = {e.payload.get("lot"): e.payload for e in self.store.events(QUARANTINE_EVENT)}
         monitor = LotMonitor(self.store)
         return [{"assessment": monitor.assess_lot(lot), "event": events.get(lot)} for lot in lots]
 
@@ -326,6 +326,7 @@ def create_ui(
             flash = "relabelled"
         for kind, dec in rows:
             state.store.add_label(item_id, kind, dec, reviewer=reviewer, note=note)
+        LotMonitor(state.store).reviewed(item_id)
         return RedirectResponse(f"/items/{quote(item_id)}?flash={flash}", status_code=303)
 
     @app.get("/lots", response_class=HTMLResponse)

@@ -23,9 +23,11 @@ from pipeline.divert import (
     SinkError,
     WebhookSink,
     item_number,
+    make_notice_sink,
     make_sink,
     verdict_events,
 )
+from pipeline.lots import QUARANTINE_EVENT
 from pipeline.store import Store
 from pipeline.types import Action, Frame, ItemCapture, Verdict
 
@@ -310,3 +312,61 @@ def _wait(check: Callable[[], bool], timeout_s: float = 5.0) -> None:
 def test_unknown_sink_url_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown divert sink"):
         make_sink("ftp://plc")
+
+
+# -- notices ---------------------------------------------------------------------------
+
+QUARANTINE = {"lot": "L7", "reason": "5/9 confirmed defects", "items_in_building": ["I1", "I2"]}
+
+
+def test_log_sink_writes_a_notice_once_per_key_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "quarantine.jsonl"
+    sink = make_notice_sink(f"log:{path}")
+    sink.publish("quarantine:L7", QUARANTINE)
+    sink.close()
+    sink = make_notice_sink(f"log:{path}")
+    sink.publish("quarantine:L7", QUARANTINE)  # re-delivered after a crash
+    sink.publish("quarantine:L8", {**QUARANTINE, "lot": "L8"})
+    sink.close()
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [(x["lot"], x["dedup_key"], x["items_in_building"]) for x in lines] == [
+        ("L7", "quarantine:L7", ["I1", "I2"]),
+        ("L8", "quarantine:L8", ["I1", "I2"]),
+    ]
+
+
+def test_webhook_sink_posts_a_notice_with_its_key() -> None:
+    with webhook_peer([500]) as (url, received):
+        sink = make_notice_sink(url)
+        with pytest.raises(SinkError, match="HTTP 500"):
+            sink.publish("quarantine:L7", QUARANTINE)
+        sink.publish("quarantine:L7", QUARANTINE)
+        sink.close()
+    assert received[-1] == {**QUARANTINE, "dedup_key": "quarantine:L7", "key": "quarantine:L7"}
+
+
+def test_line_controller_sinks_cannot_carry_notices() -> None:
+    with pytest.raises(ValueError, match="notices go to"):
+        make_notice_sink("modbus://127.0.0.1:1502?unit=1&register=100")
+
+
+class NoticeRecorder:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, key: str, payload: dict[str, Any]) -> None:
+        self.published.append((key, payload))
+
+    def close(self) -> None:
+        pass
+
+
+def test_dispatcher_publishes_quarantine_notices_beside_divert_signals(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    decide(store, "I1", Action.DIVERT)
+    store.add_event(None, QUARANTINE_EVENT, {"dedup_key": "quarantine:L7", **QUARANTINE})
+    signals, notices = FlakySink(failures=0), NoticeRecorder()
+    dispatcher = Dispatcher(store, {"divert": signals, QUARANTINE_EVENT: notices})
+    assert dispatcher.run_once() == 2
+    assert signals.sent == [("I1", Action.DIVERT)]
+    assert notices.published == [("quarantine:L7", {"dedup_key": "quarantine:L7", **QUARANTINE})]

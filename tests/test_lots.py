@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from pipeline.lots import LotMonitor, LotRule, assess
+from pipeline.lots import QUARANTINE_EVENT, LotMonitor, LotRule, assess
 from pipeline.store import Store
 from pipeline.types import Action, Finding, Frame, ItemCapture, Verdict
 
@@ -124,3 +124,40 @@ def test_reviewer_marking_an_item_normal_clears_it(tmp_path) -> None:
     store.add_label("I0", "normal", "confirm", reviewer="qa")
     store.add_label("I1", "stain", "confirm", reviewer="qa")
     assert LotMonitor(store).assess_lot("L").defects == 3
+
+
+def test_a_reviewer_label_sends_the_quarantine_at_once(tmp_path) -> None:
+    """The lot's assessment changes with the label; the notice must not wait for its next verdict."""
+    store = Store(tmp_path / "s.db")
+    capture = ItemCapture(item_id="I1", sku="S", lot="L", frames=[Frame(camera="top", uri="x.jpg")])
+    store.enqueue(capture)
+    finding = Finding(stage="ocr_expiry", kind="date_mismatch", score=0.3, probability=0.4)
+    verdict = Verdict(item_id="I1", sku="S", action=Action.REVIEW, findings=[finding])
+    store.complete(verdict)
+    monitor = LotMonitor(store)
+    assert monitor.observe(verdict) is None  # a review is no confirmed defect
+    store.add_label("I1", "date_mismatch", "confirm", reviewer="qa")
+    assert monitor.reviewed("I1").quarantine
+    (event,) = store.events(QUARANTINE_EVENT)
+    assert event.payload["lot"] == "L" and event.payload["triggered_by"] == "I1"
+
+
+def test_only_a_confirmed_defect_can_turn_a_lot_bad(tmp_path) -> None:
+    store = Store(tmp_path / "s.db")
+    monitor = LotMonitor(store)
+    assert monitor.observe(_record(store, 1, "L", ())) is None
+    assessment = monitor.observe(_record(store, 2, "L", ("stain",)))
+    assert assessment is not None and (assessment.inspected, assessment.defects) == (2, 1)
+
+
+def test_sweep_assesses_lots_whose_defects_were_never_observed(tmp_path) -> None:
+    """Verdicts committed just before a crash: the restart's sweep sends what observe would have."""
+    store = Store(tmp_path / "s.db")
+    for i in range(6):
+        _record(store, i, "BAD", ("crushed_corner",) if i < 5 else ())
+    for i in range(6, 12):
+        _record(store, i, "OK", ("stain",) if i == 6 else ())
+    monitor = LotMonitor(store)
+    assert [a.lot for a in monitor.sweep() if a.quarantine] == ["BAD"]
+    assert [e.payload["lot"] for e in store.events(QUARANTINE_EVENT)] == ["BAD"]
+    assert [a.lot for a in monitor.sweep()] == ["OK"]  # a quarantined lot is not assessed again

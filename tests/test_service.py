@@ -26,9 +26,10 @@ import numpy as np
 import uvicorn
 
 from pipeline.imageio import encode_jpeg
+from pipeline.lots import QUARANTINE_EVENT
 from pipeline.service import ServiceConfig, create_app
 from pipeline.store import Store
-from pipeline.types import Finding
+from pipeline.types import Action, Finding, Frame, ItemCapture, Verdict
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "s3cret-token"
@@ -201,6 +202,34 @@ def test_capture_to_verdict_divert_signal_and_idempotent_repost(tmp_path: Path) 
     assert not store.pending_events()
     sent = {line["item_id"]: line["action"] for line in log_lines(tmp_path / "divert.jsonl")}
     assert sent == {"S0001-000001": "divert", "S0001-000002": "pass"}
+
+
+def test_a_lot_turning_bad_sends_one_quarantine_notice(tmp_path: Path) -> None:
+    with running(tmp_path) as (client, _):
+        for i in range(1, 4):
+            assert post(client, f"S0001-00000{i}", lot="L1").status_code == 202
+        for i in range(4, 10):
+            assert post(client, f"S0001-00000{i}", lot="BAD", colour=RED).status_code == 202
+        for i in range(1, 10):
+            verdict_of(client, f"S0001-00000{i}")
+        (notice,) = wait_for(lambda: log_lines(tmp_path / "quarantine.jsonl"))
+    assert notice["lot"] == "BAD" and notice["dedup_key"] == "quarantine:BAD"
+    assert set(notice["items_in_building"]) <= {f"S0001-00000{i}" for i in range(4, 10)}
+    assert notice["triggered_by"] in notice["items_in_building"]
+    assert [e.payload["lot"] for e in Store(tmp_path / "edge.db").events(QUARANTINE_EVENT)] == ["BAD"]
+
+
+def test_a_restart_assesses_lots_whose_defects_a_crash_left_unassessed(tmp_path: Path) -> None:
+    store = Store(tmp_path / "edge.db")
+    for i in range(1, 6):
+        item_id = f"S0001-00000{i}"
+        store.enqueue(ItemCapture(item_id=item_id, sku="F1", lot="BAD", frames=[Frame(camera="top", uri="x.jpg")]))
+        finding = Finding(stage="fake_anomaly", kind="anomaly", score=0.95, probability=0.95)
+        store.complete(Verdict(item_id=item_id, sku="F1", action=Action.DIVERT, findings=[finding]))
+    store.close()
+    with running(tmp_path):
+        (notice,) = wait_for(lambda: log_lines(tmp_path / "quarantine.jsonl"))
+    assert notice["lot"] == "BAD" and notice["triggered_by"] is None
 
 
 def test_stages_see_how_many_items_wait_behind_theirs(tmp_path: Path) -> None:

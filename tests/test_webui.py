@@ -22,6 +22,7 @@ from PIL import Image
 
 from pipeline.catalog import Catalog
 from pipeline.inspect import inspect_path
+from pipeline.lots import QUARANTINE_EVENT
 from pipeline.stages import STAGES, StageContext, register_stage
 from pipeline.store import Store
 from pipeline.types import CatalogRecord, Evidence, Finding, Frame, ItemCapture, Verdict
@@ -178,6 +179,16 @@ def test_label_post_writes_labels_and_redirects(server: str, results: Path) -> N
         ("stain", "reject"),
         ("crushed_corner", "confirm"),
     ]
+
+
+def test_a_reviewer_confirming_a_date_mismatch_quarantines_the_lot_at_once(server: str, results: Path) -> None:
+    store = Store(results / "store.db")
+    assert "LGOOD" not in {e.payload["lot"] for e in store.events(QUARANTINE_EVENT)}
+    with httpx.Client(base_url=server) as client:
+        res = client.post("/items/I008/label", data={"decision": "relabel", "label": "date_mismatch"})
+        assert res.status_code == 303
+    (event,) = [e.payload for e in store.events(QUARANTINE_EVENT) if e.payload["lot"] == "LGOOD"]
+    assert event["triggered_by"] == "I008" and sorted(event["items_in_building"]) == [f"I00{i}" for i in range(5, 10)]
 
 
 def test_token_guards_every_page(results: Path) -> None:

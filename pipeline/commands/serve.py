@@ -23,6 +23,9 @@ def serve(
         None, help="Divert sink: log:PATH, http(s)://..., opc.tcp://...?item_node=..&action_node=.., modbus://..."
     ),
     replacement: str | None = typer.Option(None, help="Replacement-order sink (same forms); default a log file."),
+    quarantine: str | None = typer.Option(
+        None, help="Lot quarantine notices: log:PATH or http(s)://... (webhook); default a log file."
+    ),
     queue_max: int = typer.Option(256, min=1, help="Captures waiting before new ones get 429."),
     deadline_ms: float = typer.Option(1000.0, min=1.0, help="Capture-to-verdict deadline (late: safe action)."),
     stages: str = typer.Option(
@@ -47,6 +50,7 @@ def serve(
         token=token or None,
         divert=divert,
         replacement=replacement,
+        quarantine=quarantine,
         queue_max=queue_max,
         deadline_ms=deadline_ms,
         stages=[s.strip() for s in stages.split(",") if s.strip()],

@@ -23,6 +23,7 @@ def label(
 ) -> None:
     """Record a reviewer's decision on an item; `train-supervised --db` learns from it."""
     from detectors.supervised.dataset import FINE_TYPES
+    from pipeline.lots import LotMonitor
     from pipeline.store import Store
     from pipeline.types import validate_item_id
 
@@ -37,6 +38,7 @@ def label(
     store = Store(db)
     try:
         store.add_label(item, label_, decision, reviewer=reviewer, note=note)
+        LotMonitor(store).reviewed(item)
     finally:
         store.close()
     typer.echo(f"{item}: {label_} {decision}ed" + (f" by {reviewer}" if reviewer else ""))
