@@ -142,7 +142,9 @@ def _fit_models(out: Path, log) -> dict[str, float]:
 
 
 def _flagged(findings: list[Finding], stages: set[str]) -> bool:
-    """Diverted or sent to review by these stages."""
+    """Flagged by these stages for the ablation: a finding at the divert probability (0.5) or an
+    unreadable label (always a review). Reviews from lower probabilities are not counted here;
+    the "diverted or reviewed" rows count them."""
     return any(
         f.stage in stages and f.kind not in ("label_ok",) and (f.probability >= 0.5 or f.kind == "unreadable_label")
         for f in findings
