@@ -357,6 +357,11 @@ def _types(lines: list[TextLine], order: str = "DMY") -> dict[str, str]:
         ([_line("BEST BY", 0, 0, 80), _line("NOV2027", 0, 110, 80)], {"2027-11": "expiry"}),
         # label in the line above
         ([_line("EXP", 0, 0, 40), _line("12.03.2028", 22, 0, 120)], {"2028-03-12": "expiry"}),
+        # a label left of its own date names that date, not the tightly spaced line below
+        (
+            [_line("EXP", 0, 0, 40), _line("12/27", 0, 45, 60), _line("29.06.2026", 15, 0, 120)],
+            {"2027-12": "expiry", "2026-06-29": "other"},
+        ),
         # column headers above two dates
         (
             [_line("MFG            EXP", 0, 0, 300), _line("01.02.26", 22, 0, 90), _line("01.02.28", 22, 200, 90)],
@@ -568,6 +573,9 @@ def test_confidence_drives_probability() -> None:
         ({"top": "EXP 01/05/2027"}, None),  # one clean read: a divert-grade mismatch
         ({"top": "EXP 01/05/2928"}, "digit repaired"),  # 2928 -> 2028: a guessed digit
         ({"top": "EXP 01/05/2027", "left": "EXP 01/06/2027"}, "left read the lot record's date"),
+        ({"top": "EXP 01/08/2027"}, "round digits the recogniser confuses (8 for 6)"),  # record 01/06/2027
+        ({"top": "EXP 01/06/2028"}, None),  # 8 for 7: no round-digit misread, a divert
+        ({"top": "EXP 06/2029"}, None),  # 9 for 7 in the year
     ],
 )
 def test_a_mismatch_the_reads_cast_doubt_on_is_a_review(texts: dict[str, str], doubt: str | None) -> None:

@@ -159,9 +159,8 @@ def _layout_keyword(
     for j, other in enumerate(lines):
         if j == i or not hits[j]:
             continue
-        ox0, oy0, ox1, oy1 = other.box
-        overlap = min(y1, oy1) - max(y0, oy0)
-        if overlap > 0.5 * min(h, other.height) and ox1 <= x0 + 0.5 * h and x0 - ox1 <= 4 * h:
+        ox0, _, ox1, oy1 = other.box
+        if _left_of(other.box, box):
             left.append((x0 - ox1, j))
         elif oy1 <= y0 + 0.5 * h and y0 - oy1 <= 1.5 * h and min(x1, ox1) - max(x0, ox0) > -h:
             above.append((y0 - oy1, j))
@@ -169,13 +168,28 @@ def _layout_keyword(
         for _, j in sorted(dist_list):
             if reason == "left":
                 hit = _trailing_keyword(norms[j], hits[j], dates[j])
-            elif dates[j]:
-                hit = None  # a line with its own date keeps its label
+            elif dates[j] or _labels_its_row(j, lines, dates):
+                hit = None  # a label with a date of its own, on its line or right of it, keeps it
             else:
                 hit = _keyword_nearest_x(lines[j], norms[j], hits[j], (x0 + x1) / 2)
             if hit is not None:
                 return hit, reason
     return None
+
+
+def _left_of(label: Box4, box: Box4) -> bool:
+    """`label` is on `box`'s row, just left of it (a label printed before its date)."""
+    x0, y0, _, y1 = box
+    _, oy0, ox1, oy1 = label
+    h, oh = max(1.0, y1 - y0), max(1.0, oy1 - oy0)
+    overlap = min(y1, oy1) - max(y0, oy0)
+    return overlap > 0.5 * min(h, oh) and ox1 <= x0 + 0.5 * h and x0 - ox1 <= 4 * h
+
+
+def _labels_its_row(j: int, lines: list[TextLine], dates: list[list[ParsedDate]]) -> bool:
+    """Line j is the label left of a date on its own row ("EXP" beside "12/27"): the line below
+    it is not what it names, even where tight line spacing makes the boxes touch."""
+    return any(dates[k] and _left_of(lines[j].box, lines[k].box) for k in range(len(lines)) if k != j)
 
 
 def classify_lines(
