@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from typing import Literal
 
 from detectors.ocr_expiry.classify import DateRead
+from detectors.ocr_expiry.grammar import ZERO_MISREADS
 from detectors.ocr_expiry.reader import ImageRead
 from pipeline.policy import REVIEW_CEILING_P
 from pipeline.types import ExpiryPolicy, LotRecord
@@ -127,21 +128,42 @@ def judge(
     return verdict
 
 
+ROUND_DIGITS = frozenset(ZERO_MISREADS + "0")
+"""Digits the recogniser confuses with one another on dot-matrix and inkjet prints, where the
+dots of a round glyph close or open: a 0 read as 9, 8 or 6, an 8 as 9 or 6."""
+
+
 def mismatch_doubt(best: DateRead, reads: Mapping[str, ImageRead], recorded: date) -> str | None:
     """Why a printed expiry that differs from the lot record may be a misread.
 
     A mismatch isolates the lot, so it diverts only on a read that nothing contradicts: not one
-    that needed a digit repaired (the repair is a guess), and not when another camera read the
-    record's very date (a misread is likelier than a package printing two expiries). On simulated
-    shifts two mismatch diverts the truth did not bear out were these: "20279209" repaired to
-    2027-02-09 against a recorded 2027-09-05, and "06/e2/2027" read as 2027-02 while the right
-    camera read the recorded 2027-06-02."""
+    that needed a digit repaired (the repair is a guess), not when another camera read the
+    record's very date (a misread is likelier than a package printing two expiries), and not one
+    that differs from the record only where a round digit may have been misread as another. On
+    simulated shifts three mismatch diverts the truth did not bear out were these: "20279209"
+    repaired to 2027-02-09 against a recorded 2027-09-05, "06/e2/2027" read as 2027-02 while the
+    right camera read the recorded 2027-06-02, and 2029-12-06 read alone for a recorded
+    2028-12-08. A real mismatch (a lot relabelled weeks or months off) differs only in round
+    digits about once in 200 at day precision."""
     if best.parsed.repair is not None:
         return f"the date was read with a digit repaired ({best.parsed.repair})"
     confirming = sorted(cam for cam, r in reads.items() if r.expiry is not None and _matches_record(r.expiry, recorded))
     if confirming:
         return f"{', '.join(confirming)} read the lot record's date"
+    swaps = _round_digit_swaps(best, recorded)
+    if swaps:
+        return f"it differs from the record's date only in round digits the recogniser confuses ({swaps})"
     return None
+
+
+def _round_digit_swaps(read: DateRead, recorded: date) -> str | None:
+    """ "9 for 8, 6 for 8" when every digit where the read and the record differ (at the read's
+    precision) is a round digit misread as another; None otherwise."""
+    record = recorded.isoformat()[: len(read.iso)]
+    pairs = [(r, w) for r, w in zip(read.iso, record, strict=True) if r != w]
+    if not pairs or not all(r in ROUND_DIGITS and w in ROUND_DIGITS for r, w in pairs):
+        return None
+    return ", ".join(f"{r} for {w}" for r, w in pairs)
 
 
 def _matches_record(read: DateRead, recorded: date) -> bool:
