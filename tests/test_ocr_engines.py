@@ -431,3 +431,21 @@ def test_each_thread_reads_with_its_own_rapidocr_engine() -> None:
     mine = get_engine("rapidocr")
     assert mine is get_engine("rapidocr")
     assert len(ids | {id(mine)}) >= 2
+
+
+@pytest.mark.parametrize(
+    ("text", "order", "expiry"),
+    [
+        ("賞味期限 22.03.15", None, "2022-03-15"),  # a Japanese print: year first
+        ("유통기한 22.03.15까지", None, "2022-03-15"),  # Korean
+        ("賞味期限 22.03.15", "DMY", None),  # the market says day first: 2015, too old to believe
+        ("BEST BEFORE 22.03.15", None, None),  # a Latin print reads day first: 2015
+        ("BEST BEFORE 15.03.22", None, "2022-03-15"),
+    ],
+)
+def test_a_photo_of_unknown_market_reads_numeric_dates_in_its_scripts_order(
+    text: str, order: str | None, expiry: str | None
+) -> None:
+    engine = ScriptedEngine({6: [_line(text)]})
+    read = read_dates(np.zeros((64, 650, 3), np.uint8), engine=engine, order=order, today=date(2021, 6, 1))  # type: ignore[arg-type]
+    assert (read.expiry.iso if read.expiry else None) == expiry

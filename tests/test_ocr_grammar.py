@@ -619,3 +619,20 @@ def test_every_rendered_date_parses_back(day: date, style: str, lang: str, with_
         text = f"LOT A12 · {text} · 250 g"
     found = parse_dates(text, order=STYLES[style] or "DMY", today=TODAY)
     assert [d.ymd for d in found] == [(day.year, day.month, None if month_only else day.day)], text
+
+
+@pytest.mark.parametrize(
+    ("texts", "order"),
+    [
+        ([("賞味期限 22.03.15", 0.98)], "YMD"),
+        ([("유통기한 2022.03.15까지", 0.97), ("CEREAL BAR", 0.99)], "YMD"),
+        ([("数满", 0.63), ("L 095 E 28 10 21", 0.95), ("SALSA PICCANTE", 1.0)], "DMY"),  # unsure glyphs
+        ([("日本", 0.95), ("SALSA PICCANTE PARMA", 0.99)], "DMY"),  # a word among much Latin print
+        ([("BEST BEFORE 22.03.15", 0.99)], "DMY"),
+        ([], "DMY"),
+    ],
+)
+def test_the_print_script_suggests_the_numeric_date_order(texts: list[tuple[str, float]], order: str) -> None:
+    from detectors.ocr_expiry.classify import script_order
+
+    assert script_order([_line(text, conf=conf) for text, conf in texts]) == order

@@ -237,6 +237,28 @@ def classify_lines(
     return check_consistency([_to_read(f, lines[f.line]) for f in found], today, stale_years)
 
 
+_EAST_ASIAN = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7a3]")
+"""Kana, CJK ideographs and Hangul: packages printed in Japanese, Chinese or Korean."""
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+SCRIPT_SURE = 0.85
+"""Only lines read at least this surely say what script the package is printed in: the
+recogniser turns unreadable Latin print into a couple of CJK glyphs at low confidence."""
+EAST_ASIAN_MIN_CHARS = 2
+EAST_ASIAN_MIN_SHARE = 1 / 3
+"""East Asian characters' share of the letters on sure lines (brand names are often Latin)."""
+
+
+def script_order(lines: list[TextLine]) -> Order:
+    """The reading of all-numeric dates a package's own script suggests, for a photo of unknown
+    market: year first where it is printed in Japanese, Chinese or Korean ("22.03.15" is
+    2022-03-15 there), day first elsewhere."""
+    sure = [line.text for line in lines if line.confidence >= SCRIPT_SURE]
+    east_asian = sum(len(_EAST_ASIAN.findall(text)) for text in sure)
+    latin = sum(len(_LATIN.findall(text)) for text in sure)
+    share = east_asian / max(1, east_asian + latin)
+    return "YMD" if east_asian >= EAST_ASIAN_MIN_CHARS and share >= EAST_ASIAN_MIN_SHARE else "DMY"
+
+
 _DATE_SHAPE = re.compile(
     r"[0-9]{1,4}\s?[./-]\s?[0-9]{1,2}\s?[./-]\s?[0-9]{1,4}(?![0-9])|(?<![0-9])[0-9]{2}\s?/\s?[0-9]{2}(?![0-9])"
 )

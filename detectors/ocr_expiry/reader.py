@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.ocr_expiry.classify import LABELLED, DateRead, check_consistency, classify_lines
+from detectors.ocr_expiry.classify import LABELLED, DateRead, check_consistency, classify_lines, script_order
 from detectors.ocr_expiry.engines import DEFAULT_ENGINE, OcrEngine, TextLine, get_engine
 from detectors.ocr_expiry.grammar import Order
 from detectors.ocr_expiry.preprocess import fallback_passes, first_pass, region_passes
@@ -44,6 +44,8 @@ class ImageRead:
     lines: list[TextLine] = field(default_factory=list)
     cpu_ms: float = 0.0
     """OCR compute on `engine_clock` (the thread's CPU time for in-thread engines)."""
+    order: Order = "DMY"
+    """The reading of all-numeric dates used: the market's, or the print's script's (`script_order`)."""
 
     @property
     def budget_spent(self) -> bool:
@@ -127,12 +129,13 @@ def first_read(
     image: np.ndarray,
     *,
     engine: str | OcrEngine = DEFAULT_ENGINE,
-    order: Order = "DMY",
+    order: Order | None = None,
     today: date | None = None,
     languages: tuple[str, ...] = ("en",),
     stale_years: int | None = None,
 ) -> ImageRead:
-    """The common path: one pass over the image as it is (contrast-stretched when faint)."""
+    """The common path: one pass over the image as it is (contrast-stretched when faint).
+    `order`: the market's reading of all-numeric dates; None reads it from the print's script."""
     t0 = time.perf_counter()
     eng = resolve_engine(engine, languages)
     clock = engine_clock(eng)
@@ -140,6 +143,7 @@ def first_read(
     p = first_pass(image, deskew=eng.name == "tesseract")
     raw = eng.read(p.image)
     lines = p.map_lines(raw)
+    order = order or script_order(raw)
     dates = p.map_dates(classify_lines(raw, order=order, today=today or date.today(), stale_years=stale_years))
     return ImageRead(
         dates=dates,
@@ -149,6 +153,7 @@ def first_read(
         passes=[p.name],
         lines=lines,
         cpu_ms=(clock() - c0) * 1000.0,
+        order=order,
     )
 
 
@@ -157,7 +162,7 @@ def continue_read(
     read: ImageRead,
     *,
     engine: str | OcrEngine = DEFAULT_ENGINE,
-    order: Order = "DMY",
+    order: Order | None = None,
     today: date | None = None,
     languages: tuple[str, ...] = ("en",),
     deadline: float | None = None,
@@ -174,6 +179,7 @@ def continue_read(
     consistency checks run again on the merged dates."""
     if read.expiry is not None:
         return read
+    order = order or read.order
     t0 = time.perf_counter()
     eng = resolve_engine(engine, languages)
     clock = engine_clock(eng)
@@ -206,6 +212,7 @@ def continue_read(
         passes=passes,
         lines=lines,
         cpu_ms=read.cpu_ms + (clock() - c0) * 1000.0,
+        order=order,
     )
 
 
@@ -213,7 +220,7 @@ def read_dates(
     image: np.ndarray,
     *,
     engine: str | OcrEngine = DEFAULT_ENGINE,
-    order: Order = "DMY",
+    order: Order | None = None,
     today: date | None = None,
     languages: tuple[str, ...] = ("en",),
     fallback: bool = True,

@@ -56,7 +56,7 @@ def ocr(
             if lot_record is None:
                 fail(f"unknown lot {lot!r}: not in {catalog}")
     policy = record.expiry if record else None
-    order = policy.date_order if policy else "DMY"
+    order = policy.date_order if policy else None  # unknown market: the print's script decides
     languages = tuple(record.label_languages) if record else ("en",)
     ocr_engine = get_engine(engine, languages)
     # a photo of unknown age and product: believe any expiry in the plausibility window
