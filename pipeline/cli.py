@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -41,6 +43,22 @@ def parse_today(value: str | None) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         fail(f"--today must be YYYY-MM-DD, got {value!r}")
+
+
+def parse_policy(path: Path | None) -> dict[str, Any]:
+    """A --policy option: the file's content, checked as decision thresholds and lot settings."""
+    if path is None:
+        return {}
+    from pipeline.lots import LotSettings
+    from pipeline.policy import PolicyConfig, read_policy_file
+
+    try:
+        data = read_policy_file(path)
+        PolicyConfig.from_dict(data)
+        LotSettings.from_dict(data.get("lots", {}))
+    except (TypeError, ValueError, AttributeError) as exc:
+        fail(f"--policy {path}: {exc}")
+    return data
 
 
 @app.command()

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from pipeline.catalog import Catalog
 from pipeline.dataset import Dataset, LabelledCapture
 from pipeline.kernels import one_kernel_thread
-from pipeline.lots import QUARANTINE_EVENT, LotMonitor, LotRule
+from pipeline.lots import QUARANTINE_EVENT, LotMonitor, LotSettings
 from pipeline.metrics import score
 from pipeline.policy import DecisionPolicy
 from pipeline.runner import Inspector
@@ -145,7 +145,7 @@ def inspect_path(
     today: date | None = None,
     limit: int | None = None,
     policy: DecisionPolicy | None = None,
-    lot_rule: LotRule | None = None,
+    lots: LotSettings | None = None,
     progress: bool = True,
     stage_kwargs: dict[str, dict[str, Any]] | None = None,
     workers: int = 2,
@@ -161,7 +161,7 @@ def inspect_path(
         items = (item for i, item in enumerate(items) if i < limit)
     out.mkdir(parents=True, exist_ok=True)
     store = Store(out / "store.db")
-    monitor = LotMonitor(store, lot_rule)
+    monitor = LotMonitor.from_settings(store, lots, {s: r.category for s, r in catalog.skus.items()})
     stage_names = list(stages)
     with (
         Inspector.from_names(

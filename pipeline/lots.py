@@ -16,6 +16,7 @@ for every unit of that lot.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,29 @@ class LotRule:
         """P(theta > bad_rate | data)."""
         a, b = self.posterior(inspected, defects)
         return float(beta.sf(self.bad_rate, a, b))
+
+
+@dataclass(frozen=True)
+class LotSettings:
+    """The lot rule and the base rate of each category that differs from the rule's default:
+    the "lots" section of a policy file, e.g. {"confidence": 0.95, "by_category": {"food_box": 0.03}}."""
+
+    rule: LotRule = field(default_factory=LotRule)
+    base_rates: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LotSettings:
+        options = dict(data)
+        by_category = options.pop("by_category", {})
+        try:
+            rule = LotRule(**options)
+        except TypeError as exc:
+            raise ValueError(f"lots: {exc}") from exc
+        base_rates = {str(c): float(r) for c, r in dict(by_category).items()}
+        for category, rate in base_rates.items():
+            if not 0 < rate < 1:
+                raise ValueError(f"lots.by_category.{category}: base rate must be in (0, 1), got {rate}")
+        return cls(rule, base_rates)
 
 
 @dataclass
@@ -113,12 +137,34 @@ def assess(lot: str, inspected: int, defects: int, mismatches: int, rule: LotRul
 
 
 class LotMonitor:
-    """Assesses lots from the store's verdicts and labels and emits one quarantine event per bad lot."""
+    """Assesses lots from the store's verdicts and labels and emits one quarantine event per bad lot.
 
-    def __init__(self, store: Store, rule: LotRule | None = None, base_rates: dict[str, float] | None = None) -> None:
+    A lot is judged against its category's base rate (`base_rates`, by the category
+    `categories` gives its SKU), else the rule's default."""
+
+    def __init__(
+        self,
+        store: Store,
+        rule: LotRule | None = None,
+        base_rates: Mapping[str, float] | None = None,
+        categories: Mapping[str, str] | None = None,
+    ) -> None:
         self.store = store
         self.rule = rule or LotRule()
-        self.base_rates = base_rates or {}
+        self.base_rates = dict(base_rates or {})
+        self.categories = dict(categories or {})
+        """SKU -> category."""
+
+    @classmethod
+    def from_settings(
+        cls, store: Store, settings: LotSettings | None, categories: Mapping[str, str] | None = None
+    ) -> LotMonitor:
+        settings = settings or LotSettings()
+        return cls(store, settings.rule, settings.base_rates, categories)
+
+    def _lot_category(self, lot: str) -> str | None:
+        row = self.store._conn().execute("SELECT sku FROM captures WHERE lot = ? LIMIT 1", (lot,)).fetchone()
+        return self.categories.get(row[0]) if row else None
 
     def _lot_rows(self, lot: str) -> list[tuple[str, str | None]]:
         rows = self.store._conn().execute(
@@ -148,6 +194,7 @@ class LotMonitor:
 
     def assess_lot(self, lot: str, category: str | None = None) -> LotAssessment:
         rule = self.rule
+        category = category or self._lot_category(lot)
         if category and category in self.base_rates:
             rule = LotRule(**{**rule.__dict__, "base_rate": self.base_rates[category]})
         rows = self._lot_rows(lot)

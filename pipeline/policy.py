@@ -7,7 +7,9 @@ looks at) is one small, readable, tested rule set, tunable per SKU and category.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pipeline.types import Action, CatalogRecord, Finding
@@ -77,6 +79,20 @@ class PolicyConfig:
             audit_seed=str(data.get("audit_seed", "tunnelpi-audit")),
             deadline_action=Action(data.get("deadline_action", "review")),
         )
+
+
+def read_policy_file(path: Path | str) -> dict[str, Any]:
+    """A policy file: decision thresholds (`PolicyConfig.from_dict`) and an optional "lots"
+    section (`pipeline.lots.LotSettings.from_dict`). Raises ValueError saying what is wrong."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the policy file: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a policy file is a JSON object, got {type(data).__name__}")
+    return data
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from pipeline.catalog import Catalog
 from pipeline.divert import DIVERT_EVENT, REPLACEMENT_EVENT, Dispatcher, close_sinks, make_notice_sink, make_sink
 from pipeline.imageio import MAX_PIXELS, ImageError, decode_image
 from pipeline.kernels import one_kernel_thread
-from pipeline.lots import QUARANTINE_EVENT, LotMonitor, LotRule
+from pipeline.lots import QUARANTINE_EVENT, LotMonitor, LotSettings
 from pipeline.policy import DecisionPolicy, PolicyConfig
 from pipeline.runner import Inspector
 from pipeline.stages import DEFAULT_STAGES, register_stage
@@ -75,8 +75,6 @@ class ServiceConfig:
     """Replacement-order sink URL; default ``log:DATA_DIR/replacement_orders.jsonl``."""
     quarantine: str | None = None
     """Lot quarantine notices (log or webhook, see pipeline.divert); default ``log:DATA_DIR/quarantine.jsonl``."""
-    lot_rule: dict[str, Any] = field(default_factory=dict)
-    """`pipeline.lots.LotRule` settings (base_rate, confidence, ...) for lot isolation."""
     queue_max: int = 256
     deadline_ms: float | None = 1000.0
     stages: list[str] = field(default_factory=lambda: list(DEFAULT_STAGES))
@@ -88,6 +86,7 @@ class ServiceConfig:
     max_image_pixels: int = MAX_PIXELS
     lease_s: float = 30.0
     policy: dict[str, Any] = field(default_factory=dict)
+    """A policy file's content: decision thresholds and an optional "lots" section (`--policy`)."""
     today: date | None = None
 
     @classmethod
@@ -309,7 +308,9 @@ class Runtime:
             REPLACEMENT_EVENT: make_sink(config.replacement or f"log:{root / 'replacement_orders.jsonl'}"),
             QUARANTINE_EVENT: make_notice_sink(config.quarantine or f"log:{root / 'quarantine.jsonl'}"),
         }
-        self.lots = LotMonitor(self.store, LotRule(**config.lot_rule))
+        categories = {sku: record.category for sku, record in self.inspector.catalog.skus.items()}
+        settings = LotSettings.from_dict(config.policy.get("lots", {}))
+        self.lots = LotMonitor.from_settings(self.store, settings, categories)
         self.dispatcher = Dispatcher(self.store, self.sinks, on_result=self.metrics.observe_delivery)
 
     def _on_verdict(self, verdict: Verdict, latency_s: float) -> None:

@@ -31,8 +31,9 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from pipeline.catalog import Catalog
 from pipeline.jsonl import iter_jsonl
-from pipeline.lots import DEFECT_KINDS_EXCLUDED, QUARANTINE_EVENT, LotMonitor
+from pipeline.lots import DEFECT_KINDS_EXCLUDED, QUARANTINE_EVENT, LotMonitor, LotSettings
 from pipeline.report import ACTION_ORDER, annotated_view
 from pipeline.store import Store
 from pipeline.types import Action, Evidence, Finding, ItemCapture, Verdict, validate_item_id
@@ -55,6 +56,8 @@ class UIConfig:
     dataset: Path | None = None
     results: Path | None = None
     token: str | None = None
+    lots: LotSettings | None = None
+    """The lot rule a reviewer's confirmations are judged by (the edge's `--policy` "lots" section)."""
 
     @property
     def images_root(self) -> Path:
@@ -159,6 +162,14 @@ class UIState:
     def __init__(self, config: UIConfig) -> None:
         self.config = config
         self.store = Store(config.db)
+        self.monitor = LotMonitor.from_settings(self.store, config.lots, self._categories())
+
+    def _categories(self) -> dict[str, str]:
+        """SKU -> category from the dataset's catalog, when there is one (lots' base rates)."""
+        path = self.config.dataset / "catalog.json" if self.config.dataset else None
+        if path is None or not path.is_file():
+            return {}
+        return {sku: record.category for sku, record in Catalog.load(path).skus.items()}
 
     def queue(self, action: str | None, lot: str | None, page: int) -> tuple[list[dict[str, Any]], int]:
         """Diverted / review items, most severe first (divert before review, then highest probability)."""
@@ -193,7 +204,7 @@ class UIState:
         )
         lots = [r["lot"] for r in rows]
         events = {e.payload.get("lot"): e.payload for e in self.store.events(QUARANTINE_EVENT)}
-        monitor = LotMonitor(self.store)
+        monitor = self.monitor
         return [{"assessment": monitor.assess_lot(lot), "event": events.get(lot)} for lot in lots]
 
     def known_labels(self) -> list[str]:
@@ -239,7 +250,11 @@ def _item_id(item_id: str) -> str:
 
 
 def create_ui(
-    db: Path | str, dataset: Path | str | None = None, results: Path | str | None = None, token: str | None = None
+    db: Path | str,
+    dataset: Path | str | None = None,
+    results: Path | str | None = None,
+    token: str | None = None,
+    lots: LotSettings | None = None,
 ) -> FastAPI:
     """The reviewer UI over one store; `token` (bearer or basic password) guards every page when set."""
     config = UIConfig(
@@ -247,6 +262,7 @@ def create_ui(
         dataset=Path(dataset) if dataset else None,
         results=Path(results) if results else None,
         token=token,
+        lots=lots,
     )
     if not config.db.is_file():
         raise FileNotFoundError(f"{config.db}: store not found")
@@ -326,7 +342,7 @@ def create_ui(
             flash = "relabelled"
         for kind, dec in rows:
             state.store.add_label(item_id, kind, dec, reviewer=reviewer, note=note)
-        LotMonitor(state.store).reviewed(item_id)
+        state.monitor.reviewed(item_id)
         return RedirectResponse(f"/items/{quote(item_id)}?flash={flash}", status_code=303)
 
     @app.get("/lots", response_class=HTMLResponse)

@@ -40,3 +40,23 @@ def test_subcommand_help(args: list[str]) -> None:
 def test_version() -> None:
     result = CliRunner().invoke(app, ["version"])
     assert result.output.strip() == importlib.import_module("pipeline").__version__
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        ('{"default": {"divert": 0.5,', "not JSON (line 1"),
+        ("[1, 2]", "a policy file is a JSON object"),
+        ('{"default": {"divrt": 0.5}}', "divrt"),
+        ('{"lots": {"by_category": {"food_box": 1.5}}}', "lots.by_category.food_box"),
+        ('{"lots": {"confidnce": 0.9}}', "confidnce"),
+    ],
+)
+def test_a_bad_policy_file_is_a_clear_error_before_anything_runs(tmp_path, content: str, error: str) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text(content)
+    dataset = tmp_path / "ds"
+    dataset.mkdir()
+    args = ["inspect", "--input", str(dataset), "--out", str(tmp_path / "out"), "--policy", str(policy)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and error in result.output and not (tmp_path / "out").exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import configparser
-import json
 import re
 import shlex
 import shutil
@@ -16,7 +15,8 @@ import yaml
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.policy import PolicyConfig
+from pipeline.lots import LotSettings
+from pipeline.policy import PolicyConfig, read_policy_file
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 REPO = DEPLOY.parent
@@ -99,8 +99,11 @@ def test_every_tunnelpi_command_line_parses() -> None:
 
 
 def test_policy_example_loads() -> None:
-    config = PolicyConfig.from_dict(json.loads((DEPLOY / "config" / "policy.example.json").read_text()))
+    data = read_policy_file(DEPLOY / "config" / "policy.example.json")
+    config = PolicyConfig.from_dict(data)
     assert config.by_kind["anomaly"].divert == 0.8 and config.audit_rate == 0.01
+    lots = LotSettings.from_dict(data["lots"])
+    assert lots.rule.confidence == 0.95 and lots.base_rates == {"food_box": 0.03, "apparel": 0.01}
 
 
 def test_edge_env_example_is_key_value() -> None:

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from pipeline.lots import QUARANTINE_EVENT, LotMonitor, LotRule, assess
+from pipeline.lots import QUARANTINE_EVENT, LotMonitor, LotRule, LotSettings, assess
 from pipeline.store import Store
 from pipeline.types import Action, Finding, Frame, ItemCapture, Verdict
 
@@ -161,3 +161,24 @@ def test_sweep_assesses_lots_whose_defects_were_never_observed(tmp_path) -> None
     assert [a.lot for a in monitor.sweep() if a.quarantine] == ["BAD"]
     assert [e.payload["lot"] for e in store.events(QUARANTINE_EVENT)] == ["BAD"]
     assert [a.lot for a in monitor.sweep()] == ["OK"]  # a quarantined lot is not assessed again
+
+
+def test_a_lot_is_judged_against_its_categorys_base_rate(tmp_path) -> None:
+    """5 confirmed defects in 12 items: bad against a 2 % base rate, not against the 15 % a
+    category of fragile goods is known to run at."""
+    store = Store(tmp_path / "s.db")
+    for i in range(12):
+        _record(store, i, "L", ("crushed_corner",) if i < 5 else ())
+    settings = LotSettings.from_dict({"by_category": {"glassware": 0.15}})
+    assert LotMonitor.from_settings(store, settings).assess_lot("L").quarantine
+    fragile = LotMonitor.from_settings(store, settings, categories={"S": "glassware"}).assess_lot("L")
+    assert not fragile.quarantine and fragile.rule["base_rate"] == 0.15
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [({"by_category": {"food": 0}}, "lots.by_category.food"), ({"base_rate": 2}, "base_rate"), ({"nope": 1}, "nope")],
+)
+def test_bad_lot_settings_are_refused(data, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LotSettings.from_dict(data)

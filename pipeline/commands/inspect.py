@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli import app, fail, parse_today
+from pipeline.cli import app, fail, parse_policy, parse_today
 from pipeline.stages import DEFAULT_STAGES
 from pipeline.summary import print_summary
 
@@ -23,17 +23,23 @@ def inspect(
     limit: int | None = typer.Option(None, min=1, help="inspect only the first N items"),
     workers: int = typer.Option(2, min=1, help="items inspected side by side"),
     onnx: bool = typer.Option(False, "--onnx", help="score anomalies with the ONNX graphs (`tunnelpi anomaly export`)"),
+    policy: Path | None = typer.Option(
+        None, help="policy JSON: thresholds per kind, category and SKU, audit rate, and a 'lots' section"
+    ),
 ) -> None:
     """Inspect every item: localize -> OCR expiry, anomaly, attributes -> decision policy."""
     from pipeline.catalog import CatalogError
     from pipeline.dataset import DatasetError
     from pipeline.inspect import InputError, inspect_path
+    from pipeline.lots import LotSettings
+    from pipeline.policy import DecisionPolicy, PolicyConfig
 
     if not input_path.exists():
         fail(f"{input_path}: no such dataset or folder")
     if model is not None and not model.is_dir():
         fail(f"{model}: model folder not found (build one with `tunnelpi enroll`)")
     names = [s.strip() for s in stages.split(",") if s.strip()]
+    settings = parse_policy(policy)
     try:
         result = inspect_path(
             input_path,
@@ -46,6 +52,8 @@ def inspect(
             limit=limit,
             workers=workers,
             stage_kwargs={"anomaly": {"runtime": "onnx", "threads": 1}} if onnx else None,
+            policy=DecisionPolicy(PolicyConfig.from_dict(settings)),
+            lots=LotSettings.from_dict(settings.get("lots", {})),
         )
     except (InputError, DatasetError, CatalogError, KeyError) as exc:
         fail(str(exc))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli import app, fail
+from pipeline.cli import app, fail, parse_policy
 from pipeline.stages import DEFAULT_STAGES
 
 
@@ -34,6 +34,9 @@ def serve(
     workers: int = typer.Option(2, min=1, help="Inspection worker threads."),
     max_upload_mb: float = typer.Option(32.0, min=0.01, help="Largest accepted upload (413 above)."),
     lease_s: float = typer.Option(30.0, min=0.5, help="Seconds before an unfinished item is handed out again."),
+    policy: Path | None = typer.Option(
+        None, help="Policy JSON: thresholds per kind, category and SKU, audit rate, and a 'lots' section."
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Run the edge service until stopped (SIGTERM/Ctrl-C finish the items in hand)."""
@@ -57,6 +60,7 @@ def serve(
         workers=workers,
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         lease_s=lease_s,
+        policy=parse_policy(policy),
     )
     try:
         application = create_app(config)

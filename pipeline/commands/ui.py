@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli import app, fail
+from pipeline.cli import app, fail, parse_policy
 
 
 @app.command()
@@ -20,17 +20,20 @@ def ui(
         None, envvar="TUNNELPI_UI_TOKEN", help="Require this token (bearer, or basic-auth password) on every page."
     ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    policy: Path | None = typer.Option(None, help="Policy JSON whose 'lots' section judges reviewers' confirmations."),
 ) -> None:
     """Serve the review queue, item pages with accept/override, lots and damage patterns."""
     import uvicorn
 
+    from pipeline.lots import LotSettings
     from pipeline.webui import create_ui
 
     for folder, name in ((dataset, "--dataset"), (results, "--results")):
         if folder is not None and not folder.is_dir():
             fail(f"{name} {folder}: folder not found")
     try:
-        application = create_ui(db, dataset=dataset, results=results, token=token)
+        lots = LotSettings.from_dict(parse_policy(policy).get("lots", {}))
+        application = create_ui(db, dataset=dataset, results=results, token=token, lots=lots)
     except FileNotFoundError as exc:
         fail(str(exc))
     if token is None and host not in ("127.0.0.1", "localhost", "::1"):
