@@ -33,6 +33,7 @@ from pipeline.catalog import Catalog
 from pipeline.imageio import ImageError, decode_image
 from pipeline.inspect import verdict_events
 from pipeline.kernels import one_kernel_thread
+from pipeline.policy import DecisionPolicy, PolicyConfig
 from pipeline.runner import Inspector
 from pipeline.s3 import DEFAULT_MAX_ATTEMPTS, FetchError, Location, is_s3, parent, split_s3
 from pipeline.stages import DEFAULT_STAGES, STAGES, register_stage
@@ -84,6 +85,8 @@ class ReauditConfig:
     s3_endpoint_url: str | None = None
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     progress: bool = True
+    policy: dict[str, Any] = field(default_factory=dict)
+    """A policy file's content (`--policy`): the same thresholds as `inspect` and `serve` use."""
 
 
 @dataclass
@@ -174,6 +177,7 @@ class ItemAuditor:
         stage_targets: dict[str, str] | None = None,
         endpoint_url: str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        policy: dict[str, Any] | None = None,
     ) -> None:
         # The stage registry is per process: plugin/test stages registered in the driver are re-registered here.
         for name, target in (stage_targets or {}).items():
@@ -186,6 +190,7 @@ class ItemAuditor:
             Catalog.from_dict(catalog),
             model_dir=Path(model_dir) if model_dir else None,
             today=date.fromisoformat(today) if today else None,
+            policy=DecisionPolicy(PolicyConfig.from_dict(policy or {})),
         )
         self._kernels = ExitStack()
         self._kernels.enter_context(one_kernel_thread())  # one actor per core: the actors are the parallelism
@@ -379,6 +384,7 @@ def run_reaudit(config: ReauditConfig) -> ReauditSummary:
             "today": today.isoformat() if today else None,
             "stage_targets": {n: STAGES[n] for n in config.stages if n in STAGES},
             "max_attempts": config.max_attempts,
+            "policy": config.policy,
         }
         # A block per batch (so a part is a full batch), bounded so huge manifests keep few blocks.
         blocks = max(1, min(-(-len(pending) // config.batch_size), MAX_BLOCKS))

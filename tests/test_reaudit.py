@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from pipeline.catalog import Catalog
 from pipeline.cli import app
 from pipeline.inspect import inspect_path
+from pipeline.policy import DecisionPolicy, PolicyConfig
 from pipeline.reaudit import ReauditConfig, ReauditError, read_results, run_reaudit
 from pipeline.stages import STAGES, StageContext, register_stage
 from pipeline.types import CatalogRecord, Evidence, Finding, ItemCapture
@@ -146,6 +147,23 @@ def test_local_manifest_to_local_parquet(tmp_path, ray_local, red_stage) -> None
 
     with pytest.raises(ReauditError, match="--resume"):
         run_reaudit(config)
+
+
+def test_reaudit_and_inspect_apply_the_same_policy_file(tmp_path, ray_local, red_stage) -> None:
+    """A policy raising food boxes' anomaly divert threshold turns red items into reviews in both."""
+    dataset = tmp_path / "ds"
+    build_dataset(dataset)
+    policy = {"by_category": {"food_box": {"anomaly": {"divert": 0.99, "review": 0.5}}}}
+    out = tmp_path / "results"
+    config = ReauditConfig(
+        manifest=str(dataset / "manifest.jsonl"), out=str(out), stages=["red"], batch_size=4, policy=policy
+    )
+    run_reaudit(config)
+    rows = decisions(read_results(str(out)).to_pylist())
+    decision_policy = DecisionPolicy(PolicyConfig.from_dict(policy))
+    inspected = inspect_path(dataset, tmp_path / "inspect", stages=["red"], progress=False, policy=decision_policy)
+    assert rows == {v.item_id: (v.action.value, v.reasons) for v in inspected.verdicts if v.item_id not in BROKEN}
+    assert rows["I000"][0] == "review" and "divert" not in {action for action, _ in rows.values()}
 
 
 def test_s3_reaudit_failures_resume_and_parity(tmp_path, s3_endpoint, red_stage) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from pipeline.cli import app, fail, parse_today
+from pipeline.cli import app, fail, parse_policy, parse_today
 
 
 @app.command()
@@ -23,6 +25,7 @@ def reaudit(
     s3_endpoint_url: str | None = typer.Option(
         None, "--s3-endpoint-url", envvar="AWS_ENDPOINT_URL", help="S3-compatible endpoint (MinIO, moto)"
     ),
+    policy: Path | None = typer.Option(None, "--policy", help="policy JSON, as `tunnelpi inspect --policy`"),
 ) -> None:
     """Re-run the inspection stages over stored images; write one Parquet row per item."""
     from pipeline.catalog import CatalogError
@@ -43,6 +46,7 @@ def reaudit(
         today=parse_today(today),
         ray_address=ray_address,
         s3_endpoint_url=s3_endpoint_url,
+        policy=parse_policy(policy),
     )
     try:
         summary = run_reaudit(config)
