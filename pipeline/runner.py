@@ -8,8 +8,11 @@ the policy's safe action and says so.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -36,6 +39,9 @@ def stage_dependencies(stage: Stage) -> tuple[str, ...]:
 def stage_joins(stage: Stage) -> tuple[str, ...]:
     """A stage's `joins`: stages it waits for part-way (`StageContext.wait`), not before it starts."""
     return tuple(getattr(stage, "joins", ()) or ())
+
+
+log = logging.getLogger("tunnelpi.runner")
 
 
 @dataclass
@@ -70,8 +76,34 @@ class Inspector:
             self._order += ready
             pending = [s for s in pending if s not in ready]
         # A stage waiting on another holds a thread, so there is one per stage at least.
-        workers = max(self.max_workers, len(self.stages))
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stage")
+        self._workers = max(self.max_workers, len(self.stages))
+        self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="stage")
+
+    def warm_up(self, timeout_s: float = 120.0) -> int:
+        """Let every stage thread load what it builds on first use (a stage's optional
+        `warm_up()`: the OCR engines are one per thread), so the first items after a start do
+        not miss their deadline loading models. Returns the number of threads warmed.
+
+        One task per pool thread, held at a barrier until all are running, so each lands on a
+        thread of its own; a stage whose warm-up fails is logged and left to load on first use."""
+        stages = [s for s in self.stages if callable(getattr(s, "warm_up", None))]
+        if not stages:
+            return 0
+        barrier = threading.Barrier(self._workers)
+
+        def warm() -> None:
+            with suppress(threading.BrokenBarrierError):  # a busy pool: warm whichever thread this is
+                barrier.wait(timeout_s)
+            for stage in stages:
+                try:
+                    stage.warm_up()  # type: ignore[attr-defined]
+                except Exception:
+                    log.exception("warm-up of stage %s failed; it loads on first use", stage.name)
+
+        futures = [self._pool.submit(warm) for _ in range(self._workers)]
+        for future in futures:
+            future.result(timeout_s)
+        return len(futures)
 
     @classmethod
     def from_names(

@@ -331,6 +331,8 @@ class Runtime:
         if self.config.token is None:
             log.warning("no API token configured: /v1/* is open to anyone who can reach this port")
         self.lots.sweep()
+        warmed = self.inspector.warm_up()
+        log.info("stage threads warmed: %d", warmed)
         self.workers.start()
         self.dispatcher.start()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from pipeline.catalog import Catalog
@@ -168,3 +169,29 @@ def test_circular_dependencies_are_refused() -> None:
 
     with pytest.raises(ValueError, match="circular"):
         Inspector(catalog=CATALOG, stages=[Recorder("a", [], after=("b",)), Recorder("b", [], after=("a",))])
+
+
+class PerThreadModel(NeedsViews):
+    """Loads a model once per thread, as the OCR engines do; records the threads it warmed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warmed: set[str] = set()
+        self.failing = False
+
+    def warm_up(self) -> None:
+        if self.failing:
+            raise RuntimeError("model file missing")
+        self.warmed.add(threading.current_thread().name)
+
+
+def test_warm_up_loads_every_stage_thread_once() -> None:
+    stage = PerThreadModel()
+    with Inspector(catalog=CATALOG, stages=[Localize(), stage, Broken()], policy=POLICY) as inspector:
+        assert inspector.warm_up() == 3  # one pool thread per stage, two at least
+        assert len(stage.warmed) == 3 and all(name.startswith("stage") for name in stage.warmed)
+        stage.failing = True  # a failing warm-up is logged; the stage still loads on first use
+        assert inspector.warm_up() == 3
+        assert inspector.inspect(capture()).action is Action.REVIEW  # Broken: a review, not a crash
+    with Inspector(catalog=CATALOG, stages=[Localize()], policy=POLICY) as plain:
+        assert plain.warm_up() == 0

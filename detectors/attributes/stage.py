@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detectors.ocr_expiry.engines import TEXT_LINES_KEY, OcrEngine, TextLine, get_engine
+from detectors.ocr_expiry.engines import TEXT_LINES_KEY, WARM_UP_IMAGE, OcrEngine, TextLine, get_engine
 from pipeline.imageio import ImageError
 from pipeline.policy import REVIEW_CEILING_P
 from pipeline.stages import StageContext
@@ -161,6 +161,11 @@ class AttributesStage:
         if spec == LABEL_ENGINE:
             return label_engine()
         return get_engine(spec) if isinstance(spec, str) else spec
+
+    def warm_up(self) -> None:
+        """Build this thread's label engine and read a blank view (`pipeline.runner.Inspector.warm_up`)."""
+        if self.checks["labels"]:
+            self.engine.read(WARM_UP_IMAGE)
 
     # -- stage ---------------------------------------------------------------------------
     def __call__(self, capture: ItemCapture, ctx: StageContext) -> list[Finding]:

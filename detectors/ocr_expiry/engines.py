@@ -241,6 +241,10 @@ def recognize_upright(engine: RapidOcrEngine, image: np.ndarray, quads: Sequence
     return lines
 
 
+WARM_UP_IMAGE = np.full((64, 256, 3), 200, np.uint8)
+"""A blank view read once by a new thread's engine, so its first real item does not pay for loading."""
+
+
 def _bgr(image: np.ndarray) -> np.ndarray:
     """RapidOCR takes BGR arrays."""
     return np.ascontiguousarray(image[:, :, ::-1]) if image.ndim == 3 else image

@@ -21,7 +21,14 @@ import numpy as np
 
 from detectors.ocr_expiry.checker import ExpiryVerdict, defect_probability, judge
 from detectors.ocr_expiry.classify import DateRead
-from detectors.ocr_expiry.engines import DEFAULT_ENGINE, TEXT_LINES_KEY, Box4, OcrEngine, RapidOcrEngine
+from detectors.ocr_expiry.engines import (
+    DEFAULT_ENGINE,
+    TEXT_LINES_KEY,
+    WARM_UP_IMAGE,
+    Box4,
+    OcrEngine,
+    RapidOcrEngine,
+)
 from detectors.ocr_expiry.quantize import effective_precision
 from detectors.ocr_expiry.reader import ImageRead, continue_read, engine_clock, first_read, resolve_engine
 from pipeline.imageio import ImageError
@@ -97,6 +104,10 @@ class OcrExpiryStage:
             name += "-" + effective_precision(self.precision, fallback=RapidOcrEngine.default_precision)
         self.version = f"{VERSION}+{name}"
         """Names the engine and its detector precision, so verdicts say which detector read the date."""
+
+    def warm_up(self) -> None:
+        """Build this thread's engine and read a blank view (`pipeline.runner.Inspector.warm_up`)."""
+        resolve_engine(self.engine, ("en",), self.precision).read(WARM_UP_IMAGE)
 
     def read_capture(
         self, capture: ItemCapture, ctx: StageContext, record: CatalogRecord | None
