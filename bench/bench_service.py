@@ -184,8 +184,9 @@ def run_profile(
             stream(service.url, 1.0, items=3, dataset=dataset, token=TOKEN, wait_s=180, prefix="WARM")
             lane = measure(service, LANE_RATE, lane_seconds, "LANE", dataset)
             lane.update(service.findings("LANE", lane["sent"]) if dataset else {})
-            steps, best = [], 0.0
-            for rate in (5, 10, 20, 40, 80):
+            # a sustained lane is the floor of what is sustainable; steps above it find the ceiling
+            steps, best = [], LANE_RATE if lane["sustained"] else 0.0
+            for rate in (3, 4, 5, 10, 20, 40, 80):
                 if not (lane["sustained"] and (not steps or steps[-1]["sustained"])):
                     break
                 steps.append({"rate": rate, **measure(service, rate, step_seconds, f"STEP{rate}", dataset)})
