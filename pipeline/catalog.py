@@ -41,6 +41,9 @@ class Catalog(BaseModel):
     def lot(self, lot: str | None) -> LotRecord | None:
         return self.lots.get(lot) if lot else None
 
+    def category_by_sku(self) -> dict[str, str]:
+        return {sku: rec.category for sku, rec in self.skus.items()}
+
     def categories(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for rec in self.skus.values():

@@ -161,7 +161,7 @@ def inspect_path(
         items = (item for i, item in enumerate(items) if i < limit)
     out.mkdir(parents=True, exist_ok=True)
     store = Store(out / "store.db")
-    monitor = LotMonitor.from_settings(store, lots, {s: r.category for s, r in catalog.skus.items()})
+    monitor = LotMonitor.from_settings(store, lots, catalog.category_by_sku())
     stage_names = list(stages)
     with (
         Inspector.from_names(

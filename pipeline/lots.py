@@ -224,10 +224,10 @@ class LotMonitor:
         """Call after each verdict (`lot` is looked up in the store when not given); emits a
         quarantine event the first time a lot turns bad. Only a confirmed defect can turn a lot
         bad (more items without one lower P(bad)), so other verdicts are not assessed: None."""
+        if not confirmed_defect_kinds(verdict, self.rule):
+            return None  # no store query for the many items without a confirmed defect
         lot = lot or self.lot_of(verdict.item_id)
-        if not lot or not confirmed_defect_kinds(verdict, self.rule):
-            return None
-        return self._review(lot, category, triggered_by=verdict.item_id)
+        return self._review(lot, category, triggered_by=verdict.item_id) if lot else None
 
     def reviewed(self, item_id: str, category: str | None = None) -> LotAssessment | None:
         """Call after a reviewer's label: a confirmed defect or date mismatch on a reviewed item

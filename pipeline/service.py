@@ -308,9 +308,8 @@ class Runtime:
             REPLACEMENT_EVENT: make_sink(config.replacement or f"log:{root / 'replacement_orders.jsonl'}"),
             QUARANTINE_EVENT: make_notice_sink(config.quarantine or f"log:{root / 'quarantine.jsonl'}"),
         }
-        categories = {sku: record.category for sku, record in self.inspector.catalog.skus.items()}
         settings = LotSettings.from_dict(config.policy.get("lots", {}))
-        self.lots = LotMonitor.from_settings(self.store, settings, categories)
+        self.lots = LotMonitor.from_settings(self.store, settings, self.inspector.catalog.category_by_sku())
         self.dispatcher = Dispatcher(self.store, self.sinks, on_result=self.metrics.observe_delivery)
 
     def _on_verdict(self, verdict: Verdict, latency_s: float) -> None:

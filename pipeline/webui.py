@@ -169,7 +169,7 @@ class UIState:
         path = self.config.dataset / "catalog.json" if self.config.dataset else None
         if path is None or not path.is_file():
             return {}
-        return {sku: record.category for sku, record in Catalog.load(path).skus.items()}
+        return Catalog.load(path).category_by_sku()
 
     def queue(self, action: str | None, lot: str | None, page: int) -> tuple[list[dict[str, Any]], int]:
         """Diverted / review items, most severe first (divert before review, then highest probability)."""
@@ -204,8 +204,7 @@ class UIState:
         )
         lots = [r["lot"] for r in rows]
         events = {e.payload.get("lot"): e.payload for e in self.store.events(QUARANTINE_EVENT)}
-        monitor = self.monitor
-        return [{"assessment": monitor.assess_lot(lot), "event": events.get(lot)} for lot in lots]
+        return [{"assessment": self.monitor.assess_lot(lot), "event": events.get(lot)} for lot in lots]
 
     def known_labels(self) -> list[str]:
         """Defect types a reviewer can pick: those the supervised classifier learns plus every kind seen."""

@@ -30,6 +30,7 @@ def test_round_trip(tmp_path) -> None:
     assert catalog.get("F-1").expiry.min_remaining_days == 30
     assert str(catalog.lot("L1").recorded_expiry) == "2027-03-31"
     assert catalog.categories() == {"bedding": ["B-TWIN"], "food_box": ["F-1"]}
+    assert catalog.category_by_sku() == {"B-TWIN": "bedding", "F-1": "food_box"}
     catalog.save(tmp_path / "again.json")
     assert Catalog.load(tmp_path / "again.json") == catalog
 

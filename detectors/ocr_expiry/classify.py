@@ -81,7 +81,9 @@ def _turn(box: Box4) -> Box4:
 
 def _reading_frame(lines: list[TextLine], turned: bool) -> list[TextLine]:
     """The lines as a reader of an upright (`turned` False) or upside-down line sees them."""
-    return [replace(line, box=_turn(line.box) if turned else line.box, turned=False) for line in lines]
+    if not turned:
+        return lines  # the view's own frame: only its upright lines are laid out in it
+    return [replace(line, box=_turn(line.box), turned=False) for line in lines]
 
 
 def _date_box(line: TextLine, parsed: ParsedDate) -> Box4:
