@@ -38,6 +38,9 @@ RECORDS = {r.sku: r for r in catalog_records()}
         ("3 kg", [("7 kg", 0.95)], "wrong", ["7000 G"]),
         ("P15", [("FOR PHONE P15", 0.9), ("P16", 1.0)], "wrong", ["P15", "P16"]),
         ("P15", [("P16", 0.5)], "unread", ["P16"]),  # an unsure read is not evidence
+        ("P15", [("PI5", 0.81)], "ok", ["P15"]),  # a digit read as its look-alike letter
+        ("P15", [("PI6", 0.99)], "wrong", ["PI6"]),  # a look-alike letter does not excuse another digit
+        ("P15", [("PI5", 0.99), ("P15", 0.9)], "ok", ["P15", "P15"]),
         ("navy", [("NAVY", 0.9)], "ok", ["NAVY"]),
     ],
 )

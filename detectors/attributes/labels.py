@@ -3,7 +3,8 @@
 A printed size is one word out of a small family (S/M/L/XL, TWIN/FULL/QUEEN/KING, EU 40-46,
 phone models, weights and capacities). Reading it means finding a family member in the OCR
 lines, tolerating one wrong letter on words long enough that a single slip cannot turn one
-member into another (TIN -> TWIN, but never S -> M).
+member into another (TIN -> TWIN, but never S -> M). A digit read as its look-alike letter
+("PI5" for "P15") is the catalog's value misread, not another model.
 
 Small print is misread now and then (P15 as P16 on one camera), so the verdict is a vote over
 cameras: a value counts once per camera that reads it confidently, and a label is wrong only
@@ -49,6 +50,10 @@ _UNIT_SCALE = {"KG": ("G", 1000.0), "G": ("G", 1.0), "L": ("ML", 1000.0), "CL": 
 
 FUZZY_PENALTY = 0.75
 """A read one letter away from a family member counts with less confidence: alone it cannot prove a wrong label."""
+
+LOOKALIKE_DIGITS = {"0": "OQD", "1": "IL|", "2": "Z", "5": "S", "6": "G", "8": "B"}
+"""Letters the recogniser reads for a digit in small print ("PI5" for "P15"). A read that differs
+from the catalog's value only by such swaps is that value misread, never another variant."""
 
 CAPTION_WORDS = ("SIZE", "MODEL", "GROESSE", "TAILLE", "TALLA", "TAGLIA")
 """Captions printed beside a value on its own sticker; a line holding only these and a value is standalone."""
@@ -186,6 +191,19 @@ def _word_values(text: str, family: str) -> list[tuple[str, bool]]:
     return out
 
 
+def lookalike_of(read: str, want: str) -> bool:
+    """`read` is `want` with some digits read as their look-alike letters (or back)."""
+    if read == want or len(read) != len(want):
+        return False
+    for r, w in zip(read, want, strict=True):
+        if r == w:
+            continue
+        digit, letter = (w, r) if w.isdigit() else (r, w)
+        if letter not in LOOKALIKE_DIGITS.get(digit, ""):
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class ValueRead:
     """One attribute value found in one OCR line."""
@@ -208,6 +226,7 @@ def read_values(
 
     `sources[i]` names the view line i was read on (default: each line its own source)."""
     family = family_of(expected)
+    want = canonical(expected)
     shoe = _SHOE.fullmatch(normalise(expected))
     system = shoe.group(1) if shoe else None
     out = []
@@ -219,6 +238,8 @@ def read_values(
         alone = family == "word" or not _leftover_words(norm, family)
         source = sources[index] if sources is not None else str(index)
         for value, exact in found:
+            if lookalike_of(value, want):
+                value, exact = want, False
             out.append(ValueRead(value, text, conf if exact else conf * FUZZY_PENALTY, index, alone, source))
     return out
 
