@@ -112,6 +112,8 @@ class EvidenceFile:
     cache: dict[str, Any] = field(default_factory=dict)
     """Per-investigation memo for expensive tool work (OCR of a frame)."""
     crops_dir: Path | None = None
+    dataset_root: Path | None = None
+    """The dataset the item came from (its catalog's normal references), when known."""
 
     @classmethod
     def load(
@@ -152,6 +154,7 @@ class EvidenceFile:
             catalog=catalog,
             results_root=db.parent,
             crops_dir=crops_dir,
+            dataset_root=dataset_root,
         )
         evidence._register_base()
         return evidence

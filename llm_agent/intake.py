@@ -443,6 +443,10 @@ RECEIVED_CUES = (
 )
 
 
+COLOUR_WORDS = ("colour", "color", "farbe", "couleur", "colore", "kleur", "cor", "色", "색")
+"""Words naming colour itself: "not the colour in the picture" claims a colour without quoting one."""
+
+
 class ClaimedAttribute(BaseModel):
     """An attribute the customer says differs: e.g. size expected TWIN, received KING."""
 
@@ -539,13 +543,6 @@ def _fuzzy_hit(cue: str, squashed: str) -> bool:
     for size in range(n - budget, n + budget + 1):
         for start in range(0, max(0, len(squashed) - size) + 1):
             if _osa(target, squashed[start : start + size]) <= budget:
-                return True
-    return False
-    budget = 1 if len(cue) < 8 else 2
-    n = len(cue)
-    for size in range(n - budget, n + budget + 1):
-        for start in range(0, max(0, len(squashed) - size) + 1):
-            if _osa(cue, squashed[start : start + size]) <= budget:
                 return True
     return False
 
@@ -674,6 +671,23 @@ def extract_attribute(text: str, vocab: dict[str, set[str]]) -> ClaimedAttribute
     return ClaimedAttribute(name=name, expected=expected, received=received)
 
 
+def mentions_colour(text: str) -> bool:
+    """The complaint talks about colour (typos tolerated: "coulor", "coourin")."""
+    norm = _norm(text)
+    if any(re.search(rf"(?<![a-z]){w}(?![a-z])" if w.isascii() else re.escape(w), norm) for w in COLOUR_WORDS):
+        return True
+    squashed = _squash(norm)
+    return any(_fuzzy_hit(w, squashed) for w in COLOUR_WORDS if len(w) >= 5)
+
+
+def claimed_attribute(text: str, vocab: dict[str, set[str]]) -> ClaimedAttribute | None:
+    """The attribute a complaint names by its values, else colour when it names colour without one."""
+    found = extract_attribute(text, vocab)
+    if found is None and mentions_colour(text):
+        return ClaimedAttribute(name="colour")
+    return found
+
+
 # --- language ------------------------------------------------------------------------------
 
 _STOPWORDS = {
@@ -742,7 +756,7 @@ def read_complaint(
     clean, found = redact(text[:4000])
     body, aside = split_injection(clean)
     problem, scores = classify(body, use_embeddings=use_embeddings)
-    attribute = extract_attribute(body, attribute_vocabulary(catalog, record))
+    attribute = claimed_attribute(body, attribute_vocabulary(catalog, record))
     if attribute and attribute.expected and attribute.received and problem in (P.OTHER, P.DAMAGED, P.EMPTY_OR_MISSING):
         problem = P.WRONG_VARIANT if scores.get(P.WRONG_VARIANT.value, 0) > 0 or problem is P.OTHER else problem
     rules = rule_scores(body)

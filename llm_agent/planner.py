@@ -39,8 +39,9 @@ class Question(BaseModel):
 
 
 def _variant_attribute(complaint: Complaint, evidence: EvidenceFile) -> str | None:
+    """The attribute a label shows that the complaint is about (colour is checked from pixels)."""
     attrs = evidence.record.attributes if evidence.record else {}
-    if complaint.attribute and complaint.attribute.name in attrs:
+    if complaint.attribute and complaint.attribute.name in attrs and complaint.attribute.name in VARIANT_ATTRIBUTES:
         return complaint.attribute.name
     return next((a for a in VARIANT_ATTRIBUTES if a in attrs), None)
 
@@ -92,7 +93,7 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
             ask(
                 "Does the item's colour match the catalog?",
                 "check_attribute",
-                "matches_catalog",
+                "colour_matches",
                 (R.WRONG_VARIANT,),
                 attribute="colour",
             )
@@ -104,7 +105,7 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
         ask(
             "Does the item's colour match the catalog?",
             "check_attribute",
-            "matches_catalog",
+            "colour_matches",
             (R.WRONG_ITEM,),
             attribute="colour",
         )

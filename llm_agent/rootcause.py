@@ -69,18 +69,24 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
     # 1. What the photos show about identity and label.
     if f.get("matches_sku") is False:
         return done(R.WRONG_ITEM, 0.9, f.claim(f"The printed title is not {evidence.capture.sku}'s.", "matches_sku"))
-    if f.get("matches_catalog") is False:
-        observed = f.get("observed")
-        name = complaint.attribute.name if complaint.attribute else "value"
-        said = (
-            f"The label reads {observed}, not the catalog's {name}."
-            if observed
-            else "The item's look differs from the catalog."
-        )
+    label_wrong, colour_wrong = f.get("matches_catalog") is False, f.get("colour_matches") is False
+    if label_wrong or colour_wrong:
+        if label_wrong:
+            observed = f.get("observed")
+            name = complaint.attribute.name if complaint.attribute else "value"
+            said = (
+                f"The label reads {observed}, not the catalog's {name}."
+                if observed
+                else "The item's look differs from the catalog."
+            )
+            facts = ("matches_catalog", "observed")
+        else:
+            colour = record.attributes.get("colour", "colour") if record else "colour"
+            said, facts = f"The item in the tunnel photos is not the catalog's {colour}.", ("colour_matches",)
         # A label naming another variant of the same product looks the same whether the picker
         # took the sibling SKU or the item was mislabelled; the customer's words tell them apart.
         cause = R.WRONG_ITEM if problem is P.WRONG_ITEM else R.WRONG_VARIANT
-        return done(cause, 0.85, f.claim(said, "matches_catalog", "observed"))
+        return done(cause, 0.85, f.claim(said, *facts))
     if problem is P.WRONG_ITEM and f.get("damage_visible") is True:
         return done(
             R.WRONG_ITEM,
@@ -199,7 +205,15 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
                 "manufactured_date",
             ),
         )
-    if problem in (P.WRONG_VARIANT, P.NOT_AS_DESCRIBED) and f.get("matches_catalog") is True:
+    colour_claim = complaint.attribute is not None and complaint.attribute.name == "colour"
+    if problem in (P.WRONG_VARIANT, P.NOT_AS_DESCRIBED) and colour_claim and f.get("colour_matches") is True:
+        return done(
+            R.CUSTOMER_MISPERCEPTION,
+            0.7,
+            f.claim("The item in the tunnel photos shows the catalog's colour.", "colour_matches"),
+        )
+    # A right size label says nothing about a colour the customer disputes.
+    if problem in (P.WRONG_VARIANT, P.NOT_AS_DESCRIBED) and not colour_claim and f.get("matches_catalog") is True:
         return done(
             R.CUSTOMER_MISPERCEPTION,
             0.75,

@@ -30,6 +30,8 @@ DAMAGE_KINDS = frozenset(
 CONTENT_KINDS = frozenset({"empty_container", "missing_parts", "underfill"})
 LABEL_KINDS = frozenset({"wrong_variant_label", "wrong_colour", "wrong_item", "missing_label", "attribute_mismatch"})
 VISIBLE_P = 0.5
+COLOUR_REFERENCES = 12
+"""Normal references measured for a SKU's colour threshold (as `detectors.attributes.fit_profile`)."""
 """Probability from which a stored finding counts as visible in the tunnel."""
 COMPLAINT_ANOMALY_P = 0.1
 """Anomaly-ensemble probability from which an investigation counts damage as visible. The belt
@@ -340,54 +342,106 @@ def check_attribute(ev: EvidenceFile, args: AttributeArgs) -> ToolResult:
     )
 
 
-def _item_colour(ev: EvidenceFile, camera: str) -> list[float] | None:
-    from detectors.localize import localize
+def _sku_colour_threshold(ev: EvidenceFile) -> float | None:
+    """The SKU's catalog-colour threshold as the attributes profile learns it, from the SKU's
+    normal references in the item's dataset; None without references."""
+    from detectors.attributes.profile import catalog_colour_share, threshold_from_shares
+    from pipeline.dataset import Dataset, DatasetError
+    from pipeline.imageio import ImageError
 
-    view = localize(ev.image(camera), camera)
-    if not view.found or not view.mask.any():
-        return None
-    return [float(v) for v in view.crop[view.mask].reshape(-1, 3).mean(axis=0)]
+    if "colour_threshold" in ev.cache:
+        return ev.cache["colour_threshold"]
+    shares: list[float] = []
+    record = ev.record
+    if ev.dataset_root is not None and record is not None and record.colour_rgb is not None:
+        try:
+            references = [r for r in Dataset.open(ev.dataset_root).references() if r.capture.sku == record.sku]
+        except DatasetError:
+            references = []
+        for ref in references[:COLOUR_REFERENCES]:
+            try:
+                share = catalog_colour_share(ref.capture.images(), record.colour_rgb)
+            except ImageError:
+                continue
+            if share is not None:
+                shares.append(share)
+    ev.cache["colour_threshold"] = threshold_from_shares(shares) if shares else None
+    return ev.cache["colour_threshold"]
 
 
 def _check_colour(ev: EvidenceFile, expected: str | None, stored, cites: list[str]) -> ToolResult:
+    """The attributes stage's colour measure on every view: the share of white-balanced item
+    pixels showing the catalog colour, against the threshold the SKU's normal references give.
+    A SKU whose references barely show the colour gets no colour verdict from pixels."""
+    from detectors.attributes.colour import measure
+    from detectors.attributes.profile import AttributeProfile, ColourTrust
+    from pipeline.imageio import ImageError
+
     target = ev.record.colour_rgb if ev.record else None
-    if target is None:
+    if target is None or ev.record is None:
         return _unavailable("check_attribute", "the catalog has no colour for this SKU")
     try:
-        cam = ev.capture.frames[0].camera
-        mean = _item_colour(ev, cam)
+        from detectors.localize import localize
     except ImportError as exc:
         return _unavailable("check_attribute", f"the localize detector is not installed ({exc})")
-    if mean is None:
+    views = []
+    for frame in ev.capture.frames:
+        try:
+            image = ev.image(frame.camera)
+        except ImageError:
+            continue
+        view = localize(image, frame.camera)
+        if view.found:
+            views.append((view, image))
+    threshold = _sku_colour_threshold(ev)
+    read = measure(views, target, min_share=threshold) if views else None
+    flagged = any(f.kind == "wrong_colour" for _, f in stored)
+    if read is None or read.views == 0:
         return ToolResult(
             tool="check_attribute",
             status="ok",
             summary="the item could not be separated from the background",
-            data={"attribute": "colour", "matches_catalog": None},
-            citations=cites,
+            data={"attribute": "colour", "expected": expected, "colour_matches": False if flagged else None},
+            citations=cites + [r for r, _ in stored],
         )
     colours = {r.attributes.get("colour"): r.colour_rgb for r in ev.catalog.skus.values() if r.colour_rgb}
+    dominant = read.dominant_rgb
     dist = {
-        name: sum((a - b) ** 2 for a, b in zip(mean, rgb, strict=True)) ** 0.5 for name, rgb in colours.items() if name
+        name: sum((a - b) ** 2 for a, b in zip(dominant, rgb, strict=True)) ** 0.5
+        for name, rgb in colours.items()
+        if name
     }
     nearest = min(dist, key=lambda k: dist[k]) if dist else expected
-    # Shading and white balance move the mean colour; call it a mismatch only when the
-    # catalog colour is clearly further away than another catalog colour.
-    clearly_other = expected in dist and dist[expected] > max(80.0, 2.0 * dist[nearest])
-    flagged = any(f.kind == "wrong_colour" for _, f in stored)
-    matches = not (clearly_other or flagged)
+    trust = (
+        AttributeProfile(min_share={ev.record.sku: threshold}).colour_trust(ev.record.sku)
+        if threshold is not None
+        else ColourTrust.FULL
+    )
+    summary = (
+        f"{read.share:.0%} of the item shows the catalog colour '{expected}' "
+        f"(its normal look: at least {read.min_share:.0%}); the dominant colour is nearest to '{nearest}'"
+    )
+    if flagged:
+        matches: bool | None = False
+    elif trust is ColourTrust.NONE:
+        matches = None
+        summary += "; its normal look barely shows that colour, so the pixels cannot tell"
+    else:
+        matches = read.matches
     return ToolResult(
         tool="check_attribute",
         status="ok",
-        summary=f"the item's average colour is nearest to '{nearest}'; the catalog expects '{expected}'",
+        summary=summary,
         data={
             "attribute": "colour",
             "expected": expected,
             "observed": nearest,
-            "matches_catalog": matches,
-            "mean_rgb": [round(v) for v in mean],
+            "colour_matches": matches,
+            "catalog_colour_share": round(read.share, 4),
+            "normal_share_threshold": round(read.min_share, 4),
+            "dominant_rgb": list(dominant),
         },
-        citations=[*cites, f"frame:{cam}"] + [r for r, _ in stored],
+        citations=[*cites, *(f"frame:{v.camera}" for v, _ in views)] + [r for r, _ in stored],
     )
 
 

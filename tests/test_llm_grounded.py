@@ -12,7 +12,8 @@ from llm_agent.investigator import investigate
 from llm_agent.report import write_report
 from llm_agent.taxonomy import RootCause
 from llm_agent.tools import default_tools
-from tests.test_llm_fixture_store import build_store, catalog
+from pipeline.store import Store
+from tests.test_llm_fixture_store import add_item, anomaly, build_store, catalog
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,31 @@ def test_root_cause_from_stored_findings(store, item, text, cause) -> None:
     assert report.root_cause is cause, report.summary
     assert report.citations_valid()
     assert all(evidence.has(c) for t in report.transcript for c in t.answer.citations)
+
+
+@pytest.fixture(scope="module")
+def colour_store(tmp_path_factory) -> tuple[Path, Path]:
+    """White sheet sets (the catalog's colour) photographed white and blue, labels right."""
+    root = tmp_path_factory.mktemp("colour")
+    db = root / "results" / "store.db"
+    store = Store(db)
+    add_item(store, root, "WHITE-1", "SHEET-SET-TWIN", "L6", ["SIZE", "TWIN"], [anomaly(0.03)])
+    add_item(store, root, "BLUE-1", "SHEET-SET-TWIN", "L6", ["SIZE", "TWIN"], [anomaly(0.03)], colour=(36, 96, 190))
+    store.close()
+    catalog().save(root / "catalog.json")
+    return db, root
+
+
+@pytest.mark.parametrize(
+    ("item", "cause"),
+    [("BLUE-1", RootCause.WRONG_VARIANT), ("WHITE-1", RootCause.CUSTOMER_MISPERCEPTION)],
+)
+def test_colour_complaint_is_checked_on_the_pixels_not_the_size_label(colour_store, item, cause) -> None:
+    report, _ = run(colour_store, item, "not the colour in the picture")
+    assert report.root_cause is cause, report.summary
+    colour = [t.answer for t in report.transcript if t.answer.fact == "colour_matches"]
+    assert colour and colour[0].value is (cause is RootCause.CUSTOMER_MISPERCEPTION)
+    assert report.citations_valid()
 
 
 def test_label_read_by_ocr_decides_wrong_variant(store) -> None:

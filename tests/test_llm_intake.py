@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from llm_agent.intake import read_complaint, split_injection
+from llm_agent.intake import mentions_colour, read_complaint, split_injection
 from llm_agent.patterns import damage_patterns, write_patterns
 from llm_agent.redact import redact
 from llm_agent.taxonomy import ClaimedProblem as P
@@ -55,6 +55,38 @@ def test_claimed_attribute_and_dates() -> None:
     assert (c.attribute.name, c.attribute.expected, c.attribute.received) == ("size", "TWIN", "KING")
     d = read_complaint("expired on 01.11.2026", "X1", record=cat.get("FOOD-CEREAL-01"), use_embeddings=False)
     assert d.claimed_dates == ["2026-11-01"]
+
+
+@pytest.mark.parametrize(
+    ("text", "colour"),
+    [
+        ("not the colour in the picture", True),
+        ("not the coourin the picture", True),  # typo and a lost space
+        ("Farbe stimmt nicht", True),
+        ("la cor está errada", True),
+        ("色が違います", True),
+        ("the corner is crushed", False),
+        ("this is not what i ordered at all", False),
+        ("decor was torn", False),
+    ],
+)
+def test_colour_is_claimed_without_a_colour_value(text: str, colour: bool) -> None:
+    assert mentions_colour(text) is colour
+    cat = catalog()
+    c = read_complaint(text, "X1", catalog=cat, record=cat.get("SHEET-SET-TWIN"), use_embeddings=False)
+    assert (c.attribute is not None and c.attribute.name == "colour") is colour
+
+
+def test_a_quoted_value_outranks_the_colour_word() -> None:
+    cat = catalog()
+    c = read_complaint(
+        "colour fine but ordered twin, got king",
+        "X1",
+        catalog=cat,
+        record=cat.get("SHEET-SET-TWIN"),
+        use_embeddings=False,
+    )
+    assert c.attribute is not None and c.attribute.name == "size"
 
 
 def test_injection_is_cut_where_it_starts() -> None:

@@ -89,10 +89,21 @@ def threshold_from_shares(shares: list[float]) -> float:
     return max(SHARE_FLOOR, SHARE_FRACTION * float(np.quantile(shares, 0.05)))
 
 
-def fit_profile(dataset_dir: Path | str, cfg: ColourConfig = DEFAULT_COLOUR, max_per_sku: int = 12) -> AttributeProfile:
-    """Measure every normal reference item (enrol and calibration splits) of a dataset."""
+def catalog_colour_share(
+    images: dict[str, np.ndarray], catalog_rgb: list[int], cfg: ColourConfig = DEFAULT_COLOUR
+) -> float | None:
+    """Share of an item's pixels (all views it is found on) showing the catalog colour; None
+    when no view could be measured."""
     from detectors.localize import localize
 
+    views = [(localize(img, cam), img) for cam, img in images.items()]
+    views = [(v, img) for v, img in views if v.found]
+    read = measure(views, catalog_rgb, cfg, min_share=0.0) if views else None
+    return read.share if read is not None and read.views else None
+
+
+def fit_profile(dataset_dir: Path | str, cfg: ColourConfig = DEFAULT_COLOUR, max_per_sku: int = 12) -> AttributeProfile:
+    """Measure every normal reference item (enrol and calibration splits) of a dataset."""
     dataset = Dataset.open(dataset_dir)
     catalog: Catalog = dataset.catalog
     shares: dict[str, list[float]] = defaultdict(list)
@@ -104,11 +115,9 @@ def fit_profile(dataset_dir: Path | str, cfg: ColourConfig = DEFAULT_COLOUR, max
             images = item.capture.images()
         except ImageError:
             continue
-        views = [(localize(img, cam), img) for cam, img in images.items()]
-        views = [(v, img) for v, img in views if v.found]
-        read = measure(views, record.colour_rgb, cfg, min_share=0.0) if views else None
-        if read is not None and read.views:
-            shares[record.sku].append(read.share)
+        share = catalog_colour_share(images, record.colour_rgb, cfg)
+        if share is not None:
+            shares[record.sku].append(share)
     # A SKU none of whose references could be measured keeps the colour check's default threshold.
     measured = {sku: s for sku, s in shares.items() if s}
     return AttributeProfile(
