@@ -21,6 +21,8 @@ from llm_agent.taxonomy import ClaimedProblem, RootCause
 
 P = ClaimedProblem
 R = RootCause
+SHIPPED_WHAT = frozenset({P.WRONG_VARIANT, P.WRONG_ITEM, P.NOT_AS_DESCRIBED, P.OTHER})
+"""Complaints about what was shipped rather than the state it arrived in."""
 
 
 class Claim(BaseModel):
@@ -69,7 +71,10 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
     # 1. What the photos show about identity and label.
     if f.get("matches_sku") is False:
         return done(R.WRONG_ITEM, 0.9, f.claim(f"The printed title is not {evidence.capture.sku}'s.", "matches_sku"))
-    label_wrong, colour_wrong = f.get("matches_catalog") is False, f.get("colour_matches") is False
+    # A colour measure is weaker evidence than a label read: glare, shade or another FC's
+    # light move it. It decides complaints about what was shipped, never a damage complaint.
+    label_wrong = f.get("matches_catalog") is False
+    colour_wrong = f.get("colour_matches") is False and problem in SHIPPED_WHAT
     if label_wrong or colour_wrong:
         if label_wrong:
             observed = f.get("observed")

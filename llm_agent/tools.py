@@ -257,29 +257,6 @@ def read_label(ev: EvidenceFile, args: CameraArgs) -> ToolResult:
     )
 
 
-def _ocr_fix(text: str) -> str:
-    """Upper case with common OCR confusions between letters and digits in size tokens undone."""
-    return re.sub(r"\s+", " ", text.upper())
-
-
-def _value_in(value: str, text: str) -> bool:
-    body = r"\s*".join(re.escape(p) for p in value.upper().split())
-    return bool(re.search(rf"(?<![A-Z0-9]){body}(?![A-Z0-9])", _ocr_fix(text)))
-
-
-def attribute_values(ev: EvidenceFile, attribute: str) -> list[str]:
-    """Values of an attribute across the SKU's category (what a label could plausibly say)."""
-    category = ev.record.category if ev.record else None
-    values = {
-        r.attributes[attribute].upper()
-        for r in ev.catalog.skus.values()
-        if attribute in r.attributes and (category is None or r.category == category)
-    }
-    if ev.record and attribute in ev.record.attributes:
-        values.add(ev.record.attributes[attribute].upper())
-    return sorted(values, key=len, reverse=True)
-
-
 def check_attribute(ev: EvidenceFile, args: AttributeArgs) -> ToolResult:
     name = args.attribute.lower()
     if ev.record is None:
@@ -299,15 +276,21 @@ def check_attribute(ev: EvidenceFile, args: AttributeArgs) -> ToolResult:
                 citations=cites + [r for r, _ in stored],
             )
         return _unavailable("check_attribute", why)
-    values = attribute_values(ev, name)
+    if expected is None:
+        return ToolResult(
+            tool="check_attribute",
+            status="ok",
+            summary=f"the catalog gives no {name} for {ev.record.sku}",
+            data={"attribute": name, "expected": None, "observed": None, "matches_catalog": None},
+            citations=cites + [r for r, _ in stored],
+        )
+    from detectors.attributes.labels import canonical, judge, read_values, votes
+
     lines, errors = _lines(ev, None)
-    seen: dict[str, list[str]] = {}
-    for ref, text, _ in lines:
-        for value in values:
-            if _value_in(value, text):
-                seen.setdefault(value, []).append(ref)
-                break
-    if not seen:
+    cameras = [ev.refs[ref].camera or ref for ref, _, _ in lines]
+    # The tunnel's own label reading: value families, stickers over titles, one vote per camera.
+    check = judge(name, expected, read_values([(t, c) for _, t, c in lines], expected, cameras))
+    if check.status == "unread":
         data = {
             "attribute": name,
             "expected": expected,
@@ -323,9 +306,13 @@ def check_attribute(ev: EvidenceFile, args: AttributeArgs) -> ToolResult:
             data=data,
             citations=cites + [r for r, _ in stored],
         )
-    observed = max(seen, key=lambda v: len(seen[v]))
-    matches = expected is not None and observed == expected.upper()
-    summary = f"the label reads {name} '{observed}'" + (f"; the catalog expects '{expected}'" if expected else "")
+    support = votes(check.reads)
+    observed = canonical(expected) if check.status == "ok" else max(support, key=lambda v: support[v])
+    matches = {"ok": True, "wrong": False}.get(check.status)
+    summary = f"the label reads {name} '{observed}'; the catalog expects '{expected}'"
+    if check.status == "conflict":
+        summary += f"; as many cameras read {' and '.join(sorted(support))}: a person decides"
+    refs = [lines[r.index][0] for r in check.reads if r.value == observed]
     return ToolResult(
         tool="check_attribute",
         status="ok",
@@ -334,11 +321,11 @@ def check_attribute(ev: EvidenceFile, args: AttributeArgs) -> ToolResult:
             "attribute": name,
             "expected": expected,
             "observed": observed,
-            "all_observed": sorted(seen),
+            "all_observed": sorted(support),
             "matches_catalog": matches,
             "label_visible": True,
         },
-        citations=cites + seen[observed][:3] + [r for r, _ in stored],
+        citations=cites + list(dict.fromkeys(refs))[:3] + [r for r, _ in stored],
     )
 
 

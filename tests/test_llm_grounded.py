@@ -13,6 +13,7 @@ from llm_agent.report import write_report
 from llm_agent.taxonomy import RootCause
 from llm_agent.tools import default_tools
 from pipeline.store import Store
+from pipeline.types import Finding
 from tests.test_llm_fixture_store import add_item, anomaly, build_store, catalog
 
 
@@ -59,6 +60,9 @@ def colour_store(tmp_path_factory) -> tuple[Path, Path]:
     store = Store(db)
     add_item(store, root, "WHITE-1", "SHEET-SET-TWIN", "L6", ["SIZE", "TWIN"], [anomaly(0.03)])
     add_item(store, root, "BLUE-1", "SHEET-SET-TWIN", "L6", ["SIZE", "TWIN"], [anomaly(0.03)], colour=(36, 96, 190))
+    tunnel_colour = Finding(stage="attributes", kind="wrong_colour", score=0.9, probability=0.9)
+    add_item(store, root, "BLUE-2", "SHEET-SET-TWIN", "L6", ["SIZE", "TWIN"], [tunnel_colour, anomaly(0.03)])
+    add_item(store, root, "TONGUE-1", "SNEAKER-42", "L3", ["44"], [anomaly(0.03)], colour=(36, 96, 190))
     store.close()
     catalog().save(root / "catalog.json")
     return db, root
@@ -74,6 +78,19 @@ def test_colour_complaint_is_checked_on_the_pixels_not_the_size_label(colour_sto
     colour = [t.answer for t in report.transcript if t.answer.fact == "colour_matches"]
     assert colour and colour[0].value is (cause is RootCause.CUSTOMER_MISPERCEPTION)
     assert report.citations_valid()
+
+
+def test_a_colour_flag_does_not_turn_a_damage_complaint_into_a_wrong_variant(colour_store) -> None:
+    report, _ = run(colour_store, "BLUE-2", "box came crushed")
+    assert report.root_cause is RootCause.DAMAGED_AFTER_TUNNEL, report.summary
+
+
+def test_label_is_read_as_the_tunnel_reads_it(colour_store) -> None:
+    """A shoe tongue shows the number only; the tunnel's label reading takes it for the size."""
+    report, _ = run(colour_store, "TONGUE-1", "wrong size, ordered EU 42 but got EU 44")
+    assert report.root_cause is RootCause.WRONG_VARIANT, report.summary
+    observed = [t.answer.value for t in report.transcript if t.answer.fact == "observed"]
+    assert observed == ["EU 44"]
 
 
 def test_label_read_by_ocr_decides_wrong_variant(store) -> None:
