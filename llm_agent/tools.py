@@ -268,22 +268,12 @@ def check_attribute(ev: EvidenceFile, args: AttributeArgs) -> ToolResult:
         return _check_colour(ev, expected, stored, cites)
     if why := _ocr_available():
         if stored:
-            return ToolResult(
-                tool="check_attribute",
-                status="ok",
-                summary=f"the tunnel flagged {stored[0][1].kind}",
-                data={"attribute": name, "expected": expected, "observed": None, "matches_catalog": False},
-                citations=cites + [r for r, _ in stored],
-            )
+            summary = f"the tunnel flagged {stored[0][1].kind}"
+            return _attribute_result(name, expected, summary, cites + [r for r, _ in stored], matches=False)
         return _unavailable("check_attribute", why)
     if expected is None:
-        return ToolResult(
-            tool="check_attribute",
-            status="ok",
-            summary=f"the catalog gives no {name} for {ev.record.sku}",
-            data={"attribute": name, "expected": None, "observed": None, "matches_catalog": None},
-            citations=cites + [r for r, _ in stored],
-        )
+        summary = f"the catalog gives no {name} for {ev.record.sku}"
+        return _attribute_result(name, None, summary, cites + [r for r, _ in stored])
     from detectors.attributes.labels import canonical, judge, read_values, votes
 
     lines, errors = _lines(ev, None)
@@ -291,42 +281,40 @@ def check_attribute(ev: EvidenceFile, args: AttributeArgs) -> ToolResult:
     # The tunnel's own label reading: value families, stickers over titles, one vote per camera.
     check = judge(name, expected, read_values([(t, c) for _, t, c in lines], expected, cameras))
     if check.status == "unread":
-        data = {
-            "attribute": name,
-            "expected": expected,
-            "observed": None,
-            "matches_catalog": None,
-            "label_visible": bool(lines),
-        }
         why = "no label text with a known value was read" if not errors else "; ".join(errors)
-        return ToolResult(
-            tool="check_attribute",
-            status="ok",
-            summary=f"the {name} could not be read on any camera ({why})",
-            data=data,
-            citations=cites + [r for r, _ in stored],
-        )
+        summary = f"the {name} could not be read on any camera ({why})"
+        return _attribute_result(name, expected, summary, cites + [r for r, _ in stored], label_visible=bool(lines))
     support = votes(check.reads)
     observed = canonical(expected) if check.status == "ok" else max(support, key=lambda v: support[v])
-    matches = {"ok": True, "wrong": False}.get(check.status)
     summary = f"the label reads {name} '{observed}'; the catalog expects '{expected}'"
     if check.status == "conflict":
         summary += f"; as many cameras read {' and '.join(sorted(support))}: a person decides"
-    refs = [lines[r.index][0] for r in check.reads if r.value == observed]
-    return ToolResult(
-        tool="check_attribute",
-        status="ok",
-        summary=summary,
-        data={
-            "attribute": name,
-            "expected": expected,
-            "observed": observed,
-            "all_observed": sorted(support),
-            "matches_catalog": matches,
-            "label_visible": True,
-        },
-        citations=cites + list(dict.fromkeys(refs))[:3] + [r for r, _ in stored],
+    refs = list(dict.fromkeys(lines[r.index][0] for r in check.reads if r.value == observed))
+    return _attribute_result(
+        name,
+        expected,
+        summary,
+        cites + refs[:3] + [r for r, _ in stored],
+        observed=observed,
+        matches={"ok": True, "wrong": False}.get(check.status),
+        all_observed=sorted(support),
+        label_visible=True,
     )
+
+
+def _attribute_result(
+    name: str,
+    expected: str | None,
+    summary: str,
+    citations: list[str],
+    *,
+    observed: str | None = None,
+    matches: bool | None = None,
+    **extra: Any,
+) -> ToolResult:
+    """A `check_attribute` answer: what the label reads and whether it is the catalog's value."""
+    data = {"attribute": name, "expected": expected, "observed": observed, "matches_catalog": matches, **extra}
+    return ToolResult(tool="check_attribute", status="ok", summary=summary, data=data, citations=citations)
 
 
 def _sku_colour_threshold(ev: EvidenceFile) -> float | None:

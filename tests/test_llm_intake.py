@@ -53,6 +53,14 @@ def test_claimed_attribute_and_dates() -> None:
         use_embeddings=False,
     )
     assert (c.attribute.name, c.attribute.expected, c.attribute.received) == ("size", "TWIN", "KING")
+    quoted = read_complaint(
+        "colour is fine, but ordered twin, got king",
+        "X1",
+        catalog=cat,
+        record=cat.get("SHEET-SET-TWIN"),
+        use_embeddings=False,
+    )
+    assert quoted.attribute is not None and quoted.attribute.name == "size"  # a quoted value outranks the word
     d = read_complaint("expired on 01.11.2026", "X1", record=cat.get("FOOD-CEREAL-01"), use_embeddings=False)
     assert d.claimed_dates == ["2026-11-01"]
 
@@ -75,18 +83,6 @@ def test_colour_is_claimed_without_a_colour_value(text: str, colour: bool) -> No
     cat = catalog()
     c = read_complaint(text, "X1", catalog=cat, record=cat.get("SHEET-SET-TWIN"), use_embeddings=False)
     assert (c.attribute is not None and c.attribute.name == "colour") is colour
-
-
-def test_a_quoted_value_outranks_the_colour_word() -> None:
-    cat = catalog()
-    c = read_complaint(
-        "colour fine but ordered twin, got king",
-        "X1",
-        catalog=cat,
-        record=cat.get("SHEET-SET-TWIN"),
-        use_embeddings=False,
-    )
-    assert c.attribute is not None and c.attribute.name == "size"
 
 
 def test_injection_is_cut_where_it_starts() -> None:
