@@ -101,6 +101,13 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
         ask(
             "Is the photographed item the product that was ordered?", "identify_product", "matches_sku", (R.WRONG_ITEM,)
         )
+    if "wrong_item" in flagged:
+        ask(
+            "Did the tunnel's look check find the item nearer another product?",
+            "identify_product",
+            "looks_like_sku",
+            (R.WRONG_ITEM, R.DAMAGED_BEFORE_SHIPMENT),
+        )
     if problem is P.WRONG_ITEM:
         ask(
             "Does the item's colour match the catalog?",

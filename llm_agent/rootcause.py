@@ -71,6 +71,18 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
     # 1. What the photos show about identity and label.
     if f.get("matches_sku") is False:
         return done(R.WRONG_ITEM, 0.9, f.claim(f"The printed title is not {evidence.capture.sku}'s.", "matches_sku"))
+    # The look check, like colour, also moves with damage: it names a wrong item only for a
+    # complaint about what was shipped, and only when no printed title says otherwise.
+    looks_wrong = f.get("looks_like_sku") is False and f.get("matches_sku") is not True
+    if looks_wrong and problem in SHIPPED_WHAT:
+        return done(
+            R.WRONG_ITEM,
+            0.75,
+            f.claim(
+                f"In the tunnel the item looked like another product more than {evidence.capture.sku}.",
+                "looks_like_sku",
+            ),
+        )
     # A colour measure is weaker evidence than a label read: glare, shade or another FC's
     # light move it. It decides complaints about what was shipped, never a damage complaint.
     label_wrong = f.get("matches_catalog") is False
@@ -168,6 +180,14 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
             R.DAMAGED_BEFORE_SHIPMENT,
             0.9,
             f.claim("The damage is visible in the tunnel photos taken before shipment.", "damage_visible"),
+        )
+    if looks_wrong and problem is P.DAMAGED:
+        return done(
+            R.DAMAGED_BEFORE_SHIPMENT,
+            0.6,
+            f.claim(
+                f"In the tunnel the item already looked unlike {evidence.capture.sku}'s normal look.", "looks_like_sku"
+            ),
         )
 
     # 4. What the customer may have misread.

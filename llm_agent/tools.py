@@ -424,17 +424,33 @@ def _title_tokens(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2}
 
 
-def identify_product(ev: EvidenceFile, args: NoArgs) -> ToolResult:
-    """Which catalog product the printed text belongs to (brand and title words)."""
+def _tunnel_look(ev: EvidenceFile) -> tuple[dict[str, Any], str, list[str]]:
+    """The tunnel's look check (the attributes stage's nearest-SKU search over normal banks):
+    `looks_like_sku` False when it flagged the item as nearer another SKU, else None."""
     stored = [(ref, f) for ref, f in _findings(ev, frozenset({"wrong_item"})) if f.probability >= VISIBLE_P]
+    if not stored:
+        return {"looks_like_sku": None}, "", []
+    data = next((e.data for _, f in stored for e in f.evidence if e.data.get("nearest_sku")), {})
+    nearest = data.get("nearest_sku")
+    said = "the tunnel's look check found the item " + (
+        f"nearer {nearest}'s normal look than its own" if nearest else "unlike its SKU's normal look"
+    )
+    return {"looks_like_sku": False, "nearest_sku": nearest}, said, [r for r, _ in stored]
+
+
+def identify_product(ev: EvidenceFile, args: NoArgs) -> ToolResult:
+    """Which catalog product the item is: the words of its printed title (`matches_sku`), and the
+    tunnel's look check (`looks_like_sku`). They are separate facts because a look also moves
+    with damage, while a printed title names a product."""
+    look, look_said, look_cites = _tunnel_look(ev)
     if why := _ocr_available():
-        if stored:
+        if look_cites:
             return ToolResult(
                 tool="identify_product",
                 status="ok",
-                summary="the tunnel flagged a wrong item",
-                data={"matches_sku": False, "best_sku": None},
-                citations=[r for r, _ in stored],
+                summary=look_said,
+                data={"matches_sku": None, "best_sku": None, **look},
+                citations=look_cites,
             )
         return _unavailable("identify_product", why)
     lines, _errors = _lines(ev, None)
@@ -445,19 +461,17 @@ def identify_product(ev: EvidenceFile, args: NoArgs) -> ToolResult:
         if title:
             scores[rec.sku] = len(title & words) / len(title)
     if not words or not scores or max(scores.values()) == 0:
-        data = {"matches_sku": None if not stored else False, "best_sku": None, "words": sorted(words)[:30]}
         return ToolResult(
             tool="identify_product",
             status="ok",
-            summary="no product title could be read on the item",
-            data=data,
-            citations=[r for r, _ in stored],
+            summary="; ".join(filter(None, ["no product title could be read on the item", look_said])),
+            data={"matches_sku": None, "best_sku": None, "words": sorted(words)[:30], **look},
+            citations=look_cites,
         )
     own = ev.capture.sku
     best = max(scores, key=lambda s: (scores[s], s == own))
     # Titles shared by several SKUs (sizes of one product) identify the product, not the variant.
     same_title = ev.record is not None and best in ev.catalog.skus and ev.catalog.skus[best].title == ev.record.title
-    matches = (best == own or same_title) and not stored
     cites = [r for r, t, _ in lines if _title_tokens(t) & _title_tokens(ev.catalog.skus[best].title)][:3]
     cites += [f"catalog:{best}"] if f"catalog:{best}" in ev.refs else []
     if best != own and not same_title:
@@ -468,9 +482,14 @@ def identify_product(ev: EvidenceFile, args: NoArgs) -> ToolResult:
     return ToolResult(
         tool="identify_product",
         status="ok",
-        summary=summary,
-        data={"matches_sku": matches, "best_sku": best, "title_score": round(scores[best], 3)},
-        citations=cites + [r for r, _ in stored],
+        summary="; ".join(filter(None, [summary, look_said])),
+        data={
+            "matches_sku": best == own or same_title,
+            "best_sku": best,
+            "title_score": round(scores[best], 3),
+            **look,
+        },
+        citations=cites + look_cites,
     )
 
 

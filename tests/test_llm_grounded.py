@@ -13,7 +13,7 @@ from llm_agent.report import write_report
 from llm_agent.taxonomy import RootCause
 from llm_agent.tools import default_tools
 from pipeline.store import Store
-from pipeline.types import Finding
+from pipeline.types import Evidence, Finding
 from tests.test_llm_fixture_store import add_item, anomaly, build_store, catalog
 
 
@@ -63,6 +63,14 @@ def colour_store(tmp_path_factory) -> tuple[Path, Path]:
     tunnel_colour = Finding(stage="attributes", kind="wrong_colour", score=0.9, probability=0.9)
     add_item(store, root, "BLUE-2", "SHEET-SET-TWIN", "L6", ["SIZE", "TWIN"], [tunnel_colour, anomaly(0.03)])
     add_item(store, root, "TONGUE-1", "SNEAKER-42", "L3", ["44"], [anomaly(0.03)], colour=(36, 96, 190))
+    look = Finding(
+        stage="attributes",
+        kind="wrong_item",
+        score=0.4,
+        probability=0.7,
+        evidence=[Evidence(camera="top", data={"nearest_sku": "FOOD-CEREAL-01"})],
+    )
+    add_item(store, root, "LOOK-1", "SHEET-SET-TWIN", "L6", ["SIZE", "TWIN"], [look, anomaly(0.03)])
     store.close()
     catalog().save(root / "catalog.json")
     return db, root
@@ -83,6 +91,23 @@ def test_colour_complaint_is_checked_on_the_pixels_not_the_size_label(colour_sto
 def test_a_colour_flag_does_not_turn_a_damage_complaint_into_a_wrong_variant(colour_store) -> None:
     report, _ = run(colour_store, "BLUE-2", "box came crushed")
     assert report.root_cause is RootCause.DAMAGED_AFTER_TUNNEL, report.summary
+
+
+@pytest.mark.parametrize(
+    ("text", "cause"),
+    [
+        ("this is not what i ordered at all", RootCause.WRONG_ITEM),
+        # a look also moves with damage: for a damage complaint it is damage seen in the tunnel
+        ("box came crushed", RootCause.DAMAGED_BEFORE_SHIPMENT),
+    ],
+)
+def test_the_tunnel_look_check_is_its_own_fact(colour_store, text, cause) -> None:
+    report, _ = run(colour_store, "LOOK-1", text)
+    assert report.root_cause is cause, report.summary
+    facts = {t.answer.fact: t.answer.value for t in report.transcript}
+    assert facts["looks_like_sku"] is False and facts.get("matches_sku") is None
+    assert "printed title" not in report.summary
+    assert report.citations_valid()
 
 
 def test_label_is_read_as_the_tunnel_reads_it(colour_store) -> None:
