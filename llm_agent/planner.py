@@ -41,7 +41,7 @@ class Question(BaseModel):
 def _variant_attribute(complaint: Complaint, evidence: EvidenceFile) -> str | None:
     """The attribute a label shows that the complaint is about (colour is checked from pixels)."""
     attrs = evidence.record.attributes if evidence.record else {}
-    if complaint.attribute and complaint.attribute.name in attrs and complaint.attribute.name in VARIANT_ATTRIBUTES:
+    if complaint.attribute and complaint.attribute.name in attrs and complaint.attribute.name != "colour":
         return complaint.attribute.name
     return next((a for a in VARIANT_ATTRIBUTES if a in attrs), None)
 
