@@ -115,7 +115,23 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
             R.CUSTOMER_MISPERCEPTION, 0.6, f.claim("The printed title is the ordered product's.", "matches_sku")
         )
 
-    # 2. Dates.
+    # 2. Dates. "Sooner than advertised" is a claim about the listing, whose date is the lot
+    # record's: a print that disagrees with the record explains it, short-dated or not.
+    listing_wrong = f.get("matches_lot_record") is False
+    if problem is P.SHORT_DATED and listing_wrong:
+        also = " It was also too close to expiry when it shipped." if f.get("expired_at_shipment") is True else ""
+        return done(
+            R.CATALOG_LISTING_ERROR,
+            0.8,
+            f.claim(
+                f"The printed expiry {f.get('expiry_date')} differs from the lot's inventory record"
+                f" ({f.get('lot_recorded_expiry')}), which the listing shows.{also}",
+                "matches_lot_record",
+                "expiry_date",
+                "lot_recorded_expiry",
+                "expired_at_shipment",
+            ),
+        )
     if f.get("expired_at_shipment") is True:
         return done(
             R.EXPIRED_AT_SHIPMENT,
@@ -126,7 +142,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
                 "expiry_date",
             ),
         )
-    if f.get("matches_lot_record") is False and problem in (P.SHORT_DATED, P.NOT_AS_DESCRIBED, P.EXPIRED, P.OTHER):
+    if listing_wrong and problem in (P.NOT_AS_DESCRIBED, P.EXPIRED, P.OTHER):
         return done(
             R.CATALOG_LISTING_ERROR,
             0.8,

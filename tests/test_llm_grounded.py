@@ -35,6 +35,8 @@ def run(store, item: str, text: str, **kw):
         ("CLEAN-1", "arrived damaged, corner smashed", RootCause.DAMAGED_AFTER_TUNNEL),
         ("FAINT-1", "arrived damaged, corner smashed", RootCause.DAMAGED_BEFORE_SHIPMENT),
         ("EXP-1", "product is expired!!", RootCause.EXPIRED_AT_SHIPMENT),
+        # short-dated against what the listing (the lot record) said: the record is what was wrong
+        ("EXP-1", "expiry date much sooner than advertised", RootCause.CATALOG_LISTING_ERROR),
         ("OK-1", "expired product!! date printed is 10.01.2026", RootCause.CUSTOMER_MISPERCEPTION),
         ("SHOE-1", "shoes came without a box, are these used??", RootCause.CUSTOMER_MISPERCEPTION),
         ("NOANOM-1", "meh. want refund", RootCause.INCONCLUSIVE),
