@@ -4,7 +4,8 @@ The rules are evidence first: what the tunnel photos show about the item (a diff
 product, a wrong label, a past expiry, visible damage) decides before what the customer
 says; the complaint only chooses among explanations the photos leave open (damage not
 visible in the tunnel happened after it; an expiry that was fine at shipment and a quoted
-production date is a misreading). Every reason cites the answers' evidence.
+production date is a misreading). A look or colour measure, which damage and light move too,
+decides only complaints about what was shipped. Every reason cites the answers' evidence.
 """
 
 from __future__ import annotations

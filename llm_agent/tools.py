@@ -30,9 +30,9 @@ DAMAGE_KINDS = frozenset(
 CONTENT_KINDS = frozenset({"empty_container", "missing_parts", "underfill"})
 LABEL_KINDS = frozenset({"wrong_variant_label", "wrong_colour", "wrong_item", "missing_label", "attribute_mismatch"})
 VISIBLE_P = 0.5
+"""Probability from which a stored finding counts as visible in the tunnel."""
 COLOUR_REFERENCES = 12
 """Normal references measured for a SKU's colour threshold (as `detectors.attributes.fit_profile`)."""
-"""Probability from which a stored finding counts as visible in the tunnel."""
 COMPLAINT_ANOMALY_P = 0.1
 """Anomaly-ensemble probability from which an investigation counts damage as visible. The belt
 diverts at 0.5, where 0.5 % of the SKU's normal items score higher, because it must leave good
@@ -394,10 +394,12 @@ def _check_colour(ev: EvidenceFile, expected: str | None, stored, cites: list[st
     )
     summary = (
         f"{read.share:.0%} of the item shows the catalog colour '{expected}' "
-        f"(its normal look: at least {read.min_share:.0%}); the dominant colour is nearest to '{nearest}'"
+        f"(the SKU's threshold from its normal look: {read.min_share:.0%}); the dominant colour is nearest to "
+        f"'{nearest}'"
     )
     if flagged:
         matches: bool | None = False
+        summary += "; the tunnel flagged a wrong colour"
     elif trust is ColourTrust.NONE:
         matches = None
         summary += "; its normal look barely shows that colour, so the pixels cannot tell"

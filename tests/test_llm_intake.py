@@ -43,24 +43,24 @@ def test_embedding_reads_phrasings_without_a_cue() -> None:
     assert c.problem_scores
 
 
-def test_claimed_attribute_and_dates() -> None:
+@pytest.mark.parametrize(
+    ("text", "attribute"),
+    [
+        ("the label says KING, i ordered twin!!", ("size", "TWIN", "KING")),
+        # a quoted value outranks the word colour
+        ("colour is fine, but ordered twin, got king", ("size", "TWIN", "KING")),
+        ("not the colour in the picture", ("colour", None, None)),
+    ],
+)
+def test_claimed_attribute(text: str, attribute: tuple[str, str | None, str | None]) -> None:
     cat = catalog()
-    c = read_complaint(
-        "the label says KING, i ordered twin!!",
-        "X1",
-        catalog=cat,
-        record=cat.get("SHEET-SET-TWIN"),
-        use_embeddings=False,
-    )
-    assert (c.attribute.name, c.attribute.expected, c.attribute.received) == ("size", "TWIN", "KING")
-    quoted = read_complaint(
-        "colour is fine, but ordered twin, got king",
-        "X1",
-        catalog=cat,
-        record=cat.get("SHEET-SET-TWIN"),
-        use_embeddings=False,
-    )
-    assert quoted.attribute is not None and quoted.attribute.name == "size"  # a quoted value outranks the word
+    c = read_complaint(text, "X1", catalog=cat, record=cat.get("SHEET-SET-TWIN"), use_embeddings=False)
+    assert c.attribute is not None
+    assert (c.attribute.name, c.attribute.expected, c.attribute.received) == attribute
+
+
+def test_claimed_dates() -> None:
+    cat = catalog()
     d = read_complaint("expired on 01.11.2026", "X1", record=cat.get("FOOD-CEREAL-01"), use_embeddings=False)
     assert d.claimed_dates == ["2026-11-01"]
 
