@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from detectors.ocr_expiry import OcrExpiryStage, read_dates
 from detectors.ocr_expiry.checker import judge
 from detectors.ocr_expiry.engines import OcrEngine, RapidOcrEngine, TextLine, get_engine, recognize_upright
-from detectors.ocr_expiry.preprocess import Pass, rotate, skew_angle, vertical_text
+from detectors.ocr_expiry.preprocess import Pass, line_pass, rotate, skew_angle, vertical_text
 from pipeline.catalog import Catalog
 from pipeline.stages import StageContext, load_stage
 from pipeline.types import CatalogRecord, ExpiryPolicy, Frame, ItemCapture, LotRecord
@@ -291,6 +291,55 @@ def test_stage_keeps_going_when_a_frame_is_corrupt(tmp_path: Path) -> None:
     [f] = stage(capture, StageContext(_catalog(), today=TODAY))
     assert f.kind == "expiry_ok" and "could not be decoded" in f.message
     assert any(e.camera == "side" and "error" in e.data for e in f.evidence)
+
+
+class SequenceEngine:
+    """An engine that answers each successive pass with the next prepared list of lines."""
+
+    name = "sequence"
+
+    def __init__(self, passes: list[list[TextLine]]) -> None:
+        self.passes = list(passes)
+        self.calls = 0
+
+    def read(self, image: np.ndarray) -> list[TextLine]:
+        self.calls += 1
+        return list(self.passes.pop(0)) if self.passes else []
+
+
+LOT_LINE = TextLine("LOT 1756", (40.0, 40.0, 120.0, 60.0), 0.95)
+
+
+@pytest.mark.parametrize(
+    ("passes", "expiry", "calls"),
+    [
+        # first pass, region pass, then the line pass or the whole-image passes
+        ([[LOT_LINE], [_line("APR 2027")], [_line("11 APR 2027")]], "2027-04-11", 3),
+        ([[LOT_LINE], [_line("APR 2027")], [_line("12 MAY 2027")]], "2027-04", 3),
+        ([[LOT_LINE], [_line("APR 2027")], [], [_line("11 APR 2027")]], "2027-04", 3),
+        ([[LOT_LINE], [_line("11 APR 2027")], [_line("12 APR 2027")]], "2027-04-11", 2),
+        ([[], [_line("APR 2027")], [_line("11 APR 2027")]], "2027-04", 2),
+    ],
+)
+def test_a_month_read_on_a_region_crop_is_read_again_as_a_whole_line(
+    passes: list[list[TextLine]], expiry: str, calls: int
+) -> None:
+    """A region crop may lose a date's day ("11 APR 2027" read "APR 2027"): one more read of
+    the whole line may add the day of the same month, never a different date. A whole-image
+    pass's month read (the fifth row: no region) is not read again."""
+    engine = SequenceEngine(passes)
+    read = read_dates(np.full((200, 300, 3), 200, np.uint8), engine=engine, today=TODAY)
+    assert read.expiry is not None and read.expiry.iso == expiry and engine.calls == calls
+
+
+@pytest.mark.parametrize("box", [(100.0, 50.0, 220.0, 70.0), (100.0, 50.0, 120.0, 170.0)])
+def test_line_pass_reads_a_line_left_to_right_and_maps_back(box: tuple[float, float, float, float]) -> None:
+    image = np.zeros((400, 500, 3), np.uint8)
+    p = line_pass(image, box)
+    assert p is not None and p.image.shape[1] > p.image.shape[0]
+    x0, y0, x1, y1 = p.map_box((0.0, 0.0, p.image.shape[1] - 1.0, p.image.shape[0] - 1.0))
+    assert x0 <= box[0] and y0 <= box[1] and x1 >= box[2] and y1 >= box[3]
+    assert x1 - x0 < 500 and y1 - y0 < 400
 
 
 # --- real photos ----------------------------------------------------------------------------

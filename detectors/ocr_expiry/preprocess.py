@@ -35,6 +35,14 @@ REGION_PAD = 0.6
 """Padding around a candidate line, as a share of its height (a neighbouring expiry line fits in)."""
 REGION_TARGET_HEIGHT = 48.0
 """Enlarge a region so its text line is about this tall (the recogniser's input height)."""
+REGION_PASS = "region"
+"""Name of a region pass: its crop can cut a neighbouring line, its detector split it."""
+LINE_PASS = "line"
+"""Name of the pass that reads one line again, lengthened and turned to run left to right."""
+LINE_EXTEND = 4.0
+"""How far a cut line is read beyond its box at each end, in line heights (a day and a label)."""
+LINE_PAD = 0.4
+"""Margin across a cut line, in line heights: enough for its ascenders, little of its neighbours."""
 
 
 @dataclass(frozen=True)
@@ -166,29 +174,52 @@ def upscale(image: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
     return out, np.array([[1.0 / factor, 0.0, 0.0], [0.0, 1.0 / factor, 0.0]])
 
 
+def _crop_pass(image: np.ndarray, box: Box4, pad_x: float, pad_y: float, height: float, name: str) -> Pass | None:
+    """The padded neighbourhood of `box`, enlarged so a line `height` px high is read at the
+    recogniser's input height; None when it is too small to read."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = box
+    rx0, ry0 = max(0, int(x0 - pad_x)), max(0, int(y0 - pad_y))
+    rx1, ry1 = min(w, int(x1 + pad_x + 1)), min(h, int(y1 + pad_y + 1))
+    if rx1 - rx0 < 4 or ry1 - ry0 < 4:
+        return None
+    factor = float(np.clip(REGION_TARGET_HEIGHT / height, 1.0, 3.0))
+    region, back = upscale(image[ry0:ry1, rx0:rx1], factor)
+    return Pass(name, region, back + np.array([[0.0, 0.0, rx0], [0.0, 0.0, ry0]]))
+
+
 def region_passes(image: np.ndarray, lines: Sequence[TextLine]) -> list[Pass]:
     """Cheap fallbacks first: the neighbourhood of each digit-bearing line, enlarged. A date
     that was half detected or misread at a small size can be read here at a fraction of a
     whole-image pass's cost. No dot-matrix filter on regions: on normal print it garbles a
     production date into something the grammar may take for an expiry."""
-    h, w = image.shape[:2]
     candidates = sorted(
         (line for line in lines if sum(c.isdigit() for c in line.text) >= REGION_MIN_DIGITS),
         key=lambda line: -sum(c.isdigit() for c in line.text),
     )[:MAX_REGIONS]
-    passes: list[Pass] = []
-    for line in candidates:
-        x0, y0, x1, y1 = line.box
-        pad = REGION_PAD * line.height
-        rx0, ry0 = max(0, int(x0 - pad)), max(0, int(y0 - 2 * pad))
-        rx1, ry1 = min(w, int(x1 + pad + 1)), min(h, int(y1 + 2 * pad + 1))
-        if rx1 - rx0 < 4 or ry1 - ry0 < 4:
-            continue
-        factor = float(np.clip(REGION_TARGET_HEIGHT / line.height, 1.0, 3.0))
-        region, back = upscale(image[ry0:ry1, rx0:rx1], factor)
-        back = back + np.array([[0.0, 0.0, rx0], [0.0, 0.0, ry0]])
-        passes.append(Pass("region", region, back))
-    return passes
+    passes = [
+        _crop_pass(image, line.box, REGION_PAD * line.height, 2 * REGION_PAD * line.height, line.height, REGION_PASS)
+        for line in candidates
+    ]
+    return [p for p in passes if p is not None]
+
+
+def line_pass(image: np.ndarray, box: Box4) -> Pass | None:
+    """One line's box lengthened along its reading direction (the longer side) and turned to
+    run left to right: a line the detector split or a crop cut ("11" above "APR 2021" on a
+    vertical print) read again as one."""
+    x0, y0, x1, y1 = box
+    across = max(1.0, min(x1 - x0, y1 - y0))
+    along, side = LINE_EXTEND * across, LINE_PAD * across
+    vertical = y1 - y0 > x1 - x0
+    pad_x, pad_y = (side, along) if vertical else (along, side)
+    crop = _crop_pass(image, box, pad_x, pad_y, across, LINE_PASS)
+    if crop is None or not vertical:
+        return crop
+    turned, back = rotate(crop.image, 90.0)
+    to_input = crop.to_input[:, :2] @ back
+    to_input[:, 2] += crop.to_input[:, 2]
+    return Pass(LINE_PASS, turned, to_input)
 
 
 def fallback_passes(image: np.ndarray, lines: Sequence[TextLine]) -> list[Pass]:

@@ -21,7 +21,7 @@ import numpy as np
 from detectors.ocr_expiry.classify import LABELLED, DateRead, check_consistency, classify_lines, script_order
 from detectors.ocr_expiry.engines import DEFAULT_ENGINE, OcrEngine, TextLine, get_engine
 from detectors.ocr_expiry.grammar import Order
-from detectors.ocr_expiry.preprocess import fallback_passes, first_pass, region_passes
+from detectors.ocr_expiry.preprocess import REGION_PASS, Pass, fallback_passes, first_pass, line_pass, region_passes
 from pipeline.imageio import read_image
 
 FALLBACK_BUDGET_MS = 4000.0
@@ -96,6 +96,19 @@ def pick_expiry(dates: Sequence[DateRead]) -> DateRead | None:
     if share < 1.0:
         best = replace(best, confidence=round(best.confidence * max(share, 0.5), 4))
     return best
+
+
+def _may_lack_its_day(fp: Pass, expiry: DateRead) -> bool:
+    """A month-only expiry read on a region crop: the crop may have cut its day off, or the
+    detector split it from its line ("11" above "APR 2021" on a vertical print)."""
+    return fp.name == REGION_PASS and expiry.parsed.day is None
+
+
+def completions(month_read: DateRead, found: Sequence[DateRead]) -> list[DateRead]:
+    """The expiry reads in `found` that complete `month_read` with a day: the same month, read
+    whole. A re-read may add the day a crop cut off, never contradict the month."""
+    prefix = month_read.iso + "-"
+    return [d for d in found if d.type == "expiry" and d.parsed.day is not None and d.iso.startswith(prefix)]
 
 
 def _merge(base: list[DateRead], extra: list[DateRead]) -> list[DateRead]:
@@ -173,6 +186,8 @@ def continue_read(
     and dot-matrix-filtered neighbourhoods of digit-bearing lines, then whole-image passes
     (quarter turns, enlargement, dot-matrix). Stops at the first pass that finds an expiry, or
     when `deadline` (on `engine_clock`) has passed; "budget_spent" is then the last pass name.
+    A month-only expiry read on a region crop is read once more as a whole line
+    (`line_pass`), which may add its day (`completions`).
     `may_continue` is asked before each pass (the item's verdict deadline); "deadline_near"
     is the last pass name when it said no.
     Dates found by a fallback are added to the first read's, never replace them, and the
@@ -194,16 +209,24 @@ def continue_read(
             passes.append(DEADLINE_NEAR)
             break
         fp_read = eng.read(fp.image)
-        fp_lines = fp.map_lines(fp_read)
         passes.append(fp.name)
         found = fp.map_dates(classify_lines(fp_read, order=order, today=today, stale_years=stale_years))
         # Consistency is checked on the whole print: a crop without the production line must
         # not bring back an expiry the first pass rejected as earlier than manufacture.
         merged = check_consistency(_merge(dates, found), today, stale_years)
-        if pick_expiry(merged) is not None:
-            lines += fp_lines
-            dates = merged
-            break
+        expiry = pick_expiry(merged)
+        if expiry is None:
+            continue
+        lines += fp.map_lines(fp_read)
+        dates = merged
+        if _may_lack_its_day(fp, expiry) and (whole := line_pass(image, expiry.box)) is not None:
+            whole_read = eng.read(whole.image)
+            passes.append(whole.name)
+            in_whole = classify_lines(whole_read, order=order, today=today, stale_years=stale_years)
+            if found := completions(expiry, whole.map_dates(in_whole)):
+                lines += whole.map_lines(whole_read)
+                dates = check_consistency(_merge(dates, found), today, stale_years)
+        break
     return ImageRead(
         dates=dates,
         expiry=pick_expiry(dates),
