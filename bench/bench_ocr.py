@@ -17,6 +17,9 @@ prints a markdown table.
 - Simulated tunnel items (`tunnel_sim.generate_dataset`): the full stage on every camera
   frame of each item (after localisation when that stage is available), against the
   manifest's printed expiry and its expired / mismatch / unreadable defects.
+- Legibility: held-out simulated prints sampled down to each capital height (5 to 16 camera
+  pixels) and read with the edge stage's OCR budget: exact reads and wrong dates per size,
+  the camera resolution a line's smallest print needs.
 - Latency, p50 / p90: wall time and process CPU time (the machine's 2 cores are shared, so
   wall time grows with others' load; CPU time is what an item costs). Tunnel items are timed
   per item (all views) with the stage's edge budget.
@@ -40,7 +43,7 @@ import numpy as np
 from detectors.ocr_expiry.checker import judge
 from detectors.ocr_expiry.engines import ENGINES, get_engine
 from detectors.ocr_expiry.grammar import iso_of, parse_iso
-from detectors.ocr_expiry.reader import read_dates
+from detectors.ocr_expiry.reader import FALLBACK_BUDGET_MS, read_dates
 from pipeline.imageio import read_image
 from pipeline.types import ExpiryPolicy
 
@@ -49,6 +52,13 @@ PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "expiry_photo
 PHOTOS_TODAY = date(2021, 6, 1)
 SIM_TODAY = date(2026, 11, 22)
 MIN_REMAINING = (0, 30, 90, 180)
+RENDER_CAP_PX = 24.0
+"""Capital height prints are rendered at before a camera-like resample to a smaller size."""
+LEGIBILITY_CAPS = (5.0, 6.0, 8.0, 10.0, 12.0, 16.0)
+"""Capital heights, in camera pixels, the legibility sweep reads prints at."""
+LEGIBILITY_BLURS = (0, 3)
+"""Belt-motion smear, in pixels, the legibility sweep reads each size with (the simulated
+cameras smear an item by 1, 3, 5 or 7 px)."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -203,45 +213,64 @@ def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _render(spec: dict[str, Any], cap_px: float | None = None) -> tuple[np.ndarray, Any]:
+    """The spec's print; with `cap_px`, rendered at 24 px capitals and resampled down to
+    `cap_px` (area), as a camera samples a print it sees that small."""
+    from tunnel_sim import render_date_print
+
+    img, lines = render_date_print(
+        spec["expiry"],
+        manufactured=spec["manufactured"],
+        date_format=spec["format"],
+        language=spec["language"],
+        order=spec["order"],
+        style=spec["style"],
+        cap_px=spec["cap_px"] if cap_px is None else RENDER_CAP_PX,
+        seed=spec["i"],
+    )
+    if cap_px is not None:
+        img = cv2.resize(img, None, fx=cap_px / RENDER_CAP_PX, fy=cap_px / RENDER_CAP_PX, interpolation=cv2.INTER_AREA)
+    return img, lines
+
+
+def _read_print(
+    spec: dict[str, Any], img: np.ndarray, lines: Any, engine: str, budget_ms: float | None = FALLBACK_BUDGET_MS
+) -> tuple[dict[str, Any], float, float]:
+    """One print read and judged: its row for `score`, wall ms and CPU ms."""
+    c0 = time.process_time()
+    order, languages = spec["order"], (spec["language"], "en")
+    read = read_dates(img, engine=engine, order=order, today=SIM_TODAY, languages=languages, budget_ms=budget_ms)
+    cpu = (time.process_time() - c0) * 1000.0
+    policy = ExpiryPolicy(carries_date=True, min_remaining_days=spec["min_remaining"], date_order=spec["order"])
+    verdict = judge({"print": read}, today=SIM_TODAY, policy=policy)
+    row = {
+        "i": spec["i"],
+        "market": spec["market"],
+        "style": spec["style"],
+        "format": spec["format"],
+        "lines": list(lines.lines),
+        "expiry": lines.expiry_iso,
+        "manufactured": lines.manufactured_iso,
+        "read": verdict.expiry_iso,
+        "status": verdict.status,
+        "confidence": verdict.confidence,
+        "truth_expired": _expired(lines.expiry_iso, SIM_TODAY, spec["min_remaining"]),
+        "ms": round(read.ms),
+    }
+    return row, read.ms, cpu
+
+
 def bench_prints(n: int, seed: int = 7, engine: str = "rapidocr") -> dict[str, Any]:
     try:
-        from tunnel_sim import render_date_print
+        import tunnel_sim  # noqa: F401
     except ImportError as exc:
         return {"skipped": f"tunnel_sim not importable: {exc}"}
     rows, times, cpus = [], [], []
     for spec in _sim_prints(n, seed):
-        img, lines = render_date_print(
-            spec["expiry"],
-            manufactured=spec["manufactured"],
-            date_format=spec["format"],
-            language=spec["language"],
-            order=spec["order"],
-            style=spec["style"],
-            cap_px=spec["cap_px"],
-            seed=spec["i"],
-        )
-        languages = (spec["language"], "en")
-        c0 = time.process_time()
-        read = read_dates(img, engine=engine, order=spec["order"], today=SIM_TODAY, languages=languages)
-        cpus.append((time.process_time() - c0) * 1000.0)
-        times.append(read.ms)
-        policy = ExpiryPolicy(carries_date=True, min_remaining_days=spec["min_remaining"], date_order=spec["order"])
-        verdict = judge({"print": read}, today=SIM_TODAY, policy=policy)
-        rows.append(
-            {
-                "i": spec["i"],
-                "market": spec["market"],
-                "style": spec["style"],
-                "format": spec["format"],
-                "lines": list(lines.lines),
-                "expiry": lines.expiry_iso,
-                "manufactured": lines.manufactured_iso,
-                "read": verdict.expiry_iso,
-                "status": verdict.status,
-                "truth_expired": _expired(lines.expiry_iso, SIM_TODAY, spec["min_remaining"]),
-                "ms": round(read.ms),
-            }
-        )
+        row, ms, cpu = _read_print(spec, *_render(spec), engine)
+        rows.append(row)
+        times.append(ms)
+        cpus.append(cpu)
     result = score(rows)
     result["p50_ms"], result["p90_ms"] = percentile(times, 0.5), percentile(times, 0.9)
     result["cpu_p50_ms"], result["cpu_p90_ms"] = percentile(cpus, 0.5), percentile(cpus, 0.9)
@@ -254,6 +283,35 @@ def bench_prints(n: int, seed: int = 7, engine: str = "rapidocr") -> dict[str, A
         }
     result["misses"] = [r for r in rows if r["read"] != r["expiry"]][:60]
     return result
+
+
+def bench_legibility(
+    per_size: int, caps: tuple[float, ...] = LEGIBILITY_CAPS, blurs: tuple[int, ...] = LEGIBILITY_BLURS, seed: int = 13
+) -> dict[str, Any]:
+    """Expiry reads by print size and belt motion: the same prints (a held-out seed) sampled at
+    each capital height, sharp and smeared along the belt as the simulated cameras smear them,
+    read with the edge stage's OCR budget. Tells a line what camera resolution and exposure
+    its smallest date print needs."""
+    try:
+        import tunnel_sim  # noqa: F401
+    except ImportError as exc:
+        return {"skipped": f"tunnel_sim not importable: {exc}"}
+    from detectors.ocr_expiry.stage import EDGE_BUDGET_MS
+
+    specs = _sim_prints(per_size, seed)
+    by_size: dict[str, dict[str, Any]] = {}
+    for cap in caps:
+        for blur in blurs:
+            rows = []
+            for spec in specs:
+                img, lines = _render(spec, cap)
+                if blur > 1:
+                    img = cv2.blur(img, (blur, 1))
+                rows.append(_read_print(spec, img, lines, "rapidocr", EDGE_BUDGET_MS)[0])
+            s = score(rows)
+            wrong = sum(r["read"] is not None and r["read"] != r["expiry"] for r in rows)
+            by_size.setdefault(f"{cap:g}", {})[f"blur{blur}"] = {"exact": s["exact"], "wrong": wrong}
+    return {"per_size": per_size, "budget_ms": EDGE_BUDGET_MS, "seed": seed, "by_cap_px": by_size}
 
 
 def bench_tunnel(items: int, seed: int = 11) -> dict[str, Any]:
@@ -378,7 +436,9 @@ def bench_detector(views: int = 24, seed: int = 777) -> dict[str, Any]:
     }
 
 
-def main(prints: int = 500, items: int = 60, engines: tuple[str, ...] = tuple(ENGINES)) -> dict[str, Any]:
+def main(
+    prints: int = 500, items: int = 60, engines: tuple[str, ...] = tuple(ENGINES), legibility: int = 60
+) -> dict[str, Any]:
     from detectors.ocr_expiry.engines import RapidOcrEngine
     from detectors.ocr_expiry.quantize import effective_precision
 
@@ -388,6 +448,7 @@ def main(prints: int = 500, items: int = 60, engines: tuple[str, ...] = tuple(EN
     perturbed = bench_photo_perturbations()
     sim_prints = bench_prints(prints) if prints else {"skipped": "not run"}
     tunnel = bench_tunnel(items) if items else {"skipped": "not run"}
+    sizes = bench_legibility(legibility) if legibility else {"skipped": "not run"}
     rows = []
     for engine, r in photos.items():
         if isinstance(r, dict) and "correct" in r:
@@ -445,6 +506,20 @@ def main(prints: int = 500, items: int = 60, engines: tuple[str, ...] = tuple(EN
                 "target": "p50 ≤ 250" if name == "sim tunnel" else "",
             }
         )
+    if "by_cap_px" in sizes:
+        caps = sizes["by_cap_px"]
+        label = " / ".join(caps)
+        for blur in LEGIBILITY_BLURS:
+            how = f"{blur} px belt smear" if blur > 1 else "sharp"
+            reads = [c[f"blur{blur}"] for c in caps.values()]
+            rows.append(
+                {
+                    "metric": f"OCR sim prints at capital height {label} px, {how} (n={sizes['per_size']}): "
+                    "exact/wrong",
+                    "value": " ; ".join(f"{r['exact']:.2f}/{r['wrong']}" for r in reads),
+                    "target": "wrong 0",
+                }
+            )
     if "int8_ms_p50" in detector:
         rows += [
             {"metric": "OCR text detector CPU ms per view (~640 px), fp32 / int8",
@@ -464,6 +539,7 @@ def main(prints: int = 500, items: int = 60, engines: tuple[str, ...] = tuple(EN
         "photos_perturbed": perturbed,
         "sim_prints": sim_prints,
         "sim_tunnel": tunnel,
+        "legibility": sizes,
         "rows": rows,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -480,5 +556,6 @@ if __name__ == "__main__":
     parser.add_argument("--prints", type=int, default=500)
     parser.add_argument("--items", type=int, default=60)
     parser.add_argument("--engine", action="append", choices=sorted(ENGINES))
+    parser.add_argument("--legibility", type=int, default=60, help="prints per capital height in the size sweep")
     args = parser.parse_args()
-    main(args.prints, args.items, tuple(args.engine) if args.engine else tuple(ENGINES))
+    main(args.prints, args.items, tuple(args.engine) if args.engine else tuple(ENGINES), args.legibility)

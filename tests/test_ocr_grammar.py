@@ -502,6 +502,24 @@ def test_expiry_before_manufacture_goes_to_review() -> None:
     assert judge({"cam": _image_read(reads)}, today=TODAY).status == "unreadable"
 
 
+@pytest.mark.parametrize(
+    ("lines", "expiry"),
+    [
+        # the production label misread ("Febricsçäc"): 2026 for 2028 is caught by the past date
+        (["Consumir antes de 05.04.2026", "Febricsçäc: 16.08.2026"], None),
+        (["Consumir antes de 05.04.2028", "Febricsçäc: 16.08.2026"], "2028-04-05"),
+        # an expired item stays expired: its unlabelled production date is earlier still
+        (["Consumir antes de 05.04.2026", "Febricsçäc: 16.08.2025"], "2026-04-05"),
+        # a later unlabelled date not yet past says nothing about the expiry
+        (["Consumir antes de 05.04.2026", "Febricsçäc: 16.08.2027"], "2026-04-05"),
+    ],
+)
+def test_an_expiry_earlier_than_an_unlabelled_past_date_goes_to_review(lines: list[str], expiry: str | None) -> None:
+    reads = classify_lines([_line(text, 22 * i) for i, text in enumerate(lines)], today=TODAY)
+    got = pick_expiry(reads)
+    assert (got.iso if got else None) == expiry
+
+
 def test_keyword_tables_cover_many_languages() -> None:
     assert len(EXPIRY) >= 8 and len(MANUFACTURED) >= 8
     hits = find_keywords(normalize("Zu verbrauchen bis"))

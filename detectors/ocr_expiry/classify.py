@@ -357,7 +357,8 @@ EXPIRY_AHEAD_YEARS = 10
 
 def check_consistency(reads: list[DateRead], today: date, stale_years: int | None = None) -> list[DateRead]:
     """Drop expiry reads that contradict the print: earlier than a labelled manufacturing
-    date (one of the two is misread), implausibly long ago or far ahead. The item then has no expiry
+    date (one of the two is misread) or than an unlabelled date already past (a production
+    date with its label misread), implausibly long ago or far ahead. The item then has no expiry
     and goes to review, which is safer than judging it on a contradictory read.
 
     `stale_years` (default `EXPIRY_PAST_YEARS`) is how far back an expiry is still believed. On
@@ -366,6 +367,10 @@ def check_consistency(reads: list[DateRead], today: date, stale_years: int | Non
     read as unreadable instead of expired."""
     made = [r.parsed.first_day() for r in reads if r.type == "manufactured" and r.reason in LABELLED]
     first_made = min(made) if made else None
+    # An unlabelled day-precise date beside a labelled expiry, already past, is most likely the
+    # production or packing date whose label the recogniser garbled: the expiry is not earlier.
+    past = [r.parsed.first_day() for r in reads if r.reason == "other" and r.parsed.day is not None]
+    latest_past = max((d for d in past if d <= today), default=None)
     back = EXPIRY_PAST_YEARS if stale_years is None else stale_years
     oldest = date(today.year - back, today.month, min(today.day, 28))
     out = []
@@ -373,6 +378,8 @@ def check_consistency(reads: list[DateRead], today: date, stale_years: int | Non
         if r.type == "expiry":
             if first_made is not None and r.parsed.last_day() < first_made:
                 r = replace(r, type="other", reason=r.reason + "+before_manufacture")
+            elif latest_past is not None and r.parsed.last_day() < latest_past:
+                r = replace(r, type="other", reason=r.reason + "+before_an_unlabelled_past_date")
             elif r.parsed.last_day() < oldest:
                 r = replace(r, type="other", reason=r.reason + "+implausibly_old")
             elif r.parsed.year > today.year + EXPIRY_AHEAD_YEARS:
