@@ -131,6 +131,36 @@ class FakeEngine:
         return [TextLine(t, (10.0, 10.0, 60.0, 40.0), 0.99) for t in self.texts]
 
 
+class BoxedEngine:
+    """Returns prepared (text, box) lines on every image."""
+
+    name = "boxed"
+
+    def __init__(self, lines: list[tuple[str, tuple[float, float, float, float]]]) -> None:
+        self.lines = lines
+
+    def read(self, image: np.ndarray) -> list[TextLine]:
+        return [TextLine(text, box, 0.95) for text, box in self.lines]
+
+
+WHOLE_VIEW = (5.0, 5.0, 420.0, 400.0)
+STICKER = (200.0, 150.0, 240.0, 190.0)
+
+
+@pytest.mark.parametrize(
+    ("lines", "kinds"),
+    [
+        # an "M" as big as the view is the recogniser's guess at the shirt, not its label
+        ([("M", WHOLE_VIEW), ("SIZE", (190.0, 120.0, 250.0, 140.0)), ("S", STICKER)], ["wrong_variant_label"]),
+        ([("M", WHOLE_VIEW)], ["unreadable_label"]),
+        ([("M", STICKER)], ["label_ok"]),
+    ],
+)
+def test_a_line_as_big_as_the_view_is_no_label(lines: list, kinds: list[str]) -> None:
+    stage = AttributesStage(engine=BoxedEngine(lines), check_colour=False, check_identity=False)
+    assert _kinds(stage(_capture("TEE-BASIC-NAVY-M"), _ctx())) == kinds
+
+
 def _capture(sku: str, defects: tuple[str, ...] = (), seed: int = 1, benign: tuple[str, ...] = ()) -> ItemCapture:
     item = render_item(RECORDS[sku], defects=defects, seed=seed, benign=benign, cameras=("top", "right"))
     from pipeline.types import Frame

@@ -51,6 +51,9 @@ EDGE_BUDGET_MS = 400.0
 """Label OCR CPU per item at the conveyor (`tunnelpi serve`); `inspect` and re-audit read without one."""
 TURNS = (0, 1)
 """Quarter turns (counter-clockwise) a view is read in, in order, until it yields a label value."""
+MAX_LINE_SHARE = 0.5
+"""A line thicker than this share of the image it was read on is no printed text: the
+recogniser's guess at the item's own outline (a shirt read "M" in a box as big as the view)."""
 IDENTITY_SCALE = 0.03
 """Embedding-distance margin that moves the wrong-item probability from 0.5 to ~0.73."""
 
@@ -77,6 +80,13 @@ class LabelReading:
     budget_spent: bool = False
     deadline_near: bool = False
     """Reading stopped because the item's verdict deadline was near."""
+
+
+def printed_lines(lines: list[TextLine], image_shape: tuple[int, ...]) -> list[TextLine]:
+    """The lines whose thickness (the shorter side of the box) could be printed text on an
+    image of `image_shape`; a sticker's value is never half as tall as the whole item."""
+    limit = MAX_LINE_SHARE * min(image_shape[:2])
+    return [line for line in lines if min(line.box[2] - line.box[0], line.box[3] - line.box[1]) <= limit]
 
 
 def unturn_box(box: tuple[float, float, float, float], turn: int, width: int) -> tuple[float, float, float, float]:
@@ -258,7 +268,7 @@ class AttributesStage:
                     return LabelReading(checks, lines, deadline_near=True)
                 passes += 1
                 if free:
-                    new = [ReadLine(camera, line) for line in shared[camera]]
+                    new = [ReadLine(camera, line) for line in printed_lines(shared[camera], view.crop.shape)]
                 else:
                     new = self._ocr_view(camera, view, turn)
                 lines += new
@@ -289,7 +299,8 @@ class AttributesStage:
         width = crop.shape[1]
         if turn:
             crop = np.ascontiguousarray(np.rot90(crop, turn))
-        return [ReadLine(camera, line, scale, turn, width) for line in self.engine.read(crop)]
+        lines = printed_lines(self.engine.read(crop), crop.shape)
+        return [ReadLine(camera, line, scale, turn, width) for line in lines]
 
     def label_findings(
         self,
