@@ -233,6 +233,26 @@ def strip_injection(text: str) -> str:
     return text
 
 
+def reliability(stated: dict[str, list[tuple[float, bool]]]) -> dict[str, dict[str, float]]:
+    """Per concluded root cause: how often it was right against the confidence the report stated."""
+    return {
+        cause: {
+            "n": len(pairs),
+            "right": round(sum(ok for _, ok in pairs) / len(pairs), 4),
+            "mean_confidence": round(statistics.fmean(c for c, _ in pairs), 4),
+        }
+        for cause, pairs in sorted(stated.items())
+    }
+
+
+def calibration_gap(stated: dict[str, list[tuple[float, bool]]]) -> float:
+    """|stated confidence - share right| per concluded root cause, weighted by how often it is
+    concluded: 0 when a report's confidence can be read as its chance of being right."""
+    n = sum(len(p) for p in stated.values())
+    rel = reliability(stated)
+    return round(sum(r["n"] * abs(r["mean_confidence"] - r["right"]) for r in rel.values()) / n, 4) if n else 0.0
+
+
 def evaluate(db: Path, ds_dir: Path, backend: str) -> dict[str, Any]:
     """Investigate every complaint against the store and score it."""
     from llm_agent.investigator import investigate
@@ -244,6 +264,7 @@ def evaluate(db: Path, ds_dir: Path, backend: str) -> dict[str, Any]:
     complaints = list(ds.feedback())
     correct = 0
     per_cause: dict[str, Counter[str]] = defaultdict(Counter)
+    stated: dict[str, list[tuple[float, bool]]] = defaultdict(list)
     answers_ok = answers_n = questions_n = 0
     per_fact: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     claims_valid = claims_total = 0
@@ -271,6 +292,7 @@ def evaluate(db: Path, ds_dir: Path, backend: str) -> dict[str, Any]:
         got = report.root_cause.value
         correct += got == truth["root_cause"]
         per_cause[truth["root_cause"]][got] += 1
+        stated[got].append((report.confidence, got == truth["root_cause"]))
         facts = truth_facts(truths[fb["item_id"]].model_dump(), ds.catalog.skus.get(skus[fb["item_id"]]))
         for t in report.transcript:
             questions_n += 1
@@ -303,6 +325,8 @@ def evaluate(db: Path, ds_dir: Path, backend: str) -> dict[str, Any]:
         "per_root_cause": {
             k: {"n": sum(v.values()), "correct": v[k], "predicted": dict(v)} for k, v in sorted(per_cause.items())
         },
+        "reliability": reliability(stated),
+        "calibration_gap": calibration_gap(stated),
         "answer_accuracy": round(answers_ok / answers_n, 4) if answers_n else None,
         "answered_share": round(answers_n / questions_n, 4) if questions_n else None,
         "per_fact_accuracy": {k: round(v[0] / v[1], 4) for k, v in sorted(per_fact.items()) if v[1]},
@@ -355,6 +379,11 @@ def main(backend: str = "grounded", items: int | None = None) -> dict[str, Any]:
             "target": "0",
         },
         {"metric": "investigator latency p50 (ms)", "value": result["latency_ms"].get("p50"), "target": ""},
+        {
+            "metric": "investigator confidence calibration gap (|stated confidence - share right|, per conclusion)",
+            "value": result["calibration_gap"],
+            "target": "",
+        },
         {
             "metric": "investigator root-cause accuracy with truth-recorded findings",
             "value": oracle["root_cause_accuracy"],

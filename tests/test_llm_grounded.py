@@ -10,6 +10,7 @@ import pytest
 from llm_agent.evidence import EvidenceError, EvidenceFile
 from llm_agent.investigator import investigate
 from llm_agent.report import write_report
+from llm_agent.rootcause import UNSEEN_DAMAGE_CONFIDENCE
 from llm_agent.taxonomy import RootCause
 from llm_agent.tools import default_tools
 from pipeline.store import Store
@@ -118,6 +119,16 @@ def test_label_is_read_as_the_tunnel_reads_it(colour_store) -> None:
     assert report.root_cause is RootCause.WRONG_VARIANT, report.summary
     observed = [t.answer.value for t in report.transcript if t.answer.fact == "observed"]
     assert observed == ["EU 44"]
+
+
+def test_damage_the_tunnel_did_not_see_is_after_it_at_even_odds(store) -> None:
+    """Not seeing damage is weak evidence: the tunnel misses about half of it, and the report says so."""
+    report, _ = run(store, "CLEAN-1", "arrived damaged, corner smashed")
+    assert report.root_cause is RootCause.DAMAGED_AFTER_TUNNEL
+    assert report.confidence == UNSEEN_DAMAGE_CONFIDENCE
+    assert any("without proving it" in c.text for c in report.claims)
+    seen, _ = run(store, "DMG-1", "box came crushed")
+    assert seen.confidence > report.confidence
 
 
 def test_label_read_by_ocr_decides_wrong_variant(store) -> None:
