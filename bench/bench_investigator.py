@@ -380,7 +380,7 @@ def main(backend: str = "grounded", items: int | None = None) -> dict[str, Any]:
         },
         {"metric": "investigator latency p50 (ms)", "value": result["latency_ms"].get("p50"), "target": ""},
         {
-            "metric": "investigator confidence calibration gap (|stated confidence - share right|, per conclusion)",
+            "metric": "investigator calibration gap (stated confidence vs share right, per conclusion)",
             "value": result["calibration_gap"],
             "target": "",
         },
