@@ -82,15 +82,20 @@ def lot_summary(db: Path, lot: str, exclude: str | None = None) -> LotSummary:
     return summary
 
 
-def _images_root(db: Path, dataset: Path | None) -> Path:
-    """Frames are stored relative to the dataset the store was filled from."""
+def run_record(db: Path) -> dict[str, Any]:
+    """The inspection run that filled the store (`run.json` beside it), empty when absent."""
+    run = db.parent / "run.json"
+    return json.loads(run.read_text()) if run.exists() else {}
+
+
+def stored_images_root(db: Path, dataset: Path | None = None, run: dict[str, Any] | None = None) -> Path:
+    """Frames are stored relative to the dataset the store was filled from (`run`: the store's
+    `run_record`, read here when not given)."""
     if dataset is not None:
         return dataset
-    run = db.parent / "run.json"
-    if run.exists():
-        source = json.loads(run.read_text()).get("input")
-        if source and Path(source).is_dir():
-            return Path(source)
+    source = (run if run is not None else run_record(db)).get("input")
+    if source and Path(source).is_dir():
+        return Path(source)
     return db.parent
 
 
@@ -114,6 +119,8 @@ class EvidenceFile:
     crops_dir: Path | None = None
     dataset_root: Path | None = None
     """The dataset the item came from (its catalog's normal references), when known."""
+    model_dir: Path | None = None
+    """The model folder the store's inspection ran with (its enrolled profiles), when recorded."""
 
     @classmethod
     def load(
@@ -140,7 +147,8 @@ class EvidenceFile:
         dataset_root = Path(dataset) if dataset else None
         if catalog is None:
             catalog = Dataset.open(dataset_root).catalog if dataset_root else Catalog()
-        capture.with_root(_images_root(db, dataset_root))
+        run = run_record(db)
+        capture.with_root(stored_images_root(db, dataset_root, run))
         # The findings table is the record; the verdict's own list is the fallback.
         findings = findings or (verdict.findings if verdict else [])
         evidence = cls(
@@ -155,6 +163,7 @@ class EvidenceFile:
             results_root=db.parent,
             crops_dir=crops_dir,
             dataset_root=dataset_root,
+            model_dir=Path(run["model_dir"]) if run.get("model_dir") else None,
         )
         evidence._register_base()
         return evidence

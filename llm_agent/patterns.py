@@ -22,6 +22,7 @@ from typing import Any, Literal
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
+from llm_agent.evidence import stored_images_root
 from llm_agent.images import thumbnail_uri
 from llm_agent.redact import redact
 from pipeline.jsonl import iter_jsonl
@@ -173,7 +174,7 @@ def damage_patterns(
     since_s = since.isoformat() if isinstance(since, date) else since
     captures, findings = _rows(db, since_s)
     meta = {r["item_id"]: r for r in captures}
-    images_root = dataset_path or _images_root(db)
+    images_root = dataset_path or stored_images_root(db)
     key_of = {r["item_id"]: (r[by] or "unknown") for r in captures}
     per_key_items = Counter(key_of.values())
     flagged: dict[str, set[str]] = defaultdict(set)
@@ -247,15 +248,6 @@ def damage_patterns(
         trend_png=_trend_png(groups),
         upstream_summary=[g.summary for g in groups[:5]],
     )
-
-
-def _images_root(db: Path) -> Path:
-    run = db.parent / "run.json"
-    if run.exists():
-        source = json.loads(run.read_text()).get("input")
-        if source and Path(source).is_dir():
-            return Path(source)
-    return db.parent
 
 
 def _examples(

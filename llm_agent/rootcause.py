@@ -19,6 +19,7 @@ from llm_agent.evidence import EvidenceFile
 from llm_agent.intake import Complaint
 from llm_agent.planner import Answer
 from llm_agent.taxonomy import ClaimedProblem, RootCause
+from pipeline.types import CatalogRecord
 
 P = ClaimedProblem
 R = RootCause
@@ -66,6 +67,24 @@ class Facts:
         return Claim(text=text, citations=list(dict.fromkeys(cites)))
 
 
+def _label_mismatch(f: Facts, complaint: Complaint) -> tuple[str, tuple[str, ...]]:
+    """What a label read other than the catalog's value says, and the facts it rests on."""
+    observed = f.get("observed")
+    name = complaint.attribute.name if complaint.attribute else "value"
+    said = (
+        f"The label reads {observed}, not the catalog's {name}."
+        if observed
+        else "The item's look differs from the catalog."
+    )
+    return said, ("matches_catalog", "observed")
+
+
+def _colour_mismatch(record: CatalogRecord | None) -> tuple[str, tuple[str, ...]]:
+    """What a colour measured other than the catalog's says, and the fact it rests on."""
+    colour = record.attributes.get("colour", "colour") if record else "colour"
+    return f"The item in the tunnel photos is not the catalog's {colour}.", ("colour_matches",)
+
+
 def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) -> Decision:
     f = Facts(answers)
     problem = complaint.problem
@@ -94,18 +113,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
     label_wrong = f.get("matches_catalog") is False
     colour_wrong = f.get("colour_matches") is False and problem in SHIPPED_WHAT
     if label_wrong or colour_wrong:
-        if label_wrong:
-            observed = f.get("observed")
-            name = complaint.attribute.name if complaint.attribute else "value"
-            said = (
-                f"The label reads {observed}, not the catalog's {name}."
-                if observed
-                else "The item's look differs from the catalog."
-            )
-            facts = ("matches_catalog", "observed")
-        else:
-            colour = record.attributes.get("colour", "colour") if record else "colour"
-            said, facts = f"The item in the tunnel photos is not the catalog's {colour}.", ("colour_matches",)
+        said, facts = _label_mismatch(f, complaint) if label_wrong else _colour_mismatch(record)
         # A label naming another variant of the same product looks the same whether the picker
         # took the sibling SKU or the item was mislabelled; the customer's words tell them apart.
         cause = R.WRONG_ITEM if problem is P.WRONG_ITEM else R.WRONG_VARIANT

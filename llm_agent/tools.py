@@ -317,15 +317,30 @@ def _attribute_result(
     return ToolResult(tool="check_attribute", status="ok", summary=summary, data=data, citations=citations)
 
 
+def _enrolled_colour_threshold(ev: EvidenceFile) -> float | None:
+    """The SKU's catalog-colour threshold from the attributes profile enrolled with the model
+    the store's inspection ran with; None when no such profile is recorded."""
+    from detectors.attributes.profile import PROFILE_FILE, AttributeProfile
+
+    folder = ev.model_dir / "attributes" if ev.model_dir is not None else None
+    if folder is None or ev.record is None or not (folder / PROFILE_FILE).is_file():
+        return None
+    return AttributeProfile.load(folder).min_share.get(ev.record.sku)
+
+
 def _sku_colour_threshold(ev: EvidenceFile) -> float | None:
-    """The SKU's catalog-colour threshold as the attributes profile learns it, from the SKU's
-    normal references in the item's dataset; None without references."""
+    """The SKU's catalog-colour threshold: the enrolled attributes profile's when the store
+    records its model, else learnt the same way from the SKU's normal references in the item's
+    dataset; None without either."""
     from detectors.attributes.profile import catalog_colour_share, threshold_from_shares
     from pipeline.dataset import Dataset, DatasetError
     from pipeline.imageio import ImageError
 
     if "colour_threshold" in ev.cache:
         return ev.cache["colour_threshold"]
+    if (enrolled := _enrolled_colour_threshold(ev)) is not None:
+        ev.cache["colour_threshold"] = enrolled
+        return enrolled
     shares: list[float] = []
     record = ev.record
     if ev.dataset_root is not None and record is not None and record.colour_rgb is not None:
@@ -349,25 +364,22 @@ def _check_colour(ev: EvidenceFile, expected: str | None, stored, cites: list[st
     pixels showing the catalog colour, against the threshold the SKU's normal references give.
     A SKU whose references barely show the colour gets no colour verdict from pixels."""
     from detectors.attributes.colour import measure
-    from detectors.attributes.profile import AttributeProfile, ColourTrust
+    from detectors.attributes.profile import AttributeProfile, ColourTrust, located_views
     from pipeline.imageio import ImageError
 
     target = ev.record.colour_rgb if ev.record else None
     if target is None or ev.record is None:
         return _unavailable("check_attribute", "the catalog has no colour for this SKU")
-    try:
-        from detectors.localize import localize
-    except ImportError as exc:
-        return _unavailable("check_attribute", f"the localize detector is not installed ({exc})")
-    views = []
+    images = {}
     for frame in ev.capture.frames:
         try:
-            image = ev.image(frame.camera)
+            images[frame.camera] = ev.image(frame.camera)
         except ImageError:
             continue
-        view = localize(image, frame.camera)
-        if view.found:
-            views.append((view, image))
+    try:
+        views = located_views(images)
+    except ImportError as exc:
+        return _unavailable("check_attribute", f"the localize detector is not installed ({exc})")
     threshold = _sku_colour_threshold(ev)
     read = measure(views, target, min_share=threshold) if views else None
     flagged = any(f.kind == "wrong_colour" for _, f in stored)

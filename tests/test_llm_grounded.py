@@ -113,6 +113,19 @@ def test_the_tunnel_look_check_is_its_own_fact(colour_store, text, cause) -> Non
     assert report.citations_valid()
 
 
+def test_colour_threshold_comes_from_the_enrolled_profile_when_the_run_records_it(colour_store, tmp_path) -> None:
+    """The profile learnt at enrolment is read, not measured again from the references."""
+    from detectors.attributes.profile import AttributeProfile
+    from llm_agent.tools import _sku_colour_threshold
+
+    db, root = colour_store
+    ev = EvidenceFile.load(db, "WHITE-1", catalog=catalog(), dataset=root)
+    assert ev.model_dir is None
+    AttributeProfile(min_share={"SHEET-SET-TWIN": 0.123}).save(tmp_path / "model" / "attributes")
+    ev.model_dir = tmp_path / "model"
+    assert _sku_colour_threshold(ev) == 0.123
+
+
 def test_label_is_read_as_the_tunnel_reads_it(colour_store) -> None:
     """A shoe tongue shows the number only; the tunnel's label reading takes it for the size."""
     report, _ = run(colour_store, "TONGUE-1", "wrong size, ordered EU 42 but got EU 44")

@@ -25,6 +25,7 @@ import numpy as np
 from pipeline.catalog import Catalog
 from pipeline.dataset import Dataset
 from pipeline.imageio import ImageError
+from pipeline.views import LocalizedView
 
 from .colour import DEFAULT_COLOUR, ColourConfig, measure
 
@@ -89,15 +90,20 @@ def threshold_from_shares(shares: list[float]) -> float:
     return max(SHARE_FLOOR, SHARE_FRACTION * float(np.quantile(shares, 0.05)))
 
 
+def located_views(images: dict[str, np.ndarray]) -> list[tuple[LocalizedView, np.ndarray]]:
+    """(view, frame) for each camera whose frame the item was found in: what `measure` reads."""
+    from detectors.localize import localize
+
+    views = [(localize(img, cam), img) for cam, img in images.items()]
+    return [(v, img) for v, img in views if v.found]
+
+
 def catalog_colour_share(
     images: dict[str, np.ndarray], catalog_rgb: list[int], cfg: ColourConfig = DEFAULT_COLOUR
 ) -> float | None:
     """Share of an item's pixels (all views it is found on) showing the catalog colour; None
     when no view could be measured."""
-    from detectors.localize import localize
-
-    views = [(localize(img, cam), img) for cam, img in images.items()]
-    views = [(v, img) for v, img in views if v.found]
+    views = located_views(images)
     read = measure(views, catalog_rgb, cfg, min_share=0.0) if views else None
     return read.share if read is not None and read.views else None
 
