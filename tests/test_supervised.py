@@ -64,6 +64,8 @@ def test_training_beats_majority_baseline(trained) -> None:
     out, _, card, _ = trained
     assert (out / "model.pt").is_file() and (out / "model_card.json").is_file()
     assert card["inputs"] == "patch+residual" and card["anomaly_version"].startswith("anomaly-")
+    # residuals are read against the bank's features, so at the reference model's input size
+    assert card["image_size"] == trained[1].image_size == ModelConfig().image_size
     written = json.loads((out / "model_card.json").read_text())
     assert written["version"] == card["version"] and written["date"]
     assert written["data"]["labels"]["bent_cover"] == 10 and written["data"]["labels"]["normal"] == 20

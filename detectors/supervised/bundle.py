@@ -39,14 +39,16 @@ def tokens_of(
     bank: Bank | None = None,
     feats: np.ndarray | None = None,
     nearest: np.ndarray | None = None,
+    image_size: int = IMAGE_SIZE,
 ) -> np.ndarray:
     """(V, T, C) float16 tokens of one item's views, prepared as the anomaly ensemble prepares
     them; with `bank`, each token also carries its residual to the bank's normal patches.
     `feats`, `nearest`: the views' (V, C, H, W) patch features and (V, H, W) nearest bank rows
-    when the anomaly stage already computed them."""
+    when the anomaly stage already computed them. `image_size`: the network input side, the
+    reference anomaly model's when residuals are read (its bank holds features at that scale)."""
     from detectors.anomaly.prepare import prepare
 
-    prepared = [prepare(v, IMAGE_SIZE) for v in views[:MAX_VIEWS]]
+    prepared = [prepare(v, image_size) for v in views[:MAX_VIEWS]]
     if feats is None:
         feats = tokenizer.maps(np.stack([p.pixels for p in prepared]))
     feats = np.asarray(feats[: len(prepared)], np.float32)
@@ -117,6 +119,12 @@ class SupervisedBundle:
         return self.inputs == RESIDUAL_INPUTS
 
     @property
+    def image_size(self) -> int:
+        """Network input side the tokens are computed at (classifiers saved before it was
+        recorded were trained at the fixed 224 px)."""
+        return int(self.meta.get("image_size", IMAGE_SIZE))
+
+    @property
     def reference_version(self) -> str | None:
         """Version of that anomaly model (its banks define what the residuals mean)."""
         return self.meta.get("anomaly_version")
@@ -133,7 +141,7 @@ class SupervisedBundle:
         the views' patch features and nearest bank rows when already computed."""
         if self.needs_reference and bank is None:
             raise ValueError(f"{self.version} reads residuals to a normal bank; none was given")
-        tokens = tokens_of(self.tok(), views, bank if self.needs_reference else None, feats, nearest)
+        tokens = tokens_of(self.tok(), views, bank if self.needs_reference else None, feats, nearest, self.image_size)
         logits = self.logits([tokens])[0]
         out = {}
         for k, name in enumerate(self.classes):

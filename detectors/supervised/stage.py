@@ -27,7 +27,6 @@ from pipeline.types import Evidence, Finding, ItemCapture
 from pipeline.views import EMBEDDINGS_KEY, VIEWS_KEY, LocalizedView, ViewEmbeddings
 
 from .bundle import MAX_VIEWS, MODEL_FILE, SupervisedBundle
-from .model import IMAGE_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +96,9 @@ class SupervisedStage:
         against the same bank, each patch's nearest normal row: when it ran the reference model
         at the classifier's input size, neither the backbone nor the bank search runs again."""
         published: ViewEmbeddings | None = ctx.shared.get(EMBEDDINGS_KEY)
-        if published is None or self.reference is None or self.reference.config.image_size != IMAGE_SIZE:
+        if published is None or self.reference is None or self.bundle is None:
+            return None, None
+        if self.reference.config.image_size != self.bundle.image_size:  # other scale, other features
             return None, None
         version = self.reference.version
         feats = published.lookup(views, version, "patches")

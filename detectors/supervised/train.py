@@ -35,7 +35,7 @@ from pipeline.types import ItemCapture
 
 from .bundle import CARD_FILE, PATCH_INPUTS, RESIDUAL_INPUTS, ClassCalibration, SupervisedBundle, tokens_of
 from .dataset import FINE_TYPES, Example, label_counts
-from .model import PatchTokenizer, TokenClassifier
+from .model import IMAGE_SIZE, PatchTokenizer, TokenClassifier
 
 TARGET_FP = 0.01
 FORMAT = 2
@@ -72,7 +72,9 @@ def capture_tokens(
     views = [v for v in views if v.found]
     if not views:
         return None
-    return tokens_of(tokenizer, views, reference.resolve(capture.sku) if reference else None)
+    if reference is None:
+        return tokens_of(tokenizer, views)
+    return tokens_of(tokenizer, views, reference.resolve(capture.sku), image_size=reference.config.image_size)
 
 
 def featurize(
@@ -315,6 +317,7 @@ def train_supervised(
         "target_fp": cfg.target_fp,
         "inputs": RESIDUAL_INPUTS if reference else PATCH_INPUTS,
         "anomaly_version": reference.version if reference else None,
+        "image_size": reference.config.image_size if reference else IMAGE_SIZE,
     }
     bundle = SupervisedBundle(classes, nets, calibration, version, meta, tokenizer)
     out = Path(out)
@@ -327,6 +330,7 @@ def train_supervised(
         "version": version,
         "inputs": meta["inputs"],
         "anomaly_version": meta["anomaly_version"],
+        "image_size": meta["image_size"],
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "classes": classes,
         "data": {

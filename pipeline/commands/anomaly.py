@@ -43,13 +43,17 @@ def _read_all(paths: list[Path]) -> list:
     return images
 
 
-def _config(image_size: int, target_rate: float, localize: bool, max_patches: int, round_rotations: bool = False):
+def _config(
+    image_size: int | None, target_rate: float, localize: bool, max_patches: int, round_rotations: bool = False
+):
     from detectors.anomaly.model import ModelConfig
 
     augment = ("rot180", "rot_round") if round_rotations else ("rot180",)
-    return ModelConfig(
-        image_size=image_size, target_rate=target_rate, localize=localize, max_patches=max_patches, augment=augment
-    )
+    sized = {"image_size": image_size} if image_size else {}
+    return ModelConfig(target_rate=target_rate, localize=localize, max_patches=max_patches, augment=augment, **sized)
+
+
+IMAGE_SIZE_HELP = "network input side, a multiple of 32 (default: ModelConfig's, 320)"
 
 
 ROUND_ROTATIONS_HELP = "also enrol round views (lids, balls end-on) at 45-degree steps"
@@ -63,7 +67,7 @@ def fit(
         None, "--calibration", help="normal images kept out of the bank for calibration (default: a held-out quarter)"
     ),
     localize: bool = typer.Option(True, "--localize/--no-localize", help="localise items in frames (off for crops)"),
-    image_size: int = typer.Option(224, help="network input side (multiple of 32)"),
+    image_size: int | None = typer.Option(None, help=IMAGE_SIZE_HELP),
     target_rate: float = typer.Option(0.005, help="target false-divert rate for the threshold"),
     max_patches: int = typer.Option(4096, help="patch bank bound (greedy coreset)"),
     onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="also export ONNX graphs for the edge scorer"),
@@ -199,7 +203,7 @@ def _emit(record: dict, as_json: bool) -> None:
 def enroll(
     dataset: Path = typer.Option(..., "--dataset", help="simulator or catalog dataset folder"),
     out: Path = typer.Option(..., "--out", help="model folder to write"),
-    image_size: int = typer.Option(224, help="network input side (multiple of 32)"),
+    image_size: int | None = typer.Option(None, help=IMAGE_SIZE_HELP),
     target_rate: float = typer.Option(0.005, help="target false-divert rate"),
     max_patches: int = typer.Option(4096, help="patch bank bound per SKU"),
     onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="also export ONNX graphs"),
