@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -87,6 +88,33 @@ def test_onnx_parity(fitted, bottle) -> None:
         for m in ("patch", "global", "student"):
             assert b.views[0].raw[m] == pytest.approx(a.views[0].raw[m], rel=1e-4)
         assert b.score == pytest.approx(a.score, rel=1e-4, abs=1e-6)
+
+
+def test_global_embedding_reads_a_larger_input_at_its_own_size(bottle, tmp_path) -> None:
+    """Patches read the full input; the global embedding reads it shrunk to `global_size`, in
+    the torch graph and the exported ONNX graph alike."""
+    from detectors.anomaly.backbones import Embedder
+
+    img = read_image(bottle["good"][0])
+    config = dataclasses.replace(CONFIG, image_size=256, global_size=224, student_steps=5)
+    embedder = Embedder(256, global_size=224)
+    assert embedder.global_size == 224 and Embedder(128, global_size=224).global_size == 128
+    pixels = torch.from_numpy(cv2.resize(img, (256, 256), interpolation=cv2.INTER_AREA)).permute(2, 0, 1)[None]
+    small = torch.from_numpy(cv2.resize(img, (224, 224), interpolation=cv2.INTER_AREA)).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        patches, glob = embedder(pixels.float() / 255)
+        _, direct = Embedder(224)(small.float() / 255)
+    assert patches.shape[-1] == 256 // 8
+    assert float((glob * direct).sum()) > 0.97  # the same look as the 224 px input, up to resampling
+    model = AnomalyModel(config)
+    model.fit([read_image(p) for p in bottle["enrol"][:4]], calibration=[read_image(p) for p in bottle["calibration"]])
+    folder = model.save(tmp_path / "m")
+    export_onnx(model, folder)
+    onnx_model = AnomalyModel.load(folder, runtime=OnnxRuntime(folder, threads=2))
+    assert onnx_model.config.global_size == 224
+    a, b = model.score([img]), onnx_model.score([img])
+    assert b.views[0].raw["global"] == pytest.approx(a.views[0].raw["global"], rel=1e-4, abs=1e-6)
+    assert b.score == pytest.approx(a.score, rel=1e-4, abs=1e-6)
 
 
 def test_incremental_enrolment(bottle) -> None:

@@ -102,15 +102,21 @@ class EfficientNetLiteGlobal(nn.Module):
 
 
 class Embedder(nn.Module):
-    """RGB in [0, 1] (B, 3, S, S) -> (patch features (B, 128, S/8, S/8), global (B, 1280))."""
+    """RGB in [0, 1] (B, 3, S, S) -> (patch features (B, 128, S/8, S/8), global (B, 1280)).
 
-    def __init__(self, image_size: int = 224, pretrained: bool = True) -> None:
+    `global_size`: the most the global embedding reads the input at (default: the input's own).
+    Patch features need every pixel of a small defect; the global embedding describes what the
+    item is, which EfficientNet-Lite0 sees best near the 224 px it was trained at, for half the
+    cost of a larger input."""
+
+    def __init__(self, image_size: int = 224, pretrained: bool = True, global_size: int | None = None) -> None:
         super().__init__()
         if image_size % 32:
             raise ValueError(f"image_size must be a multiple of 32, got {image_size}")
         self.image_size = image_size
+        self.global_size = min(global_size, image_size) if global_size else image_size
         self.patches = MobileNetV2Patches(pretrained)
-        self.glob = EfficientNetLiteGlobal(image_size, pretrained)
+        self.glob = EfficientNetLiteGlobal(self.global_size, pretrained)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.eval()
@@ -125,4 +131,7 @@ class Embedder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = (x - self.mean) / self.std
-        return self.patches(x), self.glob(x)
+        g = x
+        if self.global_size != self.image_size:
+            g = F.interpolate(x, size=(self.global_size, self.global_size), mode="bilinear", align_corners=False)
+        return self.patches(x), self.glob(g)

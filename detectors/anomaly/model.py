@@ -73,6 +73,11 @@ class ModelConfig:
     and a broken seal or a crushed corner is a few pixels there: at 224 px the patch features
     no longer saw much of it (development shift, whole ensemble, visible-damage AUROC 0.875 at
     224, 0.908 at 320; broken seal 0.77 -> 0.85) for 1.8x the enrolment time."""
+    global_size: int | None = 224
+    """Largest side the global embedding reads the input at (None: `image_size`). 224, what
+    EfficientNet-Lite0 was trained at: at 320 the wrong-item check, which compares global
+    embeddings across SKU banks, diverted 7 items that were not wrong items on `make demo`'s
+    shift (2 right of 9), and the global member cost twice the time."""
     max_patches: int = 4096
     max_globals: int = 1024
     augment: tuple[str, ...] = ("rot180",)
@@ -267,7 +272,7 @@ class AnomalyModel:
         if self.runtime is None:
             from .runtime import TorchRuntime
 
-            self.runtime = TorchRuntime(self.config.image_size)
+            self.runtime = TorchRuntime(self.config.image_size, self.config.global_size)
         return self.runtime
 
     # --- features ------------------------------------------------------------------------

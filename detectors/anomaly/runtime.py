@@ -19,8 +19,8 @@ STUDENT_PREFIX = "student."
 class TorchRuntime:
     name = "torch"
 
-    def __init__(self, image_size: int = 224) -> None:
-        self.embedder = Embedder(image_size)
+    def __init__(self, image_size: int = 224, global_size: int | None = None) -> None:
+        self.embedder = Embedder(image_size, global_size=global_size)
         self._students: dict[int, tuple[Bank, FeatureAE]] = {}
 
     def embed(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
