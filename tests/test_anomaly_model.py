@@ -201,6 +201,22 @@ def test_shared_student_exported_once(fitted, bottle, tmp_path) -> None:
     assert a.score == pytest.approx(model.score([img]).score, rel=1e-4)
 
 
+def test_bank_search_reads_only_the_item_and_scores_as_a_full_search(fitted, bottle) -> None:
+    from detectors.anomaly.bank import nearest_rows
+
+    model, _ = fitted
+    bank = model.banks["default"]
+    feats = model.features_of([[read_image(bottle["bad"][0])]])
+    feats.masks[:, :, : feats.masks.shape[2] // 3] = False  # an item on two thirds of the crop
+    patch_map, _, _, nearest = model.member_maps(bank, feats)
+    c = feats.patches.shape[1]
+    full, rows = nearest_rows(feats.patches.transpose(0, 2, 3, 1).reshape(-1, c), bank.patches)
+    on = feats.masks.reshape(-1)
+    np.testing.assert_allclose(patch_map.reshape(-1)[on], full[on], rtol=1e-5)
+    assert (nearest.reshape(-1)[on] == rows[on]).all()
+    assert (patch_map.reshape(-1)[~on] == 0).all()  # off the item nothing was searched
+
+
 def test_small_banks_take_the_pooled_threshold(fitted, bottle) -> None:
     """Banks with few calibration items share one threshold over all SKU banks' normals."""
     model, _ = fitted

@@ -334,7 +334,13 @@ class AnomalyModel:
         per patch the row of its nearest normal patch in the bank (N,h,w))."""
         n, c, h, w = feats.patches.shape
         flat = feats.patches.transpose(0, 2, 3, 1).reshape(-1, c)
-        patch_map, nearest = nearest_rows(flat, bank.patches)
+        # only cells on the item are searched: every reader of these maps (peak, floor, heatmap,
+        # the classifier's residuals) reads on-item cells alone, and the search is the stage's
+        # largest cost
+        on = feats.masks.reshape(-1)
+        patch_map, nearest = np.zeros(len(flat), np.float32), np.zeros(len(flat), np.int64)
+        if on.any():
+            patch_map[on], nearest[on] = nearest_rows(flat[on], bank.patches)
         student_map = self.rt().student_errors(bank, feats.patches)
         glob = bank.global_distances(feats.globals_)
         return patch_map.reshape(n, h, w), student_map, glob, nearest.reshape(n, h, w)
