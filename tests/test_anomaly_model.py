@@ -295,4 +295,4 @@ def test_folders_saved_before_the_interior_rule_score_as_they_were_calibrated(tm
     del info["config"]["patch_interior_cells"]
     (folder / "model.json").write_text(json.dumps(info))
     assert AnomalyModel.load(folder).config.patch_interior_cells == 0
-    assert ModelConfig().interior_cells == 3 and ModelConfig(image_size=224).interior_cells == 2
+    assert ModelConfig().interior_cells == 2 and ModelConfig(image_size=320).interior_cells == 3

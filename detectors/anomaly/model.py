@@ -68,16 +68,18 @@ class Runtime(Protocol):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    image_size: int = 320
-    """Network input side. Tunnel crops are ~330 px on their long side (simulated shifts, median),
-    and a broken seal or a crushed corner is a few pixels there: at 224 px the patch features
-    no longer saw much of it (development shift, whole ensemble, visible-damage AUROC 0.875 at
-    224, 0.908 at 320; broken seal 0.77 -> 0.85) for 1.8x the enrolment time."""
+    image_size: int = 224
+    """Network input side of the patch features. Tunnel crops are ~330 px on their long side
+    (simulated shifts, median), and at 320 px the patch features see more of a broken seal or a
+    crushed corner (benchmark shift, visible-damage AUROC 0.826 -> 0.869, false diverts 0.65 %
+    -> 0), but the anomaly stage takes 1.8x the time: the edge service on 2 cores then no longer
+    keeps up with a lane (2.4 items/s: p99 0.80 s at 224, 1.1-1.4 s at 320). 320 suits batch
+    re-audit and an edge with more cores (`tunnelpi enroll --image-size 320`)."""
     global_size: int | None = 224
     """Largest side the global embedding reads the input at (None: `image_size`). 224, what
-    EfficientNet-Lite0 was trained at: at 320 the wrong-item check, which compares global
-    embeddings across SKU banks, diverted 7 items that were not wrong items on `make demo`'s
-    shift (2 right of 9), and the global member cost twice the time."""
+    EfficientNet-Lite0 was trained at: with patch features at 320 and the global at 320 too, the
+    wrong-item check, which compares global embeddings across SKU banks, diverted 2 of `make
+    demo`'s 143 good items, and the global member cost twice the time."""
     max_patches: int = 4096
     max_globals: int = 1024
     augment: tuple[str, ...] = ("rot180",)
