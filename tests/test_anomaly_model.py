@@ -209,9 +209,8 @@ def test_bank_search_reads_only_the_item_and_scores_as_a_full_search(fitted, bot
     feats = model.features_of([[read_image(bottle["bad"][0])]])
     feats.masks[:, :, : feats.masks.shape[2] // 3] = False  # an item on two thirds of the crop
     patch_map, _, _, nearest = model.member_maps(bank, feats)
-    c = feats.patches.shape[1]
-    full, rows = nearest_rows(feats.patches.transpose(0, 2, 3, 1).reshape(-1, c), bank.patches)
-    on = feats.masks.reshape(-1)
+    flat, on = model.patch_rows(feats)
+    full, rows = nearest_rows(flat, bank.patches)
     np.testing.assert_allclose(patch_map.reshape(-1)[on], full[on], rtol=1e-5)
     assert (nearest.reshape(-1)[on] == rows[on]).all()
     assert (patch_map.reshape(-1)[~on] == 0).all()  # off the item nothing was searched

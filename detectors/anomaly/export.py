@@ -70,11 +70,7 @@ def export_onnx(model: AnomalyModel, folder: Path | str) -> Path:
     out = Path(folder) / ONNX_DIR
     out.mkdir(parents=True, exist_ok=True)
     rt = model.rt()
-    embedder = (
-        rt.embedder
-        if isinstance(rt, TorchRuntime)
-        else TorchRuntime(model.config.image_size, model.config.global_size).embedder
-    )
+    embedder = (rt if isinstance(rt, TorchRuntime) else TorchRuntime.of(model.config)).embedder
     size = model.config.image_size
     _export(embedder, torch.rand(1, 3, size, size), out / "embedder.onnx", ["pixels"], ["patches", "globals"])
     grid = size // 8

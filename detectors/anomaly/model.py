@@ -274,7 +274,7 @@ class AnomalyModel:
         if self.runtime is None:
             from .runtime import TorchRuntime
 
-            self.runtime = TorchRuntime(self.config.image_size, self.config.global_size)
+            self.runtime = TorchRuntime.of(self.config)
         return self.runtime
 
     # --- features ------------------------------------------------------------------------
@@ -334,12 +334,11 @@ class AnomalyModel:
     def member_maps(self, bank: Bank, feats: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(patch distance maps (N,h,w), student error maps (N,h,w), global distances (N,), and
         per patch the row of its nearest normal patch in the bank (N,h,w))."""
-        n, c, h, w = feats.patches.shape
-        flat = feats.patches.transpose(0, 2, 3, 1).reshape(-1, c)
+        n, _, h, w = feats.patches.shape
         # only cells on the item are searched: every reader of these maps (peak, floor, heatmap,
         # the classifier's residuals) reads on-item cells alone, and the search is the stage's
         # largest cost
-        on = feats.masks.reshape(-1)
+        flat, on = self.patch_rows(feats)
         patch_map, nearest = np.zeros(len(flat), np.float32), np.zeros(len(flat), np.int64)
         if on.any():
             patch_map[on], nearest[on] = nearest_rows(flat[on], bank.patches)

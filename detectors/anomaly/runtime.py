@@ -6,12 +6,17 @@ and the edge needs no torch.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from .backbones import Embedder
 from .bank import Bank
 from .student import FeatureAE, student_from_state
+
+if TYPE_CHECKING:
+    from .model import ModelConfig
 
 STUDENT_PREFIX = "student."
 
@@ -22,6 +27,11 @@ class TorchRuntime:
     def __init__(self, image_size: int = 224, global_size: int | None = None) -> None:
         self.embedder = Embedder(image_size, global_size=global_size)
         self._students: dict[int, tuple[Bank, FeatureAE]] = {}
+
+    @classmethod
+    def of(cls, config: ModelConfig) -> TorchRuntime:
+        """The runtime a model configuration (`ModelConfig`) embeds with."""
+        return cls(config.image_size, config.global_size)
 
     def embed(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(B, S, S, 3) uint8 -> patch features (B, C, h, w), global embeddings (B, G)."""
