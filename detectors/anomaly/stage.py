@@ -6,6 +6,10 @@ itself when they are absent; publishes the views' global embeddings and patch fe
 passes silently: no bank for the SKU or its category gives a "no_reference" finding, a capture
 where no view shows an item gives "no_item_found", an unusable image gives "image_error" (all
 three send the item to review).
+
+An item in a tote of its own colour (a navy shirt in a blue tote) is often cut down to its
+print by the localiser, and that crop looks like nothing in the bank. An anomaly seen only on
+such views is a review, not a divert (`doubtful_outline`).
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.imageio import ImageError
+from pipeline.policy import REVIEW_CEILING_P
 from pipeline.stages import StageContext
-from pipeline.types import Evidence, Finding, ItemCapture
+from pipeline.types import CatalogRecord, Evidence, Finding, ItemCapture
 from pipeline.views import EMBEDDINGS_KEY, VIEWS_KEY, LocalizedView, ViewEmbeddings
 
 from . import heatmap
@@ -102,7 +107,8 @@ class AnomalyStage:
             bank.name,
             {v.camera: v.nearest for v in result.views if v.nearest is not None},
         )
-        findings.append(self._result_finding(capture, ctx, result))
+        doubtful = doubtful_outline(capture, record, result) if result.anomalous else set()
+        findings.append(self._result_finding(capture, ctx, result, doubtful))
         return findings
 
     def _views(self, capture: ItemCapture, ctx: StageContext) -> tuple[list[LocalizedView], list[Finding]]:
@@ -121,7 +127,9 @@ class AnomalyStage:
             views.append(view)
         return views, findings
 
-    def _result_finding(self, capture: ItemCapture, ctx: StageContext, result: ItemResult) -> Finding:
+    def _result_finding(
+        self, capture: ItemCapture, ctx: StageContext, result: ItemResult, doubtful: set[str] | None = None
+    ) -> Finding:
         heat_dir = ctx.config.get("heatmap_dir")
         evidence = []
         for v in result.views:
@@ -147,20 +155,55 @@ class AnomalyStage:
                         "view_probability": v.probability,
                         "localized": v.prepared.view.found,
                         "angle_deg": v.prepared.view.angle_deg,
+                        "outline_doubtful": v.camera in (doubtful or ()),
                     },
                 )
             )
         kind_note = " (category bank)" if result.bank_kind == "category" else ""
         top = max(result.views, key=lambda v: v.score)
+        message = (
+            f"{'anomalous' if result.anomalous else 'normal'}: score {result.score:.2f} vs threshold "
+            f"{result.threshold:.2f}, strongest {top.camera}/{top.top_member}; bank {result.bank}{kind_note}"
+        )
+        probability = result.probability
+        if doubtful:
+            probability = min(probability, REVIEW_CEILING_P)
+            message += (
+                f"; seen only where the tote shows the item's own colour ({', '.join(sorted(doubtful))}), so the "
+                "outline may be cut to its print: review, not a divert"
+            )
         return Finding(
             stage=self.name,
             kind="anomaly",
             score=result.score,
-            probability=result.probability,
-            message=(
-                f"{'anomalous' if result.anomalous else 'normal'}: score {result.score:.2f} vs threshold "
-                f"{result.threshold:.2f}, strongest {top.camera}/{top.top_member}; bank {result.bank}{kind_note}"
-            ),
+            probability=probability,
+            message=message,
             evidence=evidence,
             model_version=self.version,
         )
+
+
+def doubtful_outline(capture: ItemCapture, record: CatalogRecord | None, result: ItemResult) -> set[str]:
+    """The cameras of the anomalous views (the top-scoring one if none is) when the item box of
+    every one of them is ringed by the item's catalog colour (`attributes.colour.camouflaged`).
+    Empty when an anomalous view has a clear surround (damage seen clearly is damage) or the
+    catalog gives no colour."""
+    from detectors.attributes.colour import camouflaged
+
+    if record is None or record.colour_rgb is None:
+        return set()
+    frames = {f.camera: f for f in capture.frames}
+    anomalous = [v for v in result.views if v.anomalous] or [max(result.views, key=lambda v: v.score)]
+    doubtful = set()
+    for v in anomalous:
+        frame = frames.get(v.camera)
+        if frame is None:
+            return set()
+        try:
+            pixels = frame.load(capture.root)
+        except ImageError:
+            return set()
+        if not camouflaged(pixels, list(v.prepared.view.box), record.colour_rgb):
+            return set()
+        doubtful.add(v.camera)
+    return doubtful
