@@ -61,7 +61,7 @@ def main() -> dict[str, Any]:
                 for cam, image in item.images.items():
                     iou, seconds = frame_iou(image, item.item_masks[cam])
                     views.append({"sku": record.sku, "fc": fc, "camera": cam, "iou": iou, "s": seconds})
-    return _report(views)
+    return _report(views, len(records))
 
 
 def _summary(ious: list[float]) -> dict[str, float]:
@@ -74,7 +74,11 @@ def _summary(ious: list[float]) -> dict[str, float]:
     }
 
 
-def _report(views: list[dict[str, Any]]) -> dict[str, Any]:
+def _row(metric: str, value: Any) -> dict[str, Any]:
+    return {"metric": metric, "value": value, "target": ""}
+
+
+def _report(views: list[dict[str, Any]], n_skus: int) -> dict[str, Any]:
     overall = _summary([v["iou"] for v in views])
     by_fc: dict[str, list[float]] = defaultdict(list)
     by_sku: dict[str, list[float]] = defaultdict(list)
@@ -86,16 +90,25 @@ def _report(views: list[dict[str, Any]]) -> dict[str, Any]:
     worst_skus = {sku: _summary(ious) for sku, ious in worst}
     ms = [1000 * v["s"] for v in views]
     rows = [
-        {"metric": f"localize silhouette IoU, median ({overall['n']} views, 41 SKUs, 5 conveyances)",
-         "value": overall["median"], "target": ""},
-        {"metric": "localize views under IoU 0.8 / under 0.5",
-         "value": f"{overall['under_0.8']} / {overall['under_0.5']}", "target": ""},
+        _row(
+            f"localize silhouette IoU, median ({overall['n']} views, {n_skus} SKUs, {len(per_fc)} conveyances)",
+            overall["median"],
+        ),
+        _row("localize views under IoU 0.8 / under 0.5", f"{overall['under_0.8']} / {overall['under_0.5']}"),
     ]
     for fc, s in per_fc.items():
-        rows.append({"metric": f"localize on {_conveyance_name(fc)}: median IoU, under 0.8, under 0.5",
-                     "value": f"{s['median']}, {s['under_0.8']}, {s['under_0.5']}", "target": ""})
-    rows.append({"metric": "localize segmentation ms per 640x480 frame, p50 / p99",
-                 "value": f"{statistics.median(ms):.1f} / {float(np.percentile(ms, 99)):.1f}", "target": ""})
+        rows.append(
+            _row(
+                f"localize on {_conveyance_name(fc)}: median IoU, under 0.8, under 0.5",
+                f"{s['median']}, {s['under_0.8']}, {s['under_0.5']}",
+            )
+        )
+    rows.append(
+        _row(
+            "localize segmentation ms per 640x480 frame, p50 / p99",
+            f"{statistics.median(ms):.1f} / {float(np.percentile(ms, 99)):.1f}",
+        )
+    )
     return {
         "overall": overall,
         "per_conveyance": {_conveyance_name(fc): s for fc, s in per_fc.items()},
