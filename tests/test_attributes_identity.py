@@ -141,3 +141,78 @@ def test_wrong_item_naming_a_variant_sibling_is_a_review(monkeypatch, nearest: s
         assert finding.probability == REVIEW_CEILING_P
     (no_catalog,) = stage.identity_findings(RECORDS["SHEET-SET-TWIN"], [view], None)
     assert no_catalog.probability > 0.99  # without the catalog nothing is known of siblings
+
+
+def _view(camera: str = "top"):
+    import numpy as np
+
+    from pipeline.views import LocalizedView
+
+    return LocalizedView(camera, np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), bool), [0, 0, 8, 8])
+
+
+@pytest.mark.parametrize(
+    ("nearest_distance", "nearest_ceiling", "camouflaged", "called"),
+    [
+        (0.3, 0.1, False, True),  # clear views: nearer another SKU and unlike its own is enough
+        (0.3, 0.1, True, False),  # in a tote of its colour the crop may be cut: not enough
+        (0.3, 0.35, True, True),  # ... unless it looks like a normal item of the other SKU
+        (0.3, 0.3, True, True),
+    ],
+)
+def test_camouflaged_wrong_item_needs_a_likeness_to_the_other_sku(
+    monkeypatch, nearest_distance: float, nearest_ceiling: float, camouflaged: bool, called: bool
+) -> None:
+    from detectors.attributes.identity import IdentityRead
+
+    stage = AttributesStage(check_labels=False, check_colour=False)
+    read = IdentityRead(
+        "FOOD-CEREAL-DE-01", 0.7, "BOOK-NOVEL-0001", nearest_distance, 0.7 - nearest_distance, 0.5, nearest_ceiling
+    )
+    assert read.like_nearest is (nearest_distance <= nearest_ceiling)
+    monkeypatch.setattr(stage, "identity_read", lambda *a, **k: read)
+    found = stage.identity_findings(RECORDS["FOOD-CEREAL-DE-01"], [_view()], None, RECORDS, camouflaged=camouflaged)
+    assert [f.kind for f in found] == (["wrong_item"] if called else [])
+    if found:
+        assert found[0].evidence[0].data["camouflaged"] is camouflaged
+        assert ("tote of its own colour" in found[0].message) is camouflaged
+
+
+@pytest.mark.parametrize(
+    ("camouflaged_cameras", "read_cameras", "flag"),
+    [
+        (set(), ["top", "left"], False),
+        ({"top"}, ["left"], False),  # the clear view alone is read, as before
+        ({"top", "left"}, ["top", "left"], True),  # every view camouflaged: all read, likeness needed
+    ],
+)
+def test_identity_reads_clear_views_or_all_of_a_camouflaged_item(
+    monkeypatch, camouflaged_cameras: set[str], read_cameras: list[str], flag: bool
+) -> None:
+    import numpy as np
+
+    from pipeline.views import VIEWS_KEY
+
+    class Known:
+        version = "anomaly-test"
+
+        def knows(self, sku: str) -> bool:
+            return True
+
+    stage = AttributesStage(check_labels=False, check_colour=False)
+    stage.identity = Known()
+    calls = []
+    monkeypatch.setattr(stage, "_camouflaged", lambda record, view, frame: view.camera in camouflaged_cameras)
+    monkeypatch.setattr(
+        stage,
+        "identity_findings",
+        lambda record, views, emb, catalog, camouflaged: calls.append(([v.camera for v in views], camouflaged)) or [],
+    )
+    frames = {c: np.full((8, 8, 3), 90, np.uint8) for c in ("top", "left")}
+    capture = ItemCapture(
+        item_id="c1", sku="FOOD-CEREAL-DE-01", frames=[Frame.from_array(c, f) for c, f in frames.items()]
+    )
+    ctx = StageContext(catalog=Catalog(skus=RECORDS))
+    ctx.shared[VIEWS_KEY] = {c: _view(c) for c in frames}
+    stage(capture, ctx)
+    assert calls == [(read_cameras, flag)]

@@ -29,6 +29,8 @@ class IdentityRead:
     """own - nearest: positive when another SKU is closer than the item's own."""
     own_ceiling: float = 0.0
     """Largest own-bank distance seen on the SKU's normal calibration items."""
+    nearest_ceiling: float = 0.0
+    """The same for the nearest other SKU's bank."""
 
     @property
     def closer_to_other(self) -> bool:
@@ -42,6 +44,13 @@ class IdentityRead:
         bank" alone flags good items at random; a wrong item must also be unlike its own SKU.
         """
         return self.own_distance > self.own_ceiling
+
+    @property
+    def like_nearest(self) -> bool:
+        """The item looks like a normal item of the nearest other SKU: no farther from that bank
+        than its own calibration items are. A positive identification, where "unlike its own SKU"
+        may only mean the crop is not the whole item."""
+        return self.nearest_sku != self.own_sku and self.nearest_distance <= self.nearest_ceiling
 
 
 class IdentityChecker:
@@ -77,7 +86,9 @@ class IdentityChecker:
         others = {s: d for s, d in dist.items() if s != sku}
         nearest = min(others, key=others.__getitem__) if others else sku
         near_d = others.get(nearest, own)
-        return IdentityRead(sku, own, nearest, near_d, own - near_d, self.ceilings.get(sku, 0.0))
+        return IdentityRead(
+            sku, own, nearest, near_d, own - near_d, self.ceilings.get(sku, 0.0), self.ceilings.get(nearest, 0.0)
+        )
 
 
 def _own_ceiling(bank) -> float:
