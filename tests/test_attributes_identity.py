@@ -164,6 +164,7 @@ def test_camouflaged_wrong_item_needs_a_likeness_to_the_other_sku(
     monkeypatch, nearest_distance: float, nearest_ceiling: float, camouflaged: bool, called: bool
 ) -> None:
     from detectors.attributes.identity import IdentityRead
+    from detectors.attributes.stage import REVIEW_CEILING_P
 
     stage = AttributesStage(check_labels=False, check_colour=False)
     read = IdentityRead(
@@ -176,6 +177,8 @@ def test_camouflaged_wrong_item_needs_a_likeness_to_the_other_sku(
     if found:
         assert found[0].evidence[0].data["camouflaged"] is camouflaged
         assert ("tote of its own colour" in found[0].message) is camouflaged
+        # a clear call is a divert; one made through a camouflaged crop is a review
+        assert (found[0].probability <= REVIEW_CEILING_P) is camouflaged
 
 
 @pytest.mark.parametrize(

@@ -465,10 +465,12 @@ class AttributesStage:
         review, never a divert (it still says the item is unlike its own SKU's normal look, which
         damage does too). `camouflaged`: every view is in a tote of the item's own colour, where
         the crop may be cut to the item's print and so be unlike its own SKU; the item must then
-        also look like a normal item of the other SKU (`IdentityRead.like_nearest`). On the
-        attributes benchmark's renders, reading camouflaged views without that condition called 5
-        of 24 such good items wrong (navy shirts in a blue tote, a book); with it none, and a book
-        sent for a cereal box in a yellow tote is still named."""
+        also look like a normal item of the other SKU (`IdentityRead.like_nearest`), and the
+        finding is a review: a good tennis-ball 3-pack in a yellow tote looked as much like the
+        4-pack's normals as like its own. On the attributes benchmark's renders, reading
+        camouflaged views without the likeness condition called 5 of 24 such good items wrong
+        (navy shirts in a blue tote, a book); with it none, and a book sent for a cereal box in a
+        yellow tote is held."""
         read = self.identity_read(record, views, embeddings)
         if not (read.closer_to_other and read.unlike_own) or (camouflaged and not read.like_nearest):
             return []
@@ -483,7 +485,11 @@ class AttributesStage:
             prob = min(prob, REVIEW_CEILING_P)
             message += "; the same product in another variant, which looks alike: review, the label decides"
         if camouflaged:
-            message += f"; in a tote of its own colour, and as close to {read.nearest_sku} as its own normal items"
+            prob = min(prob, REVIEW_CEILING_P)
+            message += (
+                f"; in a tote of its own colour, where the crop may be cut short, but as close to {read.nearest_sku} "
+                "as that SKU's own normal items: review"
+            )
         data = {
             "nearest_sku": read.nearest_sku,
             "nearest_distance": round(read.nearest_distance, 4),
