@@ -30,6 +30,14 @@ def model_dir(tmp_path_factory):
     return out
 
 
+def _view(camera: str = "top"):
+    import numpy as np
+
+    from pipeline.views import LocalizedView
+
+    return LocalizedView(camera, np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), bool), [0, 0, 8, 8])
+
+
 def _capture(sku: str, seed: int, actual: str | None = None) -> ItemCapture:
     defects = ("wrong_item",) if actual else ()
     item = render_item(RECORDS[sku], defects=defects, seed=seed, cameras=("top",), actual_sku=RECORDS.get(actual or ""))
@@ -122,33 +130,22 @@ def test_variant_siblings(a: str, b: str, siblings: bool) -> None:
     ],
 )
 def test_wrong_item_naming_a_variant_sibling_is_a_review(monkeypatch, nearest: str, expected: str) -> None:
-    import numpy as np
 
     from detectors.attributes.identity import IdentityRead
     from detectors.attributes.stage import REVIEW_CEILING_P
-    from pipeline.views import LocalizedView
 
     stage = AttributesStage(check_labels=False, check_colour=False)
     read = IdentityRead("SHEET-SET-TWIN", 0.5, nearest, 0.3, 0.2, own_ceiling=0.1)
     monkeypatch.setattr(stage, "identity_read", lambda *a, **k: read)
-    view = LocalizedView("top", np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), bool), [0, 0, 8, 8])
-    (finding,) = stage.identity_findings(RECORDS["SHEET-SET-TWIN"], [view], None, RECORDS)
+    (finding,) = stage.identity_findings(RECORDS["SHEET-SET-TWIN"], [_view()], None, RECORDS)
     assert finding.kind == "wrong_item"
     assert finding.evidence[0].data["variant_sibling"] is (expected == "review")
     if expected == "divert":
         assert finding.probability > 0.99
     else:
         assert finding.probability == REVIEW_CEILING_P
-    (no_catalog,) = stage.identity_findings(RECORDS["SHEET-SET-TWIN"], [view], None)
+    (no_catalog,) = stage.identity_findings(RECORDS["SHEET-SET-TWIN"], [_view()], None)
     assert no_catalog.probability > 0.99  # without the catalog nothing is known of siblings
-
-
-def _view(camera: str = "top"):
-    import numpy as np
-
-    from pipeline.views import LocalizedView
-
-    return LocalizedView(camera, np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), bool), [0, 0, 8, 8])
 
 
 @pytest.mark.parametrize(
