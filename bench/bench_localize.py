@@ -64,7 +64,8 @@ def main() -> dict[str, Any]:
     return _report(views, len(records))
 
 
-def _summary(ious: list[float]) -> dict[str, float]:
+def iou_summary(ious: list[float]) -> dict[str, float]:
+    """Median IoU and the shares of views under 0.8 and 0.5."""
     a = np.asarray(ious)
     return {
         "n": len(a),
@@ -79,15 +80,15 @@ def _row(metric: str, value: Any) -> dict[str, Any]:
 
 
 def _report(views: list[dict[str, Any]], n_skus: int) -> dict[str, Any]:
-    overall = _summary([v["iou"] for v in views])
+    overall = iou_summary([v["iou"] for v in views])
     by_fc: dict[str, list[float]] = defaultdict(list)
     by_sku: dict[str, list[float]] = defaultdict(list)
     for v in views:
         by_fc[v["fc"]].append(v["iou"])
         by_sku[v["sku"]].append(v["iou"])
-    per_fc = {fc: _summary(ious) for fc, ious in by_fc.items()}
+    per_fc = {fc: iou_summary(ious) for fc, ious in by_fc.items()}
     worst = sorted(by_sku.items(), key=lambda kv: float(np.mean(np.asarray(kv[1]) < POOR)), reverse=True)[:8]
-    worst_skus = {sku: _summary(ious) for sku, ious in worst}
+    worst_skus = {sku: iou_summary(ious) for sku, ious in worst}
     ms = [1000 * v["s"] for v in views]
     rows = [
         _row(
