@@ -33,7 +33,7 @@ from detectors.anomaly.model import AnomalyModel, ModelConfig
 from detectors.anomaly.stage import AnomalyStage
 from detectors.attributes.colour import measure
 from detectors.attributes.labels import expected_labels
-from detectors.attributes.profile import AttributeProfile, threshold_from_shares
+from detectors.attributes.profile import AttributeProfile
 from detectors.attributes.stage import AttributesStage
 from detectors.localize import LocalizeStage, localize
 from detectors.supervised.dataset import FINE_TYPES, Example
@@ -122,10 +122,7 @@ def _fit_models(out: Path, log) -> dict[str, float]:
         shares[sku] = _enrol(model, sku, k)
         log(f"enrolled {sku}")
     model.save(out / "anomaly")
-    AttributeProfile(
-        min_share={s: threshold_from_shares(v) for s, v in shares.items()},
-        n_items={s: len(v) for s, v in shares.items()},
-    ).save(out / "attributes")
+    AttributeProfile.from_shares(shares).save(out / "attributes")
     seconds["enrol"] = time.perf_counter() - start
     start = time.perf_counter()
     examples = []

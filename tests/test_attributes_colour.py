@@ -7,8 +7,10 @@ import pytest
 
 from detectors.attributes.colour import ColourConfig, camouflaged, ciede2000, measure, to_lab, white_balance_gains
 from detectors.attributes.profile import (
+    ALWAYS_SHOWN,
     RELIABLE_SHARE,
     SHARE_FLOOR,
+    VANISHED_SHARE,
     AttributeProfile,
     ColourTrust,
     threshold_from_shares,
@@ -137,6 +139,55 @@ def test_wrong_colour_finding_is_only_as_strong_as_the_skus_threshold(tmp_path, 
     else:
         assert finding.probability == REVIEW_CEILING_P
         assert finding.evidence[0].data["threshold_trust"] == "review" and "review" in finding.message
+
+
+@pytest.mark.parametrize(
+    ("lowest", "share", "vanished"),
+    [
+        (0.02, 0.0, True),  # every reference showed the colour; the item shows none of it
+        (0.02, VANISHED_SHARE, True),
+        (0.02, VANISHED_SHARE * 1.5, False),  # some of it still shows: the threshold decides
+        (ALWAYS_SHOWN, 0.0, True),
+        (ALWAYS_SHOWN * 0.9, 0.0, False),  # a reference barely showed it: it can vanish on a good item
+        (None, 0.0, False),  # a profile without the least share (written before it was kept)
+    ],
+)
+def test_colour_vanished_needs_a_colour_every_reference_showed(lowest, share, vanished) -> None:
+    sku = "SNEAKER-RUN-BLU-42"
+    profile = AttributeProfile(min_share={sku: 0.015}, lowest_share={} if lowest is None else {sku: lowest})
+    assert profile.colour_vanished(sku, share) is vanished
+
+
+def test_profile_from_shares_keeps_threshold_and_least_share(tmp_path) -> None:
+    profile = AttributeProfile.from_shares({"A": [0.03, 0.2, 0.05, 0.25], "B": []})
+    assert set(profile.min_share) == {"A"} and profile.lowest_share == {"A": 0.03} and profile.n_items == {"A": 4}
+    loaded = AttributeProfile.load(profile.save(tmp_path).parent)
+    assert loaded.lowest_share == {"A": 0.03} and loaded.min_share == profile.min_share
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "profile.json").write_text('{"format": 1, "min_share": {"A": 0.015}, "n_items": {"A": 4}}')
+    assert AttributeProfile.load(old).lowest_share == {}
+
+
+@pytest.mark.parametrize(("lowest", "expected"), [(0.025, "divert"), (None, "review")])
+def test_a_shoebox_swatch_gone_from_the_item_is_a_divert(tmp_path, lowest, expected) -> None:
+    """A running shoe's blue shows only on its box's swatch (2-3 % of the item), so its threshold
+    supports a review alone; a wrong-coloured shoe's box shows no blue at all, which every
+    reference did: that is a divert."""
+    sku = "SNEAKER-RUN-BLU-42"
+    lowest_share = {} if lowest is None else {sku: lowest}
+    AttributeProfile(min_share={sku: 0.015}, n_items={sku: 12}, lowest_share=lowest_share).save(tmp_path / "attributes")
+    stage = AttributesStage(model_dir=tmp_path, check_labels=False)
+    item = render_item(RECORDS[sku], defects=("wrong_colour",), seed=3, cameras=("top", "left"))
+    frames = [Frame.from_array(cam, img) for cam, img in item.images.items()]
+    findings = stage(ItemCapture(item_id="s1", sku=sku, frames=frames), StageContext(catalog=Catalog(skus=RECORDS)))
+    (finding,) = [f for f in findings if f.kind == "wrong_colour"]
+    data = finding.evidence[0].data
+    assert data["share"] <= VANISHED_SHARE and data["threshold_trust"] == "review"
+    if expected == "divert":
+        assert finding.probability > 0.5 and data["colour_vanished"] and "every reference" in finding.message
+    else:
+        assert finding.probability == REVIEW_CEILING_P and not data["colour_vanished"]
 
 
 def test_lab_conversion_is_cie() -> None:

@@ -421,7 +421,11 @@ class AttributesStage:
             f"only {read.share:.1%} of the item shows catalog colour {name} (needs {read.min_share:.1%}); "
             f"dominant RGB {list(read.dominant_rgb)}"
         )
-        if trust is ColourTrust.REVIEW:
+        vanished = self.profile.colour_vanished(record.sku, read.share)
+        if vanished:
+            lowest = self.profile.lowest_share[record.sku]
+            message += f"; every reference showed it on at least {lowest:.1%} of the item"
+        elif trust is ColourTrust.REVIEW:
             prob = min(prob, REVIEW_CEILING_P)
             message += "; its normal look shows that colour on little of the item: review, not a divert"
         data = {
@@ -433,6 +437,7 @@ class AttributesStage:
             "dominant_delta_e": round(read.dominant_distance, 1),
             "white_balance_gains": list(read.gains),
             "threshold_trust": trust.value,
+            "colour_vanished": vanished,
         }
         evidence = [Evidence(camera=c, box=list(views[c].box), data=data) for c in views]
         return [self._finding("wrong_colour", 1.0 - read.share / read.min_share, prob, message, evidence)]
