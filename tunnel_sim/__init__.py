@@ -9,6 +9,8 @@ Public API:
 - `render_date_print(expiry, ...)` draws one date print (dot-matrix, inkjet or label) and
   returns it with the lines it says, for OCR tests.
 - `contact_sheet(dataset_dir, out_png)` for a person to look at a dataset.
+- `tunnel_sim.composite.place_on_conveyance(image, mask, rng)` puts a real photo's object on
+  a belt or tote at any pose, for benchmarks on real products and real damage.
 """
 
 from tunnel_sim.catalog import DEFAULT_TODAY, LotProfile, SimCatalog, build_catalog
