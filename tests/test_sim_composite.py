@@ -79,3 +79,23 @@ def test_placement_is_drawn_from_the_generator() -> None:
 def test_bad_placements_are_refused(mask: np.ndarray, size_px: tuple[float, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         place_on_conveyance(studio_photo("disc"), mask, np.random.default_rng(0), size_px=size_px)
+
+
+@pytest.mark.parametrize("fc", ["FC-BER1", "FC-MAD2", "FC-LYS1"])
+def test_a_real_bottle_placed_on_a_floor_is_found_again(shared_data, fc: str) -> None:
+    """An MVTec bottle photo cut out, placed on a belt or tote, and localised: the crop covers
+    the placed bottle (what the benchmark of real photos at any pose relies on)."""
+    from detectors.anomaly.prepare import is_round
+    from detectors.localize import segment
+    from pipeline.imageio import read_image
+
+    photos = sorted((shared_data / "mvtec_bottle" / "train" / "good").glob("*.jpg"))
+    if not photos:
+        pytest.skip("MVTec bottle photos not found")
+    photo = read_image(photos[0])
+    mask = object_mask(photo)
+    assert is_round(mask) and 0.3 < mask.mean() < 0.95  # a bottle seen from above, not the backdrop
+    placed = place_on_conveyance(photo, mask, np.random.default_rng(11), fc=fc)
+    found, _ = segment(placed.frame)
+    found = cv2.resize(found, (FRAME_W, FRAME_H), interpolation=cv2.INTER_NEAREST) > 0
+    assert (found & placed.mask).sum() / (found | placed.mask).sum() > 0.8
