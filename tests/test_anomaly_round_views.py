@@ -8,7 +8,7 @@ import pytest
 
 from detectors.anomaly import AnomalyModel, ModelConfig
 from detectors.anomaly.model import rotate_cells, rotate_view
-from detectors.anomaly.prepare import is_round, prepare
+from detectors.anomaly.prepare import is_round, prepare, round_share
 from detectors.localize import localize
 
 
@@ -123,6 +123,53 @@ def test_only_round_views_get_the_extra_rotations(augment: tuple[str, ...], lid_
 
 def test_round_view_rotations_are_opt_in() -> None:
     assert ModelConfig().augment == ("rot180",)
+
+
+def _box(seed: int) -> np.ndarray:
+    img = _belt(seed)
+    cv2.rectangle(img, (200, 150), (460, 330), (176, 132, 84), -1)
+    return img
+
+
+def test_round_share_counts_round_outlines() -> None:
+    lids, boxes = [_lid(float(a), s) for s, a in enumerate((0, 40, 90))], [_box(s) for s in (4, 5)]
+    assert round_share(lids) == 1.0 and round_share(boxes) == 0.0
+    assert round_share([*lids[:1], *boxes]) == pytest.approx(1 / 3)
+    assert round_share(lids, use_localize=False) == 0.0  # whole frames have no outline
+    assert round_share([np.full((64, 64, 3), 90, np.uint8), *lids[:1]]) == 0.5  # a blank frame is not round
+    assert round_share([]) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("product", "flag", "turned"),
+    [
+        ("lid", [], True),
+        ("box", [], False),
+        ("lid", ["--no-round-rotations"], False),
+        ("box", ["--round-rotations"], True),
+    ],
+)
+def test_anomaly_fit_enrolls_a_round_product_turned(tmp_path, product: str, flag: list[str], turned: bool) -> None:
+    """`anomaly fit` turns round views by default only for a product most of whose normals are round."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    folder = tmp_path / "normals"
+    folder.mkdir()
+    for i in range(6):
+        image = _lid(float(15 * i), 20 + i) if product == "lid" else _box(20 + i)
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "model"
+    result = CliRunner().invoke(
+        app, ["anomaly", "fit", "--normals", str(folder), "--out", str(out), "--no-onnx", *flag]
+    )
+    assert result.exit_code == 0, result.output
+    augment = json.loads((out / "model.json").read_text())["config"]["augment"]
+    assert ("rot_round" in augment) is turned
+    assert ("round outline" in result.output) is (turned and not flag)
 
 
 @pytest.fixture(scope="module")

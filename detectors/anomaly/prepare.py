@@ -7,6 +7,7 @@ cannot look like damage; patch scores are read only on feature cells that touch 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -24,6 +25,11 @@ ROUND_FILL = 0.8
 1.0, a square 0.64)."""
 ROUND_ASPECT = (0.85, 1.18)
 """Height/width range of a round view's crop."""
+ROUND_MAJORITY = 0.5
+"""A product whose normal images show a round outline this often or more has no upright (a
+bottle or a jar seen from above): `tunnelpi anomaly fit` then enrolls its round views turned
+as well. MVTec bottles placed on belts and totes at any pose, 30 normals: image AUROC 0.991
+upright only, 0.997 turned."""
 
 
 class FeaturelessImage(ImageError):
@@ -54,6 +60,21 @@ def is_round(mask: np.ndarray) -> bool:
     points = cv2.findNonZero(mask.astype(np.uint8))
     _, radius = cv2.minEnclosingCircle(points)
     return float(mask.sum()) / (np.pi * max(radius, 1.0) ** 2) > ROUND_FILL
+
+
+def round_share(images: Sequence[np.ndarray], use_localize: bool = True) -> float:
+    """Share of images whose localised item has a round outline (0 without localisation: a
+    whole frame has no outline); an unreadable or featureless image counts as not round."""
+    if not use_localize or not images:
+        return 0.0
+    round_views = 0
+    for i, image in enumerate(images):
+        try:
+            view = view_of(image, f"image{i}", True)
+        except ImageError:
+            continue
+        round_views += bool(view.found and is_round(view.mask))
+    return round_views / len(images)
 
 
 def check_informative(image: np.ndarray, name: str = "image") -> None:

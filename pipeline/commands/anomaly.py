@@ -57,6 +57,7 @@ IMAGE_SIZE_HELP = "network input side, a multiple of 32 (default 224; 320 reads 
 
 
 ROUND_ROTATIONS_HELP = "also enrol round views (lids, balls end-on) at 45-degree steps"
+FIT_ROUND_ROTATIONS_HELP = f"{ROUND_ROTATIONS_HELP} (default: when most normal images are round)"
 
 
 @anomaly_app.command("fit")
@@ -71,14 +72,22 @@ def fit(
     target_rate: float = typer.Option(0.005, help="target false-divert rate for the threshold"),
     max_patches: int = typer.Option(4096, help="patch bank bound (greedy coreset)"),
     onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="also export ONNX graphs for the edge scorer"),
-    round_rotations: bool = typer.Option(False, "--round-rotations/--no-round-rotations", help=ROUND_ROTATIONS_HELP),
+    round_rotations: bool | None = typer.Option(
+        None, "--round-rotations/--no-round-rotations", help=FIT_ROUND_ROTATIONS_HELP, show_default=False
+    ),
 ) -> None:
     """Fit one normal bank from folders of normal images (any product, not only the simulator)."""
     from detectors.anomaly.calibration import CalibrationError
     from detectors.anomaly.model import AnomalyModel
+    from detectors.anomaly.prepare import ROUND_MAJORITY, round_share
 
     images = _read_all(_image_paths(list(normals)))
     cal = _read_all(_image_paths(list(calibration))) if calibration else None
+    if round_rotations is None:
+        share = round_share(images, localize)
+        round_rotations = share >= ROUND_MAJORITY
+        if round_rotations:
+            typer.echo(f"{share:.0%} of the normals show a round outline: round views are enrolled turned as well")
     model = AnomalyModel(_config(image_size, target_rate, localize, max_patches, round_rotations))
     start = time.perf_counter()
     try:
