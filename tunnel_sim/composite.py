@@ -4,8 +4,9 @@ The renderer's items are drawn from flat textures; a real product photo carries 
 real print and real damage. Placing such a photo's object, cut out by its mask, on a belt or
 tote floor at any rotation, size and position keeps the real defects and makes localisation
 and pose tolerance part of the measurement: the object must be found on the floor and compared
-with normals that lay at other angles. The object's own lighting turns with it (a real tunnel's
-light stays put while the item turns), so a print's highlight is not a cue a model may rely on.
+with normals that lay at other angles. The photo's own lighting turns with the object, where a
+tunnel's light stays put while the item turns: a highlight moves here as it would not on a
+belt, which makes the measurement harder, not easier.
 """
 
 from __future__ import annotations
