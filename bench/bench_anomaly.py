@@ -45,6 +45,15 @@ def _images(paths: list[Path]) -> list[np.ndarray]:
     return [read_image(p) for p in paths]
 
 
+def per_defect_auroc(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """AUROC of each defect folder's images against the good ones."""
+    good = labels == "good"
+    return {
+        d: float(roc_auc_score(labels[(labels == d) | good] == d, scores[(labels == d) | good]))
+        for d in sorted(set(labels.tolist()) - {"good"})
+    }
+
+
 def _mvtec(result: dict[str, Any]) -> None:
     good = sorted((DATA / "train" / "good").glob("*.jpg"))
     bank_imgs, cal_imgs = _images(good[:160]), _images(good[160:])
@@ -66,12 +75,7 @@ def _mvtec(result: dict[str, Any]) -> None:
         "member_auroc": {
             m: float(roc_auc_score(y, [r.views[0].z[m] for r in scored])) for m in ("patch", "global", "student")
         },
-        "per_defect_auroc": {
-            d: float(
-                roc_auc_score(np.array(labels)[(np.array(labels) == d) | ~y] == d, s[(np.array(labels) == d) | ~y])
-            )
-            for d in sorted(set(labels) - {"good"})
-        },
+        "per_defect_auroc": per_defect_auroc(np.array(labels), s),
         "recall_at_threshold": float(flagged[y].mean()),
         "false_divert_rate_test_good": float(flagged[~y].mean()),
         "fit_seconds_160_images": round(fit_s, 1),
@@ -150,10 +154,7 @@ def _mvtec_on_conveyor(result: dict[str, Any]) -> None:
         flagged = np.array([r.anomalous for r in scored])
         out[name] = {
             "image_auroc": round(float(roc_auc_score(y, s)), 4),
-            "per_defect_auroc": {
-                d: round(float(roc_auc_score(labels[(labels == d) | ~y] == d, s[(labels == d) | ~y])), 4)
-                for d in sorted(set(labels) - {"good"})
-            },
+            "per_defect_auroc": {d: round(v, 4) for d, v in per_defect_auroc(labels, s).items()},
             "recall_at_threshold": round(float(flagged[y].mean()), 3),
             "good_flagged": round(float(flagged[~y].mean()), 3),
             "fit_seconds": round(fit_s, 1),

@@ -486,15 +486,17 @@ class AttributesStage:
             f"looks like {read.nearest_sku} (distance {read.nearest_distance:.3f}) more than {record.sku} "
             f"({read.own_distance:.3f})"
         )
+        reviews = []
         if sibling:
-            prob = min(prob, REVIEW_CEILING_P)
-            message += "; the same product in another variant, which looks alike: review, the label decides"
+            reviews.append("; the same product in another variant, which looks alike: review, the label decides")
         if camouflaged:
-            prob = min(prob, REVIEW_CEILING_P)
-            message += (
+            reviews.append(
                 f"; in a tote of its own colour, where the crop may be cut short, but as close to {read.nearest_sku} "
                 "as that SKU's own normal items: review"
             )
+        if reviews:
+            prob = min(prob, REVIEW_CEILING_P)
+            message += "".join(reviews)
         data = {
             "nearest_sku": read.nearest_sku,
             "nearest_distance": round(read.nearest_distance, 4),
