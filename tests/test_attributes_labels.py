@@ -83,6 +83,8 @@ def test_vote_over_views(expected: str, lines: list[tuple[str, float, str]], sta
         ("TWIN XL", "KING", True),
         ("EU 42", "EU 42", True),
         ("STRIDE EU 42", "EU 42", False),
+        ("3 PACK", "3", True),
+        ("TENNIS BALLS 4 PACK", "3", False),
     ],
 )
 def test_standalone_lines(line: str, expected: str, standalone: bool | None) -> None:
@@ -99,6 +101,14 @@ def test_standalone_lines(line: str, expected: str, standalone: bool | None) -> 
         ("EU 99", "EU 42", []),
         ("EU 44", "EU 42", ["EU 44"]),
         ("UK 8.5", "UK 8", ["UK 8.5"]),
+        ("4 PACK", "3", ["4"]),
+        ("4PK", "3", ["4"]),
+        ("PACK OF 12", "3", ["12"]),
+        ("6 x 250 ml", "6", ["6"]),
+        ("C", "3", []),  # a word is no count: only a number with a pack word is
+        ("3", "3", []),  # a bare number may be a lot code or a lid's rim
+        ("CHAMPIONSHIP", "3", []),
+        ("0 PACK", "3", []),
     ],
 )
 def test_value_spellings(text: str, expected: str, values: list[str]) -> None:
@@ -116,7 +126,9 @@ def test_families_and_canonical_forms() -> None:
     assert family_of("EU 40") == "shoe"
     assert family_of("1 L") == "quantity"
     assert family_of("P16 Pro") == "model"
+    assert family_of("3") == "count"
     assert canonical("1 L") == canonical("1000 ml")
+    assert canonical("03") == "3"
 
 
 class FakeEngine:

@@ -45,6 +45,12 @@ SHOE_RANGE = {"EU": (15.0, 52.0), "UK": (0.0, 16.0), "US": (0.0, 17.0)}
 """Sizes a shoe label can carry per system; a bare "99" on a tongue is print noise, not a size."""
 _QUANTITY = re.compile(r"(\d+(?:[.,]\d+)?)\s*(KG|G|ML|L|OZ|LB|CL)\b")
 _MODEL = re.compile(r"\b([A-Z]{1,3}\d{1,3}(?:\s?(?:PRO|MAX|PLUS|MINI))?)\b")
+_COUNT = re.compile(
+    r"\b(?:(\d{1,3})\s*-?\s*(?:PACK|PK|PCS|PC|PIECES|STK|ST|BALLS|COUNT|CT|X)"
+    r"|(?:X|PACK OF|SET OF|BOX OF)\s*(\d{1,3}))\b"
+)
+"""A pack count as printed: "3 PACK", "4PK", "6 X", "X 3", "PACK OF 12". A bare number is not a
+count: lot codes, dates and a lid's rim read as digits on any package."""
 _WORD = re.compile(r"[A-Z0-9]+")
 _UNIT_SCALE = {"KG": ("G", 1000.0), "G": ("G", 1.0), "L": ("ML", 1000.0), "CL": ("ML", 10.0), "ML": ("ML", 1.0)}
 
@@ -70,13 +76,18 @@ def normalise(text: str) -> str:
 
 def canonical(value: str) -> str:
     """A catalog value in the same form `read_values` returns (so "12 kg" == "12000 G")."""
-    found = _values_in(normalise(value), family_of(value))
+    family = family_of(value)
+    if family == "count":
+        return str(int(normalise(value)))
+    found = _values_in(normalise(value), family)
     return found[0][0] if found else normalise(value)
 
 
 def family_of(value: str) -> str:
-    """Which family an expected value belongs to: letter, bed, shoe, quantity, model, colour or word."""
+    """Which family an expected value belongs to: letter, bed, shoe, quantity, model, colour, count or word."""
     v = normalise(value)
+    if v.isdigit():
+        return "count"
     if v in LETTER_SIZES:
         return "letter"
     if v in BED_SIZES:
@@ -128,7 +139,7 @@ def _values_in(text: str, family: str, system: str | None = None) -> list[tuple[
     )
 
 
-_PATTERNED = {"shoe", "quantity", "model"}
+_PATTERNED = {"shoe", "quantity", "model", "count"}
 
 
 def _shoe_size(system: str, number: str) -> str | None:
@@ -154,13 +165,16 @@ def _pattern_values(text: str, family: str, system: str | None) -> list[str]:
         return [_quantity(m.group(1), m.group(2)) for m in _QUANTITY.finditer(text)]
     if family == "model":
         return [_model(m.group(1)) for m in _MODEL.finditer(text)]
+    if family == "count":
+        counts = (int(m.group(1) or m.group(2)) for m in _COUNT.finditer(text))
+        return [str(n) for n in counts if n > 0]
     return []
 
 
 def _leftover_words(text: str, family: str) -> list[str]:
     """Words of a normalised line that are neither a family value nor a caption (title words)."""
     if family in _PATTERNED:
-        rest = {"shoe": _SHOE, "quantity": _QUANTITY, "model": _MODEL}[family].sub(" ", text)
+        rest = {"shoe": _SHOE, "quantity": _QUANTITY, "model": _MODEL, "count": _COUNT}[family].sub(" ", text)
         members: tuple[str, ...] = ()
     else:
         members = {"letter": LETTER_SIZES, "bed": BED_SIZES, "colour": COLOUR_WORDS}.get(family, ())
