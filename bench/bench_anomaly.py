@@ -23,6 +23,7 @@ from sklearn.metrics import roc_auc_score
 from bench.bench_localize import frame_iou, iou_summary
 from detectors.anomaly.export import OnnxRuntime, export_onnx
 from detectors.anomaly.model import AnomalyModel, ModelConfig
+from detectors.anomaly.prepare import ROUND_MAJORITY, round_share
 from detectors.anomaly.threads import compute_threads
 from pipeline.imageio import read_image
 from tunnel_sim.composite import Placement, object_mask, place_on_conveyance
@@ -35,9 +36,10 @@ FEW_SHOT = (5, 10, 30, 100)
 CONVEYOR_SEED = 4242
 CONVEYOR_NORMALS = 30
 """Normal photos in the bank when the bottles lie on a conveyor: what AWS Lookout for Vision asks."""
+ROUND_VARIANT = "round rotations"
 CONVEYOR_VARIANTS = {
     "default": ModelConfig(),
-    "round rotations": ModelConfig(augment=("rot180", "rot_round")),
+    ROUND_VARIANT: ModelConfig(augment=("rot180", "rot_round")),
 }
 
 
@@ -144,6 +146,10 @@ def _mvtec_on_conveyor(result: dict[str, Any]) -> None:
     bank, cal, test = _placed(good[:CONVEYOR_NORMALS], rng), _placed(good[160:], rng), _placed(tests, rng)
     ious = [frame_iou(p.frame, p.mask)[0] for p in test]
     out: dict[str, Any] = {"normals": len(bank), "calibration": len(cal), "localisation": iou_summary(ious)}
+    # what `tunnelpi anomaly fit` enrols for these normals when no flag says
+    share = round_share([p.frame for p in bank])
+    picks = ROUND_VARIANT if share >= ROUND_MAJORITY else "default"
+    out["anomaly_fit"] = {"round_share": round(share, 3), "picks": picks}
     for name, config in CONVEYOR_VARIANTS.items():
         model = AnomalyModel(config)
         start = time.perf_counter()
@@ -324,6 +330,14 @@ def _rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         where = f"MVTec bottle on belts and totes, any pose, {belt['normals']} normals"
         loc = belt["localisation"]
         rows.append({"metric": f"{where}: localisation median IoU", "value": loc["median"], "target": ""})
+        if fit := belt.get("anomaly_fit"):
+            rows.append(
+                {
+                    "metric": f"{where}: what tunnelpi anomaly fit enrols (share of round normals)",
+                    "value": f"{fit['picks']} ({fit['round_share']:.0%})",
+                    "target": "",
+                }
+            )
         for name in CONVEYOR_VARIANTS:
             v = belt[name]
             rows.append(

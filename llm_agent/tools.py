@@ -317,15 +317,22 @@ def _attribute_result(
     return ToolResult(tool="check_attribute", status="ok", summary=summary, data=data, citations=citations)
 
 
-def _enrolled_colour_threshold(ev: EvidenceFile) -> float | None:
-    """The SKU's catalog-colour threshold from the attributes profile enrolled with the model
-    the store's inspection ran with; None when no such profile is recorded."""
+def _enrolled_profile(ev: EvidenceFile) -> Any:
+    """The attributes profile enrolled with the model the store's inspection ran with; None
+    when no such profile is recorded."""
     from detectors.attributes.profile import PROFILE_FILE, AttributeProfile
 
-    folder = ev.model_dir / "attributes" if ev.model_dir is not None else None
-    if folder is None or ev.record is None or not (folder / PROFILE_FILE).is_file():
-        return None
-    return AttributeProfile.load(folder).min_share.get(ev.record.sku)
+    if "attribute_profile" not in ev.cache:
+        folder = ev.model_dir / "attributes" if ev.model_dir is not None else None
+        found = folder is not None and (folder / PROFILE_FILE).is_file()
+        ev.cache["attribute_profile"] = AttributeProfile.load(folder) if found else None
+    return ev.cache["attribute_profile"]
+
+
+def _enrolled_colour_threshold(ev: EvidenceFile) -> float | None:
+    """The SKU's catalog-colour threshold from the enrolled attributes profile; None without one."""
+    profile = _enrolled_profile(ev)
+    return profile.min_share.get(ev.record.sku) if profile is not None and ev.record is not None else None
 
 
 def _sku_colour_threshold(ev: EvidenceFile) -> float | None:
@@ -363,7 +370,6 @@ def _check_colour(ev: EvidenceFile, expected: str | None, stored, cites: list[st
     """The attributes stage's colour measure on every view: the share of white-balanced item
     pixels showing the catalog colour, against the threshold the SKU's normal references give.
     A SKU whose references barely show the colour gets no colour verdict from pixels."""
-    from detectors.attributes.colour import measure
     from detectors.attributes.profile import AttributeProfile, ColourTrust, located_views
     from pipeline.imageio import ImageError
 
@@ -381,13 +387,24 @@ def _check_colour(ev: EvidenceFile, expected: str | None, stored, cites: list[st
     except ImportError as exc:
         return _unavailable("check_attribute", f"the localize detector is not installed ({exc})")
     threshold = _sku_colour_threshold(ev)
-    read = measure(views, target, min_share=threshold) if views else None
+    sku = ev.record.sku
+    # the tunnel's own colour read: the enrolled profile knows the item's normal size in each
+    # camera, so an item found whole in a tote of its colour is read too
+    profile = _enrolled_profile(ev)
+    if profile is None or sku not in profile.min_share:
+        profile = AttributeProfile(min_share={} if threshold is None else {sku: threshold})
+    read, in_own_tote = profile.read_colour(sku, target, views) if views else (None, False)
     flagged = any(f.kind == "wrong_colour" for _, f in stored)
     if read is None or read.views == 0:
+        why = (
+            "every view shows the item in a tote of its catalog colour, where it cannot be cut out whole"
+            if views
+            else "the item could not be separated from the background"
+        )
         return ToolResult(
             tool="check_attribute",
             status="ok",
-            summary="the item could not be separated from the background",
+            summary=why,
             data={"attribute": "colour", "expected": expected, "colour_matches": False if flagged else None},
             citations=cites + [r for r, _ in stored],
         )
@@ -399,11 +416,7 @@ def _check_colour(ev: EvidenceFile, expected: str | None, stored, cites: list[st
         if name
     }
     nearest = min(dist, key=lambda k: dist[k]) if dist else expected
-    trust = (
-        AttributeProfile(min_share={ev.record.sku: threshold}).colour_trust(ev.record.sku)
-        if threshold is not None
-        else ColourTrust.FULL
-    )
+    trust = profile.colour_trust(sku)
     summary = (
         f"{read.share:.0%} of the item shows the catalog colour '{expected}' "
         f"(the SKU's threshold from its normal look: {read.min_share:.0%}); the dominant colour is nearest to "
@@ -416,7 +429,9 @@ def _check_colour(ev: EvidenceFile, expected: str | None, stored, cites: list[st
         matches = None
         summary += "; its normal look barely shows that colour, so the pixels cannot tell"
     else:
-        matches = read.matches
+        matches = not profile.wrong_colour(sku, read, in_own_tote)
+    if in_own_tote:
+        summary += "; seen only in a tote of that colour, where the item was cut out at its full size"
     return ToolResult(
         tool="check_attribute",
         status="ok",

@@ -33,6 +33,11 @@ class LocalizedView:
     found: bool = True
     """False when no item could be separated from the background (the crop is then the whole frame)."""
 
+    @property
+    def frame_area(self) -> float:
+        """The item's area in frame pixels (its mask, scaled back from the crop)."""
+        return float(self.mask.sum()) * abs(float(np.linalg.det(self.crop_to_frame[:, :2])))
+
     def to_frame(self, points: np.ndarray) -> np.ndarray:
         """Map (N, 2) crop coordinates to frame coordinates."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)

@@ -8,11 +8,15 @@ import pytest
 from detectors.attributes.colour import ColourConfig, camouflaged, ciede2000, measure, to_lab, white_balance_gains
 from detectors.attributes.profile import (
     ALWAYS_SHOWN,
+    OWN_TOTE_FRACTION,
     RELIABLE_SHARE,
     SHARE_FLOOR,
     VANISHED_SHARE,
+    WHOLE_FRACTION,
     AttributeProfile,
     ColourTrust,
+    located_views,
+    reference_reading,
     threshold_from_shares,
 )
 from detectors.attributes.stage import REVIEW_CEILING_P, AttributesStage
@@ -20,6 +24,7 @@ from detectors.localize import localize
 from pipeline.catalog import Catalog
 from pipeline.stages import StageContext
 from pipeline.types import Frame, ItemCapture
+from pipeline.views import LocalizedView
 from tunnel_sim import render_item
 from tunnel_sim.catalog import catalog_records
 
@@ -166,7 +171,90 @@ def test_profile_from_shares_keeps_threshold_and_least_share(tmp_path) -> None:
     old = tmp_path / "old"
     old.mkdir()
     (old / "profile.json").write_text('{"format": 1, "min_share": {"A": 0.015}, "n_items": {"A": 4}}')
-    assert AttributeProfile.load(old).lowest_share == {}
+    assert AttributeProfile.load(old).lowest_share == {} and AttributeProfile.load(old).whole_area == {}
+
+
+def _view_of_area(camera: str, pixels: int, scale: float = 1.0) -> LocalizedView:
+    """A view whose mask covers `pixels` crop pixels, each `scale` frame pixels wide."""
+    mask = np.zeros((100, 100), bool)
+    mask.flat[:pixels] = True
+    affine = np.array([[scale, 0.0, 5.0], [0.0, scale, 7.0]])
+    return LocalizedView(camera, np.zeros((100, 100, 3), np.uint8), mask, [0, 0, 100, 100], affine)
+
+
+@pytest.mark.parametrize(
+    ("camera", "pixels", "scale", "uncut"),
+    [
+        ("top", 1000, 1.0, True),
+        ("top", round(1000 * WHOLE_FRACTION), 1.0, True),
+        ("top", round(1000 * WHOLE_FRACTION) - 20, 1.0, False),  # cut down to what differs from the tote
+        ("top", 250, 2.0, True),  # a crop at half the frame's resolution: areas are in frame pixels
+        ("left", 5000, 1.0, False),  # no reference area for this camera
+    ],
+)
+def test_uncut_compares_the_item_area_with_the_references_low_end(camera, pixels, scale, uncut) -> None:
+    profile = AttributeProfile.from_shares({"A": [0.5] * 10}, {"A": {"top": [1000.0] * 9 + [5000.0]}})
+    assert profile.whole_area == {"A": {"top": 1000.0}}
+    assert profile.uncut("A", _view_of_area(camera, pixels, scale)) is uncut
+    assert not profile.uncut("B", _view_of_area(camera, pixels, scale))
+
+
+def test_profile_keeps_whole_areas_through_a_save(tmp_path) -> None:
+    profile = AttributeProfile.from_shares({"A": [0.4, 0.5]}, {"A": {"top": [900.0, 1100.0], "left": []}})
+    assert set(profile.whole_area["A"]) == {"top"}
+    assert AttributeProfile.load(profile.save(tmp_path).parent).whole_area == profile.whole_area
+
+
+@pytest.mark.parametrize(
+    ("lowest", "share", "gone"),
+    [
+        (0.5, 0.5 * OWN_TOTE_FRACTION, True),
+        (0.5, 0.5 * OWN_TOTE_FRACTION + 0.01, False),  # a good item tinted by its tote
+        (None, 0.0, False),
+    ],
+)
+def test_gone_in_own_tote_is_a_fraction_of_the_least_reference_share(lowest, share, gone) -> None:
+    profile = AttributeProfile(lowest_share={} if lowest is None else {"A": lowest})
+    assert profile.gone_in_own_tote("A", share) is gone
+
+
+def _cereal_profile(tmp_path) -> None:
+    """The yellow cereal's profile from references on grey belts and a grey tote."""
+    sku = "FOOD-CEREAL-DE-01"
+    shares, areas = [], {}
+    for seed, fc in enumerate(("FC-BER1", "FC-SEA8", "FC-DTM2") * 2):
+        item = render_item(RECORDS[sku], seed=900 + seed, fc=fc, cameras=("top", "left"))
+        share, view_areas = reference_reading(located_views(item.images), RECORDS[sku].colour_rgb)
+        shares.append(share)
+        for camera, area in view_areas.items():
+            areas.setdefault(camera, []).append(area)
+    AttributeProfile.from_shares({sku: shares}, {sku: areas}).save(tmp_path / "attributes")
+
+
+@pytest.mark.parametrize(
+    ("defects", "seed", "flagged"),
+    [
+        (("wrong_item",), 50426, True),  # a red biscuit box sent for the yellow cereal box
+        ((), 50426, False),
+        ((), 50422, False),
+    ],
+)
+def test_an_item_found_whole_in_a_tote_of_its_colour_is_read(tmp_path, defects, seed, flagged) -> None:
+    """In the yellow tote, a yellow cereal box is cut down to its print (no colour verdict), but a
+    red box sent in its place is cut out whole, and its missing yellow is a wrong colour."""
+    _cereal_profile(tmp_path)
+    sku = "FOOD-CEREAL-DE-01"
+    actual = RECORDS["FOOD-COOKIES-FR-01"] if defects else None
+    item = render_item(RECORDS[sku], defects=defects, seed=seed, fc="FC-LYS1", actual_sku=actual)
+    assert all(camouflaged(img, localize(img, cam).box, RECORDS[sku].colour_rgb) for cam, img in item.images.items())
+    frames = [Frame.from_array(cam, img) for cam, img in item.images.items()]
+    stage = AttributesStage(model_dir=tmp_path, check_labels=False)
+    findings = stage(ItemCapture(item_id="c1", sku=sku, frames=frames), StageContext(catalog=Catalog(skus=RECORDS)))
+    colour = [f for f in findings if f.kind == "wrong_colour"]
+    assert bool(colour) is flagged
+    if flagged:
+        assert colour[0].probability > 0.5 and colour[0].evidence[0].data["in_own_tote"]
+        assert "tote of that colour" in colour[0].message
 
 
 @pytest.mark.parametrize(("lowest", "expected"), [(0.025, "divert"), (None, "review")])
@@ -216,8 +304,6 @@ def test_camouflaged_when_the_box_is_surrounded_by_the_catalog_colour(around, in
 def test_camouflaged_views_give_no_colour_verdict() -> None:
     frame = np.full((240, 320, 3), (28, 40, 84), np.uint8)
     frame[100:140, 140:180] = (250, 250, 246)
-    from pipeline.views import LocalizedView
-
     view = LocalizedView("top", frame[100:140, 140:180].copy(), np.ones((40, 40), bool), [140, 100, 180, 140])
     read = measure([(view, frame)], NAVY)
     assert read.views == 0 and read.matches

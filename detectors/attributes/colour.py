@@ -11,9 +11,11 @@ A view whose item box is surrounded by the catalog colour says nothing: localisa
 separates the item from its background by colour, so a navy T-shirt in a blue tote is cut down
 to its white size sticker, a blue book in a blue tote to its pages, and the crop shows little
 of the catalog colour for that reason alone, while the rest of the item lies around the box.
-Such views are left out (`camouflaged`); when every view is, there is no colour verdict. A
-wrong-coloured item in a tote of the catalog colour is missed that way, which is the price of
-not diverting every good item that happens to match its tote.
+Such views are left out (`camouflaged`). When every view is, the item may still have been cut
+out whole: a red biscuit box sent for a yellow cereal box stands out from the yellow tote
+(`AttributeProfile.uncut` compares the item's area with its references'). Those views are read
+without white balance and tinted by the tote, so only a colour all but gone counts there
+(`AttributeProfile.gone_in_own_tote`).
 """
 
 from __future__ import annotations
@@ -214,14 +216,17 @@ def measure(
     catalog_rgb: list[int],
     cfg: ColourConfig = DEFAULT_COLOUR,
     min_share: float | None = None,
+    keep_camouflaged: bool = False,
 ) -> ColourRead:
     """Catalog-colour share over the views of an item, each white-balanced from its own frame.
 
     `views` pairs each localised view with its full frame (for the border); camouflaged views
-    are left out. `min_share` overrides the default (e.g. a per-SKU share learned from normal
-    references).
+    are left out unless `keep_camouflaged` (the caller has found the item whole in them, see
+    `AttributeProfile.uncut`). `min_share` overrides the default (e.g. a per-SKU share learned
+    from normal references).
     """
-    views = [(v, f) for v, f in views if not camouflaged(f, v.box, catalog_rgb, cfg)]
+    if not keep_camouflaged:
+        views = [(v, f) for v, f in views if not camouflaged(f, v.box, catalog_rgb, cfg)]
     parts, gains_all = [], []
     for view, frame in views:
         gains = white_balance_gains(frame, view.box, cfg)

@@ -12,6 +12,9 @@ says how far its threshold can be trusted (`colour_trust`): not at all at the fl
 review only below `RELIABLE_SHARE`. A small share is still a sure one when every reference
 showed it and the item shows none (`colour_vanished`): the blue swatch on a running shoe's box
 covers 2-3 % of the item, and a wrong-coloured shoe's box shows not one blue pixel.
+
+The profile also keeps how large each camera sees the item (`whole_area`): a view in a tote of
+the catalog colour is only trusted when the item was cut out at its normal size (`uncut`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pipeline.dataset import Dataset
 from pipeline.imageio import ImageError
 from pipeline.views import LocalizedView
 
-from .colour import DEFAULT_COLOUR, ColourConfig, measure
+from .colour import DEFAULT_COLOUR, ColourConfig, ColourRead, camouflaged, measure
 
 PROFILE_FILE = "profile.json"
 PROFILE_FORMAT = 1
@@ -56,6 +59,23 @@ shows through its wall only as the balls lie, showed 0.14 %: the bound sits well
 because a dozen references may not show how low such a colour can go."""
 
 
+WHOLE_AREA_QUANTILE = 0.1
+"""The low end of a camera's reference areas that `whole_area` keeps."""
+WHOLE_FRACTION = 0.85
+"""A view in a tote of the catalog colour whose item covers at least this fraction of that low
+end was cut out whole, not cut down to the parts that differ from the tote.
+
+Held-out renders of the simulated catalog in the yellow and blue totes (2026-12-05): good
+items' views in a tote of their own colour had a median 0.53 of their references' low area
+(cut down to stickers, print and windows); items sent in their place had a median 0.90 and
+53 % of them reached 0.85."""
+OWN_TOTE_FRACTION = 0.2
+"""In views found whole in a tote of the catalog colour (read without white balance, and
+tinted by the tote), a wrong colour is a share of at most this fraction of the least any
+reference showed. Same renders: good items there showed at worst 0.35 of it (a blue book in
+the blue tote), and 23 of 43 items sent in their place showed under 0.2."""
+
+
 class ColourTrust(Enum):
     """How far a SKU's colour threshold can be trusted."""
 
@@ -74,22 +94,65 @@ class AttributeProfile:
     n_items: dict[str, int] = field(default_factory=dict)
     lowest_share: dict[str, float] = field(default_factory=dict)
     """SKU -> the least catalog-colour share any of its references showed."""
+    whole_area: dict[str, dict[str, float]] = field(default_factory=dict)
+    """SKU -> camera -> the low end of the item's area (frame pixels) in references' views that
+    were not in a tote of the catalog colour."""
 
     @classmethod
-    def from_shares(cls, shares: dict[str, list[float]]) -> AttributeProfile:
-        """The profile of SKUs' measured reference shares (SKUs with none are left out)."""
+    def from_shares(
+        cls, shares: dict[str, list[float]], areas: dict[str, dict[str, list[float]]] | None = None
+    ) -> AttributeProfile:
+        """The profile of SKUs' measured reference shares (SKUs with none are left out) and,
+        when given, their views' item areas per camera (`reference_reading`)."""
         measured = {sku: s for sku, s in shares.items() if s}
         return cls(
             min_share={sku: threshold_from_shares(s) for sku, s in measured.items()},
             n_items={sku: len(s) for sku, s in measured.items()},
             lowest_share={sku: float(min(s)) for sku, s in measured.items()},
+            whole_area={
+                sku: {cam: float(np.quantile(a, WHOLE_AREA_QUANTILE)) for cam, a in cams.items() if a}
+                for sku, cams in (areas or {}).items()
+                if any(cams.values())
+            },
         )
+
+    def uncut(self, sku: str, view: LocalizedView) -> bool:
+        """Whether the item was cut out at its normal size in this view (see `WHOLE_FRACTION`);
+        False for a camera or SKU the profile has no areas for."""
+        low = self.whole_area.get(sku, {}).get(view.camera)
+        return low is not None and view.frame_area >= WHOLE_FRACTION * low
 
     def colour_vanished(self, sku: str, share: float) -> bool:
         """Whether an item shows none of a colour that every reference of `sku` showed: a wrong
         colour however small the SKU's threshold (a swatch on a box)."""
         lowest = self.lowest_share.get(sku)
         return lowest is not None and lowest >= ALWAYS_SHOWN and share <= VANISHED_SHARE
+
+    def gone_in_own_tote(self, sku: str, share: float) -> bool:
+        """Whether an item found whole only in totes of its catalog colour shows too little of it
+        to be that SKU (see `OWN_TOTE_FRACTION`); False for a SKU without references."""
+        lowest = self.lowest_share.get(sku)
+        return lowest is not None and share <= OWN_TOTE_FRACTION * lowest
+
+    def read_colour(
+        self,
+        sku: str,
+        catalog_rgb: list[int],
+        views: list[tuple[LocalizedView, np.ndarray]],
+        cfg: ColourConfig = DEFAULT_COLOUR,
+    ) -> tuple[ColourRead, bool]:
+        """The colour read on the views (with their frames) not in a tote of the catalog colour;
+        when there are none, on those where the item was found whole all the same (`uncut`). The
+        flag says which: a read in such a tote is tinted by it (see `wrong_colour`)."""
+        read = measure(views, catalog_rgb, cfg, self.min_share.get(sku))
+        if read.views:
+            return read, False
+        whole = [(v, f) for v, f in views if self.uncut(sku, v)]
+        return measure(whole, catalog_rgb, cfg, self.min_share.get(sku), keep_camouflaged=True), True
+
+    def wrong_colour(self, sku: str, read: ColourRead, in_own_tote: bool) -> bool:
+        """Whether a read (`read_colour`) shows too little of the catalog colour for `sku`."""
+        return not read.matches and (not in_own_tote or self.gone_in_own_tote(sku, read.share))
 
     def colour_trust(self, sku: str) -> ColourTrust:
         """Trust in `sku`'s learned threshold; a SKU without one keeps the check's default (full)."""
@@ -108,6 +171,7 @@ class AttributeProfile:
             "min_share": self.min_share,
             "n_items": self.n_items,
             "lowest_share": self.lowest_share,
+            "whole_area": self.whole_area,
         }
         path.write_text(json.dumps(info, indent=1, sort_keys=True))
         return path
@@ -117,8 +181,14 @@ class AttributeProfile:
         info = json.loads((Path(folder) / PROFILE_FILE).read_text())
         if info.get("format") != PROFILE_FORMAT:
             raise ValueError(f"{folder}: attribute profile format {info.get('format')!r}, expected {PROFILE_FORMAT}")
-        # profiles written before the least share was kept: no colour counts as always shown
-        return cls(min_share=info["min_share"], n_items=info["n_items"], lowest_share=info.get("lowest_share", {}))
+        # profiles written before the least share or the areas were kept: no colour counts as
+        # always shown, no view in a tote of the catalog colour as whole
+        return cls(
+            min_share=info["min_share"],
+            n_items=info["n_items"],
+            lowest_share=info.get("lowest_share", {}),
+            whole_area=info.get("whole_area", {}),
+        )
 
 
 def threshold_from_shares(shares: list[float]) -> float:
@@ -141,9 +211,17 @@ def catalog_colour_share(
 ) -> float | None:
     """Share of an item's pixels (all views it is found on) showing the catalog colour; None
     when no view could be measured."""
-    views = located_views(images)
+    return reference_reading(located_views(images), catalog_rgb, cfg)[0]
+
+
+def reference_reading(
+    views: list[tuple[LocalizedView, np.ndarray]], catalog_rgb: list[int], cfg: ColourConfig = DEFAULT_COLOUR
+) -> tuple[float | None, dict[str, float]]:
+    """What a normal reference adds to the profile: its catalog-colour share (None when no view
+    could be measured) and the item's area per camera on views not in a tote of that colour."""
     read = measure(views, catalog_rgb, cfg, min_share=0.0) if views else None
-    return read.share if read is not None and read.views else None
+    areas = {v.camera: v.frame_area for v, frame in views if not camouflaged(frame, v.box, catalog_rgb, cfg)}
+    return (read.share if read is not None and read.views else None), areas
 
 
 def fit_profile(dataset_dir: Path | str, cfg: ColourConfig = DEFAULT_COLOUR, max_per_sku: int = 12) -> AttributeProfile:
@@ -151,6 +229,7 @@ def fit_profile(dataset_dir: Path | str, cfg: ColourConfig = DEFAULT_COLOUR, max
     dataset = Dataset.open(dataset_dir)
     catalog: Catalog = dataset.catalog
     shares: dict[str, list[float]] = defaultdict(list)
+    areas: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for item in dataset.references():
         record = catalog.skus.get(item.capture.sku)
         if record is None or record.colour_rgb is None or len(shares.get(record.sku, ())) >= max_per_sku:
@@ -159,8 +238,10 @@ def fit_profile(dataset_dir: Path | str, cfg: ColourConfig = DEFAULT_COLOUR, max
             images = item.capture.images()
         except ImageError:
             continue
-        share = catalog_colour_share(images, record.colour_rgb, cfg)
+        share, view_areas = reference_reading(located_views(images), record.colour_rgb, cfg)
         if share is not None:
             shares[record.sku].append(share)
+        for camera, area in view_areas.items():
+            areas[record.sku][camera].append(area)
     # A SKU none of whose references could be measured keeps the colour check's default threshold.
-    return AttributeProfile.from_shares(shares)
+    return AttributeProfile.from_shares(shares, areas)

@@ -36,11 +36,11 @@ from pipeline.stages import StageContext
 from pipeline.types import CatalogRecord, Evidence, Finding, ItemCapture
 from pipeline.views import EMBEDDINGS_KEY, VIEWS_KEY, LocalizedView, ViewEmbeddings
 
-from .colour import DEFAULT_COLOUR, ColourConfig, ColourRead, camouflaged, measure
+from .colour import DEFAULT_COLOUR, ColourConfig, ColourRead, camouflaged
 from .identity import IdentityChecker, IdentityRead
 from .labels import LABEL_ATTRIBUTES, LabelCheck, ValueRead, canonical, expected_labels, judge, read_values, votes
 from .ocr import LABEL_ENGINE, label_engine
-from .profile import PROFILE_FILE, AttributeProfile, ColourTrust
+from .profile import OWN_TOTE_FRACTION, PROFILE_FILE, AttributeProfile, ColourTrust
 
 VERSION = "attributes-2"
 OCR_SIDE = 640
@@ -397,14 +397,20 @@ class AttributesStage:
         return out
 
     def _camouflaged(self, record: CatalogRecord, view: LocalizedView, frame: np.ndarray) -> bool:
-        return record.colour_rgb is not None and camouflaged(frame, view.box, record.colour_rgb, self.colour)
+        """In a tote of the catalog colour and not found whole there (`AttributeProfile.uncut`)."""
+        return (
+            record.colour_rgb is not None
+            and camouflaged(frame, view.box, record.colour_rgb, self.colour)
+            and not self.profile.uncut(record.sku, view)
+        )
 
     # -- colour --------------------------------------------------------------------------
     def colour_read(
         self, record: CatalogRecord, views: dict[str, LocalizedView], frames: dict[str, np.ndarray]
-    ) -> ColourRead:
+    ) -> tuple[ColourRead, bool]:
+        """`AttributeProfile.read_colour` on this item's views."""
         pairs = [(views[c], frames[c]) for c in views]
-        return measure(pairs, record.colour_rgb or [0, 0, 0], self.colour, self.profile.min_share.get(record.sku))
+        return self.profile.read_colour(record.sku, record.colour_rgb or [0, 0, 0], pairs, self.colour)
 
     def colour_findings(
         self, record: CatalogRecord, views: dict[str, LocalizedView], frames: dict[str, np.ndarray]
@@ -412,8 +418,8 @@ class AttributesStage:
         trust = self.profile.colour_trust(record.sku)
         if trust is ColourTrust.NONE:
             return []
-        read = self.colour_read(record, views, frames)
-        if read.matches:
+        read, in_own_tote = self.colour_read(record, views, frames)
+        if not self.profile.wrong_colour(record.sku, read, in_own_tote):
             return []
         prob = 1.0 - read.share / (2.0 * read.min_share) if read.min_share > 0 else 1.0
         name = record.attributes.get("colour", str(record.colour_rgb))
@@ -421,6 +427,11 @@ class AttributesStage:
             f"only {read.share:.1%} of the item shows catalog colour {name} (needs {read.min_share:.1%}); "
             f"dominant RGB {list(read.dominant_rgb)}"
         )
+        if in_own_tote:
+            message += (
+                f"; seen only in a tote of that colour, where the item was cut out at its full size and "
+                f"shows under {OWN_TOTE_FRACTION:.0%} of the least its references showed"
+            )
         vanished = self.profile.colour_vanished(record.sku, read.share)
         if vanished:
             lowest = self.profile.lowest_share[record.sku]
@@ -438,6 +449,7 @@ class AttributesStage:
             "white_balance_gains": list(read.gains),
             "threshold_trust": trust.value,
             "colour_vanished": vanished,
+            "in_own_tote": in_own_tote,
         }
         evidence = [Evidence(camera=c, box=list(views[c].box), data=data) for c in views]
         return [self._finding("wrong_colour", 1.0 - read.share / read.min_share, prob, message, evidence)]
