@@ -32,7 +32,7 @@ import torch
 from detectors.anomaly.model import AnomalyModel, ModelConfig
 from detectors.anomaly.stage import AnomalyStage
 from detectors.attributes.labels import expected_labels
-from detectors.attributes.profile import AttributeProfile, located_views, reference_reading
+from detectors.attributes.profile import ProfileReadings, located_views
 from detectors.attributes.stage import AttributesStage
 from detectors.localize import LocalizeStage
 from detectors.supervised.dataset import FINE_TYPES, Example
@@ -92,25 +92,19 @@ def _plan(base: int, normals: int, defects: int) -> list[tuple[str, tuple[str, .
     return plan
 
 
-def _enrol(model: AnomalyModel, sku: str, k: int) -> tuple[list[float], dict[str, list[float]]]:
-    """One SKU bank from its references (items of three views); returns their catalog-colour
-    shares and item areas per camera (`reference_reading`)."""
-    items, shares, areas = [], [], defaultdict(list)
+def _enrol(model: AnomalyModel, sku: str, k: int, readings: ProfileReadings) -> None:
+    """One SKU bank from its references (items of three views), whose colour readings go to `readings`."""
+    items = []
     for i in range(N["refs"]):
         benign = ("packaging_variant",) if i % 2 else ()
         cap, _ = _capture(sku, (), TRAIN_SEED + 1000 * k + i, benign)
         images = cap.images()
         items.append([images[c] for c in sorted(images)])
-        share, view_areas = reference_reading(located_views(images), RECORDS[sku].colour_rgb)
-        if share is not None:
-            shares.append(share)
-        for camera, area in view_areas.items():
-            areas[camera].append(area)
+        readings.add(sku, located_views(images), RECORDS[sku].colour_rgb)
     n_cal = max(3, round(len(items) * CAL_FRACTION))
     enrol = model.features_of(items[n_cal:], augment=True)
     cal = model.features_of(items[:n_cal])
     model.add_bank(model.build_bank(sku, "sku", enrol, cal, len(items) - n_cal), skus=[sku])
-    return shares, dict(areas)
 
 
 def _fit_models(out: Path, log) -> dict[str, float]:
@@ -118,12 +112,12 @@ def _fit_models(out: Path, log) -> dict[str, float]:
     seconds = {}
     start = time.perf_counter()
     model = AnomalyModel(ModelConfig(student_steps=80, max_patches=2048))
-    shares, areas = {}, {}
+    readings = ProfileReadings()
     for k, sku in enumerate(SKUS):
-        shares[sku], areas[sku] = _enrol(model, sku, k)
+        _enrol(model, sku, k, readings)
         log(f"enrolled {sku}")
     model.save(out / "anomaly")
-    AttributeProfile.from_shares(shares, areas).save(out / "attributes")
+    readings.profile().save(out / "attributes")
     seconds["enrol"] = time.perf_counter() - start
     start = time.perf_counter()
     examples = []

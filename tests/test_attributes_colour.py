@@ -15,6 +15,7 @@ from detectors.attributes.profile import (
     WHOLE_FRACTION,
     AttributeProfile,
     ColourTrust,
+    ProfileReadings,
     located_views,
     reference_reading,
     threshold_from_shares,
@@ -216,6 +217,42 @@ def test_profile_keeps_whole_areas_through_a_save(tmp_path) -> None:
 def test_gone_in_own_tote_is_a_fraction_of_the_least_reference_share(lowest, share, gone) -> None:
     profile = AttributeProfile(lowest_share={} if lowest is None else {"A": lowest})
     assert profile.gone_in_own_tote("A", share) is gone
+
+
+def test_profile_learns_a_sku_in_its_own_colour_only_when_no_reference_shows_it_elsewhere(tmp_path) -> None:
+    """A black phone case on the dark grey home belt: every view is ringed by a colour within the
+    tolerance of black, so it is learned from those views as they are; one reference on another
+    belt is enough to learn from clear views only."""
+    sku = "PHONE-CASE-P15-BLK"
+    home = ProfileReadings()
+    for seed in range(4):
+        home.add(sku, located_views(render_item(RECORDS[sku], seed=500 + seed, fc="FC-BER1").images), [30, 30, 32])
+    profile = home.profile()
+    assert profile.learned_in_own_colour == {sku} and profile.min_share[sku] > 0.05
+    assert set(profile.whole_area[sku]) == {"top", "left", "right"}
+    assert AttributeProfile.load(profile.save(tmp_path).parent).learned_in_own_colour == {sku}
+    yellow = render_item(RECORDS[sku], seed=600, fc="FC-LYS1")
+    home.add(sku, located_views(yellow.images), [30, 30, 32])
+    mixed = home.profile()
+    assert mixed.learned_in_own_colour == set() and mixed.n_items[sku] == 1
+
+
+@pytest.mark.parametrize(("defects", "flagged"), [((), False), (("wrong_colour",), True)])
+def test_a_black_item_on_a_dark_belt_is_read_as_its_references_were(tmp_path, defects, flagged) -> None:
+    sku = "PHONE-CASE-P15-BLK"
+    readings = ProfileReadings()
+    for seed in range(6):
+        item = render_item(RECORDS[sku], seed=500 + seed, fc="FC-BER1")
+        readings.add(sku, located_views(item.images), RECORDS[sku].colour_rgb)
+    readings.profile().save(tmp_path / "attributes")
+    stage = AttributesStage(model_dir=tmp_path, check_labels=False)
+    item = render_item(RECORDS[sku], defects=defects, seed=7000, fc="FC-BER1")
+    frames = [Frame.from_array(cam, img) for cam, img in item.images.items()]
+    findings = stage(ItemCapture(item_id="k1", sku=sku, frames=frames), StageContext(catalog=Catalog(skus=RECORDS)))
+    colour = [f for f in findings if f.kind == "wrong_colour"]
+    assert bool(colour) is flagged
+    if flagged:
+        assert colour[0].probability > 0.5 and "as every reference was" in colour[0].message
 
 
 def _cereal_profile(tmp_path) -> None:

@@ -97,15 +97,22 @@ class AttributeProfile:
     whole_area: dict[str, dict[str, float]] = field(default_factory=dict)
     """SKU -> camera -> the low end of the item's area (frame pixels) in references' views that
     were not in a tote of the catalog colour."""
+    learned_in_own_colour: set[str] = field(default_factory=set)
+    """SKUs none of whose references showed a view outside a surround of their catalog colour,
+    learned from those views as they were (`ProfileReadings`)."""
 
     @classmethod
     def from_shares(
-        cls, shares: dict[str, list[float]], areas: dict[str, dict[str, list[float]]] | None = None
+        cls,
+        shares: dict[str, list[float]],
+        areas: dict[str, dict[str, list[float]]] | None = None,
+        learned_in_own_colour: set[str] | None = None,
     ) -> AttributeProfile:
         """The profile of SKUs' measured reference shares (SKUs with none are left out) and,
         when given, their views' item areas per camera (`reference_reading`)."""
         measured = {sku: s for sku, s in shares.items() if s}
         return cls(
+            learned_in_own_colour={sku for sku in learned_in_own_colour or () if sku in measured},
             min_share={sku: threshold_from_shares(s) for sku, s in measured.items()},
             n_items={sku: len(s) for sku, s in measured.items()},
             lowest_share={sku: float(min(s)) for sku, s in measured.items()},
@@ -152,7 +159,10 @@ class AttributeProfile:
 
     def wrong_colour(self, sku: str, read: ColourRead, in_own_tote: bool) -> bool:
         """Whether a read (`read_colour`) shows too little of the catalog colour for `sku`."""
-        return not read.matches and (not in_own_tote or self.gone_in_own_tote(sku, read.share))
+        if read.matches:
+            return False
+        # a SKU learned in its own colour's surround was measured there just as this item is
+        return not in_own_tote or sku in self.learned_in_own_colour or self.gone_in_own_tote(sku, read.share)
 
     def colour_trust(self, sku: str) -> ColourTrust:
         """Trust in `sku`'s learned threshold; a SKU without one keeps the check's default (full)."""
@@ -172,6 +182,7 @@ class AttributeProfile:
             "n_items": self.n_items,
             "lowest_share": self.lowest_share,
             "whole_area": self.whole_area,
+            "learned_in_own_colour": sorted(self.learned_in_own_colour),
         }
         path.write_text(json.dumps(info, indent=1, sort_keys=True))
         return path
@@ -188,6 +199,7 @@ class AttributeProfile:
             n_items=info["n_items"],
             lowest_share=info.get("lowest_share", {}),
             whole_area=info.get("whole_area", {}),
+            learned_in_own_colour=set(info.get("learned_in_own_colour", ())),
         )
 
 
@@ -224,24 +236,62 @@ def reference_reading(
     return (read.share if read is not None and read.views else None), areas
 
 
+@dataclass
+class ProfileReadings:
+    """Normal references' readings, SKU by SKU, turned into a profile.
+
+    A SKU is learned from its references' views that are not in a surround of its catalog colour.
+    A SKU that has none (a black phone case whose home belt is dark grey, within the colour
+    tolerance of black) is learned from all its views instead, as they are: its items on that belt
+    are then read the same way (`AttributeProfile.read_colour`), rather than never."""
+
+    cfg: ColourConfig = DEFAULT_COLOUR
+    clear: dict[str, list[tuple[float | None, dict[str, float]]]] = field(default_factory=lambda: defaultdict(list))
+    in_own_colour: dict[str, list[tuple[float | None, dict[str, float]]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+
+    def add(self, sku: str, views: list[tuple[LocalizedView, np.ndarray]], catalog_rgb: list[int]) -> None:
+        """One reference item's located views (with their frames)."""
+        self.clear[sku].append(reference_reading(views, catalog_rgb, self.cfg))
+        read = measure(views, catalog_rgb, self.cfg, min_share=0.0, keep_camouflaged=True) if views else None
+        share = read.share if read is not None and read.views else None
+        self.in_own_colour[sku].append((share, {v.camera: v.frame_area for v, _ in views}))
+
+    def measured(self, sku: str) -> int:
+        """References of `sku` whose colour share could be read (clear views or not)."""
+        return sum(share is not None for share, _ in self.in_own_colour.get(sku, ()))
+
+    def profile(self) -> AttributeProfile:
+        shares: dict[str, list[float]] = {}
+        areas: dict[str, dict[str, list[float]]] = {}
+        in_own_colour = set()
+        for sku, clear in self.clear.items():
+            readings = clear
+            if not any(share is not None for share, _ in clear):
+                readings = self.in_own_colour[sku]
+                in_own_colour.add(sku)
+            shares[sku] = [share for share, _ in readings if share is not None]
+            areas[sku] = defaultdict(list)
+            for _, view_areas in readings:
+                for camera, area in view_areas.items():
+                    areas[sku][camera].append(area)
+        return AttributeProfile.from_shares(shares, areas, in_own_colour)
+
+
 def fit_profile(dataset_dir: Path | str, cfg: ColourConfig = DEFAULT_COLOUR, max_per_sku: int = 12) -> AttributeProfile:
     """Measure every normal reference item (enrol and calibration splits) of a dataset."""
     dataset = Dataset.open(dataset_dir)
     catalog: Catalog = dataset.catalog
-    shares: dict[str, list[float]] = defaultdict(list)
-    areas: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    readings = ProfileReadings(cfg)
     for item in dataset.references():
         record = catalog.skus.get(item.capture.sku)
-        if record is None or record.colour_rgb is None or len(shares.get(record.sku, ())) >= max_per_sku:
+        if record is None or record.colour_rgb is None or readings.measured(record.sku) >= max_per_sku:
             continue
         try:
             images = item.capture.images()
         except ImageError:
             continue
-        share, view_areas = reference_reading(located_views(images), record.colour_rgb, cfg)
-        if share is not None:
-            shares[record.sku].append(share)
-        for camera, area in view_areas.items():
-            areas[record.sku][camera].append(area)
+        readings.add(record.sku, located_views(images), record.colour_rgb)
     # A SKU none of whose references could be measured keeps the colour check's default threshold.
-    return AttributeProfile.from_shares(shares, areas)
+    return readings.profile()

@@ -427,7 +427,9 @@ class AttributesStage:
             f"only {read.share:.1%} of the item shows catalog colour {name} (needs {read.min_share:.1%}); "
             f"dominant RGB {list(read.dominant_rgb)}"
         )
-        if in_own_tote:
+        if in_own_tote and record.sku in self.profile.learned_in_own_colour:
+            message += "; seen only on a belt or tote of that colour, as every reference was"
+        elif in_own_tote:
             message += (
                 f"; seen only in a tote of that colour, where the item was cut out at its full size and "
                 f"shows under {OWN_TOTE_FRACTION:.0%} of the least its references showed"
