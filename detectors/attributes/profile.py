@@ -14,7 +14,9 @@ showed it and the item shows none (`colour_vanished`): the blue swatch on a runn
 covers 2-3 % of the item, and a wrong-coloured shoe's box shows not one blue pixel.
 
 The profile also keeps how large each camera sees the item (`whole_area`): a view in a tote of
-the catalog colour is only trusted when the item was cut out at its normal size (`uncut`).
+the catalog colour is only trusted when the item was cut out at its normal size (`uncut`). A SKU
+whose every reference sits in a surround of its colour (a black case on a dark belt) is learned
+and read in that surround (`learned_in_own_colour`).
 """
 
 from __future__ import annotations
@@ -263,6 +265,7 @@ class ProfileReadings:
         return sum(share is not None for share, _ in self.in_own_colour.get(sku, ()))
 
     def profile(self) -> AttributeProfile:
+        """Each SKU from its clear readings, or from all its views when it has none."""
         shares: dict[str, list[float]] = {}
         areas: dict[str, dict[str, list[float]]] = {}
         in_own_colour = set()
