@@ -90,8 +90,17 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
     problem = complaint.problem
     record = evidence.record
 
+    # A wrong label explains a complaint about what was shipped, not a crushed box or a date:
+    # it is reported beside whatever explains this complaint.
+    label_wrong = f.get("matches_catalog") is False
+    aside: list[Claim] = []
+    if label_wrong and problem not in SHIPPED_WHAT:
+        said, facts = _label_mismatch(f, complaint)
+        aside.append(f.claim(f"{said} That does not explain this complaint; it is reported as found.", *facts))
+        label_wrong = False
+
     def done(cause: RootCause, confidence: float, *claims: Claim) -> Decision:
-        return Decision(cause, round(confidence, 2), [c for c in claims if c.citations])
+        return Decision(cause, round(confidence, 2), [c for c in (*claims, *aside) if c.citations])
 
     # 1. What the photos show about identity and label.
     if f.get("matches_sku") is False:
@@ -110,7 +119,6 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
         )
     # A colour measure is weaker evidence than a label read: glare, shade or another FC's
     # light move it. It decides complaints about what was shipped, never a damage complaint.
-    label_wrong = f.get("matches_catalog") is False
     colour_wrong = f.get("colour_matches") is False and problem in SHIPPED_WHAT
     if label_wrong or colour_wrong:
         said, facts = _label_mismatch(f, complaint) if label_wrong else _colour_mismatch(record)

@@ -41,8 +41,8 @@ def run(store, item: str, text: str, **kw):
         ("OK-1", "expired product!! date printed is 10.01.2026", RootCause.CUSTOMER_MISPERCEPTION),
         ("SHOE-1", "shoes came without a box, are these used??", RootCause.CUSTOMER_MISPERCEPTION),
         ("NOANOM-1", "meh. want refund", RootCause.INCONCLUSIVE),
-        # the tunnel flagged the label: checked although the customer only speaks of damage
-        ("LBL-1", "it arrived damaged", RootCause.WRONG_VARIANT),
+        # the tunnel flagged the label: it decides a complaint about what was shipped
+        ("LBL-1", "this is not the size i ordered", RootCause.WRONG_VARIANT),
         ("SHORT-1", "product is expired!!", RootCause.EXPIRED_AT_SHIPMENT),
         ("UNREAD-1", "why did you send expired food 2025-12-01", RootCause.CUSTOMER_MISPERCEPTION),
         ("UNREAD-1", "product is expired!!", RootCause.INCONCLUSIVE),
@@ -142,6 +142,15 @@ def test_damage_the_tunnel_did_not_see_is_after_it_at_even_odds(store) -> None:
     assert any("without proving it" in c.text for c in report.claims)
     seen, _ = run(store, "DMG-1", "box came crushed")
     assert seen.confidence > report.confidence
+
+
+def test_a_wrong_label_is_reported_beside_a_damage_complaint_not_as_its_cause(store) -> None:
+    """The tunnel flagged the label; the customer speaks of damage. The label is checked and
+    reported, but a wrong size does not explain a damaged item."""
+    report, _ = run(store, "LBL-1", "it arrived damaged")
+    assert report.root_cause is RootCause.DAMAGED_AFTER_TUNNEL, report.summary
+    aside = [c for c in report.claims if "does not explain this complaint" in c.text]
+    assert aside and aside[0].citations and report.citations_valid()
 
 
 def test_label_read_by_ocr_decides_wrong_variant(store) -> None:
