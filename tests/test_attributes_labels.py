@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from detectors.attributes.labels import canonical, family_of, judge, read_values, votes
-from detectors.attributes.stage import AttributesStage, unturn_box
+from detectors.attributes.stage import TURNS, AttributesStage, unturn_box
 from detectors.ocr_expiry.engines import TextLine
 from pipeline.catalog import Catalog
 from pipeline.stages import StageContext
@@ -189,14 +189,14 @@ def _kinds(findings) -> list[str]:
     return [f.kind for f in findings]
 
 
-def test_unturn_box_maps_a_quarter_turned_read_back() -> None:
+@pytest.mark.parametrize("turn", [0, 1, 2, 3])
+def test_unturn_box_maps_a_turned_read_back(turn: int) -> None:
     image = np.zeros((40, 100), np.uint8)
     image[5:15, 60:90] = 255  # rows 5-15, columns 60-90
-    turned = np.rot90(image, 1)
+    turned = np.rot90(image, turn)
     ys, xs = np.nonzero(turned)
     box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-    assert unturn_box(box, 1, image.shape[1]) == pytest.approx((60.0, 5.0, 90.0, 15.0))
-    assert unturn_box(box, 0, 100) == box
+    assert unturn_box(box, turn, image.shape[1], image.shape[0]) == pytest.approx((60.0, 5.0, 90.0, 15.0))
 
 
 class TurnedEngine:
@@ -234,6 +234,34 @@ def test_sideways_label_is_read_turned_and_boxed_in_the_frame() -> None:
     assert ev.text == "QUEEN" and bx0 <= x0 < x1 <= bx1 and by0 <= y0 < y1 <= by1  # on the item in the frame
 
 
+class LastTurnEngine:
+    """Reads the label only in the last turn of each view (print three quarters round)."""
+
+    name = "last-turn"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.calls = 0
+
+    def read(self, image: np.ndarray) -> list[TextLine]:
+        self.calls += 1
+        if self.calls % len(TURNS):
+            return []
+        h, w = image.shape[:2]
+        return [TextLine(self.text, (w / 2 - 20, h / 2 - 10, w / 2 + 20, h / 2 + 10), 0.99)]
+
+
+def test_a_label_three_quarters_round_is_read_and_boxed_in_the_frame() -> None:
+    engine = LastTurnEngine("QUEEN")
+    stage = AttributesStage(engine=engine, check_colour=False, check_identity=False)
+    findings = stage(_capture("SHEET-SET-KING"), _ctx())
+    assert _kinds(findings) == ["wrong_variant_label"] and TURNS[-1] == 3
+    ev = findings[0].evidence[0]
+    x0, y0, x1, y1 = ev.box
+    bx0, by0, bx1, by1 = stage._views(_capture("SHEET-SET-KING"), _ctx())[0][ev.camera].box
+    assert bx0 <= x0 < x1 <= bx1 and by0 <= y0 < y1 <= by1
+
+
 class PerViewEngine:
     """Reads a given text on each successive image (one view after another)."""
 
@@ -255,7 +283,8 @@ class PerViewEngine:
         (["KING", "QUEEN"], "label_ok", 1),  # settled on the first view
         (["QUEEN", "KING", "KING"], "label_ok", 3),  # one misread, outvoted by the other views
         (["QUEEN", "QUEEN", "KING"], "wrong_variant_label", 3),
-        (["QUEEN", "KING", "SIZE"], "unreadable_label", 4),  # one view each; the third is read turned too
+        # one view each; the third is read turned either way too
+        (["QUEEN", "KING", "SIZE"], "unreadable_label", 2 + len(TURNS)),
     ],
 )
 def test_other_value_makes_every_view_count(texts: list[str], kind: str, reads: int) -> None:
@@ -289,14 +318,14 @@ class SlowBlankEngine:
 
 
 def test_label_budget_stops_ocr_and_says_so() -> None:
-    capture = _capture("SHEET-SET-KING")  # two views: four passes without a budget
+    capture = _capture("SHEET-SET-KING")  # two views: each read in every turn without a budget
     unlimited = SlowBlankEngine(cpu_ms=20.0)
     findings = AttributesStage(engine=unlimited, check_colour=False, check_identity=False)(capture, _ctx())
     assert _kinds(findings) == ["unreadable_label"] and "budget" not in findings[0].message
     limited = SlowBlankEngine(cpu_ms=20.0)
     stage = AttributesStage(engine=limited, budget_ms=30.0, check_colour=False, check_identity=False)
     findings = stage(capture, _ctx())
-    assert unlimited.calls == 4 and limited.calls == 2
+    assert unlimited.calls == 2 * len(TURNS) and limited.calls == 2
     assert _kinds(findings) == ["unreadable_label"] and "budget of 30 ms spent" in findings[0].message
 
 

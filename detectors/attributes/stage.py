@@ -49,8 +49,13 @@ size sticker of a small box is a few pixels tall at the frame's resolution."""
 MAX_OCR_ZOOM = 3.0
 EDGE_BUDGET_MS = 400.0
 """Label OCR CPU per item at the conveyor (`tunnelpi serve`); `inspect` and re-audit read without one."""
-TURNS = (0, 1)
-"""Quarter turns (counter-clockwise) a view is read in, in order, until it yields a label value."""
+TURNS = (0, 1, 3)
+"""Quarter turns (counter-clockwise) a view is read in, in order, until it yields a label value.
+
+An upright crop lies long side horizontal, either way round, so a label printed across it reads
+at a quarter turn either way. The engine reads upside-down lines itself (`recognize_upright`),
+but a sticker's print three quarters round was not even detected one quarter round: a phone
+box's "P16" sticker read nothing at 0 and 90 degrees and "P16" at 1.00 at 270."""
 MAX_LINE_SHARE = 0.5
 """A line thicker than this share of the image it was read on is no printed text: the
 recogniser's guess at the item's own outline (a shirt read "M" in a box as big as the view)."""
@@ -69,6 +74,8 @@ class ReadLine:
     """Quarter turns counter-clockwise (np.rot90) of the scaled crop the engine read."""
     width: int = 0
     """Width of the scaled crop before turning (to map a turned box back)."""
+    height: int = 0
+    """Height of the scaled crop before turning."""
 
 
 @dataclass(frozen=True)
@@ -89,18 +96,21 @@ def printed_lines(lines: list[TextLine], image_shape: tuple[int, ...]) -> list[T
     return [line for line in lines if min(line.box[2] - line.box[0], line.box[3] - line.box[1]) <= limit]
 
 
-def unturn_box(box: tuple[float, float, float, float], turn: int, width: int) -> tuple[float, float, float, float]:
-    """A box read on `np.rot90(image, turn)` (turn 0 or 1) in the coordinates of `image` (`width` wide)."""
-    if turn % 4 == 0:
-        return box
-    if turn % 4 != 1:
-        raise ValueError(f"only turns 0 and 1 are read, got {turn}")
+def unturn_box(
+    box: tuple[float, float, float, float], turn: int, width: int, height: int
+) -> tuple[float, float, float, float]:
+    """A box read on `np.rot90(image, turn)` in the coordinates of `image` (`width` x `height`)."""
     x0, y0, x1, y1 = box
-    return (width - y1, x0, width - y0, x1)
+    return {
+        0: (x0, y0, x1, y1),
+        1: (width - y1, x0, width - y0, x1),
+        2: (width - x1, height - y1, width - x0, height - y0),
+        3: (y0, height - x1, y1, height - x0),
+    }[turn % 4]
 
 
 def _frame_box(read: ReadLine, view: LocalizedView) -> list[float]:
-    bx = unturn_box(read.line.box, read.turn, read.width)
+    bx = unturn_box(read.line.box, read.turn, read.width, read.height)
     x0, y0, x1, y1 = (v / read.scale for v in bx)
     pts = view.to_frame(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
     return [round(float(v), 1) for v in (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max())]
@@ -300,11 +310,11 @@ class AttributesStage:
         if max(crop.shape[:2]) < OCR_SIDE:
             scale = min(MAX_OCR_ZOOM, OCR_SIDE / max(crop.shape[:2]))
             crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-        width = crop.shape[1]
+        height, width = crop.shape[:2]
         if turn:
             crop = np.ascontiguousarray(np.rot90(crop, turn))
         lines = printed_lines(self.engine.read(crop), crop.shape)
-        return [ReadLine(camera, line, scale, turn, width) for line in lines]
+        return [ReadLine(camera, line, scale, turn, width, height) for line in lines]
 
     def label_findings(
         self,
