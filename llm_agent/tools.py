@@ -14,13 +14,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llm_agent.evidence import EvidenceFile, EvidenceRef
 from pipeline.types import Finding
+
+if TYPE_CHECKING:  # the detectors are optional at run time: a missing one is "unavailable"
+    from detectors.attributes.profile import AttributeProfile
 
 Status = Literal["ok", "unavailable", "error"]
 
@@ -317,7 +320,7 @@ def _attribute_result(
     return ToolResult(tool="check_attribute", status="ok", summary=summary, data=data, citations=citations)
 
 
-def _enrolled_profile(ev: EvidenceFile) -> Any:
+def _enrolled_profile(ev: EvidenceFile) -> AttributeProfile | None:
     """The attributes profile enrolled with the model the store's inspection ran with; None
     when no such profile is recorded."""
     from detectors.attributes.profile import PROFILE_FILE, AttributeProfile
