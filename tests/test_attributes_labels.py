@@ -228,10 +228,15 @@ def test_sideways_label_is_read_turned_and_boxed_in_the_frame() -> None:
     # each view upright, then turned a quarter (the second too, once the first read another value)
     assert len(engine.shapes) == 4 and engine.shapes[1] == engine.shapes[0][::-1]
     assert engine.shapes[3] == engine.shapes[2][::-1]
-    ev = findings[0].evidence[0]
+    assert findings[0].evidence[0].text == "QUEEN"
+    _assert_boxed_on_the_item(stage, findings[0].evidence[0])
+
+
+def _assert_boxed_on_the_item(stage: AttributesStage, ev) -> None:
+    """The label's evidence box lies on the item in the frame (mapped back from the turned crop)."""
     x0, y0, x1, y1 = ev.box
     bx0, by0, bx1, by1 = stage._views(_capture("SHEET-SET-KING"), _ctx())[0][ev.camera].box
-    assert ev.text == "QUEEN" and bx0 <= x0 < x1 <= bx1 and by0 <= y0 < y1 <= by1  # on the item in the frame
+    assert bx0 <= x0 < x1 <= bx1 and by0 <= y0 < y1 <= by1
 
 
 class LastTurnEngine:
@@ -256,10 +261,7 @@ def test_a_label_three_quarters_round_is_read_and_boxed_in_the_frame() -> None:
     stage = AttributesStage(engine=engine, check_colour=False, check_identity=False)
     findings = stage(_capture("SHEET-SET-KING"), _ctx())
     assert _kinds(findings) == ["wrong_variant_label"] and TURNS[-1] == 3
-    ev = findings[0].evidence[0]
-    x0, y0, x1, y1 = ev.box
-    bx0, by0, bx1, by1 = stage._views(_capture("SHEET-SET-KING"), _ctx())[0][ev.camera].box
-    assert bx0 <= x0 < x1 <= bx1 and by0 <= y0 < y1 <= by1
+    _assert_boxed_on_the_item(stage, findings[0].evidence[0])
 
 
 class PerViewEngine:
