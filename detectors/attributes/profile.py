@@ -229,13 +229,18 @@ def catalog_colour_share(
 
 
 def reference_reading(
-    views: list[tuple[LocalizedView, np.ndarray]], catalog_rgb: list[int], cfg: ColourConfig = DEFAULT_COLOUR
+    views: list[tuple[LocalizedView, np.ndarray]],
+    catalog_rgb: list[int],
+    cfg: ColourConfig = DEFAULT_COLOUR,
+    in_own_colour: bool = False,
 ) -> tuple[float | None, dict[str, float]]:
     """What a normal reference adds to the profile: its catalog-colour share (None when no view
-    could be measured) and the item's area per camera on views not in a tote of that colour."""
-    read = measure(views, catalog_rgb, cfg, min_share=0.0) if views else None
-    areas = {v.camera: v.frame_area for v, frame in views if not camouflaged(frame, v.box, catalog_rgb, cfg)}
-    return (read.share if read is not None and read.views else None), areas
+    could be measured) and the item's area per camera, on the views not in a tote of that colour
+    or, with `in_own_colour`, on every view as it is."""
+    if not in_own_colour:
+        views = [(v, f) for v, f in views if not camouflaged(f, v.box, catalog_rgb, cfg)]
+    read = measure(views, catalog_rgb, cfg, min_share=0.0, keep_camouflaged=True) if views else None
+    return (read.share if read is not None and read.views else None), {v.camera: v.frame_area for v, _ in views}
 
 
 @dataclass
@@ -256,9 +261,7 @@ class ProfileReadings:
     def add(self, sku: str, views: list[tuple[LocalizedView, np.ndarray]], catalog_rgb: list[int]) -> None:
         """One reference item's located views (with their frames)."""
         self.clear[sku].append(reference_reading(views, catalog_rgb, self.cfg))
-        read = measure(views, catalog_rgb, self.cfg, min_share=0.0, keep_camouflaged=True) if views else None
-        share = read.share if read is not None and read.views else None
-        self.in_own_colour[sku].append((share, {v.camera: v.frame_area for v, _ in views}))
+        self.in_own_colour[sku].append(reference_reading(views, catalog_rgb, self.cfg, in_own_colour=True))
 
     def measured(self, sku: str) -> int:
         """References of `sku` whose colour share could be read (clear views or not)."""
