@@ -13,7 +13,17 @@ from PIL import Image, ImageDraw, ImageFont
 from detectors.ocr_expiry import OcrExpiryStage, read_dates
 from detectors.ocr_expiry.checker import judge
 from detectors.ocr_expiry.engines import OcrEngine, RapidOcrEngine, TextLine, get_engine, recognize_upright
-from detectors.ocr_expiry.preprocess import Pass, line_pass, rotate, skew_angle, vertical_text
+from detectors.ocr_expiry.preprocess import (
+    COARSE_DETECT_SIDE,
+    FINE_PASS,
+    Pass,
+    fallback_passes,
+    first_pass,
+    line_pass,
+    rotate,
+    skew_angle,
+    vertical_text,
+)
 from pipeline.catalog import Catalog
 from pipeline.stages import StageContext, load_stage
 from pipeline.types import CatalogRecord, ExpiryPolicy, Frame, ItemCapture, LotRecord
@@ -139,6 +149,38 @@ def test_small_print_on_a_small_crop_is_read() -> None:
     img, _ = render_lines(["EXP 15/03/2027"], size=9, canvas=(200, 60))
     read = read_dates(img, today=TODAY, budget_ms=None)
     assert read.expiry is not None and read.expiry.iso == "2027-03-15"
+
+
+@pytest.mark.parametrize(
+    ("size", "canvas", "passes"),
+    [
+        (40, (1600, 900), ["contrast"]),  # found on the coarse first pass
+        (14, (2400, 1000), ["contrast", "fine"]),  # 5.6 px high at the coarse side: found at full size
+    ],
+)
+def test_a_large_photo_is_searched_coarse_first_and_at_full_size_only_when_needed(
+    size: int, canvas: tuple[int, int], passes: list[str]
+) -> None:
+    img, boxes = render_lines(["Best before", "EXP 15/03/2027", "LOT 4711A"], size=size, canvas=canvas)
+    engine = get_engine("rapidocr")
+    read = read_dates(img, engine=engine, today=TODAY, budget_ms=None)
+    assert read.passes == passes
+    assert read.expiry is not None and read.expiry.iso == "2027-03-15"
+    assert overlaps(read.expiry.box, boxes[1]) and not overlaps(read.expiry.box, boxes[2])
+    assert engine._ocr._load_det_model().limit_side_len == 960
+
+
+def test_only_an_engine_that_sizes_its_detector_is_asked_for_a_coarse_first_pass() -> None:
+    big, small = np.zeros((900, 1600, 3), np.uint8), np.zeros((480, 640, 3), np.uint8)
+    assert first_pass(big, coarse=True).detect_side == COARSE_DETECT_SIDE
+    assert first_pass(small, coarse=True).detect_side is None
+    assert first_pass(big).detect_side is None
+    assert fallback_passes(big, [], coarse=True)[0].name == FINE_PASS
+    assert FINE_PASS not in [p.name for p in fallback_passes(big, [])]
+    assert FINE_PASS not in [p.name for p in fallback_passes(small, [], coarse=True)]
+    # Tesseract has no detector to size; a scripted engine without the keyword still reads
+    read = read_dates(big, engine=ScriptedEngine({16: [_line("EXP 15/03/2027")]}), today=TODAY)
+    assert read.expiry is not None and read.expiry.iso == "2027-03-15" and len(read.passes) == 1
 
 
 def test_fallback_passes_stop_when_the_budget_is_spent() -> None:

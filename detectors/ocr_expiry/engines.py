@@ -65,8 +65,9 @@ class TextLine:
 class OcrEngine(Protocol):
     name: str
 
-    def read(self, image: np.ndarray) -> list[TextLine]:
-        """Text lines in an RGB (H, W, 3) or greyscale (H, W) uint8 image."""
+    def read(self, image: np.ndarray, *, detect_side: int | None = None) -> list[TextLine]:
+        """Text lines in an RGB (H, W, 3) or greyscale (H, W) uint8 image. `detect_side`: the
+        longest side a text detector looks at the image with (None: the engine's own)."""
         ...
 
 
@@ -117,6 +118,8 @@ class RapidOcrEngine:
 
     name = "rapidocr"
     in_thread = True
+    sizes_detector = True
+    """`read(detect_side=...)` sets the text detector's input size (`preprocess.COARSE_DETECT_SIDE`)."""
     default_precision = "fp32"
     """Detector precision unless told otherwise: small faint dates read better in fp32 (see `quantize`)."""
 
@@ -154,8 +157,9 @@ class RapidOcrEngine:
         self.use_cls = use_cls
         self._lock = threading.Lock()
 
-    def detect(self, image: np.ndarray) -> list[np.ndarray]:
-        """Text-line quadrilaterals (4x2, input pixels) in an RGB or greyscale image."""
+    def detect(self, image: np.ndarray, side: int | None = None) -> list[np.ndarray]:
+        """Text-line quadrilaterals (4x2, input pixels) in an RGB or greyscale image, found with
+        its long side at most `side` (None: `det_limit`)."""
         arr = _bgr(image)
         if arr.ndim == 2:
             arr = np.repeat(arr[:, :, None], 3, axis=2)
@@ -165,7 +169,13 @@ class RapidOcrEngine:
         if pad:
             arr = cv2.copyMakeBorder(arr, pad, pad, 0, 0, cv2.BORDER_REPLICATE)
         with self._lock:
-            out = self._ocr._load_det_model()(arr)
+            det = self._ocr._load_det_model()
+            default_side = det.limit_side_len
+            det.limit_side_len = side or default_side
+            try:
+                out = det(arr)
+            finally:
+                det.limit_side_len = default_side
         if out.boxes is None:
             return []
         return [np.asarray(q, dtype=np.float32) - np.array([0.0, pad], np.float32) for q in out.boxes]
@@ -202,10 +212,10 @@ class RapidOcrEngine:
                 rec.rec_image_shape, rec.rec_batch_num = default_shape, default_batch
         return [TextLine(str(read[i][0]), _quad_box(q), float(read[i][1]), turned=turn180) for i, q in enumerate(quads)]
 
-    def read(self, image: np.ndarray) -> list[TextLine]:
+    def read(self, image: np.ndarray, *, detect_side: int | None = None) -> list[TextLine]:
         if self.use_cls:
             return self._read_with_classifier(image)
-        lines = recognize_upright(self, image, self.detect(image))
+        lines = recognize_upright(self, image, self.detect(image, detect_side))
         return [line for line in lines if line.text.strip() and line.confidence >= MIN_LINE_SCORE]
 
     def _read_with_classifier(self, image: np.ndarray) -> list[TextLine]:
@@ -265,7 +275,8 @@ class TesseractEngine:
         self.lang = "+".join(dict.fromkeys(codes))
         self.psm = psm
 
-    def read(self, image: np.ndarray) -> list[TextLine]:
+    def read(self, image: np.ndarray, *, detect_side: int | None = None) -> list[TextLine]:
+        """`detect_side` is ignored: Tesseract finds its lines at the image's own size."""
         import cv2
 
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image

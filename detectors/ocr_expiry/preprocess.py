@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from detectors.ocr_expiry.engines import Box4, TextLine
+from detectors.ocr_expiry.engines import Box4, OcrEngine, TextLine
 
 if TYPE_CHECKING:
     from detectors.ocr_expiry.classify import DateRead
@@ -43,6 +43,13 @@ LINE_EXTEND = 4.0
 """How far a cut line is read beyond its box at each end, in line heights (a day and a label)."""
 LINE_PAD = 0.4
 """Margin across a cut line, in line heights: enough for its ascenders, little of its neighbours."""
+COARSE_DETECT_SIDE = 640
+"""Longest side the first pass looks for text lines at (lines found are still recognised at full
+resolution). The text detector's cost grows with pixels: on the real package photos (500-1000 px)
+it was 60-70 % of a read. Tunnel crops and frames are smaller and unaffected; a larger image whose
+first pass finds no expiry is searched again at the engine's own size (`FINE_PASS`)."""
+FINE_PASS = "fine"
+"""Name of the fallback pass that looks for text lines on a large image at full detector size."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,14 @@ class Pass:
     image: np.ndarray
     to_input: np.ndarray
     """2x3 affine: pass pixel (x, y, 1) -> input pixel."""
+    detect_side: int | None = None
+    """Longest side the engine's text detector reads this pass at (None: the engine's own)."""
+
+    def read(self, engine: OcrEngine) -> list[TextLine]:
+        """The pass's image read by `engine`, boxes in the pass's pixels."""
+        if self.detect_side is None:
+            return engine.read(self.image)
+        return engine.read(self.image, detect_side=self.detect_side)
 
     def map_box(self, box: Box4) -> Box4:
         x0, y0, x1, y1 = box
@@ -156,16 +171,24 @@ def vertical_text(lines: Sequence[TextLine]) -> bool:
     return tall > len(long) / 2
 
 
-def first_pass(image: np.ndarray, *, deskew: bool = False) -> Pass:
-    """The normal read: contrast-stretched when faint, deskewed for engines that need it."""
+def coarse_side(image: np.ndarray, coarse: bool) -> int | None:
+    """The first pass's detector side for this image: `COARSE_DETECT_SIDE` when `coarse` (the
+    engine sizes its detector input) and the image is larger; None otherwise."""
+    return COARSE_DETECT_SIDE if coarse and max(image.shape[:2]) > COARSE_DETECT_SIDE else None
+
+
+def first_pass(image: np.ndarray, *, deskew: bool = False, coarse: bool = False) -> Pass:
+    """The normal read: contrast-stretched when faint, deskewed for engines that need it, text
+    lines searched at `COARSE_DETECT_SIDE` when `coarse`."""
     img = stretch_contrast(image) if is_low_contrast(image) else image
     name = "contrast" if img is not image else "plain"
+    side = coarse_side(image, coarse)
     if deskew:
         angle = skew_angle(img)
         if abs(angle) >= 1.0:
             rotated, back = rotate(img, angle)
-            return Pass(f"{name}+deskew{angle:+.0f}", rotated, back)
-    return Pass(name, img, IDENTITY.copy())
+            return Pass(f"{name}+deskew{angle:+.0f}", rotated, back, side)
+    return Pass(name, img, IDENTITY.copy(), side)
 
 
 def upscale(image: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
@@ -222,11 +245,15 @@ def line_pass(image: np.ndarray, box: Box4) -> Pass | None:
     return Pass(LINE_PASS, turned, to_input)
 
 
-def fallback_passes(image: np.ndarray, lines: Sequence[TextLine]) -> list[Pass]:
-    """Passes to try when the first found no expiry, cheapest and likeliest first: quarter
-    turns when text runs vertically, an enlarged copy of a small crop (small print is missed by
+def fallback_passes(image: np.ndarray, lines: Sequence[TextLine], coarse: bool = False) -> list[Pass]:
+    """Passes to try when the first found no expiry, cheapest and likeliest first: a large
+    image's text lines searched at full detector size when the first pass was `coarse`
+    (`FINE_PASS`), quarter turns when text
+    runs vertically, an enlarged copy of a small crop (small print is missed by
     the detector), then the dot-matrix filter (on the enlarged copy when there is one)."""
     passes: list[Pass] = []
+    if coarse_side(image, coarse) is not None:
+        passes.append(Pass(FINE_PASS, image, IDENTITY.copy()))
     if vertical_text(lines):
         for angle in (90.0, 270.0):
             rotated, back = rotate(image, angle)

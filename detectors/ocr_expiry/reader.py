@@ -132,6 +132,11 @@ def engine_clock(engine: OcrEngine) -> Callable[[], float]:
     return time.thread_time if getattr(engine, "in_thread", False) else time.perf_counter
 
 
+def sizes_detector(engine: OcrEngine) -> bool:
+    """Whether the engine finds text lines with a detector whose input size a pass may set."""
+    return bool(getattr(engine, "sizes_detector", False))
+
+
 def resolve_engine(
     engine: str | OcrEngine, languages: tuple[str, ...] = ("en",), precision: str | None = None
 ) -> OcrEngine:
@@ -153,8 +158,8 @@ def first_read(
     eng = resolve_engine(engine, languages)
     clock = engine_clock(eng)
     c0 = clock()
-    p = first_pass(image, deskew=eng.name == "tesseract")
-    raw = eng.read(p.image)
+    p = first_pass(image, deskew=eng.name == "tesseract", coarse=sizes_detector(eng))
+    raw = p.read(eng)
     lines = p.map_lines(raw)
     order = order or script_order(raw)
     dates = p.map_dates(classify_lines(raw, order=order, today=today or date.today(), stale_years=stale_years))
@@ -201,14 +206,14 @@ def continue_read(
     c0 = clock()
     today = today or date.today()
     lines, dates, passes = list(read.lines), list(read.dates), list(read.passes)
-    for fp in region_passes(image, read.lines) + fallback_passes(image, read.lines):
+    for fp in region_passes(image, read.lines) + fallback_passes(image, read.lines, sizes_detector(eng)):
         if deadline is not None and clock() >= deadline:
             passes.append(BUDGET_SPENT)
             break
         if may_continue is not None and not may_continue():
             passes.append(DEADLINE_NEAR)
             break
-        fp_read = eng.read(fp.image)
+        fp_read = fp.read(eng)
         passes.append(fp.name)
         found = fp.map_dates(classify_lines(fp_read, order=order, today=today, stale_years=stale_years))
         # Consistency is checked on the whole print: a crop without the production line must
@@ -220,7 +225,7 @@ def continue_read(
         lines += fp.map_lines(fp_read)
         dates = merged
         if _may_lack_its_day(fp, expiry) and (whole := line_pass(image, expiry.box)) is not None:
-            whole_read = eng.read(whole.image)
+            whole_read = whole.read(eng)
             passes.append(whole.name)
             in_whole = classify_lines(whole_read, order=order, today=today, stale_years=stale_years)
             if found := completions(expiry, whole.map_dates(in_whole)):
