@@ -29,6 +29,8 @@ TODAY = date(2026, 11, 22)
 # (text, order hint, expected ISO dates left to right)
 NUMERIC = [
     ("26/11/2027", "DMY", ["2027-11-26"]),
+    ("EXP 01 11 2027", "DMY", ["2027-11-01"]),  # fields spaced apart, padded
+    ("2027 03 15", "DMY", ["2027-03-15"]),
     ("11/26/2027", "DMY", ["2027-11-26"]),  # 26 cannot be a month: the hint yields
     ("03/04/2027", "DMY", ["2027-04-03"]),
     ("03/04/2027", "MDY", ["2027-03-04"]),
@@ -156,6 +158,10 @@ NOT_DATES = [
     "1/2 cup",
     "since 1963",
     "01/02/1999",  # outside the plausibility window
+    "1 1 2027",  # "11" broken in two by the reader ("11 APR 2027" without its month)
+    "EXP 2027 1 5",
+    "1 3 27",
+    "5.1 2027",
     "",
 ]
 

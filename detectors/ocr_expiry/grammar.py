@@ -295,9 +295,9 @@ def _p(pattern: str) -> re.Pattern[str]:
 _PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     ("cjk", _p(rf"{_NB}(?P<y4>{_Y4})\s?[年년]\s?(?P<m>\d{{1,2}})\s?[月월](?:\s?(?P<d>\d{{1,2}})\s?[日일])?"), 1.0),
     ("y4md", _p(rf"{_NB}(?P<y4>{_Y4})(?P<s>{_SEP})(?P<m>\d{{1,2}})(?P=s)(?P<d>\d{{1,2}}){_NA}"), 1.0),
-    ("y4md_mixed", _p(rf"{_NB}(?P<y4>{_Y4}){_SEP}(?P<m>\d{{1,2}}){_SEP}(?P<d>\d{{1,2}}){_NA}"), 0.9),
+    ("y4md_mixed", _p(rf"{_NB}(?P<y4>{_Y4})(?P<s1>{_SEP})(?P<m>\d{{1,2}})(?P<s2>{_SEP})(?P<d>\d{{1,2}}){_NA}"), 0.9),
     ("aby4", _p(rf"{_NB}(?P<a>\d{{1,2}})(?P<s>{_SEP})(?P<b>\d{{1,2}})(?P=s)(?P<y4>{_Y4}){_NA}"), 1.0),
-    ("aby4_mixed", _p(rf"{_NB}(?P<a>\d{{1,2}}){_SEP}(?P<b>\d{{1,2}}){_SEP}(?P<y4>{_Y4}){_NA}"), 0.9),
+    ("aby4_mixed", _p(rf"{_NB}(?P<a>\d{{1,2}})(?P<s1>{_SEP})(?P<b>\d{{1,2}})(?P<s2>{_SEP})(?P<y4>{_Y4}){_NA}"), 0.9),
     ("abc", _p(rf"{_NB}(?P<a>\d{{1,2}})(?P<s>{_SEP})(?P<b>\d{{1,2}})(?P=s)(?P<c>\d{{2}}){_NA}"), 0.95),
     ("compact8", _p(rf"(?<![0-9A-Z])(?P<digits>\d{{8}}){_NA}"), 0.85),
     ("d_mon_y", _p(rf"{_NB}(?P<d>\d{{1,2}}){_SEP}?{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<y>{_Y4}|\d{{2}}){_NA}"), 1.0),
@@ -390,6 +390,18 @@ def _readings(kind: str, g: dict[str, str | None]) -> list[tuple[str, YMDTuple]]
     return valid
 
 
+_SPACED_FIELDS = ("a", "b", "c", "m", "d")
+
+
+def _split_number(groups: dict[str, str | None]) -> bool:
+    """Numeric fields spaced apart with a one-digit day or month ("1 1 2021"): a number the OCR
+    broke in two ("11 APR 2021" read without its month), not a date. Printed dates with spaces
+    alone between fields pad them ("01 11 2021")."""
+    if not any((groups.get(k) or "-").isspace() for k in ("s", "s1", "s2")):
+        return False
+    return any(len(groups.get(k) or "00") == 1 for k in _SPACED_FIELDS)
+
+
 def _in_window(ymd: YMDTuple, today: date) -> bool:
     y, m, _ = ymd
     months = (y - today.year) * 12 + (m - today.month)
@@ -413,7 +425,7 @@ def _scan(norm: str) -> tuple[list[_Match], list[tuple[int, int]]]:
     invalid: list[tuple[int, int]] = []
     for kind, pattern, certainty in _PATTERNS:
         for m in pattern.finditer(norm):
-            readings = _readings(kind, m.groupdict())
+            readings = [] if _split_number(m.groupdict()) else _readings(kind, m.groupdict())
             if readings:
                 found.append(_Match(m.start(), m.end(), kind, readings, certainty))
             else:
