@@ -12,7 +12,14 @@ from PIL import Image, ImageDraw, ImageFont
 
 from detectors.ocr_expiry import OcrExpiryStage, read_dates
 from detectors.ocr_expiry.checker import judge
-from detectors.ocr_expiry.engines import OcrEngine, RapidOcrEngine, TextLine, get_engine, recognize_upright
+from detectors.ocr_expiry.engines import (
+    WARM_UP_IMAGE,
+    OcrEngine,
+    RapidOcrEngine,
+    TextLine,
+    get_engine,
+    recognize_upright,
+)
 from detectors.ocr_expiry.preprocess import (
     COARSE_DETECT_SIDE,
     FINE_PASS,
@@ -103,6 +110,12 @@ def test_lone_glyphs_and_long_lines_are_recognised_each_in_its_place() -> None:
     assert (rec.rec_image_shape, rec.rec_batch_num) == ([3, 48, 320], 6)
 
 
+def test_the_warm_up_read_loads_the_recogniser_as_well_as_the_detector() -> None:
+    engine = RapidOcrEngine()
+    assert [line.text for line in engine.read(WARM_UP_IMAGE)] == ["EXP 01/2030"]
+    assert engine._ocr.text_det is not None and engine._ocr.text_rec is not None
+
+
 def test_engines_are_built_once_per_process() -> None:
     assert get_engine("rapidocr") is get_engine("rapidocr", ("de", "fr"))
     assert get_engine("tesseract", ("en",)) is get_engine("tesseract", ("en",))
@@ -155,7 +168,7 @@ def test_small_print_on_a_small_crop_is_read() -> None:
     ("size", "canvas", "passes"),
     [
         (40, (1600, 900), ["contrast"]),  # found on the coarse first pass
-        (14, (2400, 1000), ["contrast", "fine"]),  # 5.6 px high at the coarse side: found at full size
+        (14, (2400, 1000), ["contrast", "fine"]),  # 3 px high at the coarse side, 5.6 px at full size
     ],
 )
 def test_a_large_photo_is_searched_coarse_first_and_at_full_size_only_when_needed(

@@ -251,8 +251,16 @@ def recognize_upright(engine: RapidOcrEngine, image: np.ndarray, quads: Sequence
     return lines
 
 
-WARM_UP_IMAGE = np.full((64, 256, 3), 200, np.uint8)
-"""A blank view read once by a new thread's engine, so its first real item does not pay for loading."""
+def _warm_up_image() -> np.ndarray:
+    image = np.full((64, 256, 3), 230, np.uint8)
+    cv2.putText(image, "EXP 01/2030", (12, 44), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (20, 20, 20), 2, cv2.LINE_AA)
+    return image
+
+
+WARM_UP_IMAGE = _warm_up_image()
+"""A line of print read once by a new thread's engine, so its first real item does not pay for
+loading: RapidOCR loads its recogniser only when its detector first finds a line (a blank
+image left it unloaded, and the first item paid ~130 ms)."""
 
 
 def _bgr(image: np.ndarray) -> np.ndarray:
