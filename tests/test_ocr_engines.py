@@ -196,6 +196,38 @@ def test_only_an_engine_that_sizes_its_detector_is_asked_for_a_coarse_first_pass
     assert read.expiry is not None and read.expiry.iso == "2027-03-15" and len(read.passes) == 1
 
 
+class SidedEngine:
+    """Reads one text at the coarse detector side and another at the engine's own size."""
+
+    name = "sided"
+    sizes_detector = True
+
+    def __init__(self, coarse: list[str], fine: list[str]) -> None:
+        self.lines = {True: coarse, False: fine}
+        self.sides: list[int | None] = []
+
+    def read(self, image: np.ndarray, *, detect_side: int | None = None) -> list[TextLine]:
+        self.sides.append(detect_side)
+        return [_line(text) for text in self.lines[detect_side is not None]]
+
+
+@pytest.mark.parametrize(
+    ("coarse", "fine", "expiry"),
+    [
+        (["13", "EXP 10/2028"], ["EXP 13/10/2028"], "2028-10-13"),  # the day split off at the coarse side
+        (["EXP 10/2028"], ["EXP 10/2028"], "2028-10"),  # printed without a day: none is invented
+        (["13", "EXP 10/2028"], ["EXP 13/11/2028"], "2028-10"),  # a fine read never changes the month
+    ],
+)
+def test_a_month_only_expiry_found_at_the_coarse_side_is_searched_again_at_full_size(
+    coarse: list[str], fine: list[str], expiry: str
+) -> None:
+    engine = SidedEngine(coarse, fine)
+    read = read_dates(np.zeros((900, 1600, 3), np.uint8), engine=engine, today=TODAY, order="DMY")
+    assert read.expiry is not None and read.expiry.iso == expiry
+    assert read.passes[1:] == ["fine"] and engine.sides == [COARSE_DETECT_SIDE, None]
+
+
 def test_fallback_passes_stop_when_the_budget_is_spent() -> None:
     img = np.full((300, 300, 3), 200, np.uint8)
     read = read_dates(img, today=TODAY, budget_ms=0.0)

@@ -182,6 +182,11 @@ def coarse_side(image: np.ndarray, coarse: bool) -> int | None:
     return COARSE_DETECT_SIDE if coarse and max(image.shape[:2]) > COARSE_ABOVE else None
 
 
+def fine_pass(image: np.ndarray) -> Pass:
+    """The image as it is, its text lines searched at the engine's own detector size."""
+    return Pass(FINE_PASS, image, IDENTITY.copy())
+
+
 def first_pass(image: np.ndarray, *, deskew: bool = False, coarse: bool = False) -> Pass:
     """The normal read: contrast-stretched when faint, deskewed for engines that need it, text
     lines searched at `COARSE_DETECT_SIDE` when `coarse`."""
@@ -258,7 +263,7 @@ def fallback_passes(image: np.ndarray, lines: Sequence[TextLine], coarse: bool =
     the detector), then the dot-matrix filter (on the enlarged copy when there is one)."""
     passes: list[Pass] = []
     if coarse_side(image, coarse) is not None:
-        passes.append(Pass(FINE_PASS, image, IDENTITY.copy()))
+        passes.append(fine_pass(image))
     if vertical_text(lines):
         for angle in (90.0, 270.0):
             rotated, back = rotate(image, angle)

@@ -21,7 +21,15 @@ import numpy as np
 from detectors.ocr_expiry.classify import LABELLED, DateRead, check_consistency, classify_lines, script_order
 from detectors.ocr_expiry.engines import DEFAULT_ENGINE, OcrEngine, TextLine, get_engine
 from detectors.ocr_expiry.grammar import Order
-from detectors.ocr_expiry.preprocess import REGION_PASS, Pass, fallback_passes, first_pass, line_pass, region_passes
+from detectors.ocr_expiry.preprocess import (
+    REGION_PASS,
+    Pass,
+    fallback_passes,
+    fine_pass,
+    first_pass,
+    line_pass,
+    region_passes,
+)
 from pipeline.imageio import read_image
 
 FALLBACK_BUDGET_MS = 4000.0
@@ -152,7 +160,8 @@ def first_read(
     languages: tuple[str, ...] = ("en",),
     stale_years: int | None = None,
 ) -> ImageRead:
-    """The common path: one pass over the image as it is (contrast-stretched when faint).
+    """The common path: one pass over the image as it is (contrast-stretched when faint; a large
+    photo's lines found at the coarse side, and a month-only expiry's line read once more whole).
     `order`: the market's reading of all-numeric dates; None reads it from the print's script."""
     t0 = time.perf_counter()
     eng = resolve_engine(engine, languages)
@@ -162,17 +171,51 @@ def first_read(
     raw = p.read(eng)
     lines = p.map_lines(raw)
     order = order or script_order(raw)
-    dates = p.map_dates(classify_lines(raw, order=order, today=today or date.today(), stale_years=stale_years))
+    today = today or date.today()
+    dates = p.map_dates(classify_lines(raw, order=order, today=today, stale_years=stale_years))
+    passes = [p.name]
+    expiry = pick_expiry(dates)
+    if expiry is not None and expiry.parsed.day is None and p.detect_side is not None:
+        # lines found at the coarse side may split a day from its month ("13" beside "10/28" in
+        # spaced dot-matrix): the image is searched again at full detector size
+        fine = fine_pass(image)
+        dates = complete_day(fine, expiry, eng, dates, lines, passes, order, today, stale_years)
     return ImageRead(
         dates=dates,
         expiry=pick_expiry(dates),
         engine=eng.name,
         ms=(time.perf_counter() - t0) * 1000.0,
-        passes=[p.name],
+        passes=passes,
         lines=lines,
         cpu_ms=(clock() - c0) * 1000.0,
         order=order,
     )
+
+
+def complete_day(
+    whole: Pass | None,
+    expiry: DateRead,
+    eng: OcrEngine,
+    dates: list[DateRead],
+    lines: list[TextLine],
+    passes: list[str],
+    order: Order,
+    today: date,
+    stale_years: int | None,
+) -> list[DateRead]:
+    """`dates` with the day of a month-only `expiry` added when `whole` (its line or the image read
+    once more) shows the same month with a day (`completions`); `lines` and `passes` grow by
+    that read."""
+    if whole is None:
+        return dates
+    whole_read = whole.read(eng)
+    passes.append(whole.name)
+    in_whole = classify_lines(whole_read, order=order, today=today, stale_years=stale_years)
+    found = completions(expiry, whole.map_dates(in_whole))
+    if not found:
+        return dates
+    lines += whole.map_lines(whole_read)
+    return check_consistency(_merge(dates, found), today, stale_years)
 
 
 def continue_read(
@@ -224,13 +267,9 @@ def continue_read(
             continue
         lines += fp.map_lines(fp_read)
         dates = merged
-        if _may_lack_its_day(fp, expiry) and (whole := line_pass(image, expiry.box)) is not None:
-            whole_read = whole.read(eng)
-            passes.append(whole.name)
-            in_whole = classify_lines(whole_read, order=order, today=today, stale_years=stale_years)
-            if found := completions(expiry, whole.map_dates(in_whole)):
-                lines += whole.map_lines(whole_read)
-                dates = check_consistency(_merge(dates, found), today, stale_years)
+        if _may_lack_its_day(fp, expiry):
+            whole = line_pass(image, expiry.box)
+            dates = complete_day(whole, expiry, eng, dates, lines, passes, order, today, stale_years)
         break
     return ImageRead(
         dates=dates,
