@@ -94,16 +94,17 @@ def _plan(base: int, normals: int, defects: int) -> list[tuple[str, tuple[str, .
 
 def _enrol(model: AnomalyModel, sku: str, k: int, readings: ProfileReadings) -> None:
     """One SKU bank from its references (items of three views), whose colour readings go to `readings`."""
-    items = []
+    items, cameras = [], []
     for i in range(N["refs"]):
         benign = ("packaging_variant",) if i % 2 else ()
         cap, _ = _capture(sku, (), TRAIN_SEED + 1000 * k + i, benign)
         images = cap.images()
         items.append([images[c] for c in sorted(images)])
+        cameras.append(sorted(images))
         readings.add(sku, located_views(images), RECORDS[sku].colour_rgb)
     n_cal = max(3, round(len(items) * CAL_FRACTION))
-    enrol = model.features_of(items[n_cal:], augment=True)
-    cal = model.features_of(items[:n_cal])
+    enrol = model.features_of(items[n_cal:], augment=True, cameras=cameras[n_cal:])
+    cal = model.features_of(items[:n_cal], cameras=cameras[:n_cal])
     model.add_bank(model.build_bank(sku, "sku", enrol, cal, len(items) - n_cal), skus=[sku])
 
 

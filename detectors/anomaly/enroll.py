@@ -37,14 +37,15 @@ def _stderr(msg: str) -> None:
 
 
 def _features(model: AnomalyModel, items: list[LabelledCapture], augment: bool, log: Log) -> Features | None:
-    captures = []
+    captures, cameras = [], []
     for item in items:
         try:
             images = item.capture.images()
             captures.append([images[c] for c in sorted(images)])
+            cameras.append(sorted(images))
         except ImageError as exc:
             log(f"skipping {item.capture.item_id}: {exc}")
-    return model.features_of(captures, augment=augment) if captures else None
+    return model.features_of(captures, augment=augment, cameras=cameras) if captures else None
 
 
 def enroll_dataset(dataset_dir: Path | str, config: ModelConfig | None = None, log: Log = _stderr) -> AnomalyModel:

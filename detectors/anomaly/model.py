@@ -42,6 +42,7 @@ from .calibration import DEFAULT_TARGET_RATE, EnsembleCalibration
 from .fusion import fuse_maps, fuse_members, fuse_views
 from .prepare import BACKGROUND_GREY, PreparedView, prepare, view_of
 from .threads import limited_threads
+from .variability import VariabilityMaps
 
 MODEL_FORMAT = 2
 MEMBERS = ("patch", "global", "student")
@@ -121,6 +122,9 @@ class ModelConfig:
     diverts 0.01 / 0.33 / 0.47 / 0.42 with 0 / 1 / 2 / 3 cells; at 320 px the whole ensemble
     0.903 with 2 cells, 0.908 with 3). A view without an outline (the whole frame) keeps every
     cell."""
+    patch_variability: bool = True
+    """Divide each cell's patch distance by how much good items differ there (`variability`):
+    print and the date zone vary from item to item, plain surfaces do not."""
     batch: int = 8
     seed: int = 0
 
@@ -141,6 +145,12 @@ class Features:
     masks: np.ndarray
     items: np.ndarray
     """Item index of each view."""
+    cameras: np.ndarray | None = None
+    """Camera name of each view ("" where unknown: calibration views stored by older versions)."""
+
+    def __post_init__(self) -> None:
+        if self.cameras is None:
+            self.cameras = np.full(len(self.patches), "", dtype=str)
 
     def __len__(self) -> int:
         return len(self.patches)
@@ -156,10 +166,11 @@ class Features:
             np.concatenate([p.globals_ for p in parts]),
             np.concatenate([p.masks for p in parts]),
             np.concatenate(items) if items else np.zeros(0, np.int64),
+            np.concatenate([p.cameras for p in parts]) if parts else None,
         )
 
     def take(self, idx: np.ndarray) -> Features:
-        return Features(self.patches[idx], self.globals_[idx], self.masks[idx], self.items[idx])
+        return Features(self.patches[idx], self.globals_[idx], self.masks[idx], self.items[idx], self.cameras[idx])
 
 
 @dataclass
@@ -296,41 +307,53 @@ class AnomalyModel:
         pix = [p.pixels for p in prepared]
         masks = [p.grid_mask for p in prepared]
         item_idx = list(items) if items is not None else list(range(len(prepared)))
+        cameras = [p.view.camera for p in prepared]
         if augment:
-            pix, masks, item_idx = self._augmented(prepared, pix, masks, item_idx)
+            pix, masks, sources = self._augmented(prepared, pix, masks)
+            item_idx = [item_idx[v] for v in sources]
+            cameras = [cameras[v] for v in sources]
         pats, globs = [], []
         b = self.config.batch
         for s in range(0, len(pix), b):
             pt, gl = self.rt().embed(np.stack(pix[s : s + b]))
             pats.append(pt)
             globs.append(gl)
-        return Features(np.concatenate(pats), np.concatenate(globs), np.stack(masks), np.asarray(item_idx))
+        return Features(
+            np.concatenate(pats), np.concatenate(globs), np.stack(masks), np.asarray(item_idx), np.asarray(cameras)
+        )
 
     def _augmented(
-        self, prepared: Sequence[PreparedView], pix: list[np.ndarray], masks: list[np.ndarray], item_idx: list[int]
+        self, prepared: Sequence[PreparedView], pix: list[np.ndarray], masks: list[np.ndarray]
     ) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
-        """Enrolment views plus their configured rotations (pixels, cell masks, item index alike)."""
+        """Enrolment views plus their configured rotations: pixels, cell masks, and the index in
+        `prepared` of the view each one turns."""
         aug = self.config.augment
         angles = [180] if "rot180" in aug else []
-        out_pix, out_masks, out_items = list(pix), list(masks), list(item_idx)
+        views = list(range(len(pix)))
+        out_pix, out_masks, out_src = list(pix), list(masks), list(views)
         for angle in angles:
             out_pix += [rotate_view(p, angle) for p in pix]
             out_masks += [rotate_cells(m, angle) for m in masks]
-            out_items += item_idx
+            out_src += views
         if "rot_round" in aug:
             extra = [a for a in ROUND_ANGLES if a not in angles]
-            for p, px, m, i in zip(prepared, pix, masks, item_idx, strict=True):
+            for v, (p, px, m) in enumerate(zip(prepared, pix, masks, strict=True)):
                 if p.round_outline:
                     out_pix += [rotate_view(px, a) for a in extra]
                     out_masks += [rotate_cells(m, a) for a in extra]
-                    out_items += [i] * len(extra)
-        return out_pix, out_masks, out_items
+                    out_src += [v] * len(extra)
+        return out_pix, out_masks, out_src
 
-    def features_of(self, captures: Sequence[Sequence[np.ndarray]], augment: bool = False) -> Features:
-        """Features of items given as lists of view images."""
+    def features_of(
+        self,
+        captures: Sequence[Sequence[np.ndarray]],
+        augment: bool = False,
+        cameras: Sequence[Sequence[str]] | None = None,
+    ) -> Features:
+        """Features of items given as lists of view images (and, when known, their cameras)."""
         prepared, items = [], []
         for i, views in enumerate(captures):
-            prepared += self.prepare_views(views)
+            prepared += self.prepare_views(views, cameras[i] if cameras is not None else None)
             items += [i] * len(views)
         return self.embed(prepared, items, augment)
 
@@ -354,6 +377,9 @@ class AnomalyModel:
         """Per-view member scores, and the maps behind them ("patch": distance less the view's
         floor, "student", "nearest", and "interior": the cells the patch member read)."""
         patch_map, student_map, glob, nearest = self.member_maps(bank, feats)
+        variability = VariabilityMaps.from_extra(bank.extra) if self.config.patch_variability else None
+        if variability is not None:
+            patch_map = patch_map / variability.divisors(feats.cameras)
         core = interior(feats.masks, self.config.interior_cells)
         patch_map = _less_floor(patch_map, core, self.config.patch_floor_quantile)
         raw = {
@@ -408,6 +434,9 @@ class AnomalyModel:
             bank.add(rows, enrol.globals_, n_items, keep=keep)
             if student is None:
                 student, student_source = self.train_student_state(enrol.patches), name
+            if patches is None and cfg.patch_variability:
+                variability = VariabilityMaps.fit(enrol.patches, enrol.masks, enrol.items, enrol.cameras)
+                bank.extra.update(variability.to_extra() if variability is not None else {})
             bank.extra.update({STUDENT_PREFIX + k: v for k, v in student.items()})
             bank.meta["student_source"] = student_source or name
             bank.meta["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -424,6 +453,7 @@ class AnomalyModel:
         bank.extra[CAL_PREFIX + "globals"] = cal.globals_.astype(np.float16)
         bank.extra[CAL_PREFIX + "masks"] = cal.masks
         bank.extra[CAL_PREFIX + "items"] = cal.items
+        bank.extra[CAL_PREFIX + "cameras"] = cal.cameras.astype(str)
 
     def _calibration_features(self, bank: Bank) -> Features:
         x = bank.extra
@@ -432,6 +462,7 @@ class AnomalyModel:
             x[CAL_PREFIX + "globals"].astype(np.float32),
             x[CAL_PREFIX + "masks"].astype(bool),
             x[CAL_PREFIX + "items"],
+            x.get(CAL_PREFIX + "cameras"),
         )
 
     def calibrate(self, bank: Bank) -> None:
