@@ -42,13 +42,14 @@ def test_leave_one_item_out_measures_each_cell_against_the_other_items_only() ->
 @pytest.mark.parametrize(
     ("items", "fitted"),
     [
-        (np.array([0, 0, 0, 0]), False),  # one item: nothing to compare with
-        (np.array([0, 0, 1, 1]), True),
+        (np.array([0] * 8), False),  # one item: nothing to compare with
+        (np.array([0, 0, 1, 1, 2, 2, 2, 2]), False),  # three: a map of their noise
+        (np.array([0, 0, 1, 1, 2, 2, 3, 3]), True),
     ],
 )
-def test_maps_need_two_items(items: np.ndarray, fitted: bool) -> None:
-    patches, masks, _ = _normals(2)
-    maps = VariabilityMaps.fit(patches, masks, items, ["top"] * 4)
+def test_maps_need_enough_items(items: np.ndarray, fitted: bool) -> None:
+    patches, masks, _ = _normals(4)
+    maps = VariabilityMaps.fit(patches, masks, items, ["top"] * 8)
     assert (maps is not None) is fitted
 
 

@@ -32,6 +32,9 @@ EXPONENT = 0.5
 FLOOR_QUANTILE = 0.25
 """Cells less variable than this quantile of the map count as this variable: a few
 references cannot show that a cell never varies."""
+MIN_ITEMS = 4
+"""Fewest enrolment items a bank fits maps from: from two or three, a map is mostly the noise of
+those few (MVTec bottle, 2 enrolment images: image AUROC 0.995 without maps, 0.992 with)."""
 MAX_OTHER_ROWS = 16_384
 """Patches of the other items a view is compared with (a seeded sample beyond this), which
 bounds enrolment time however many references there are."""
@@ -81,10 +84,10 @@ class VariabilityMaps:
         cls, patches: np.ndarray, masks: np.ndarray, items: np.ndarray, cameras: Sequence[str]
     ) -> VariabilityMaps | None:
         """Maps from enrolment views (patches (N, C, h, w), cell masks, item index and camera of
-        each view); None when fewer than two items have views on the item."""
+        each view); None when fewer than `MIN_ITEMS` items have views on the item."""
         masks = masks.astype(bool)
         usable = {int(i) for i in np.unique(items) if masks[items == i].any()}
-        if len(usable) < 2:
+        if len(usable) < MIN_ITEMS:
             return None
         distances = leave_one_item_out(patches, masks, items)
         cams = np.asarray(cameras)
