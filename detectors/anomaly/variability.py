@@ -33,8 +33,8 @@ FLOOR_QUANTILE = 0.25
 """Cells less variable than this quantile of the map count as this variable: a few
 references cannot show that a cell never varies."""
 MIN_ITEMS = 4
-"""Fewest enrolment items a bank fits maps from: from two or three, a map is mostly the noise of
-those few (MVTec bottle, 2 enrolment images: image AUROC 0.995 without maps, 0.992 with)."""
+"""Fewest enrolment items a bank fits maps from: with two or three, each cell's mean is the
+noise of those few, not where the product varies."""
 MAX_OTHER_ROWS = 16_384
 """Patches of the other items a view is compared with (a seeded sample beyond this), which
 bounds enrolment time however many references there are."""
