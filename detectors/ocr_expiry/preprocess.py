@@ -50,9 +50,9 @@ COARSE_DETECT_SIDE = 512
 """Longest side such an image's first pass looks for text lines at; the lines found are still
 recognised at full resolution. The text detector's cost grows with pixels: on the real package
 photos (500-1000 px) it was 60-70 % of a read. At 512 px every date of the real photos was
-found, and more of their perturbed copies than at 640 (86 against 85 of 91, none wrong). When
-the first pass finds no expiry, the image is searched again at the engine's own size
-(`FINE_PASS`)."""
+found, and 85 of their 91 perturbed copies with none wrong, as at 640 px and for less time. When
+the first pass finds no expiry, or only a month, the image is searched again at the engine's own
+size (`FINE_PASS`)."""
 FINE_PASS = "fine"
 """Name of the fallback pass that looks for text lines on a large image at full detector size."""
 
@@ -258,9 +258,9 @@ def line_pass(image: np.ndarray, box: Box4) -> Pass | None:
 def fallback_passes(image: np.ndarray, lines: Sequence[TextLine], coarse: bool = False) -> list[Pass]:
     """Passes to try when the first found no expiry, cheapest and likeliest first: a large
     image's text lines searched at full detector size when the first pass was `coarse`
-    (`FINE_PASS`), quarter turns when text
-    runs vertically, an enlarged copy of a small crop (small print is missed by
-    the detector), then the dot-matrix filter (on the enlarged copy when there is one)."""
+    (`FINE_PASS`), quarter turns when text runs vertically, an enlarged copy of a small crop
+    (small print is missed by the detector), then the dot-matrix filter (on the enlarged copy
+    when there is one)."""
     passes: list[Pass] = []
     if coarse_side(image, coarse) is not None:
         passes.append(fine_pass(image))

@@ -161,7 +161,7 @@ def first_read(
     stale_years: int | None = None,
 ) -> ImageRead:
     """The common path: one pass over the image as it is (contrast-stretched when faint; a large
-    photo's lines found at the coarse side, and a month-only expiry's line read once more whole).
+    photo's lines found at the coarse side, searched again at full size for a month-only expiry).
     `order`: the market's reading of all-numeric dates; None reads it from the print's script."""
     t0 = time.perf_counter()
     eng = resolve_engine(engine, languages)
