@@ -282,6 +282,7 @@ class AnomalyModel:
     runtime: Runtime | None = None
     _pool: EnsembleCalibration | None = field(default=None, init=False, repr=False)
     _resolved: dict[str, tuple[EnsembleCalibration, str]] = field(default_factory=dict, init=False, repr=False)
+    _variability: dict[str, VariabilityMaps | None] = field(default_factory=dict, init=False, repr=False)
     """Bank name -> its calibration and source, parsed once instead of on every scored item."""
 
     # --- runtime -------------------------------------------------------------------------
@@ -377,7 +378,7 @@ class AnomalyModel:
         """Per-view member scores, and the maps behind them ("patch": distance less the view's
         floor, "student", "nearest", and "interior": the cells the patch member read)."""
         patch_map, student_map, glob, nearest = self.member_maps(bank, feats)
-        variability = VariabilityMaps.from_extra(bank.extra) if self.config.patch_variability else None
+        variability = self.variability(bank)
         if variability is not None:
             patch_map = patch_map / variability.divisors(feats.cameras)
         core = interior(feats.masks, self.config.interior_cells)
@@ -468,6 +469,7 @@ class AnomalyModel:
     def calibrate(self, bank: Bank) -> None:
         """Fit the bank's own scalers and thresholds on its calibration views and the belt normals
         it serves, keeping their raw member scores for the pool of small banks."""
+        self._variability.pop(bank.name, None)  # its arrays may be new (built, enrolled more)
         cal = self._calibration_features(bank)
         raw, _ = self.raw_scores(bank, cal)
         raw_lists = {m: [float(v) for v in raw[m]] for m in MEMBERS}
@@ -508,6 +510,16 @@ class AnomalyModel:
     def _forget_calibrations(self) -> None:
         self._pool = None
         self._resolved.clear()
+        self._variability.clear()
+
+    def variability(self, bank: Bank) -> VariabilityMaps | None:
+        """The bank's variability maps (None: not used, or none enrolled), read from its arrays
+        once, not per item."""
+        if not self.config.patch_variability:
+            return None
+        if bank.name not in self._variability:
+            self._variability[bank.name] = VariabilityMaps.from_extra(bank.extra)
+        return self._variability[bank.name]
 
     def calibration(self, bank: Bank) -> tuple[EnsembleCalibration, str]:
         """(calibration, source) for a bank: its own when it has enough calibration items, else

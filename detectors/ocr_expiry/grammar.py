@@ -397,9 +397,10 @@ def _split_number(groups: dict[str, str | None]) -> bool:
     """Numeric fields spaced apart with a one-digit day or month ("1 1 2021"): a number the OCR
     broke in two ("11 APR 2021" read without its month), not a date. Printed dates with spaces
     alone between fields pad them ("01 11 2021")."""
-    if not any((groups.get(k) or "-").isspace() for k in ("s", "s1", "s2")):
+    separators = [groups.get(k) for k in ("s", "s1", "s2")]
+    if not any(sep and sep.isspace() for sep in separators):
         return False
-    return any(len(groups.get(k) or "00") == 1 for k in _SPACED_FIELDS)
+    return any(len(field) == 1 for k in _SPACED_FIELDS if (field := groups.get(k)))
 
 
 def _in_window(ymd: YMDTuple, today: date) -> bool:

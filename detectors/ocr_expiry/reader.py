@@ -106,10 +106,20 @@ def pick_expiry(dates: Sequence[DateRead]) -> DateRead | None:
     return best
 
 
-def _may_lack_its_day(fp: Pass, expiry: DateRead) -> bool:
-    """A month-only expiry read on a region crop: the crop may have cut its day off, or the
-    detector split it from its line ("11" above "APR 2021" on a vertical print)."""
-    return fp.name == REGION_PASS and expiry.parsed.day is None
+def day_pass(fp: Pass, image: np.ndarray, expiry: DateRead) -> Pass | None:
+    """The read that may add the day a month-only `expiry` found on `fp` lacks, or None:
+    - on a region crop, its line read whole (`line_pass`): the crop may have cut the day off, or
+      the detector split it from its line ("11" above "APR 2021" on a vertical print);
+    - on a pass whose lines were found at the coarse side, the whole image at full detector
+      size (`fine_pass`): the detector split spaced dot-matrix ("13" beside "10/28"). Re-reading
+      the line alone there invented a day from a word ("de maio 2027" read "d6 maio 2027")."""
+    if expiry.parsed.day is not None:
+        return None
+    if fp.name == REGION_PASS:
+        return line_pass(image, expiry.box)
+    if fp.detect_side is not None:
+        return fine_pass(image)
+    return None
 
 
 def completions(month_read: DateRead, found: Sequence[DateRead]) -> list[DateRead]:
@@ -175,11 +185,8 @@ def first_read(
     dates = p.map_dates(classify_lines(raw, order=order, today=today, stale_years=stale_years))
     passes = [p.name]
     expiry = pick_expiry(dates)
-    if expiry is not None and expiry.parsed.day is None and p.detect_side is not None:
-        # lines found at the coarse side may split a day from its month ("13" beside "10/28" in
-        # spaced dot-matrix): the image is searched again at full detector size
-        fine = fine_pass(image)
-        dates = complete_day(fine, expiry, eng, dates, lines, passes, order, today, stale_years)
+    if expiry is not None:
+        dates = complete_day(day_pass(p, image, expiry), expiry, eng, dates, lines, passes, order, today, stale_years)
     return ImageRead(
         dates=dates,
         expiry=pick_expiry(dates),
@@ -203,9 +210,9 @@ def complete_day(
     today: date,
     stale_years: int | None,
 ) -> list[DateRead]:
-    """`dates` with the day of a month-only `expiry` added when `whole` (its line or the image read
-    once more) shows the same month with a day (`completions`); `lines` and `passes` grow by
-    that read."""
+    """`dates` with the day of a month-only `expiry` added when `whole` (`day_pass`: its line or
+    the image read once more; None: no such read) shows the same month with a day
+    (`completions`); `lines` and `passes` grow by that read."""
     if whole is None:
         return dates
     whole_read = whole.read(eng)
@@ -267,9 +274,7 @@ def continue_read(
             continue
         lines += fp.map_lines(fp_read)
         dates = merged
-        if _may_lack_its_day(fp, expiry):
-            whole = line_pass(image, expiry.box)
-            dates = complete_day(whole, expiry, eng, dates, lines, passes, order, today, stale_years)
+        dates = complete_day(day_pass(fp, image, expiry), expiry, eng, dates, lines, passes, order, today, stale_years)
         break
     return ImageRead(
         dates=dates,
