@@ -52,6 +52,17 @@ class LotSummary:
     items: int = 0
     actions: dict[str, int] = field(default_factory=dict)
     finding_kinds: dict[str, int] = field(default_factory=dict)
+    printed_expiries: dict[str, list[str]] = field(default_factory=dict)
+    """Expiry the tunnel read (ISO date or month) -> the other items of the lot it was read on."""
+
+
+def _read_expiry(finding_json: str) -> str | None:
+    """The expiry a stored OCR finding read, if it read one."""
+    for e in json.loads(finding_json).get("evidence") or []:
+        data = e.get("data") or {}
+        if data.get("type") == "expiry" and data.get("date"):
+            return str(data["date"])
+    return None
 
 
 def _read_only(db: Path) -> sqlite3.Connection:
@@ -79,6 +90,14 @@ def lot_summary(db: Path, lot: str, exclude: str | None = None) -> LotSummary:
                 ids,
             ):
                 summary.finding_kinds[r["kind"]] = r["n"]
+            for r in conn.execute(
+                f"SELECT item_id, finding_json FROM findings WHERE item_id IN ({marks})"
+                " AND stage = 'ocr_expiry' AND kind != 'unreadable' ORDER BY item_id",
+                ids,
+            ):
+                iso = _read_expiry(r["finding_json"])
+                if iso is not None and r["item_id"] not in summary.printed_expiries.get(iso, []):
+                    summary.printed_expiries.setdefault(iso, []).append(r["item_id"])
     return summary
 
 

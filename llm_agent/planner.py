@@ -143,6 +143,25 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
                 "matches_lot_record",
                 (R.CATALOG_LISTING_ERROR,),
             )
+            # The item's own print may be unreadable; the same lot carries the same print.
+            ask(
+                "What expiry did the tunnel read on other items of the same lot?",
+                "lot_history",
+                "lot_printed_expiry",
+                (R.CATALOG_LISTING_ERROR, R.EXPIRED_AT_SHIPMENT),
+            )
+            ask(
+                "Was the lot's printed expiry too close at shipment?",
+                "lot_history",
+                "lot_expired_at_shipment",
+                (R.EXPIRED_AT_SHIPMENT,),
+            )
+            ask(
+                "Does the lot's printed expiry agree with its inventory record?",
+                "lot_history",
+                "lot_print_matches_record",
+                (R.CATALOG_LISTING_ERROR,),
+            )
         if problem in (P.UNREADABLE_DATE, P.EMPTY_OR_MISSING):
             ask(
                 "Was the date print unreadable in the tunnel?", "read_dates", "unreadable", (R.DAMAGED_BEFORE_SHIPMENT,)

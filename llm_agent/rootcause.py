@@ -25,6 +25,8 @@ P = ClaimedProblem
 R = RootCause
 SHIPPED_WHAT = frozenset({P.WRONG_VARIANT, P.WRONG_ITEM, P.NOT_AS_DESCRIBED, P.OTHER})
 """Complaints about what was shipped rather than the state it arrived in."""
+LOT_DATE_PROBLEMS = frozenset({P.SHORT_DATED, P.EXPIRED, P.NOT_AS_DESCRIBED, P.OTHER})
+"""Complaints a lot's print can explain when the item's own print was not read."""
 UNSEEN_DAMAGE_CONFIDENCE = 0.5
 """Confidence that damage the tunnel did not see happened after it. The tunnel's findings show
 damage on about half of the items damaged before they pass (84 of 163 complaints in the
@@ -83,6 +85,33 @@ def _colour_mismatch(record: CatalogRecord | None) -> tuple[str, tuple[str, ...]
     """What a colour measured other than the catalog's says, and the fact it rests on."""
     colour = record.attributes.get("colour", "colour") if record else "colour"
     return f"The item in the tunnel photos is not the catalog's {colour}.", ("colour_matches",)
+
+
+LOT_PRINT_CONFIDENCE = 0.65
+"""Confidence of a date cause read from the lot's other items when the item's own print was not
+read: one lot carries one print, but the item may have come from another lot."""
+
+
+def _from_lot_print(f: Facts, problem: ClaimedProblem) -> tuple[RootCause, float, Claim] | None:
+    """The date rules on the lot's print (read on its other items), where the item's own print
+    gave no expiry. Only what the lot's print shows against the complaint: a valid lot print
+    does not clear an item that may have come from elsewhere."""
+    if f.known("expiry_date") or not f.known("lot_printed_expiry") or problem not in LOT_DATE_PROBLEMS:
+        return None
+    printed, record = f.get("lot_printed_expiry"), f.get("lot_recorded_expiry")
+    unread = f"The item's own date print was not read; the tunnel read expiry {printed} on other items of its lot"
+    facts = ("lot_printed_expiry", "expiry_date")
+    differs = f.get("lot_print_matches_record") is False
+    if differs and problem is P.SHORT_DATED:
+        said = f"{unread}, which differs from the lot's inventory record ({record}) that the listing shows."
+        return R.CATALOG_LISTING_ERROR, LOT_PRINT_CONFIDENCE, f.claim(said, *facts, "lot_print_matches_record")
+    if f.get("lot_expired_at_shipment") is True:
+        said = f"{unread}, already past the minimum shelf life at shipment."
+        return R.EXPIRED_AT_SHIPMENT, LOT_PRINT_CONFIDENCE, f.claim(said, *facts, "lot_expired_at_shipment")
+    if differs:
+        said = f"{unread}, which differs from the lot's inventory record ({record}): the listing promised another date."
+        return R.CATALOG_LISTING_ERROR, LOT_PRINT_CONFIDENCE, f.claim(said, *facts, "lot_print_matches_record")
+    return None
 
 
 def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) -> Decision:
@@ -175,6 +204,10 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
                 "expiry_date",
             ),
         )
+    lot_decision = _from_lot_print(f, problem)
+    if lot_decision is not None:
+        cause, confidence, claim = lot_decision
+        return done(cause, confidence, claim)
     if problem is P.UNREADABLE_DATE and f.get("unreadable") is True:
         return done(
             R.DAMAGED_BEFORE_SHIPMENT,

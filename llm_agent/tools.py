@@ -531,8 +531,7 @@ def identify_product(ev: EvidenceFile, args: NoArgs) -> ToolResult:
 def read_dates(ev: EvidenceFile, args: NoArgs) -> ToolResult:
     """Expiry and production dates on the item, and whether it was expired when it shipped."""
     record = ev.record
-    min_days = record.expiry.min_remaining_days if record else 0
-    deadline = ev.shipped_on + timedelta(days=min_days)
+    min_days, deadline = _shelf_deadline(ev)
     data: dict[str, Any] = {
         "shipped_on": ev.shipped_on.isoformat(),
         "min_remaining_days": min_days,
@@ -610,13 +609,24 @@ def read_dates(ev: EvidenceFile, args: NoArgs) -> ToolResult:
     data["days_left_at_shipment"] = (last - ev.shipped_on).days
     if ev.lot and ev.lot.recorded_expiry:
         data["lot_recorded_expiry"] = ev.lot.recorded_expiry.isoformat()
-        data["matches_lot_record"] = expiry.startswith(ev.lot.recorded_expiry.isoformat()[: len(expiry)])
+        data["matches_lot_record"] = _agrees_with_record(expiry, ev.lot.recorded_expiry)
     verb = "had passed or was too close" if data["expired_at_shipment"] else "was still valid"
     left = data["days_left_at_shipment"]
     summary = f"printed expiry {expiry}; shipped {ev.shipped_on}, it {verb} ({left} days left, {min_days} needed)"
     if manufactured:
         summary += f"; the production date printed is {manufactured}"
     return ToolResult(tool="read_dates", status="ok", summary=summary, data=data, citations=cites)
+
+
+def _shelf_deadline(ev: EvidenceFile) -> tuple[int, date]:
+    """(minimum remaining shelf life in days, the last expiry that was too close at shipment)."""
+    min_days = ev.record.expiry.min_remaining_days if ev.record else 0
+    return min_days, ev.shipped_on + timedelta(days=min_days)
+
+
+def _agrees_with_record(printed: str, recorded: date) -> bool:
+    """A printed expiry (day or month precision) agrees with the lot's recorded date."""
+    return recorded.isoformat().startswith(printed) or printed.startswith(recorded.isoformat())
 
 
 def _last_day(iso: str) -> date:
@@ -771,13 +781,52 @@ def lot_history(ev: EvidenceFile, args: NoArgs) -> ToolResult:
     summary = f"lot {s.lot}: {s.items} other item(s) seen, {diverted} diverted, {reviewed} sent to review"
     if s.finding_kinds:
         summary += "; findings: " + ", ".join(f"{k} x{n}" for k, n in sorted(s.finding_kinds.items()))
-    return ToolResult(
-        tool="lot_history",
-        status="ok",
-        summary=summary,
-        data={"items": s.items, "actions": s.actions, "finding_kinds": s.finding_kinds, "flagged": flagged},
-        citations=[f"lot:{s.lot}"],
-    )
+    data: dict[str, Any] = {
+        "items": s.items,
+        "actions": s.actions,
+        "finding_kinds": s.finding_kinds,
+        "flagged": flagged,
+    }
+    cites = [f"lot:{s.lot}"]
+    printed = lot_print(s.printed_expiries)
+    if printed is not None:
+        iso, items = printed
+        _, deadline = _shelf_deadline(ev)
+        data |= {"lot_printed_expiry": iso, "lot_printed_items": len(items)}
+        data["lot_expired_at_shipment"] = _last_day(iso) < deadline
+        summary += f"; the tunnel read expiry {iso} on {len(items)} other item(s) of the lot"
+        if ev.lot and ev.lot.recorded_expiry:
+            data["lot_print_matches_record"] = _agrees_with_record(iso, ev.lot.recorded_expiry)
+            verb = "agrees with" if data["lot_print_matches_record"] else "differs from"
+            summary += f", which {verb} the lot's record {ev.lot.recorded_expiry}"
+        for item_id in items[:3]:
+            ref = ev.add(
+                EvidenceRef(
+                    id=f"lot:{s.lot}:{item_id}",
+                    kind="lot",
+                    description=f"expiry {iso} read in the tunnel on item {item_id} of lot {s.lot}",
+                    data={"item_id": item_id, "date": iso},
+                )
+            )
+            cites.append(ref)
+    return ToolResult(tool="lot_history", status="ok", summary=summary, data=data, citations=cites)
+
+
+LOT_PRINT_MIN_ITEMS = 2
+"""Other items of a lot whose read expiry must agree before it stands for the lot's print."""
+
+
+def lot_print(printed: dict[str, list[str]]) -> tuple[str, list[str]] | None:
+    """The expiry printed on a lot, as read on its other items: the reading of at least
+    `LOT_PRINT_MIN_ITEMS` items and of at least two thirds of those read (one lot, one print;
+    a lone read may be a misread, split readings are no evidence)."""
+    if not printed:
+        return None
+    iso, items = max(printed.items(), key=lambda kv: (len(kv[1]), kv[0]))
+    total = sum(len(v) for v in printed.values())
+    if len(items) < LOT_PRINT_MIN_ITEMS or 3 * len(items) < 2 * total:
+        return None
+    return iso, items
 
 
 def classify_defect(ev: EvidenceFile, args: NoArgs) -> ToolResult:

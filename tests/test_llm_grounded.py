@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -10,12 +11,12 @@ import pytest
 from llm_agent.evidence import EvidenceError, EvidenceFile
 from llm_agent.investigator import investigate
 from llm_agent.report import write_report
-from llm_agent.rootcause import UNSEEN_DAMAGE_CONFIDENCE
+from llm_agent.rootcause import LOT_PRINT_CONFIDENCE, UNSEEN_DAMAGE_CONFIDENCE
 from llm_agent.taxonomy import RootCause
-from llm_agent.tools import default_tools
+from llm_agent.tools import default_tools, lot_print
 from pipeline.store import Store
-from pipeline.types import Evidence, Finding
-from tests.test_llm_fixture_store import add_item, anomaly, build_store, catalog
+from pipeline.types import Evidence, Finding, LotRecord
+from tests.test_llm_fixture_store import add_item, anomaly, build_store, catalog, ocr
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +228,66 @@ def test_unknown_item_is_a_clear_error(store) -> None:
     db, _ = store
     with pytest.raises(EvidenceError, match="not in"):
         investigate(db, "NOPE-1", "broken", catalog=catalog(), use_embeddings=False)
+
+
+def _lot_catalog():
+    cat = catalog()
+    for lot in ("L6", "L7", "L8"):
+        cat.lots[lot] = LotRecord(lot=lot, sku="FOOD-CEREAL-01", seller="acme-foods", recorded_expiry=date(2027, 6, 30))
+    return cat
+
+
+@pytest.fixture(scope="module")
+def lot_store(tmp_path_factory) -> tuple[Path, Path]:
+    """Items whose own date print was unreadable, beside other items of their lot whose print was read."""
+    root = tmp_path_factory.mktemp("lots")
+    db = root / "results" / "store.db"
+    store = Store(db)
+    siblings = {
+        "L6": [("date_mismatch", "2027-03-31")] * 3,  # the lot's print differs from its record
+        "L7": [("expired", "2026-11-30")] * 2,  # the lot's print was too close at shipment
+        "L8": [("expired", "2026-11-30"), ("ok", "2027-06-30")],  # readings disagree: no lot print
+    }
+    for lot, reads in siblings.items():
+        for i, (kind, iso) in enumerate(reads):
+            add_item(store, root, f"{lot}-{i}", "FOOD-CEREAL-01", lot, [f"EXP {iso}"], [ocr(kind, iso, p=0.9)])
+        add_item(store, root, f"{lot}-UNREAD", "FOOD-CEREAL-01", lot, ["~~~"], [ocr("unreadable", None, p=1.0)])
+    store.close()
+    _lot_catalog().save(root / "catalog.json")
+    return db, root
+
+
+@pytest.mark.parametrize(
+    ("item", "text", "cause"),
+    [
+        ("L6-UNREAD", "expiry date much sooner than advertised", RootCause.CATALOG_LISTING_ERROR),
+        ("L7-UNREAD", "product is expired!!", RootCause.EXPIRED_AT_SHIPMENT),
+        ("L8-UNREAD", "product is expired!!", RootCause.INCONCLUSIVE),
+    ],
+)
+def test_an_unread_print_is_judged_by_its_lots_print(lot_store, item, text, cause) -> None:
+    db, root = lot_store
+    report, evidence = investigate(db, item, text, catalog=_lot_catalog(), dataset=root, use_embeddings=False)
+    assert report.root_cause is cause, report.summary
+    assert report.citations_valid()
+    if cause is not RootCause.INCONCLUSIVE:
+        assert report.confidence == LOT_PRINT_CONFIDENCE
+        cited = {c for claim in report.claims for c in claim.citations}
+        lot = item.split("-")[0]
+        assert f"lot:{lot}:{lot}-0" in cited, cited
+        assert evidence.refs[f"lot:{lot}:{lot}-0"].data["item_id"] == f"{lot}-0"
+
+
+@pytest.mark.parametrize(
+    ("printed", "expected"),
+    [
+        ({}, None),
+        ({"2027-03-31": ["a"]}, None),  # one read may be a misread
+        ({"2027-03-31": ["a", "b"]}, "2027-03-31"),
+        ({"2027-03-31": ["a", "b"], "2027-08-31": ["c"]}, "2027-03-31"),
+        ({"2027-03-31": ["a", "b"], "2027-08-31": ["c", "d"]}, None),  # split readings
+    ],
+)
+def test_a_lots_print_needs_agreeing_reads(printed, expected) -> None:
+    found = lot_print(printed)
+    assert (found[0] if found else None) == expected
