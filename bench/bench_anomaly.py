@@ -243,9 +243,9 @@ SIZE_BINS = ((0, 300), (300, 1000), (1000, None))
 def _by_size(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Visible damage by how much of it the best camera shows: AUROC against the normals, recall."""
     ns = [r["score"] for r in rows if not r["types"]]
+    damaged = [r for r in rows if any(t in VISIBLE_DAMAGE for t in r["types"])]
     out = {}
     for lo, hi in SIZE_BINS:
-        damaged = [r for r in rows if any(t in VISIBLE_DAMAGE for t in r["types"])]
         rs = [r for r in damaged if lo <= r["damage_px"] and (hi is None or r["damage_px"] < hi)]
         if not rs or not ns:
             continue

@@ -14,6 +14,7 @@ from llm_agent.report import write_report
 from llm_agent.rootcause import LOT_PRINT_CONFIDENCE, UNSEEN_DAMAGE_CONFIDENCE
 from llm_agent.taxonomy import RootCause
 from llm_agent.tools import default_tools, lot_print
+from pipeline.catalog import Catalog
 from pipeline.store import Store
 from pipeline.types import Evidence, Finding, LotRecord
 from tests.test_llm_fixture_store import add_item, anomaly, build_store, catalog, ocr
@@ -230,7 +231,7 @@ def test_unknown_item_is_a_clear_error(store) -> None:
         investigate(db, "NOPE-1", "broken", catalog=catalog(), use_embeddings=False)
 
 
-def _lot_catalog():
+def _lot_catalog() -> Catalog:
     cat = catalog()
     for lot in ("L6", "L7", "L8"):
         cat.lots[lot] = LotRecord(lot=lot, sku="FOOD-CEREAL-01", seller="acme-foods", recorded_expiry=date(2027, 6, 30))
