@@ -58,10 +58,9 @@ class LotSummary:
 
 def _read_expiry(finding_json: str) -> str | None:
     """The expiry a stored OCR finding read, if it read one."""
-    for e in json.loads(finding_json).get("evidence") or []:
-        data = e.get("data") or {}
-        if data.get("type") == "expiry" and data.get("date"):
-            return str(data["date"])
+    for e in Finding.model_validate_json(finding_json).evidence:
+        if e.data.get("type") == "expiry" and e.data.get("date"):
+            return str(e.data["date"])
     return None
 
 

@@ -27,6 +27,9 @@ SHIPPED_WHAT = frozenset({P.WRONG_VARIANT, P.WRONG_ITEM, P.NOT_AS_DESCRIBED, P.O
 """Complaints about what was shipped rather than the state it arrived in."""
 LOT_DATE_PROBLEMS = frozenset({P.SHORT_DATED, P.EXPIRED, P.NOT_AS_DESCRIBED, P.OTHER})
 """Complaints a lot's print can explain when the item's own print was not read."""
+LOT_PRINT_CONFIDENCE = 0.65
+"""Confidence of a date cause read from the lot's other items when the item's own print was not
+read: one lot carries one print, but the item may have come from another lot."""
 UNSEEN_DAMAGE_CONFIDENCE = 0.5
 """Confidence that damage the tunnel did not see happened after it. The tunnel's findings show
 damage on about half of the items damaged before they pass (84 of 163 complaints in the
@@ -85,11 +88,6 @@ def _colour_mismatch(record: CatalogRecord | None) -> tuple[str, tuple[str, ...]
     """What a colour measured other than the catalog's says, and the fact it rests on."""
     colour = record.attributes.get("colour", "colour") if record else "colour"
     return f"The item in the tunnel photos is not the catalog's {colour}.", ("colour_matches",)
-
-
-LOT_PRINT_CONFIDENCE = 0.65
-"""Confidence of a date cause read from the lot's other items when the item's own print was not
-read: one lot carries one print, but the item may have come from another lot."""
 
 
 def _from_lot_print(f: Facts, problem: ClaimedProblem) -> tuple[RootCause, float, Claim] | None:

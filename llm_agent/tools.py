@@ -772,6 +772,10 @@ def describe_item(ev: EvidenceFile, args: NoArgs) -> ToolResult:
     return ToolResult(tool="describe_item", status="ok", summary="; ".join(parts), data=data, citations=cites)
 
 
+LOT_PRINT_MIN_ITEMS = 2
+"""Other items of a lot whose read expiry must agree before it stands for the lot's print."""
+
+
 def lot_history(ev: EvidenceFile, args: NoArgs) -> ToolResult:
     s = ev.lot_summary
     if s is None:
@@ -810,10 +814,6 @@ def lot_history(ev: EvidenceFile, args: NoArgs) -> ToolResult:
             )
             cites.append(ref)
     return ToolResult(tool="lot_history", status="ok", summary=summary, data=data, citations=cites)
-
-
-LOT_PRINT_MIN_ITEMS = 2
-"""Other items of a lot whose read expiry must agree before it stands for the lot's print."""
 
 
 def lot_print(printed: dict[str, list[str]]) -> tuple[str, list[str]] | None:

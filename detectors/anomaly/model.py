@@ -282,8 +282,9 @@ class AnomalyModel:
     runtime: Runtime | None = None
     _pool: EnsembleCalibration | None = field(default=None, init=False, repr=False)
     _resolved: dict[str, tuple[EnsembleCalibration, str]] = field(default_factory=dict, init=False, repr=False)
-    _variability: dict[str, VariabilityMaps | None] = field(default_factory=dict, init=False, repr=False)
     """Bank name -> its calibration and source, parsed once instead of on every scored item."""
+    _variability: dict[str, VariabilityMaps | None] = field(default_factory=dict, init=False, repr=False)
+    """Bank name -> its variability maps, read from the bank's arrays once."""
 
     # --- runtime -------------------------------------------------------------------------
     def rt(self) -> Runtime:
