@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 
 import pytest
@@ -616,6 +617,37 @@ def test_a_mismatch_the_reads_cast_doubt_on_is_a_review(texts: dict[str, str], d
     else:
         assert doubt in (verdict.doubt or "") and doubt in verdict.message
         assert defect_probability(verdict) == REVIEW_CEILING_P
+
+
+def test_a_misread_label_types_its_date_the_same_in_every_process() -> None:
+    """Keyword tables are sets: their order changes with Python's hash seed, and a misread label
+    that fits two keywords equally ("Best betore": BEST BEFORE and the generic BEFORE) must not
+    take its strength from that order."""
+    import subprocess
+    import sys
+
+    script = (
+        "from datetime import date\n"
+        "from detectors.ocr_expiry.classify import classify_lines\n"
+        "from detectors.ocr_expiry.engines import TextLine\n"
+        "texts = ['Best betore 09/06/27', 'Use bv 09/06/27', 'Fabriqe le 01/02/26',\n"
+        "         'Mindestens haltbor bis 09.06.27']\n"
+        "for t in texts:\n"
+        "    d = classify_lines([TextLine(t, (0, 0, 200, 20), 0.95)], today=date(2026, 11, 22))\n"
+        "    print([(x.iso, x.type, x.keyword, round(x.confidence, 4)) for x in d])\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout
+        for seed in (0, 3, 4, 11)
+    }
+    assert len(outputs) == 1
+    assert "BESTBEFORE" in next(iter(outputs))
 
 
 # --- properties -----------------------------------------------------------------------------

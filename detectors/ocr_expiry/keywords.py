@@ -208,11 +208,17 @@ def _fuzzy_table() -> list[tuple[KeywordKind, str, int]]:
     """(kind, keyword without spaces, word count) for keywords long enough to match fuzzily."""
     out = []
     for kind, table in TABLES.items():
-        for word in {normalize(w) for ws in table.values() for w in ws}:
+        for word in sorted({normalize(w) for ws in table.values() for w in ws}):
             squeezed = re.sub(r"[^A-Z]", "", word)
             if len(squeezed) >= FUZZY_MIN_LEN and not _is_cjk(word):
                 out.append((kind, squeezed, len(word.split())))
     return out
+
+
+def _fit(found: tuple[int, KeywordHit]) -> tuple[int, int]:
+    """How well a fuzzy hit fits: its edit distance, then the longer keyword first."""
+    dist, hit = found
+    return dist, -len(hit.keyword)
 
 
 def find_fuzzy(norm: str, end: int) -> KeywordHit | None:
@@ -244,7 +250,9 @@ def find_fuzzy(norm: str, end: int) -> KeywordHit | None:
                 if sum(c in UNKNOWN_GLYPHS for c in text) * 3 > len(text):
                     continue  # mostly unknown glyphs: anything would fit
                 dist = _distance(text, squeezed, limit)
-                if dist <= limit and (kind not in best or dist < best[kind][0]):
+                # Of two labels of a kind that fit as well, the longer says more ("BEST BEFORE"
+                # for "Best betore", not the generic "BEFORE"), whatever order the table is in.
+                if dist <= limit and (kind not in best or (dist, -len(squeezed)) < _fit(best[kind])):
                     hit = KeywordHit(kind, squeezed, span[0].start(), span[-1].end(), exact=dist == 0)
                     best[kind] = (dist, hit)
     if best:
@@ -260,7 +268,7 @@ def _short_table() -> list[tuple[KeywordKind, str]]:
     """Short labels ("MFD", "EXP", "賞味期限") that are matched with one wrong character."""
     out = []
     for kind, table in TABLES.items():
-        for word in {normalize(w) for ws in table.values() for w in ws}:
+        for word in sorted({normalize(w) for ws in table.values() for w in ws}):
             if (_is_cjk(word) and len(word) >= 3) or (not _is_cjk(word) and 3 <= len(word) <= 4 and word.isalpha()):
                 out.append((kind, word))
     return out
