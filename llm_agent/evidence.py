@@ -57,9 +57,9 @@ class LotSummary:
 
 
 def _read_expiry(finding_json: str) -> str | None:
-    """The expiry a stored OCR finding read, if it read one."""
+    """The expiry a stored OCR finding read, if it read one (not a second look that doubted it)."""
     for e in Finding.model_validate_json(finding_json).evidence:
-        if e.data.get("type") == "expiry" and e.data.get("date"):
+        if e.data.get("type") == "expiry" and e.data.get("date") and not e.data.get("second_look"):
             return str(e.data["date"])
     return None
 

@@ -551,6 +551,8 @@ def read_dates(ev: EvidenceFile, args: NoArgs) -> ToolResult:
     for ref, f in stored:
         for e in f.evidence:
             kind, iso = e.data.get("type"), e.data.get("date")
+            if e.data.get("second_look"):  # a second read that put the divert in doubt, not the print's dates
+                continue
             if kind == "expiry" and iso and expiry is None:
                 expiry, _ = (iso, cites.append(ref))
             elif kind == "manufactured" and iso and manufactured is None:

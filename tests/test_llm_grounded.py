@@ -292,3 +292,17 @@ def test_an_unread_print_is_judged_by_its_lots_print(lot_store, item, text, caus
 def test_a_lots_print_needs_agreeing_reads(printed, expected) -> None:
     found = lot_print(printed)
     assert (found[0] if found else None) == expected
+
+
+def test_a_second_look_that_doubted_a_read_is_not_taken_for_the_print() -> None:
+    from llm_agent.evidence import _read_expiry
+
+    finding = ocr("expired", "2026-12-21", p=0.4)
+    doubting = Evidence(camera="top", text="EXP 21/12/2028", data={"date": "2028-12-21", "type": "expiry"})
+    assert _read_expiry(finding.model_copy(update={"evidence": [doubting, *finding.evidence]}).model_dump_json()) == (
+        "2028-12-21"
+    )
+    doubting.data["second_look"] = True
+    assert _read_expiry(finding.model_copy(update={"evidence": [doubting, *finding.evidence]}).model_dump_json()) == (
+        "2026-12-21"
+    )

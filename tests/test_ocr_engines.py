@@ -11,7 +11,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from detectors.ocr_expiry import OcrExpiryStage, read_dates
-from detectors.ocr_expiry.checker import judge
+from detectors.ocr_expiry.checker import judge, read_and_judge
+from detectors.ocr_expiry.classify import classify_lines
 from detectors.ocr_expiry.engines import (
     WARM_UP_IMAGE,
     OcrEngine,
@@ -22,6 +23,7 @@ from detectors.ocr_expiry.engines import (
 )
 from detectors.ocr_expiry.preprocess import (
     COARSE_DETECT_SIDE,
+    DOT_BLUR_PASS,
     FINE_PASS,
     Pass,
     fallback_passes,
@@ -29,8 +31,10 @@ from detectors.ocr_expiry.preprocess import (
     line_pass,
     rotate,
     skew_angle,
+    text_height,
     vertical_text,
 )
+from detectors.ocr_expiry.reader import ImageRead, second_look_passes
 from pipeline.catalog import Catalog
 from pipeline.stages import StageContext, load_stage
 from pipeline.types import CatalogRecord, ExpiryPolicy, Frame, ItemCapture, LotRecord
@@ -155,7 +159,7 @@ def test_dot_matrix_print_needs_the_fallback_pass() -> None:
     assert read_dates(img, engine=fp32, today=TODAY, fallback=False).expiry is None
     read = read_dates(img, engine=fp32, today=TODAY, budget_ms=None)
     assert read.expiry is not None and read.expiry.iso == "2027-03-15"
-    assert any(p.startswith("dotmatrix") for p in read.passes)
+    assert read.passes[-1].startswith((DOT_BLUR_PASS, "dotmatrix"))  # a pass that joins the dots read it
 
 
 def test_small_print_on_a_small_crop_is_read() -> None:
@@ -547,6 +551,104 @@ def test_no_fallback_pass_starts_when_the_verdict_deadline_is_near() -> None:
     assert engine.sizes == [(64, 150), (64, 150)]  # first passes only
     early = StageContext(_catalog(), today=TODAY, deadline=_time.perf_counter() + 30.0)
     assert [f.kind for f in OcrExpiryStage(engine=engine, budget_ms=None)(capture, early)] == ["expired"]
+
+
+class SharpOrBlurredEngine:
+    """Reads one text on a sharp image and another on a blurred one (a second look's dot blur)."""
+
+    name = "sharp-or-blurred"
+
+    def __init__(self, sharp: str, blurred: str) -> None:
+        self.sharp, self.blurred = sharp, blurred
+        self.reads = 0
+
+    def read(self, image: np.ndarray) -> list[TextLine]:
+        import cv2
+
+        self.reads += 1
+        sharp = cv2.Laplacian(image[..., 0] if image.ndim == 3 else image, cv2.CV_64F).var() > 1000.0
+        return [_line(self.sharp if sharp else self.blurred)]
+
+
+def _noise() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (64, 150, 3), dtype=np.uint8)
+
+
+def _noisy_capture() -> ItemCapture:
+    return ItemCapture(item_id="I1", sku="FOOD-1", lot="L7", frames=[Frame.from_array("top", _noise())])
+
+
+@pytest.mark.parametrize(
+    ("blurred", "kind", "divert"),
+    [
+        ("EXP 21/12/2028", "expired", False),  # the second look would pass the item: review
+        ("EXP 21/12/2026", "expired", True),  # it confirms the date: divert
+        ("EXP 01/12/2026", "expired", True),  # another past date: expired either way
+    ],
+)
+def test_the_stage_reads_a_divert_a_second_time(blurred: str, kind: str, divert: bool) -> None:
+    from pipeline.policy import REVIEW_CEILING_P
+
+    engine = SharpOrBlurredEngine("EXP 21/12/2026", blurred)
+    [f] = OcrExpiryStage(engine=engine)(_noisy_capture(), StageContext(_catalog(), today=TODAY))
+    assert f.kind == kind and engine.reads == (2 if divert else 3)  # a third read when the second contradicts
+    second = [e for e in f.evidence if e.data.get("second_look")]
+    if divert:
+        assert f.probability > 0.5 and not second
+    else:
+        assert f.probability == REVIEW_CEILING_P and "second read" in f.message
+        assert [e.data["date"] for e in second] == ["2028-12-21"] and second[0].camera == "top"
+
+
+def test_a_pass_costs_no_second_look_and_a_near_deadline_skips_it() -> None:
+    import time as _time
+
+    engine = SharpOrBlurredEngine("EXP 21/12/2027", "EXP 21/12/2026")
+    [ok] = OcrExpiryStage(engine=engine)(_noisy_capture(), StageContext(_catalog(), today=TODAY))
+    assert ok.kind == "expiry_ok" and engine.reads == 1
+    engine = SharpOrBlurredEngine("EXP 21/12/2026", "EXP 21/12/2028")
+    late = StageContext(_catalog(), today=TODAY, deadline=_time.perf_counter() + 0.1)
+    [f] = OcrExpiryStage(engine=engine)(_noisy_capture(), late)
+    assert f.kind == "expired" and f.probability > 0.5 and engine.reads == 1
+
+
+def test_read_and_judge_looks_twice_before_calling_a_photo_expired() -> None:
+    policy = ExpiryPolicy(carries_date=True, min_remaining_days=30)
+    read, verdict = read_and_judge(
+        _noise(), today=TODAY, policy=policy, engine=SharpOrBlurredEngine("EXP 21/12/2026", "EXP 21/12/2028")
+    )
+    assert read.expiry is not None and read.expiry.iso == "2026-12-21"
+    assert verdict.status == "expired" and verdict.doubt and "2028-12-21" in verdict.doubt
+
+
+@pytest.mark.parametrize(
+    ("lines", "height"),
+    [
+        ([_line("EXP 01/12/2026"), _line("Lot A1")], 20.0),
+        ([TextLine("EXP 01/12/2026", (5.0, 0.0, 17.0, 140.0), 0.9)], 12.0),  # a line on its side
+        ([_line("7"), _line("ab")], None),  # too short to say how tall the print is
+        ([], None),
+    ],
+)
+def test_text_height_and_the_dot_blur_passes(lines: list[TextLine], height: float | None) -> None:
+    assert text_height(lines) == height
+    image = np.full((120, 300, 3), 200, np.uint8)
+    names = [p.name for p in fallback_passes(image, lines)]
+    blurs = [n for n in names if n.startswith(DOT_BLUR_PASS)]
+    assert len(blurs) == (2 if height else 0)
+    if blurs:  # before the enlarged copy and the minimum filters, which thicken small print
+        assert names.index(blurs[-1]) < names.index("upscale") < names.index("dotmatrix3+upscale")
+
+
+def test_the_second_look_reads_the_print_another_way_than_the_first() -> None:
+    image = np.full((120, 300, 3), 200, np.uint8)
+    lines = [_line("EXP 01/12/2026")]
+    dates = classify_lines(lines, today=TODAY)
+    plain = ImageRead(dates=dates, expiry=dates[0], engine="t", ms=0.0, passes=["plain"], lines=lines)
+    assert [p.name for p in second_look_passes(image, plain)] == ["dotblur0.06", "dotblur0.1"]
+    blurred = ImageRead(dates=dates, expiry=dates[0], engine="t", ms=0.0, passes=["plain", "dotblur0.06"], lines=lines)
+    assert [p.name for p in second_look_passes(image, blurred)] == ["contrast", "dotblur0.1"]  # a flat test image
+    assert second_look_passes(image, ImageRead(dates=[], expiry=None, engine="t", ms=0.0, lines=lines)) == []
 
 
 def test_stage_stops_fallbacks_once_an_expiry_is_found() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import date, timedelta
 
 import pytest
@@ -617,6 +618,60 @@ def test_a_mismatch_the_reads_cast_doubt_on_is_a_review(texts: dict[str, str], d
     else:
         assert doubt in (verdict.doubt or "") and doubt in verdict.message
         assert defect_probability(verdict) == REVIEW_CEILING_P
+
+
+@pytest.mark.parametrize(
+    ("first", "further", "recorded", "doubt", "reads"),
+    [
+        ("EXP 21/12/2026", ["EXP 21/12/2026", "-"], None, None, 1),  # the same date: the divert stands
+        ("EXP 21/12/2026", ["EXP 12/2026", "-"], None, None, 1),  # its month
+        ("EXP 21/12/2026", ["EXP 01/12/2026", "-"], None, None, 1),  # another past date: expired either way
+        ("EXP 21/12/2026", ["Lot 4711", "-"], None, None, 1),  # nothing read: nothing against the first read
+        ("EXP 21/12/2026", ["EXP 21/12/2028", "Lot 4711"], None, "found 2028-12-21", 2),  # a date that would pass
+        ("EXP 21/12/2026", ["EXP 21/12/2028", "EXP 21/12/2026"], None, None, 2),  # the third read decides
+        ("EXP 21/12/2026", ["EXP 21/12/2028", "EXP 21/11/2026"], None, "found 2028-12-21", 2),
+        ("EXP 21/12/2026", ["EXP 21/12/2028"], None, "found 2028-12-21", 1),  # no third read to be had
+        ("EXP 21/12/2026", ["MFG 21/12/2026", "MFG 21/12/2026"], None, "takes 2026-12-21 for the production date", 2),
+        ("EXP 01/05/2027", ["EXP 01/06/2027", "-"], date(2027, 6, 1), "found 2027-06-01", 2),  # the record's date
+        ("EXP 01/05/2027", ["EXP 01/04/2027", "-"], date(2027, 6, 1), None, 1),  # a mismatch either way
+    ],
+)
+def test_a_divert_further_reads_contradict_is_a_review(
+    first: str, further: list[str], recorded: date | None, doubt: str | None, reads: int
+) -> None:
+    from detectors.ocr_expiry.checker import defect_probability
+    from pipeline.policy import REVIEW_CEILING_P
+
+    lot = LotRecord(lot="L1", sku="S", seller="s", recorded_expiry=recorded) if recorded else None
+    looked: list[str] = []
+
+    def look_again(camera: str) -> Iterator[ImageRead]:
+        for text in further:
+            looked.append(camera)
+            yield _read_of(text)
+
+    verdict = judge({"top": _read_of(first)}, today=TODAY, policy=POLICY, lot=lot, look_again=look_again)
+    assert looked == ["top"] * reads and verdict.status == ("date_mismatch" if recorded else "expired")
+    if doubt is None:
+        assert verdict.doubt is None and verdict.second_look is None and defect_probability(verdict) > 0.5
+    else:
+        assert doubt in (verdict.doubt or "") and doubt in verdict.message and verdict.second_look is not None
+        assert defect_probability(verdict) == REVIEW_CEILING_P
+
+
+@pytest.mark.parametrize(
+    ("text", "recorded"),
+    [
+        ("EXP 01/06/2027", None),  # a pass
+        ("EXP 01/05/2928", date(2027, 6, 1)),  # a mismatch already in doubt (a repaired digit)
+        ("MFG 01/06/2026", None),  # unreadable
+    ],
+)
+def test_only_a_divert_gets_a_second_look(text: str, recorded: date | None) -> None:
+    lot = LotRecord(lot="L1", sku="S", seller="s", recorded_expiry=recorded) if recorded else None
+    looked: list[str] = []
+    judge({"top": _read_of(text)}, today=TODAY, policy=POLICY, lot=lot, look_again=lambda cam: looked.append(cam) or [])
+    assert looked == []
 
 
 def test_a_misread_label_types_its_date_the_same_in_every_process() -> None:

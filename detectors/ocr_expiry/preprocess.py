@@ -27,6 +27,17 @@ SMALL_SIDE = 640
 MAX_UPSCALE = 2.0
 DOT_MATRIX_SIZES = (3, 5)
 """Minimum-filter sizes for the fallback: 3 px joins fine inkjet dots, 5 px coarse ones."""
+DOT_BLUR_SIGMAS = (0.06, 0.1)
+"""Gaussian blurs for the fallback, as shares of the print's text height (`text_height`). A coder
+prints a character's capitals with about seven dot rows, so these are about half and two thirds
+of the dot pitch: the dots run together into strokes the recogniser knows, at any print size,
+where the fixed minimum filter thickens small print into blots. On 143 simulated inkjet prints of
+a development seed, reading them before the other whole-image fallbacks raised exact expiry reads
+from 125 to 131 and cut unread prints from 13 to 8; wrong dates went from 5 to 4."""
+DOT_BLUR_PASS = "dotblur"
+"""Name prefix of the dot-blur passes (the share of text height follows)."""
+MIN_LINE_CHARS = 3
+"""Lines shorter than this (stray marks, a lone digit) say little about the print's text height."""
 REGION_MIN_DIGITS = 4
 """A line with this many digits may be a misread date: its region is read again, enlarged."""
 MAX_REGIONS = 2
@@ -201,6 +212,18 @@ def first_pass(image: np.ndarray, *, deskew: bool = False, coarse: bool = False)
     return Pass(name, img, IDENTITY.copy(), side)
 
 
+def text_height(lines: Sequence[TextLine]) -> float | None:
+    """The median height across the read lines (their short side, so a line on its side counts
+    too); None when no line has `MIN_LINE_CHARS` characters."""
+    across = sorted(min(line.height, line.width) for line in lines if len(line.text.strip()) >= MIN_LINE_CHARS)
+    return across[len(across) // 2] if across else None
+
+
+def dot_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur: the dots of an inkjet / dot-matrix print run together into strokes."""
+    return cv2.GaussianBlur(image, (0, 0), max(0.5, sigma))
+
+
 def upscale(image: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
     """Enlarge (cubic); returns the image and its map back to the input."""
     out = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
@@ -258,9 +281,10 @@ def line_pass(image: np.ndarray, box: Box4) -> Pass | None:
 def fallback_passes(image: np.ndarray, lines: Sequence[TextLine], coarse: bool = False) -> list[Pass]:
     """Passes to try when the first found no expiry, cheapest and likeliest first: a large
     image's text lines searched at full detector size when the first pass was `coarse`
-    (`FINE_PASS`), quarter turns when text runs vertically, an enlarged copy of a small crop
-    (small print is missed by the detector), then the dot-matrix filter (on the enlarged copy
-    when there is one)."""
+    (`FINE_PASS`), quarter turns when text runs vertically, blurs scaled to the text height the
+    first pass found (`DOT_BLUR_SIGMAS`), an enlarged copy of a small crop (small print is
+    missed by the detector), then the dot-matrix filter (on the enlarged copy when there is
+    one)."""
     passes: list[Pass] = []
     if coarse_side(image, coarse) is not None:
         passes.append(fine_pass(image))
@@ -268,6 +292,10 @@ def fallback_passes(image: np.ndarray, lines: Sequence[TextLine], coarse: bool =
         for angle in (90.0, 270.0):
             rotated, back = rotate(image, angle)
             passes.append(Pass(f"rot{int(angle)}", rotated, back))
+    height = text_height(lines)
+    if height is not None:
+        for share in DOT_BLUR_SIGMAS:
+            passes.append(Pass(f"{DOT_BLUR_PASS}{share:g}", dot_blur(image, share * height), IDENTITY.copy()))
     base = Pass("plain", image, IDENTITY.copy())
     longest = max(image.shape[:2])
     if longest < SMALL_SIDE:

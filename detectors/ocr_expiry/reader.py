@@ -5,13 +5,14 @@ expiry are the fallback passes run (the enlarged neighbourhoods of digit-bearing
 quarter turns for text lying on its side, enlargement and the dot-matrix filter), and their
 dates are merged with the first pass's, so the fallbacks can add a missed print but never
 replace a good read. `first_read` / `continue_read` let a caller with several images (the
-stage's camera views) run every first pass before spending a budget on fallbacks.
+stage's camera views) run every first pass before spending a budget on fallbacks. Before an
+expiry diverts an item, `second_looks` reads the print again other ways (`checker.judge`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -22,13 +23,18 @@ from detectors.ocr_expiry.classify import LABELLED, DateRead, check_consistency,
 from detectors.ocr_expiry.engines import DEFAULT_ENGINE, OcrEngine, TextLine, get_engine
 from detectors.ocr_expiry.grammar import Order
 from detectors.ocr_expiry.preprocess import (
+    DOT_BLUR_PASS,
+    DOT_BLUR_SIGMAS,
+    IDENTITY,
     REGION_PASS,
     Pass,
+    dot_blur,
     fallback_passes,
     fine_pass,
     first_pass,
     line_pass,
     region_passes,
+    text_height,
 )
 from pipeline.imageio import read_image
 
@@ -178,11 +184,8 @@ def first_read(
     clock = engine_clock(eng)
     c0 = clock()
     p = first_pass(image, deskew=eng.name == "tesseract", coarse=sizes_detector(eng))
-    raw = p.read(eng)
-    lines = p.map_lines(raw)
-    order = order or script_order(raw)
     today = today or date.today()
-    dates = p.map_dates(classify_lines(raw, order=order, today=today, stale_years=stale_years))
+    lines, dates, order = typed_read(p, eng, order, today, stale_years)
     passes = [p.name]
     expiry = pick_expiry(dates)
     if expiry is not None:
@@ -197,6 +200,17 @@ def first_read(
         cpu_ms=(clock() - c0) * 1000.0,
         order=order,
     )
+
+
+def typed_read(
+    p: Pass, eng: OcrEngine, order: Order | None, today: date, stale_years: int | None
+) -> tuple[list[TextLine], list[DateRead], Order]:
+    """`p` read and its dates typed; lines and dates in the input image's pixels. `order` None:
+    the print's script decides (`script_order`), and the order used is returned."""
+    raw = p.read(eng)
+    order = order or script_order(raw)
+    dates = p.map_dates(classify_lines(raw, order=order, today=today, stale_years=stale_years))
+    return p.map_lines(raw), dates, order
 
 
 def complete_day(
@@ -320,6 +334,56 @@ def read_dates(
         deadline=deadline,
         stale_years=stale_years,
     )
+
+
+def second_look_passes(image: np.ndarray, read: ImageRead) -> list[Pass]:
+    """The passes that read the image again before its expiry may divert the item: the dot blurs
+    (`DOT_BLUR_SIGMAS`) of the text height `read` found that it has not read yet, after the image
+    as the first pass read it when a dot blur gave the expiry. None without an expiry."""
+    if read.expiry is None:
+        return []
+    passes = [first_pass(image)] if any(name.startswith(DOT_BLUR_PASS) for name in read.passes) else []
+    height = text_height(read.lines)
+    if height is not None:
+        for share in DOT_BLUR_SIGMAS:
+            name = f"{DOT_BLUR_PASS}{share:g}"
+            if name not in read.passes:
+                passes.append(Pass(name, dot_blur(image, share * height), IDENTITY.copy()))
+    return passes
+
+
+def second_looks(
+    image: np.ndarray,
+    read: ImageRead,
+    *,
+    engine: str | OcrEngine = DEFAULT_ENGINE,
+    order: Order | None = None,
+    today: date | None = None,
+    languages: tuple[str, ...] = ("en",),
+    stale_years: int | None = None,
+) -> Iterator[ImageRead]:
+    """Independent reads of the print `read` found its expiry on (`second_look_passes`), each
+    typed afresh and made only when the caller asks for it (`checker.second_look_doubt` asks for
+    a third only when the second contradicts the first). An expiry that decides a divert (expired,
+    lot mismatch) rests on one recognition of a few digits: on dot-matrix and inkjet prints the
+    recogniser reads an 8 as a 6 or a 2028 as 2026 with high confidence, and a crop that cut a
+    production date from its label makes it look like the expiry. Another image of the same print
+    rarely makes the same mistake."""
+    eng = resolve_engine(engine, languages)
+    clock = engine_clock(eng)
+    for p in second_look_passes(image, read):
+        t0, c0 = time.perf_counter(), clock()
+        lines, dates, used = typed_read(p, eng, order or read.order, today or date.today(), stale_years)
+        yield ImageRead(
+            dates=dates,
+            expiry=pick_expiry(dates),
+            engine=eng.name,
+            ms=(time.perf_counter() - t0) * 1000.0,
+            passes=[p.name],
+            lines=lines,
+            cpu_ms=(clock() - c0) * 1000.0,
+            order=used,
+        )
 
 
 def read_file(path: Path | str, **kwargs) -> ImageRead:

@@ -12,10 +12,16 @@ fallback passes run, on the view likeliest to hold the date first, until `budget
 compute is spent for the item; an item still without an expiry is `unreadable` (review),
 never a guess. While other items wait for a worker (`StageContext.backlog`, the edge
 service's queue) no fallback runs: the item goes to review at once instead of delaying the
-items behind it.
+items behind it. An expiry that would divert the item (expired, lot mismatch) is read once
+more (`reader.second_looks`) unless the verdict deadline is near; a second read that would
+clear the item turns the divert into a review (`checker.second_look_doubt`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +36,14 @@ from detectors.ocr_expiry.engines import (
     RapidOcrEngine,
 )
 from detectors.ocr_expiry.quantize import effective_precision
-from detectors.ocr_expiry.reader import ImageRead, continue_read, engine_clock, first_read, resolve_engine
+from detectors.ocr_expiry.reader import (
+    ImageRead,
+    continue_read,
+    engine_clock,
+    first_read,
+    resolve_engine,
+    second_looks,
+)
 from pipeline.imageio import ImageError
 from pipeline.stages import StageContext
 from pipeline.types import CatalogRecord, Evidence, Finding, ItemCapture
@@ -79,6 +92,22 @@ def date_likelihood(read: ImageRead) -> tuple[int, int, int]:
     return (len(read.dates), digits, len(read.lines))
 
 
+@dataclass
+class CaptureRead:
+    """An item's per-camera reads (boxes in crop pixels), the images and views they were read on,
+    the cameras whose frame could not be decoded, and the options they were read with."""
+
+    reads: dict[str, ImageRead] = field(default_factory=dict)
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    views: dict[str, LocalizedView | None] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def second_looks(self, camera: str) -> Iterator[ImageRead]:
+        """`reader.second_looks` on `camera`'s image, with the options of its first read."""
+        return second_looks(self.images[camera], self.reads[camera], **self.options)
+
+
 class OcrExpiryStage:
     """Reads printed dates on every frame of an item and reports expired / mismatched / unreadable."""
 
@@ -109,10 +138,8 @@ class OcrExpiryStage:
         """Build this thread's engine and read a blank view (`pipeline.runner.Inspector.warm_up`)."""
         resolve_engine(self.engine, ("en",), self.precision).read(WARM_UP_IMAGE)
 
-    def read_capture(
-        self, capture: ItemCapture, ctx: StageContext, record: CatalogRecord | None
-    ) -> tuple[dict[str, ImageRead], dict[str, LocalizedView | None], dict[str, str]]:
-        """Per-camera reads (boxes in crop pixels), the views used, and per-camera image errors.
+    def read_capture(self, capture: ItemCapture, ctx: StageContext, record: CatalogRecord | None) -> CaptureRead:
+        """Per-camera reads, the images and views used, and per-camera image errors.
 
         First passes on every view, then fallbacks view by view (likeliest first) until an
         expiry is found or the item's budget is spent. Publishes every view's lines under
@@ -124,10 +151,8 @@ class OcrExpiryStage:
         clock = engine_clock(engine)
         deadline = None if self.budget_ms is None else clock() + self.budget_ms / 1000.0
         opts = {"engine": engine, "order": order, "today": ctx.today, "languages": languages}
-        images: dict[str, np.ndarray] = {}
-        reads: dict[str, ImageRead] = {}
-        used: dict[str, LocalizedView | None] = {}
-        errors: dict[str, str] = {}
+        got = CaptureRead(options=opts)
+        images, reads, used, errors = got.images, got.reads, got.views, got.errors
         for frame in capture.frames:
             view = views.get(frame.camera)
             if view is not None and view.found:
@@ -149,17 +174,28 @@ class OcrExpiryStage:
                 if reads[cam].expiry is not None or reads[cam].budget_spent or reads[cam].cut_by_deadline:
                     break
         ctx.shared[TEXT_LINES_KEY] = {cam: list(r.lines) for cam, r in reads.items()}
-        return reads, used, errors
+        return got
 
     def __call__(self, capture: ItemCapture, ctx: StageContext) -> list[Finding]:
         record = ctx.catalog.skus.get(capture.sku)
         policy = record.expiry if record else None
         if policy is not None and not policy.carries_date:
             return []
-        reads, views, errors = self.read_capture(capture, ctx, record)
-        verdict = judge(reads, today=ctx.today, policy=policy, lot=ctx.catalog.lot(capture.lot))
+        got = self.read_capture(capture, ctx, record)
+
+        def look_again(camera: str) -> Iterator[ImageRead]:
+            looks = got.second_looks(camera)
+            while ctx.optional_work_allowed():  # each further read starts only while the deadline is not near
+                look = next(looks, None)
+                if look is None:
+                    return
+                yield look
+
+        verdict = judge(
+            got.reads, today=ctx.today, policy=policy, lot=ctx.catalog.lot(capture.lot), look_again=look_again
+        )
         waiting = ctx.backlog if self.fallback and verdict.status == "unreadable" else 0
-        return [self._finding(verdict, reads, views, errors, waiting)]
+        return [self._finding(verdict, got.reads, got.views, got.errors, waiting)]
 
     def _finding(
         self,
@@ -175,6 +211,10 @@ class OcrExpiryStage:
             evidence.append(
                 _evidence(verdict.camera, verdict.expiry, reads[verdict.camera].engine, views[verdict.camera])
             )
+        if verdict.second_look is not None and verdict.camera is not None:
+            second = _evidence(verdict.camera, verdict.second_look, reads[verdict.camera].engine, views[verdict.camera])
+            second.data["second_look"] = True
+            evidence.append(second)
         for cam, read in reads.items():
             for d in read.dates:
                 if d is not verdict.expiry and len(evidence) < MAX_EVIDENCE:

@@ -26,10 +26,10 @@ def ocr(
     ),
 ) -> None:
     """Read the expiry date on each image and judge it; a bad image gives an error line and the batch goes on."""
-    from detectors.ocr_expiry.checker import judge
+    from detectors.ocr_expiry.checker import read_and_judge
     from detectors.ocr_expiry.engines import ENGINES, get_engine
     from detectors.ocr_expiry.grammar import WINDOW_YEARS_BACK
-    from detectors.ocr_expiry.reader import date_dict, read_dates
+    from detectors.ocr_expiry.reader import date_dict
     from pipeline.catalog import Catalog, CatalogError
     from pipeline.imageio import ImageError, read_image
 
@@ -80,16 +80,17 @@ def ocr(
             }
             _emit(as_json, out, ms)
             continue
-        read = read_dates(
+        read, verdict = read_and_judge(
             image,
+            today=as_of,
+            policy=policy,
+            lot=lot_record,
+            budget_ms=budget_ms,
             engine=ocr_engine,
             order=order,
-            today=as_of,
             languages=languages,
-            budget_ms=budget_ms,
             stale_years=stale_years,
         )
-        verdict = judge({"image": read}, today=as_of, policy=policy, lot=lot_record)
         out = {
             "image": str(path),
             "expiry": verdict.expiry_iso,
@@ -97,6 +98,8 @@ def ocr(
             "dates": [date_dict(d) for d in read.dates],
             "engine": read.engine,
         }
+        if verdict.doubt:
+            out["review"] = verdict.doubt
         _emit(as_json, out, (time.perf_counter() - t0) * 1000)
     if failed:
         raise typer.Exit(1)
@@ -109,7 +112,10 @@ def _emit(as_json: bool, out: dict, ms: float) -> None:
     elif out["status"] == "error":
         typer.secho(f"{out['image']}: error: {out['error']}", err=True, fg=typer.colors.RED)
     else:
-        typer.echo(f"{out['image']}: {out['status']} expiry={out['expiry']} ({len(out['dates'])} dates, {ms:.0f} ms)")
+        review = f"; review: {out['review']}" if "review" in out else ""
+        typer.echo(
+            f"{out['image']}: {out['status']} expiry={out['expiry']} ({len(out['dates'])} dates, {ms:.0f} ms){review}"
+        )
 
 
 @app.command("quantize-ocr")
