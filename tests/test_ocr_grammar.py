@@ -631,6 +631,7 @@ def test_a_mismatch_the_reads_cast_doubt_on_is_a_review(texts: dict[str, str], d
         ("EXP 21/12/2026", ["EXP 21/12/2028", "EXP 21/12/2026"], None, None, 2),  # the third read decides
         ("EXP 21/12/2026", ["EXP 21/12/2028", "EXP 21/11/2026"], None, "found 2028-12-21", 2),
         ("EXP 21/12/2026", ["EXP 21/12/2028"], None, "found 2028-12-21", 1),  # no third read to be had
+        ("EXP 21/12/2026", ["EXP 21/12/2928", "-"], None, "found 2028-12-21", 2),  # even with a digit repaired
         ("EXP 21/12/2026", ["MFG 21/12/2026", "MFG 21/12/2026"], None, "takes 2026-12-21 for the production date", 2),
         ("EXP 01/05/2027", ["EXP 01/06/2027", "-"], date(2027, 6, 1), "found 2027-06-01", 2),  # the record's date
         ("EXP 01/05/2027", ["EXP 01/04/2027", "-"], date(2027, 6, 1), None, 1),  # a mismatch either way
