@@ -25,6 +25,7 @@ from detectors.ocr_expiry.preprocess import (
     COARSE_DETECT_SIDE,
     DOT_BLUR_PASS,
     FINE_PASS,
+    MIN_DOT_BLUR_HEIGHT,
     Pass,
     fallback_passes,
     first_pass,
@@ -309,7 +310,7 @@ def _capture(values: dict[str, int]) -> ItemCapture:
 
 
 def _line(text: str, conf: float = 0.98) -> TextLine:
-    return TextLine(text, (10.0, 10.0, 10.0 + 10 * len(text), 30.0), conf)
+    return TextLine(text, (10.0, 10.0, 10.0 + 10 * len(text), 40.0), conf)
 
 
 def test_stage_is_registered_and_reports_expired_with_evidence() -> None:
@@ -624,8 +625,9 @@ def test_read_and_judge_looks_twice_before_calling_a_photo_expired() -> None:
 @pytest.mark.parametrize(
     ("lines", "height"),
     [
-        ([_line("EXP 01/12/2026"), _line("Lot A1")], 20.0),
-        ([TextLine("EXP 01/12/2026", (5.0, 0.0, 17.0, 140.0), 0.9)], 12.0),  # a line on its side
+        ([_line("EXP 01/12/2026"), _line("Lot A1")], 30.0),
+        ([TextLine("EXP 01/12/2026", (5.0, 0.0, 35.0, 240.0), 0.9)], 30.0),  # a line on its side
+        ([TextLine("EXP 01/12/2026", (5.0, 5.0, 100.0, 15.0), 0.9)], 10.0),  # small print
         ([_line("7"), _line("ab")], None),  # too short to say how tall the print is
         ([], None),
     ],
@@ -635,7 +637,7 @@ def test_text_height_and_the_dot_blur_passes(lines: list[TextLine], height: floa
     image = np.full((120, 300, 3), 200, np.uint8)
     names = [p.name for p in fallback_passes(image, lines)]
     blurs = [n for n in names if n.startswith(DOT_BLUR_PASS)]
-    assert len(blurs) == (2 if height else 0)
+    assert len(blurs) == (2 if height and height >= MIN_DOT_BLUR_HEIGHT else 0)  # small print has no dots to join
     if blurs:  # before the enlarged copy and the minimum filters, which thicken small print
         assert names.index(blurs[-1]) < names.index("upscale") < names.index("dotmatrix3+upscale")
 
@@ -647,7 +649,10 @@ def test_the_second_look_reads_the_print_another_way_than_the_first() -> None:
     plain = ImageRead(dates=dates, expiry=dates[0], engine="t", ms=0.0, passes=["plain"], lines=lines)
     assert [p.name for p in second_look_passes(image, plain)] == ["dotblur0.06", "dotblur0.1"]
     blurred = ImageRead(dates=dates, expiry=dates[0], engine="t", ms=0.0, passes=["plain", "dotblur0.06"], lines=lines)
-    assert [p.name for p in second_look_passes(image, blurred)] == ["contrast", "dotblur0.1"]  # a flat test image
+    assert [p.name for p in second_look_passes(image, blurred)] == ["dotblur0.1", "upscale"]
+    small = [TextLine("EXP 01/12/2026", (5.0, 5.0, 100.0, 15.0), 0.9)]
+    tiny = ImageRead(dates=dates, expiry=dates[0], engine="t", ms=0.0, passes=["plain"], lines=small)
+    assert [p.name for p in second_look_passes(image, tiny)] == ["upscale"]  # no dots to blur: enlarged instead
     assert second_look_passes(image, ImageRead(dates=[], expiry=None, engine="t", ms=0.0, lines=lines)) == []
 
 

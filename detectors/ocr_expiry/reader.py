@@ -23,18 +23,16 @@ from detectors.ocr_expiry.classify import LABELLED, DateRead, check_consistency,
 from detectors.ocr_expiry.engines import DEFAULT_ENGINE, OcrEngine, TextLine, get_engine
 from detectors.ocr_expiry.grammar import Order
 from detectors.ocr_expiry.preprocess import (
-    DOT_BLUR_PASS,
-    DOT_BLUR_SIGMAS,
-    IDENTITY,
     REGION_PASS,
     Pass,
-    dot_blur,
+    dot_blur_passes,
     fallback_passes,
     fine_pass,
     first_pass,
     line_pass,
     region_passes,
     text_height,
+    upscale_pass,
 )
 from pipeline.imageio import read_image
 
@@ -42,6 +40,8 @@ FALLBACK_BUDGET_MS = 4000.0
 """No further fallback pass starts after this much OCR time on one image (arbitrary photos, CLI)."""
 BUDGET_SPENT = "budget_spent"
 """Pass name recorded when fallbacks stopped because the budget ran out."""
+SECOND_LOOKS = 2
+"""Further reads of a print before a divert: a second, and a third when the second contradicts."""
 DEADLINE_NEAR = "deadline_near"
 """Pass name recorded when fallbacks stopped because the item's verdict deadline was near."""
 
@@ -337,19 +337,17 @@ def read_dates(
 
 
 def second_look_passes(image: np.ndarray, read: ImageRead) -> list[Pass]:
-    """The passes that read the image again before its expiry may divert the item: the dot blurs
-    (`DOT_BLUR_SIGMAS`) of the text height `read` found that it has not read yet, after the image
-    as the first pass read it when a dot blur gave the expiry. None without an expiry."""
+    """The passes that read the image again before its expiry may divert the item, at most
+    `SECOND_LOOKS`: the dot blurs of the text height `read` found (`dot_blur_passes`), or the
+    enlarged image for small print, leaving out any pass `read` has made already (the first
+    pass's own re-read would only repeat it). None without an expiry."""
     if read.expiry is None:
         return []
-    passes = [first_pass(image)] if any(name.startswith(DOT_BLUR_PASS) for name in read.passes) else []
-    height = text_height(read.lines)
-    if height is not None:
-        for share in DOT_BLUR_SIGMAS:
-            name = f"{DOT_BLUR_PASS}{share:g}"
-            if name not in read.passes:
-                passes.append(Pass(name, dot_blur(image, share * height), IDENTITY.copy()))
-    return passes
+    candidates = dot_blur_passes(image, text_height(read.lines))
+    enlarged = upscale_pass(image)
+    if enlarged is not None:
+        candidates.append(enlarged)
+    return [p for p in candidates if p.name not in read.passes][:SECOND_LOOKS]
 
 
 def second_looks(
