@@ -545,13 +545,14 @@ def read_dates(ev: EvidenceFile, args: NoArgs) -> ToolResult:
             data=data | {"carries_date": False, "expired_at_shipment": False},
             citations=[f"catalog:{record.sku}"],
         )
-    expiry = manufactured = None
+    expiry = manufactured = second_read = None
     cites: list[str] = [f"catalog:{record.sku}"] if record else []
     stored = list(_findings(ev, stages={"ocr_expiry"}))
     for ref, f in stored:
         for e in f.evidence:
             kind, iso = e.data.get("type"), e.data.get("date")
-            if e.data.get("second_look"):  # a second read that put the divert in doubt, not the print's dates
+            if e.data.get("second_look"):  # a second read that put the tunnel's divert in doubt
+                second_read = second_read or (str(iso), kind, ref)
                 continue
             if kind == "expiry" and iso and expiry is None:
                 expiry, _ = (iso, cites.append(ref))
@@ -617,6 +618,15 @@ def read_dates(ev: EvidenceFile, args: NoArgs) -> ToolResult:
     summary = f"printed expiry {expiry}; shipped {ev.shipped_on}, it {verb} ({left} days left, {min_days} needed)"
     if manufactured:
         summary += f"; the production date printed is {manufactured}"
+    if second_read is not None:
+        iso, kind, ref = second_read
+        data["second_read_date"], data["second_read_type"] = iso, kind
+        summary += (
+            f"; the tunnel read the print a second time and found {iso} ({kind}), so it sent the item to review"
+            " rather than trust either read"
+        )
+        if ref not in cites:
+            cites.append(ref)
     return ToolResult(tool="read_dates", status="ok", summary=summary, data=data, citations=cites)
 
 

@@ -306,3 +306,22 @@ def test_a_second_look_that_doubted_a_read_is_not_taken_for_the_print() -> None:
     assert _read_expiry(finding.model_copy(update={"evidence": [doubting, *finding.evidence]}).model_dump_json()) == (
         "2026-12-21"
     )
+
+
+def test_the_investigator_is_told_when_the_tunnel_doubted_its_date_read(tmp_path) -> None:
+    from llm_agent.tools import NoArgs, read_dates
+
+    db = tmp_path / "results" / "store.db"
+    store = Store(db)
+    finding = ocr("expired", "2026-11-30", p=0.4)
+    second = Evidence(camera="top", text="EXP 30/11/2027", data={"date": "2027-11-30", "type": "expiry"})
+    second.data["second_look"] = True
+    doubted = finding.model_copy(update={"evidence": [*finding.evidence, second]})
+    add_item(store, tmp_path, "DBT-1", "FOOD-CEREAL-01", "L6", ["EXP 2026-11-30"], [doubted])
+    add_item(store, tmp_path, "SURE-1", "FOOD-CEREAL-01", "L6", ["EXP 2026-11-30"], [finding])
+    store.close()
+    for item, doubt in (("DBT-1", True), ("SURE-1", False)):
+        result = read_dates(EvidenceFile.load(db, item, catalog=_lot_catalog(), dataset=tmp_path), NoArgs())
+        assert result.data["expiry_date"] == "2026-11-30"  # the tunnel's read, not the second look's
+        assert ("read the print a second time and found 2027-11-30" in result.summary) is doubt
+        assert result.data.get("second_read_date") == ("2027-11-30" if doubt else None)
