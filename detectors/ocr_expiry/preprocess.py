@@ -43,6 +43,7 @@ dot pitch under 2 px, which the camera has merged. Blurring such print only smea
 the edge budget it cost the enlarged pass that reads small print: on held-out prints with 5 px
 capitals exact reads fell from 51 to 49 of 60, and at 8 px one more date was read wrong."""
 UPSCALE_PASS = "upscale"
+"""Name of the pass that reads a small image enlarged (`upscale_pass`)."""
 MIN_LINE_CHARS = 3
 """Lines shorter than this (stray marks, a lone digit) say little about the print's text height."""
 REGION_MIN_DIGITS = 4
