@@ -134,3 +134,24 @@ def test_an_old_photo_reads_as_expired_not_unreadable(label: Path, catalog: Path
     assert out["expiry"] == "2026-12-15" and out["status"] == "expired"
     _, [out] = run(str(label), "--today", "2031-06-01", "--sku", "DOG-FOOD", "--catalog", str(catalog), "--json")
     assert out["expiry"] is None and out["status"] == "unreadable"
+
+
+def test_a_verdict_a_second_read_doubts_says_review(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An expired read that a second read of the print contradicts stays `expired` (the contract's
+    statuses are fixed) and says why it is only a review; a confirmed one adds nothing."""
+    import numpy as np
+
+    import detectors.ocr_expiry.engines as engines
+    from tests.test_ocr_engines import SharpOrBlurredEngine
+
+    photo = tmp_path / "print.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 150, 3), dtype=np.uint8)).save(photo)
+    for blurred, review in (("EXP 21/12/2028", True), ("EXP 21/12/2026", False)):
+        engine = SharpOrBlurredEngine("EXP 21/12/2026", blurred)
+        monkeypatch.setattr(engines, "get_engine", lambda *_, engine=engine: engine)
+        result, [out] = run(str(photo), "--today", "2027-01-05", "--json")
+        assert result.exit_code == 0 and out["status"] == "expired" and out["expiry"] == "2026-12-21"
+        if review:
+            assert set(out) == KEYS | {"review"} and "2028-12-21" in out["review"]
+        else:
+            assert set(out) == KEYS
