@@ -319,9 +319,10 @@ def fallback_passes(image: np.ndarray, lines: Sequence[TextLine], coarse: bool =
             rotated, back = rotate(image, angle)
             passes.append(Pass(f"rot{int(angle)}", rotated, back))
     passes += dot_blur_passes(image, text_height(lines))
-    base = upscale_pass(image) or Pass("plain", image, IDENTITY.copy())
-    if base.name == UPSCALE_PASS:
-        passes.append(base)
+    enlarged = upscale_pass(image)
+    if enlarged is not None:
+        passes.append(enlarged)
+    base = enlarged or Pass("plain", image, IDENTITY.copy())
     for size in DOT_MATRIX_SIZES:
         name = f"dotmatrix{size}" + ("+upscale" if base.name == UPSCALE_PASS else "")
         passes.append(Pass(name, dot_matrix(base.image, size), base.to_input))

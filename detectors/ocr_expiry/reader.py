@@ -24,6 +24,7 @@ from detectors.ocr_expiry.engines import DEFAULT_ENGINE, OcrEngine, TextLine, ge
 from detectors.ocr_expiry.grammar import Order
 from detectors.ocr_expiry.preprocess import (
     REGION_PASS,
+    UPSCALE_PASS,
     Pass,
     dot_blur_passes,
     fallback_passes,
@@ -343,11 +344,12 @@ def second_look_passes(image: np.ndarray, read: ImageRead) -> list[Pass]:
     pass's own re-read would only repeat it). None without an expiry."""
     if read.expiry is None:
         return []
-    candidates = dot_blur_passes(image, text_height(read.lines))
-    enlarged = upscale_pass(image)
-    if enlarged is not None:
-        candidates.append(enlarged)
-    return [p for p in candidates if p.name not in read.passes][:SECOND_LOOKS]
+    candidates = [p for p in dot_blur_passes(image, text_height(read.lines)) if p.name not in read.passes]
+    if len(candidates) < SECOND_LOOKS and UPSCALE_PASS not in read.passes:
+        enlarged = upscale_pass(image)  # only built when the blurs leave room for it
+        if enlarged is not None:
+            candidates.append(enlarged)
+    return candidates[:SECOND_LOOKS]
 
 
 def second_looks(
