@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 VIEWS_KEY = "views"
@@ -37,6 +38,26 @@ class LocalizedView:
     def frame_area(self) -> float:
         """The item's area in frame pixels (its mask, scaled back from the crop)."""
         return float(self.mask.sum()) * abs(float(np.linalg.det(self.crop_to_frame[:, :2])))
+
+    def footprint(self, frame_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """The frame rectangle (x0, y0, x1, y1) the crop was cut from, clipped to the frame."""
+        h, w = self.crop.shape[:2]
+        corners = self.to_frame(np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64))
+        x0, y0 = np.floor(corners.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(corners.max(axis=0)).astype(int)
+        fh, fw = frame_shape[:2]
+        return max(0, int(x0)), max(0, int(y0)), min(fw, int(x1)), min(fh, int(y1))
+
+    def cut(self, frame_part: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+        """This view's crop cut from another copy of (part of) its frame whose top-left corner
+        lies at `origin` in the frame: a copy corrected after localisation, such as one with
+        the belt's motion smear taken out."""
+        h, w = self.crop.shape[:2]
+        frame_to_crop = cv2.invertAffineTransform(self.crop_to_frame)
+        frame_to_crop[:, 2] += frame_to_crop[:, :2] @ np.asarray(origin, np.float64)
+        return cv2.warpAffine(
+            frame_part, frame_to_crop, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
 
     def to_frame(self, points: np.ndarray) -> np.ndarray:
         """Map (N, 2) crop coordinates to frame coordinates."""

@@ -44,6 +44,9 @@ the edge budget it cost the enlarged pass that reads small print: on held-out pr
 capitals exact reads fell from 51 to 49 of 60, and at 8 px one more date was read wrong."""
 UPSCALE_PASS = "upscale"
 """Name of the pass that reads a small image enlarged (`upscale_pass`)."""
+AS_CAPTURED_PASS = "as_captured"
+"""Name of the pass that reads a view as captured after its corrected copy (`as_captured_pass`)."""
+"""Name of the pass that reads a small image enlarged (`upscale_pass`)."""
 MIN_LINE_CHARS = 3
 """Lines shorter than this (stray marks, a lone digit) say little about the print's text height."""
 REGION_MIN_DIGITS = 4
@@ -236,6 +239,13 @@ def upscale_pass(image: np.ndarray) -> Pass | None:
         return None
     big, back = upscale(image, MAX_UPSCALE)
     return Pass(UPSCALE_PASS, big, back)
+
+
+def as_captured_pass(image: np.ndarray) -> Pass:
+    """The view as the camera took it, read when a corrected copy of it was read first (a view
+    whose belt smear was taken out, see `smear`) and found no expiry: a smear measured on a
+    sharp view makes its corrected copy worse, never better."""
+    return Pass(AS_CAPTURED_PASS, image, IDENTITY.copy())
 
 
 def text_height(lines: Sequence[TextLine]) -> float | None:

@@ -251,8 +251,10 @@ def continue_read(
     deadline: float | None = None,
     stale_years: int | None = None,
     may_continue: Callable[[], bool] | None = None,
+    first: Sequence[Pass] = (),
 ) -> ImageRead:
-    """Fallback passes after a first read that found no expiry, cheapest first: the enlarged
+    """Fallback passes after a first read that found no expiry, cheapest first: `first` (copies
+    of the image the caller corrected, such as `preprocess.desmear_passes`), the enlarged
     and dot-matrix-filtered neighbourhoods of digit-bearing lines, then whole-image passes
     (quarter turns, enlargement, dot-matrix). Stops at the first pass that finds an expiry, or
     when `deadline` (on `engine_clock`) has passed; "budget_spent" is then the last pass name.
@@ -271,7 +273,7 @@ def continue_read(
     c0 = clock()
     today = today or date.today()
     lines, dates, passes = list(read.lines), list(read.dates), list(read.passes)
-    for fp in region_passes(image, read.lines) + fallback_passes(image, read.lines, sizes_detector(eng)):
+    for fp in [*first, *region_passes(image, read.lines), *fallback_passes(image, read.lines, sizes_detector(eng))]:
         if deadline is not None and clock() >= deadline:
             passes.append(BUDGET_SPENT)
             break

@@ -35,6 +35,7 @@ from detectors.ocr_expiry.engines import (
     OcrEngine,
     RapidOcrEngine,
 )
+from detectors.ocr_expiry.preprocess import as_captured_pass
 from detectors.ocr_expiry.quantize import effective_precision
 from detectors.ocr_expiry.reader import (
     ImageRead,
@@ -44,6 +45,7 @@ from detectors.ocr_expiry.reader import (
     resolve_engine,
     second_looks,
 )
+from detectors.ocr_expiry.smear import measure_smear, remove_smear
 from pipeline.imageio import ImageError
 from pipeline.stages import StageContext
 from pipeline.types import CatalogRecord, Evidence, Finding, ItemCapture
@@ -102,6 +104,8 @@ class CaptureRead:
     views: dict[str, LocalizedView | None] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    smears: dict[str, int] = field(default_factory=dict)
+    """Belt smear in px taken out of each camera's image before it was read (1: none)."""
 
     def second_looks(self, camera: str) -> Iterator[ImageRead]:
         """`reader.second_looks` on `camera`'s image, with the options of its first read."""
@@ -119,8 +123,11 @@ class OcrExpiryStage:
         fallback: bool = True,
         budget_ms: float | None = EDGE_BUDGET_MS,
         precision: str | None = None,
+        desmear: bool = True,
     ) -> None:
         self.engine = engine
+        self.desmear = desmear
+        """Read a view without the belt's motion smear before the other fallback passes (`smear`)."""
         self.precision = precision
         """RapidOCR text-detector precision (auto, int8, fp32); None: the engine's default (fp32)."""
         self.fallback = fallback
@@ -153,28 +160,48 @@ class OcrExpiryStage:
         opts = {"engine": engine, "order": order, "today": ctx.today, "languages": languages}
         got = CaptureRead(options=opts)
         images, reads, used, errors = got.images, got.reads, got.views, got.errors
+        frames: dict[str, np.ndarray] = {}
         for frame in capture.frames:
             view = views.get(frame.camera)
-            if view is not None and view.found:
-                images[frame.camera] = view.crop
-            else:
-                view = None
-                try:
-                    images[frame.camera] = frame.load(capture.root)
-                except ImageError as exc:
-                    errors[frame.camera] = str(exc)
-                    continue
+            try:
+                frames[frame.camera] = frame.load(capture.root)
+            except ImageError as exc:
+                errors[frame.camera] = str(exc)
+                continue
+            view = view if view is not None and view.found else None
+            images[frame.camera], got.smears[frame.camera] = self._without_smear(frames[frame.camera], view)
             reads[frame.camera] = first_read(images[frame.camera], **opts)
             used[frame.camera] = view
         if self.fallback and not ctx.backlog and not any(r.expiry for r in reads.values()):
             for cam in sorted(reads, key=lambda c: date_likelihood(reads[c]), reverse=True):
+                captured = used[cam].crop if used[cam] is not None else frames[cam]
                 reads[cam] = continue_read(
-                    images[cam], reads[cam], deadline=deadline, may_continue=ctx.optional_work_allowed, **opts
+                    images[cam],
+                    reads[cam],
+                    deadline=deadline,
+                    may_continue=ctx.optional_work_allowed,
+                    first=[as_captured_pass(captured)] if got.smears[cam] > 1 else [],
+                    **opts,
                 )
                 if reads[cam].expiry is not None or reads[cam].budget_spent or reads[cam].cut_by_deadline:
                     break
         ctx.shared[TEXT_LINES_KEY] = {cam: list(r.lines) for cam, r in reads.items()}
         return got
+
+    def _without_smear(self, frame: np.ndarray, view: LocalizedView | None) -> tuple[np.ndarray, int]:
+        """The view to read (its crop, or the frame when none was found) and the belt smear in
+        px taken out of it (1: none), measured and corrected on the frame area the crop was
+        cut from (`smear`)."""
+        plain = view.crop if view is not None else frame
+        if not self.desmear:
+            return plain, 1
+        x0, y0, x1, y1 = view.footprint(frame.shape) if view is not None else (0, 0, frame.shape[1], frame.shape[0])
+        part = frame[y0:y1, x0:x1]
+        smear = measure_smear(part)
+        if not smear.worth_removing:
+            return plain, 1
+        sharp = remove_smear(part, smear.length)
+        return (view.cut(sharp, (x0, y0)) if view is not None else sharp), smear.length
 
     def __call__(self, capture: ItemCapture, ctx: StageContext) -> list[Finding]:
         record = ctx.catalog.skus.get(capture.sku)
@@ -195,30 +222,29 @@ class OcrExpiryStage:
             got.reads, today=ctx.today, policy=policy, lot=ctx.catalog.lot(capture.lot), look_again=look_again
         )
         waiting = ctx.backlog if self.fallback and verdict.status == "unreadable" else 0
-        return [self._finding(verdict, got.reads, got.views, got.errors, waiting)]
+        return [self._finding(verdict, got, waiting)]
 
-    def _finding(
-        self,
-        verdict: ExpiryVerdict,
-        reads: dict[str, ImageRead],
-        views: dict[str, LocalizedView | None],
-        errors: dict[str, str],
-        waiting: int = 0,
-    ) -> Finding:
+    def _finding(self, verdict: ExpiryVerdict, got: CaptureRead, waiting: int = 0) -> Finding:
         """`waiting`: items that waited behind this one, so no fallback pass ran."""
+        reads, errors = got.reads, got.errors
+
+        def cite(camera: str, d: DateRead) -> Evidence:
+            ev = _evidence(camera, d, reads[camera].engine, got.views[camera])
+            if got.smears.get(camera, 1) > 1:  # the view was read with the belt's smear taken out first
+                ev.data["belt_smear_px"] = got.smears[camera]
+            return ev
+
         evidence: list[Evidence] = []
         if verdict.expiry is not None and verdict.camera is not None:
-            evidence.append(
-                _evidence(verdict.camera, verdict.expiry, reads[verdict.camera].engine, views[verdict.camera])
-            )
+            evidence.append(cite(verdict.camera, verdict.expiry))
         if verdict.second_look is not None and verdict.camera is not None:
-            second = _evidence(verdict.camera, verdict.second_look, reads[verdict.camera].engine, views[verdict.camera])
+            second = cite(verdict.camera, verdict.second_look)
             second.data["second_look"] = True
             evidence.append(second)
         for cam, read in reads.items():
             for d in read.dates:
                 if d is not verdict.expiry and len(evidence) < MAX_EVIDENCE:
-                    evidence.append(_evidence(cam, d, read.engine, views[cam]))
+                    evidence.append(cite(cam, d))
         for cam, err in errors.items():
             evidence.append(Evidence(camera=cam, data={"error": err}))
         message = verdict.message + (f"; {len(errors)} frame(s) could not be decoded" if errors else "")

@@ -1,0 +1,166 @@
+"""Belt-motion smear: measured on smeared frames, removed before small print is read, and never
+charged to a sharp frame."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import cv2
+import numpy as np
+import pytest
+
+from detectors.localize.core import localize
+from detectors.ocr_expiry import OcrExpiryStage
+from detectors.ocr_expiry.engines import TextLine
+from detectors.ocr_expiry.smear import measure_smear, remove_smear
+from pipeline.catalog import Catalog
+from pipeline.stages import StageContext
+from pipeline.types import CatalogRecord, ExpiryPolicy, Frame, ItemCapture
+from pipeline.views import VIEWS_KEY
+
+from .test_ocr_engines import render_lines
+
+TODAY = date(2026, 11, 22)
+
+
+def _print_frame(seed: int = 0) -> np.ndarray:
+    """A label of print lines on a textured belt (sensor noise is added with the smear)."""
+    texture = cv2.GaussianBlur(np.random.default_rng(seed).normal(0, 1, (480, 640)).astype(np.float32), (0, 0), 0.7)
+    frame = np.repeat((90 + 40 * texture / texture.std())[..., None], 3, axis=2)
+    lines = ["EXP 12/2027  LOT 4471", "BEST BEFORE 03.05.2028", "MFD 01/2026 B7"]
+    frame[140:340, 60:580] = render_lines(lines, size=22, canvas=(520, 200))[0]
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def _smeared(frame: np.ndarray, length: int, noise: float = 3.0, axis: int = 1, seed: int = 0) -> np.ndarray:
+    kernel = (length, 1) if axis == 1 else (1, length)
+    blurred = cv2.blur(frame.astype(np.float32), kernel) if length > 1 else frame.astype(np.float32)
+    blurred += np.random.default_rng(seed).normal(0, noise, frame.shape)
+    return np.clip(blurred, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("length", [3, 5, 7, 9])
+@pytest.mark.parametrize("noise", [1.5, 5.0])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_smear_along_the_belt_is_measured(length: int, noise: float, seed: int) -> None:
+    assert measure_smear(_smeared(_print_frame(seed), length, noise, seed=seed)).length == length
+
+
+@pytest.mark.parametrize("noise", [1.5, 5.0])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_sharp_frame_is_measured_sharp(noise: float, seed: int) -> None:
+    smear = measure_smear(_smeared(_print_frame(seed), 1, noise, seed=seed))
+    assert smear.length == 1 and not smear.worth_removing
+
+
+def test_the_smear_is_measured_along_the_axis_asked() -> None:
+    assert measure_smear(_smeared(_print_frame(), 5, axis=0), axis=0).length == 5
+
+
+def test_a_tiny_or_flat_image_is_sharp() -> None:
+    assert measure_smear(np.zeros((4, 30, 3), np.uint8)).length == 1
+    assert measure_smear(np.full((200, 300), 128, np.uint8)).length == 1
+
+
+@pytest.mark.parametrize("length", [3, 5, 7])
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_removing_the_smear_brings_back_the_sharp_print(length: int, axis: int, channels: int) -> None:
+    sharp = _print_frame()[60:300, 20:600]
+    sharp = sharp if channels == 3 else np.ascontiguousarray(sharp[..., 0])
+    smeared = cv2.blur(sharp, (length, 1) if axis == 1 else (1, length))
+    restored = remove_smear(smeared, length, axis=axis)
+    assert restored.shape == sharp.shape and restored.dtype == np.uint8
+
+    def error(image: np.ndarray) -> float:
+        return float(np.abs(image.astype(np.float32) - sharp).mean())
+
+    assert error(restored) < 0.75 * error(smeared)
+
+
+def test_no_smear_leaves_the_image_as_it_is() -> None:
+    image = _print_frame()
+    assert remove_smear(image, 1) is image
+
+
+def test_a_view_cut_from_its_own_frame_is_its_crop() -> None:
+    frame = np.full((480, 640, 3), 60, np.uint8)
+    box = cv2.boxPoints(((330.0, 250.0), (260.0, 140.0), 20.0)).astype(np.int32)
+    cv2.fillPoly(frame, [box], (220, 200, 170))
+    view = localize(frame, "top")
+    assert view.found
+    x0, y0, x1, y1 = view.footprint(frame.shape)
+    assert 0 <= x0 < 200 < 460 < x1 <= 640 and 0 <= y0 < 150 < 350 < y1 <= 480
+    part = frame[y0:y1, x0:x1]
+    assert np.array_equal(view.cut(frame), view.crop)
+    assert np.abs(view.cut(part, (x0, y0)).astype(int) - view.crop).max() <= 1
+
+
+class ScriptedEngine:
+    """Reads the expiry on the view as captured only, or on any other image only
+    (`on_captured`); records for each image it was given whether it was the captured view."""
+
+    name = "scripted"
+
+    def __init__(self, captured: np.ndarray, on_captured: bool = False) -> None:
+        self.captured, self.on_captured = captured, on_captured
+        self.given_captured: list[bool] = []
+
+    def read(self, image: np.ndarray, detect_side: int | None = None) -> list[TextLine]:
+        as_captured = image.shape == self.captured.shape and np.array_equal(image, self.captured)
+        self.given_captured.append(as_captured)
+        if as_captured != self.on_captured or image.shape[1] > 700:  # an enlarged pass reads nothing
+            return [TextLine("LOT 4471", (10.0, 10.0, 90.0, 30.0), 0.9)]
+        return [TextLine("EXP 12/2027", (10.0, 10.0, 120.0, 30.0), 0.95)]
+
+
+def _context() -> StageContext:
+    rec = CatalogRecord(
+        sku="FOOD-1", title="food", category="food",
+        expiry=ExpiryPolicy(carries_date=True, min_remaining_days=30, date_order="DMY"),
+    )  # fmt: skip
+    return StageContext(Catalog(skus={"FOOD-1": rec}), today=TODAY)
+
+
+def _smeared_capture(located: bool = True) -> tuple[ItemCapture, StageContext, np.ndarray]:
+    """A frame smeared 5 px, its context, and the view the stage reads as captured."""
+    frame = _smeared(_print_frame(), 5)
+    capture = ItemCapture(item_id="I1", sku="FOOD-1", frames=[Frame.from_array("top", frame)])
+    ctx = _context()
+    if not located:
+        return capture, ctx, frame
+    view = localize(frame, "top")
+    ctx.shared[VIEWS_KEY] = {"top": view}
+    return capture, ctx, view.crop
+
+
+@pytest.mark.parametrize("located", [True, False])
+def test_the_stage_reads_a_smeared_view_without_its_smear(located: bool) -> None:
+    capture, ctx, captured = _smeared_capture(located)
+    engine = ScriptedEngine(captured)
+    [finding] = OcrExpiryStage(engine=engine, budget_ms=None)(capture, ctx)
+    assert finding.kind == "expiry_ok" and engine.given_captured == [False]  # one read, without the smear
+    assert finding.evidence[0].data["date"] == "2027-12" and finding.evidence[0].data["belt_smear_px"] == 5
+
+
+def test_a_view_whose_corrected_copy_reads_nothing_is_read_as_captured() -> None:
+    capture, ctx, captured = _smeared_capture()
+    engine = ScriptedEngine(captured, on_captured=True)
+    [finding] = OcrExpiryStage(engine=engine, budget_ms=None)(capture, ctx)
+    assert finding.kind == "expiry_ok" and engine.given_captured == [False, True]
+
+
+def test_the_stage_can_be_told_not_to_remove_smear() -> None:
+    capture, ctx, captured = _smeared_capture()
+    engine = ScriptedEngine(captured, on_captured=True)
+    [finding] = OcrExpiryStage(engine=engine, budget_ms=None, desmear=False)(capture, ctx)
+    assert finding.kind == "expiry_ok" and engine.given_captured == [True]
+    assert "belt_smear_px" not in finding.evidence[0].data
+
+
+def test_a_sharp_view_is_read_as_captured() -> None:
+    frame = _smeared(_print_frame(), 1)
+    capture = ItemCapture(item_id="I1", sku="FOOD-1", frames=[Frame.from_array("top", frame)])
+    engine = ScriptedEngine(frame, on_captured=True)
+    [finding] = OcrExpiryStage(engine=engine, budget_ms=None)(capture, _context())
+    assert finding.kind == "expiry_ok" and engine.given_captured == [True]
