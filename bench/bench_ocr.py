@@ -44,6 +44,7 @@ from detectors.ocr_expiry.checker import defect_probability, read_and_judge
 from detectors.ocr_expiry.engines import ENGINES, WARM_UP_IMAGE, get_engine
 from detectors.ocr_expiry.grammar import iso_of, parse_iso
 from detectors.ocr_expiry.reader import FALLBACK_BUDGET_MS, read_dates
+from detectors.ocr_expiry.smear import view_without_smear
 from pipeline.imageio import read_image
 from pipeline.policy import Thresholds
 from pipeline.types import ExpiryPolicy
@@ -59,9 +60,10 @@ RENDER_CAP_PX = 24.0
 """Capital height prints are rendered at before a camera-like resample to a smaller size."""
 LEGIBILITY_CAPS = (5.0, 6.0, 8.0, 10.0, 12.0, 16.0)
 """Capital heights, in camera pixels, the legibility sweep reads prints at."""
-LEGIBILITY_BLURS = (0, 3)
-"""Belt-motion smear, in pixels, the legibility sweep reads each size with (the simulated
-cameras smear an item by 1, 3, 5 or 7 px)."""
+LEGIBILITY_READS = (("sharp", 0, False), ("3 px belt smear", 3, False), ("3 px belt smear, taken out", 3, True))
+"""The sweep's conditions: name, belt-motion smear in px (the simulated cameras smear an item
+by 1, 3, 5 or 7), and whether the smear is measured and taken out
+before reading (`smear.view_without_smear`, as the tunnel stage reads a view)."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -300,12 +302,15 @@ def bench_prints(n: int, seed: int = 7, engine: str = "rapidocr") -> dict[str, A
 
 
 def bench_legibility(
-    per_size: int, caps: tuple[float, ...] = LEGIBILITY_CAPS, blurs: tuple[int, ...] = LEGIBILITY_BLURS, seed: int = 13
+    per_size: int,
+    caps: tuple[float, ...] = LEGIBILITY_CAPS,
+    reads: tuple[tuple[str, int, bool], ...] = LEGIBILITY_READS,
+    seed: int = 13,
 ) -> dict[str, Any]:
     """Expiry reads by print size and belt motion: the same prints (a held-out seed) sampled at
-    each capital height, sharp and smeared along the belt as the simulated cameras smear them,
-    read with the edge stage's OCR budget. Tells a line what camera resolution and exposure
-    its smallest date print needs."""
+    each capital height, sharp, smeared along the belt as the simulated cameras smear them, and
+    smeared with the smear then measured and taken out, read with the edge stage's OCR budget.
+    Tells a line what camera resolution and exposure its smallest date print needs."""
     try:
         import tunnel_sim  # noqa: F401
     except ImportError as exc:
@@ -315,16 +320,18 @@ def bench_legibility(
     specs = _sim_prints(per_size, seed)
     by_size: dict[str, dict[str, Any]] = {}
     for cap in caps:
-        for blur in blurs:
+        for name, blur, desmear in reads:
             rows = []
             for spec in specs:
                 img, lines = _render(spec, cap)
                 if blur > 1:
                     img = cv2.blur(img, (blur, 1))
+                if desmear:
+                    img = view_without_smear(img, None)[0]
                 rows.append(_read_print(spec, img, lines, "rapidocr", EDGE_BUDGET_MS)[0])
             s = score(rows)
             wrong = sum(r["read"] is not None and r["read"] != r["expiry"] for r in rows)
-            by_size.setdefault(f"{cap:g}", {})[f"blur{blur}"] = {"exact": s["exact"], "wrong": wrong}
+            by_size.setdefault(f"{cap:g}", {})[name] = {"exact": s["exact"], "wrong": wrong}
     return {"per_size": per_size, "budget_ms": EDGE_BUDGET_MS, "seed": seed, "by_cap_px": by_size}
 
 
@@ -532,9 +539,8 @@ def main(
     if "by_cap_px" in sizes:
         caps = sizes["by_cap_px"]
         label = " / ".join(caps)
-        for blur in LEGIBILITY_BLURS:
-            how = f"{blur} px belt smear" if blur > 1 else "sharp"
-            reads = [c[f"blur{blur}"] for c in caps.values()]
+        for how, _, _ in LEGIBILITY_READS:
+            reads = [c[how] for c in caps.values() if how in c]
             rows.append(
                 {
                     "metric": f"OCR sim prints at capital height {label} px, {how} (n={sizes['per_size']}): "

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pipeline.views import LocalizedView
+
 MIN_SMEAR = 3
 """Shortest smear that is taken out: below it the print is as legible as a sharp one."""
 MAX_SMEAR = 12
@@ -101,3 +103,18 @@ def remove_smear(image: np.ndarray, length: int, axis: int = BELT_AXIS, noise: f
     if axis == 0:
         restored = np.swapaxes(restored, 0, 1)
     return np.ascontiguousarray(restored)
+
+
+def view_without_smear(frame: np.ndarray, view: LocalizedView | None) -> tuple[np.ndarray, int]:
+    """A view to read text on, and the smear in px taken out of it (1: none): the view's crop
+    (the frame when no item was found), cut from its frame area with the smear inverted when
+    that area shows one. Measured and corrected on the area the crop was cut from, not the
+    whole frame: a fifth of the cost, and the item's own print is what the measure reads."""
+    plain = view.crop if view is not None else frame
+    x0, y0, x1, y1 = view.footprint(frame.shape) if view is not None else (0, 0, frame.shape[1], frame.shape[0])
+    part = frame[y0:y1, x0:x1]
+    smear = measure_smear(part)
+    if not smear.worth_removing:
+        return plain, 1
+    sharp = remove_smear(part, smear.length)
+    return (view.cut(sharp, (x0, y0)) if view is not None else sharp), smear.length

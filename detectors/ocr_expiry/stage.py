@@ -45,7 +45,7 @@ from detectors.ocr_expiry.reader import (
     resolve_engine,
     second_looks,
 )
-from detectors.ocr_expiry.smear import measure_smear, remove_smear
+from detectors.ocr_expiry.smear import view_without_smear
 from pipeline.imageio import ImageError
 from pipeline.stages import StageContext
 from pipeline.types import CatalogRecord, Evidence, Finding, ItemCapture
@@ -169,7 +169,10 @@ class OcrExpiryStage:
                 errors[frame.camera] = str(exc)
                 continue
             view = view if view is not None and view.found else None
-            images[frame.camera], got.smears[frame.camera] = self._without_smear(frames[frame.camera], view)
+            if self.desmear:
+                images[frame.camera], got.smears[frame.camera] = view_without_smear(frames[frame.camera], view)
+            else:
+                images[frame.camera], got.smears[frame.camera] = (view.crop if view else frames[frame.camera]), 1
             reads[frame.camera] = first_read(images[frame.camera], **opts)
             used[frame.camera] = view
         if self.fallback and not ctx.backlog and not any(r.expiry for r in reads.values()):
@@ -187,21 +190,6 @@ class OcrExpiryStage:
                     break
         ctx.shared[TEXT_LINES_KEY] = {cam: list(r.lines) for cam, r in reads.items()}
         return got
-
-    def _without_smear(self, frame: np.ndarray, view: LocalizedView | None) -> tuple[np.ndarray, int]:
-        """The view to read (its crop, or the frame when none was found) and the belt smear in
-        px taken out of it (1: none), measured and corrected on the frame area the crop was
-        cut from (`smear`)."""
-        plain = view.crop if view is not None else frame
-        if not self.desmear:
-            return plain, 1
-        x0, y0, x1, y1 = view.footprint(frame.shape) if view is not None else (0, 0, frame.shape[1], frame.shape[0])
-        part = frame[y0:y1, x0:x1]
-        smear = measure_smear(part)
-        if not smear.worth_removing:
-            return plain, 1
-        sharp = remove_smear(part, smear.length)
-        return (view.cut(sharp, (x0, y0)) if view is not None else sharp), smear.length
 
     def __call__(self, capture: ItemCapture, ctx: StageContext) -> list[Finding]:
         record = ctx.catalog.skus.get(capture.sku)
