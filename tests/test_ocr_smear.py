@@ -164,3 +164,48 @@ def test_a_sharp_view_is_read_as_captured() -> None:
     engine = ScriptedEngine(frame, on_captured=True)
     [finding] = OcrExpiryStage(engine=engine, budget_ms=None)(capture, _context())
     assert finding.kind == "expiry_ok" and engine.given_captured == [True]
+
+
+class LabelEngine(ScriptedEngine):
+    """Reads the size label on any image but the captured view (whose smear hides it)."""
+
+    def read(self, image: np.ndarray, detect_side: int | None = None) -> list[TextLine]:
+        as_captured = image.shape == self.captured.shape and np.array_equal(image, self.captured)
+        self.given_captured.append(as_captured)
+        return [] if as_captured else [TextLine("SIZE M", (10.0, 10.0, 90.0, 30.0), 0.97)]
+
+
+def _label_context(frame: np.ndarray) -> tuple[ItemCapture, StageContext, np.ndarray]:
+    rec = CatalogRecord(sku="TEE-M", title="tee", category="apparel", attributes={"size": "M"})
+    capture = ItemCapture(item_id="I2", sku="TEE-M", frames=[Frame.from_array("top", frame)])
+    ctx = StageContext(Catalog(skus={"TEE-M": rec}), today=TODAY)
+    view = localize(frame, "top")
+    ctx.shared[VIEWS_KEY] = {"top": view}
+    return capture, ctx, view.crop
+
+
+def test_labels_on_a_smeared_view_are_read_without_the_smear() -> None:
+    from detectors.attributes.stage import AttributesStage
+
+    capture, ctx, captured = _label_context(_smeared(_print_frame(), 5))
+    engine = LabelEngine(captured)
+    findings = AttributesStage(engine=engine, check_colour=False, check_identity=False)(capture, ctx)
+    assert [f.kind for f in findings] == ["label_ok"] and engine.given_captured[0] is False
+
+
+def test_labels_are_read_on_the_image_the_expiry_stage_read() -> None:
+    from detectors.attributes.stage import AttributesStage
+    from detectors.ocr_expiry.engines import TEXT_IMAGES_KEY
+
+    capture, ctx, captured = _label_context(_smeared(_print_frame(), 5))
+    read_there = np.full_like(captured, 200)
+    ctx.shared[TEXT_IMAGES_KEY] = {"top": read_there}
+    seen: list[np.ndarray] = []
+
+    class Recording(LabelEngine):
+        def read(self, image: np.ndarray, detect_side: int | None = None) -> list[TextLine]:
+            seen.append(image)
+            return super().read(image, detect_side)
+
+    AttributesStage(engine=Recording(captured), check_colour=False, check_identity=False)(capture, ctx)
+    assert seen and np.all(seen[0] == 200)  # the published image (enlarged), not the crop

@@ -29,7 +29,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detectors.ocr_expiry.engines import TEXT_LINES_KEY, WARM_UP_IMAGE, OcrEngine, TextLine, get_engine
+from detectors.ocr_expiry.engines import (
+    TEXT_IMAGES_KEY,
+    TEXT_LINES_KEY,
+    WARM_UP_IMAGE,
+    OcrEngine,
+    TextLine,
+    get_engine,
+)
+from detectors.ocr_expiry.smear import view_without_smear
 from pipeline.imageio import ImageError
 from pipeline.policy import REVIEW_CEILING_P
 from pipeline.stages import StageContext
@@ -199,7 +207,12 @@ class AttributesStage:
             return findings
         if self.checks["labels"]:
             findings += self.label_findings(
-                record, views, frames, self._shared_lines(ctx, views), ctx.optional_work_allowed
+                record,
+                views,
+                frames,
+                self._shared_lines(ctx, views),
+                ctx.optional_work_allowed,
+                self._text_images(ctx, views, frames),
             )
         if self.checks["colour"] and record.colour_rgb is not None:
             findings += self.colour_findings(record, views, frames)
@@ -241,6 +254,25 @@ class AttributesStage:
         crops: dict[str, LocalizedView] = ctx.shared.get(VIEWS_KEY) or {}
         return {cam: published[cam] for cam in views if cam in published and crops.get(cam) is views[cam]}
 
+    @staticmethod
+    def _text_images(
+        ctx: StageContext, views: dict[str, LocalizedView], frames: dict[str, np.ndarray]
+    ) -> Callable[[str], np.ndarray]:
+        """Each view's image to read labels on: what `ocr_expiry` read there (published), else
+        the crop with the belt's motion smear taken out (`smear.view_without_smear`), made once."""
+        published: dict[str, np.ndarray] = ctx.shared.get(TEXT_IMAGES_KEY) or {}
+        crops: dict[str, LocalizedView] = ctx.shared.get(VIEWS_KEY) or {}
+        made: dict[str, np.ndarray] = {}
+
+        def image(camera: str) -> np.ndarray:
+            if camera in published and crops.get(camera) is views[camera]:
+                return published[camera]
+            if camera not in made:
+                made[camera] = view_without_smear(frames[camera], views[camera])[0]
+            return made[camera]
+
+        return image
+
     def _finding(self, kind: str, score: float, prob: float, message: str, evidence: list[Evidence]) -> Finding:
         return Finding(
             stage=self.name,
@@ -259,6 +291,7 @@ class AttributesStage:
         views: dict[str, LocalizedView],
         shared: dict[str, list[TextLine]] | None = None,
         may_continue: Callable[[], bool] | None = None,
+        text_image: Callable[[str], np.ndarray] | None = None,
     ) -> LabelReading:
         """Read views (each upright, then turned if it yields no value) until every expected attribute is settled.
 
@@ -266,7 +299,8 @@ class AttributesStage:
         OCR upright. Once any view reads another value than the catalog's, every view is read,
         so the vote in `judge` sees all of them. With a `budget_ms`, no OCR pass starts once
         this thread has spent that much CPU in the stage's label reading; past the first pass,
-        none starts when `may_continue` (the item's verdict deadline) says no."""
+        none starts when `may_continue` (the item's verdict deadline) says no. `text_image`
+        gives the image to read for a camera (default: its view's crop)."""
         expected = expected_labels(record.attributes)
         shared = shared or {}
         deadline = None if self.budget_ms is None else time.thread_time() + self.budget_ms / 1000.0
@@ -284,7 +318,7 @@ class AttributesStage:
                 if free:
                     new = [ReadLine(camera, line) for line in printed_lines(shared[camera], view.crop.shape)]
                 else:
-                    new = self._ocr_view(camera, view, turn)
+                    new = self._ocr_view(camera, text_image(camera) if text_image else view.crop, turn)
                 lines += new
                 checks = self._judge(expected, lines)
                 if all(c.settled for c in checks.values()):
@@ -305,8 +339,10 @@ class AttributesStage:
             for attr, value in expected.items()
         }
 
-    def _ocr_view(self, camera: str, view: LocalizedView, turn: int = 0) -> list[ReadLine]:
-        crop, scale = view.crop, 1.0
+    def _ocr_view(self, camera: str, crop: np.ndarray, turn: int = 0) -> list[ReadLine]:
+        """Lines read on a view's crop (or a corrected copy on its pixel grid), enlarged when small
+        and turned `turn` quarter turns."""
+        scale = 1.0
         if max(crop.shape[:2]) < OCR_SIDE:
             scale = min(MAX_OCR_ZOOM, OCR_SIDE / max(crop.shape[:2]))
             crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
@@ -323,10 +359,11 @@ class AttributesStage:
         frames: dict[str, np.ndarray],
         shared: dict[str, list[TextLine]] | None = None,
         may_continue: Callable[[], bool] | None = None,
+        text_image: Callable[[str], np.ndarray] | None = None,
     ) -> list[Finding]:
         if not expected_labels(record.attributes):
             return []
-        reading = self.read_labels(record, views, shared, may_continue)
+        reading = self.read_labels(record, views, shared, may_continue, text_image)
         checks, lines = reading.checks, reading.lines
 
         def evidence(read: ValueRead, expected: str, attr: str) -> Evidence:

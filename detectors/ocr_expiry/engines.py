@@ -24,6 +24,11 @@ TEXT_LINES_KEY = "text_lines"
 every line it recognised on each view, boxes in the pixels of that view's localised crop
 (`LocalizedView.crop`, or the frame when no item was found), `TextLine.source` naming the pass.
 Other stages (attributes) reuse these instead of running OCR on the same crops again."""
+TEXT_IMAGES_KEY = "text_images"
+"""Key in `StageContext.shared` under which `ocr_expiry` publishes `dict[camera, np.ndarray]`: the
+image each view's first pass read, on the pixel grid of its crop (the crop with the belt's motion
+smear taken out, see `smear`, or the crop itself), so a later reader of the same view reads what
+it read."""
 
 MIN_LINE_SCORE = 0.5
 """Lines recognised with a lower score are dropped (RapidOCR's own `text_score` default)."""

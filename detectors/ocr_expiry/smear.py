@@ -79,30 +79,34 @@ def measure_smear(image: np.ndarray, axis: int = BELT_AXIS) -> Smear:
 
 
 def remove_smear(image: np.ndarray, length: int, axis: int = BELT_AXIS, noise: float = WIENER_NOISE) -> np.ndarray:
-    """The image with a `length` px box smear along `axis` inverted (Wiener); uint8 as given."""
+    """The image with a `length` px box smear along `axis` inverted (Wiener); uint8 as given.
+
+    A colour image is corrected on its luminance, the correction added to every channel: the
+    smear is the same in each, print is read from its contrast, and it costs a third."""
     if length < 2:
         return image
-    data = image.astype(np.float32)
-    if axis == 0:
-        data = np.swapaxes(data, 0, 1)
-    width, pad = data.shape[1], 2 * length + 8
+    data = image if axis == 1 else np.swapaxes(image, 0, 1)
+    grey = _grey(np.ascontiguousarray(data))
+    width, pad = grey.shape[1], 2 * length + 8
     right = cv2.getOptimalDFTSize(width + 2 * pad) - width - pad
-    data = cv2.copyMakeBorder(data, 0, 0, pad, right, cv2.BORDER_REFLECT)
-    if data.ndim == 2:
-        data = data[..., None]
-    n = data.shape[1]
-    kernel = np.zeros(n, np.float32)
+    padded = cv2.copyMakeBorder(grey, 0, 0, pad, right, cv2.BORDER_REFLECT)
+    kernel = np.zeros(padded.shape[1], np.float32)
     kernel[:length] = 1.0 / length
-    kernel = np.roll(kernel, -(length // 2))
-    response = np.fft.rfft(kernel)
+    response = np.fft.fft(np.roll(kernel, -(length // 2)))
     inverse = (np.conj(response) / (np.abs(response) ** 2 + noise)).astype(np.complex64)
-    restored = np.fft.irfft(np.fft.rfft(data, axis=1) * inverse[None, :, None], n=n, axis=1)[:, pad : pad + width]
-    restored = np.clip(restored, 0, 255).astype(np.uint8)
-    if image.ndim == 2:
-        restored = restored[..., 0]
-    if axis == 0:
-        restored = np.swapaxes(restored, 0, 1)
-    return np.ascontiguousarray(restored)
+    correction = _filter_rows(padded, inverse)[:, pad : pad + width] - grey
+    restored = data.astype(np.float32) + (correction if data.ndim == 2 else correction[..., None])
+    out = np.clip(restored, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(out if axis == 1 else np.swapaxes(out, 0, 1))
+
+
+def _filter_rows(rows: np.ndarray, response: np.ndarray) -> np.ndarray:
+    """Each row of a (H, N) float32 array filtered by a length-N frequency response (OpenCV's
+    row DFT: many times faster than numpy's on these sizes)."""
+    spectrum = cv2.dft(rows, flags=cv2.DFT_ROWS | cv2.DFT_COMPLEX_OUTPUT)
+    filtered = (spectrum[..., 0] + 1j * spectrum[..., 1]) * response[None, :]
+    pair = np.ascontiguousarray(np.stack([filtered.real, filtered.imag], axis=-1).astype(np.float32))
+    return cv2.idft(pair, flags=cv2.DFT_ROWS | cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
 
 
 def view_without_smear(frame: np.ndarray, view: LocalizedView | None) -> tuple[np.ndarray, int]:

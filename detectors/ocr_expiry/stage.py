@@ -29,6 +29,7 @@ from detectors.ocr_expiry.checker import ExpiryVerdict, defect_probability, judg
 from detectors.ocr_expiry.classify import DateRead
 from detectors.ocr_expiry.engines import (
     DEFAULT_ENGINE,
+    TEXT_IMAGES_KEY,
     TEXT_LINES_KEY,
     WARM_UP_IMAGE,
     Box4,
@@ -189,6 +190,7 @@ class OcrExpiryStage:
                 if reads[cam].expiry is not None or reads[cam].budget_spent or reads[cam].cut_by_deadline:
                     break
         ctx.shared[TEXT_LINES_KEY] = {cam: list(r.lines) for cam, r in reads.items()}
+        ctx.shared[TEXT_IMAGES_KEY] = {cam: images[cam] for cam in reads}
         return got
 
     def __call__(self, capture: ItemCapture, ctx: StageContext) -> list[Finding]:
