@@ -160,22 +160,31 @@ def _findings(ev: EvidenceFile, kinds: frozenset[str] | None = None, stages: set
 
 def _ocr(ev: EvidenceFile, camera: str) -> Any:
     """`detectors.ocr_expiry.read_dates` on the item's upright crop (lines and typed dates), once per
-    camera; boxes are mapped back to frame pixels so citations point into the original photo."""
+    camera; boxes are mapped back to frame pixels so citations point into the original photo.
+    A crop the belt smeared is read with the smear taken out (`smear.view_without_smear`), and
+    as captured as well when that copy shows no expiry (the capture's read is kept if it shows
+    one), as the tunnel stage reads it."""
     key = f"ocr:{camera}"
     if key not in ev.cache:
         from detectors.localize import localize
         from detectors.ocr_expiry import read_dates
+        from detectors.ocr_expiry.smear import view_without_smear
 
         record = ev.record
         image = ev.image(camera)
         view = localize(image, camera)
-        read = read_dates(
-            view.crop if view.found else image,
-            order=record.expiry.date_order if record else "DMY",
-            today=ev.shipped_on,
-            languages=tuple(record.label_languages) if record else ("en",),
-        )
-        ev.cache[key] = (read, view if view.found else None)
+        found = view if view.found else None
+        options = {
+            "order": record.expiry.date_order if record else "DMY",
+            "today": ev.shipped_on,
+            "languages": tuple(record.label_languages) if record else ("en",),
+        }
+        sharp, smear = view_without_smear(image, found)
+        read = read_dates(sharp, **options)
+        if read.expiry is None and smear > 1:
+            captured = read_dates(found.crop if found is not None else image, **options)
+            read = captured if captured.expiry is not None else read
+        ev.cache[key] = (read, found)
     return ev.cache[key]
 
 

@@ -209,3 +209,34 @@ def test_labels_are_read_on_the_image_the_expiry_stage_read() -> None:
 
     AttributesStage(engine=Recording(captured), check_colour=False, check_identity=False)(capture, ctx)
     assert seen and np.all(seen[0] == 200)  # the published image (enlarged), not the crop
+
+
+@pytest.mark.parametrize(("on_captured", "reads"), [(False, 1), (True, 2)])
+def test_the_investigator_reads_a_smeared_view_as_the_tunnel_does(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, on_captured: bool, reads: int
+) -> None:
+    """Without the smear first; as captured as well only when that copy shows no expiry."""
+    import detectors.ocr_expiry as ocr
+    from detectors.ocr_expiry.reader import ImageRead
+    from llm_agent import tools
+    from llm_agent.evidence import EvidenceFile
+
+    frame = _smeared(_print_frame(), 5)
+    captured = localize(frame, "top").crop
+    given: list[bool] = []
+
+    def read_dates(image: np.ndarray, **_: object) -> ImageRead:
+        as_captured = image.shape == captured.shape and np.array_equal(image, captured)
+        given.append(as_captured)
+        found = as_captured == on_captured
+        return ImageRead(dates=[], expiry=object() if found else None, engine="scripted", ms=0.0)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ocr, "read_dates", read_dates)
+    capture = ItemCapture(item_id="I3", sku="FOOD-1", frames=[Frame.from_array("top", frame)])
+    catalog = _context().catalog
+    ev = EvidenceFile(
+        item_id="I3", capture=capture, verdict=None, findings=[], record=catalog.skus["FOOD-1"], lot=None,
+        lot_summary=None, catalog=catalog, results_root=tmp_path,
+    )  # fmt: skip
+    read, view = tools._ocr(ev, "top")
+    assert given == [False, True][:reads] and read.expiry is not None and view is not None
