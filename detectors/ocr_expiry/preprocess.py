@@ -46,7 +46,6 @@ UPSCALE_PASS = "upscale"
 """Name of the pass that reads a small image enlarged (`upscale_pass`)."""
 AS_CAPTURED_PASS = "as_captured"
 """Name of the pass that reads a view as captured after its corrected copy (`as_captured_pass`)."""
-"""Name of the pass that reads a small image enlarged (`upscale_pass`)."""
 MIN_LINE_CHARS = 3
 """Lines shorter than this (stray marks, a lone digit) say little about the print's text height."""
 REGION_MIN_DIGITS = 4

@@ -253,8 +253,8 @@ def continue_read(
     may_continue: Callable[[], bool] | None = None,
     first: Sequence[Pass] = (),
 ) -> ImageRead:
-    """Fallback passes after a first read that found no expiry, cheapest first: `first` (copies
-    of the image the caller corrected, such as `preprocess.desmear_passes`), the enlarged
+    """Fallback passes after a first read that found no expiry, cheapest first: `first` (passes
+    the caller adds, such as `preprocess.as_captured_pass` after a corrected copy), the enlarged
     and dot-matrix-filtered neighbourhoods of digit-bearing lines, then whole-image passes
     (quarter turns, enlargement, dot-matrix). Stops at the first pass that finds an expiry, or
     when `deadline` (on `engine_clock`) has passed; "budget_spent" is then the last pass name.

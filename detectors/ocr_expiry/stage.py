@@ -128,7 +128,8 @@ class OcrExpiryStage:
     ) -> None:
         self.engine = engine
         self.desmear = desmear
-        """Read a view without the belt's motion smear before the other fallback passes (`smear`)."""
+        """Read each view with the belt's motion smear taken out (`smear`), as captured only when
+        that copy shows no expiry."""
         self.precision = precision
         """RapidOCR text-detector precision (auto, int8, fp32); None: the engine's default (fp32)."""
         self.fallback = fallback
@@ -169,13 +170,11 @@ class OcrExpiryStage:
             except ImageError as exc:
                 errors[frame.camera] = str(exc)
                 continue
-            view = view if view is not None and view.found else None
-            if self.desmear:
-                images[frame.camera], got.smears[frame.camera] = view_without_smear(frames[frame.camera], view)
-            else:
-                images[frame.camera], got.smears[frame.camera] = (view.crop if view else frames[frame.camera]), 1
+            used[frame.camera] = view = view if view is not None and view.found else None
+            captured = view.crop if view is not None else frames[frame.camera]
+            corrected = view_without_smear(frames[frame.camera], view) if self.desmear else (captured, 1)
+            images[frame.camera], got.smears[frame.camera] = corrected
             reads[frame.camera] = first_read(images[frame.camera], **opts)
-            used[frame.camera] = view
         if self.fallback and not ctx.backlog and not any(r.expiry for r in reads.values()):
             for cam in sorted(reads, key=lambda c: date_likelihood(reads[c]), reverse=True):
                 captured = used[cam].crop if used[cam] is not None else frames[cam]
