@@ -9,8 +9,9 @@ frame itself and inverted by Wiener deconvolution along that axis alone.
 
 Measuring it: the derivative along the belt of a frame smeared by L px is the sharp frame's
 edges each seen twice, L px apart with opposite signs, so the derivative's autocorrelation dips
-at lag L (the belt and the item move together, so the whole frame carries the same smear). A
-sharp frame's deepest dip lies at lag 1 or 2: sensor noise and its edges' own width.
+at lag L (the belt and the item move together, so the whole frame carries the same smear), and
+it is high at the lags before L, over which the smear made the derivative smooth. A sharp frame's
+deepest dip lies at lag 1 or 2: sensor noise and its edges' own width.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ MIN_SMEAR = 3
 """Shortest smear that is taken out: below it the print is as legible as a sharp one."""
 MAX_SMEAR = 12
 """Longest smear looked for (a belt at 2 m/s under a 1/1000 s exposure at 6 px/mm)."""
-MIN_DIP = 0.02
-"""Depth (share of the derivative's energy) the autocorrelation's dip must reach at the smear's
-lag; shallower, the frame is taken as sharp."""
+MIN_FALL = 0.1
+"""How far (share of the derivative's energy) the autocorrelation must fall from lag 2 to its dip
+at the smear's lag. A smeared frame's derivative is smooth over the smear, so lag 2 is high and
+the dip deep; a sharp frame's dip beyond lag 2 is a ripple of its print and texture. On 50
+simulated development items, views with a 3-7 px smear fell by 0.10-0.73, sharp views that dip
+beyond lag 2 by 0.01-0.15 (12 of 14 under 0.1)."""
 WIENER_NOISE = 0.01
 """Noise-to-signal power of the Wiener filter: large enough that the box kernel's spectral
 zeros do not blow sensor noise up into strokes."""
@@ -38,10 +42,11 @@ BELT_AXIS = 1
 
 @dataclass(frozen=True)
 class Smear:
-    """A frame's measured smear along the belt: `length` px (1: sharp) and the dip's depth."""
+    """A frame's measured smear along the belt: `length` px (1: sharp) and how far the
+    derivative's autocorrelation falls into its dip (`MIN_FALL`)."""
 
     length: int
-    dip: float
+    fall: float
 
     @property
     def worth_removing(self) -> bool:
@@ -72,10 +77,10 @@ def measure_smear(image: np.ndarray, axis: int = BELT_AXIS) -> Smear:
     if autocorrelation[0] <= 0:
         return SHARP
     autocorrelation = autocorrelation / autocorrelation[0]
-    # a sharp frame's dip lies at lag 2 or below (its edges' own width, sensor noise)
+    # a sharp frame's deepest dip lies at lag 1 or 2 (sensor noise, its edges' own width)
     lag = int(np.argmin(autocorrelation[2:])) + 2
-    dip = -float(autocorrelation[lag])
-    return Smear(lag, dip) if lag >= MIN_SMEAR and dip >= MIN_DIP else Smear(1, dip)
+    fall = float(autocorrelation[2] - autocorrelation[lag])
+    return Smear(lag, fall) if lag >= MIN_SMEAR and fall >= MIN_FALL else Smear(1, fall)
 
 
 def remove_smear(image: np.ndarray, length: int, axis: int = BELT_AXIS, noise: float = WIENER_NOISE) -> np.ndarray:
