@@ -240,3 +240,32 @@ def test_the_investigator_reads_a_smeared_view_as_the_tunnel_does(
     )  # fmt: skip
     read, view = tools._ocr(ev, "top")
     assert given == [False, True][:reads] and read.expiry is not None and view is not None
+
+
+@pytest.mark.parametrize(
+    ("confidence", "corrected", "status"),
+    [
+        (0.78, frozenset(), "ok"),  # a weak read of the catalog's value on the view as captured
+        (0.78, frozenset({"top"}), "unread"),  # the same read on a corrected view: review
+        (0.78, frozenset({"left"}), "ok"),  # another view was corrected
+        (0.95, frozenset({"top"}), "ok"),  # a confident read counts wherever it was made
+    ],
+)
+def test_a_weak_label_read_on_a_corrected_view_passes_nothing(
+    confidence: float, corrected: frozenset[str], status: str
+) -> None:
+    from detectors.attributes.labels import ValueRead, judge
+
+    reads = [ValueRead("P15", "P15 ero", confidence, 0, True, "top")]
+    assert judge("model", "P15", reads, 0.8, corrected).status == status
+
+
+def test_labels_read_on_a_corrected_view_are_marked_so() -> None:
+    from detectors.attributes.stage import AttributesStage
+
+    _, ctx, captured = _label_context(_smeared(_print_frame(), 5))
+    stage = AttributesStage(engine=LabelEngine(captured), check_colour=False, check_identity=False)
+    reading = stage.read_labels(
+        ctx.catalog.skus["TEE-M"], ctx.shared[VIEWS_KEY], text_image=lambda camera: np.zeros_like(captured)
+    )
+    assert reading.lines and all(line.corrected for line in reading.lines)

@@ -84,6 +84,8 @@ class ReadLine:
     """Width of the scaled crop before turning (to map a turned box back)."""
     height: int = 0
     """Height of the scaled crop before turning."""
+    corrected: bool = False
+    """Read on a corrected copy of the crop (the belt's smear taken out), not the crop itself."""
 
 
 @dataclass(frozen=True)
@@ -315,10 +317,13 @@ class AttributesStage:
                 if not free and passes and may_continue is not None and not may_continue():
                     return LabelReading(checks, lines, deadline_near=True)
                 passes += 1
+                image = text_image(camera) if text_image else view.crop
+                corrected = image is not view.crop
                 if free:
-                    new = [ReadLine(camera, line) for line in printed_lines(shared[camera], view.crop.shape)]
+                    shape = view.crop.shape
+                    new = [ReadLine(camera, line, corrected=corrected) for line in printed_lines(shared[camera], shape)]
                 else:
-                    new = self._ocr_view(camera, text_image(camera) if text_image else view.crop, turn)
+                    new = self._ocr_view(camera, image, turn, corrected)
                 lines += new
                 checks = self._judge(expected, lines)
                 if all(c.settled for c in checks.values()):
@@ -334,12 +339,13 @@ class AttributesStage:
     def _judge(self, expected: dict[str, str], lines: list[ReadLine]) -> dict[str, LabelCheck]:
         pairs = [(r.line.text, r.line.confidence) for r in lines]
         sources = [r.camera for r in lines]
+        corrected = frozenset(r.camera for r in lines if r.corrected)
         return {
-            attr: judge(attr, value, read_values(pairs, value, sources), self.min_confidence)
+            attr: judge(attr, value, read_values(pairs, value, sources), self.min_confidence, corrected)
             for attr, value in expected.items()
         }
 
-    def _ocr_view(self, camera: str, crop: np.ndarray, turn: int = 0) -> list[ReadLine]:
+    def _ocr_view(self, camera: str, crop: np.ndarray, turn: int = 0, corrected: bool = False) -> list[ReadLine]:
         """Lines read on a view's crop (or a corrected copy on its pixel grid), enlarged when small
         and turned `turn` quarter turns."""
         scale = 1.0
@@ -350,7 +356,7 @@ class AttributesStage:
         if turn:
             crop = np.ascontiguousarray(np.rot90(crop, turn))
         lines = printed_lines(self.engine.read(crop), crop.shape)
-        return [ReadLine(camera, line, scale, turn, width, height) for line in lines]
+        return [ReadLine(camera, line, scale, turn, width, height, corrected) for line in lines]
 
     def label_findings(
         self,
