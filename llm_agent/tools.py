@@ -161,9 +161,11 @@ def _findings(ev: EvidenceFile, kinds: frozenset[str] | None = None, stages: set
 def _ocr(ev: EvidenceFile, camera: str) -> Any:
     """`detectors.ocr_expiry.read_dates` on the item's upright crop (lines and typed dates), once per
     camera; boxes are mapped back to frame pixels so citations point into the original photo.
-    A crop the belt smeared is read with the smear taken out (`smear.view_without_smear`), and
-    as captured as well when that copy shows no expiry (the capture's read is kept if it shows
-    one), as the tunnel stage reads it."""
+    A crop whose print shows no expiry is read again with the belt's smear taken out when it
+    shows one (`smear.view_without_smear`), and that read is kept only if it finds an expiry:
+    an investigation has the time for both reads, and a smear measured on a sharp view (thick
+    strokes of large print dip the measure as a smear does) must not cost the lines read on
+    it."""
     key = f"ocr:{camera}"
     if key not in ev.cache:
         from detectors.localize import localize
@@ -179,11 +181,11 @@ def _ocr(ev: EvidenceFile, camera: str) -> Any:
             "today": ev.shipped_on,
             "languages": tuple(record.label_languages) if record else ("en",),
         }
+        read = read_dates(found.crop if found is not None else image, **options)
         sharp, smear = view_without_smear(image, found)
-        read = read_dates(sharp, **options)
         if read.expiry is None and smear > 1:
-            captured = read_dates(found.crop if found is not None else image, **options)
-            read = captured if captured.expiry is not None else read
+            corrected = read_dates(sharp, **options)
+            read = corrected if corrected.expiry is not None else read
         ev.cache[key] = (read, found)
     return ev.cache[key]
 
