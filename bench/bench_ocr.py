@@ -62,8 +62,8 @@ LEGIBILITY_CAPS = (5.0, 6.0, 8.0, 10.0, 12.0, 16.0)
 """Capital heights, in camera pixels, the legibility sweep reads prints at."""
 LEGIBILITY_READS = (("sharp", 0, False), ("3 px belt smear", 3, False), ("3 px belt smear, taken out", 3, True))
 """The sweep's conditions: name, belt-motion smear in px (the simulated cameras smear an item
-by 1, 3, 5 or 7), and whether the smear is measured and taken out
-before reading (`smear.view_without_smear`, as the tunnel stage reads a view)."""
+by 1, 3, 5 or 7), and whether the smear is measured and taken out before reading
+(`smear.view_without_smear`, as the tunnel stage reads a view)."""
 
 
 def percentile(values: list[float], q: float) -> float:
