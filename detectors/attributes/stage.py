@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -86,6 +87,14 @@ class ReadLine:
     """Height of the scaled crop before turning."""
     corrected: bool = False
     """Read on a corrected copy of the crop (the belt's smear taken out), not the crop itself."""
+
+
+def _published_for(ctx: StageContext, key: str, views: dict[str, LocalizedView]) -> dict[str, Any]:
+    """What `ocr_expiry` published under `key` per camera, for the views it read that this stage
+    reads too (the same localised view object)."""
+    published: dict[str, Any] = ctx.shared.get(key) or {}
+    crops: dict[str, LocalizedView] = ctx.shared.get(VIEWS_KEY) or {}
+    return {cam: published[cam] for cam in views if cam in published and crops.get(cam) is views[cam]}
 
 
 @dataclass(frozen=True)
@@ -252,9 +261,7 @@ class AttributesStage:
     def _shared_lines(ctx: StageContext, views: dict[str, LocalizedView]) -> dict[str, list[TextLine]]:
         """Lines `ocr_expiry` read on the same crops this stage uses (absent when it did not run,
         e.g. a SKU that carries no date); a view localised here instead is read here."""
-        published: dict[str, list[TextLine]] = ctx.shared.get(TEXT_LINES_KEY) or {}
-        crops: dict[str, LocalizedView] = ctx.shared.get(VIEWS_KEY) or {}
-        return {cam: published[cam] for cam in views if cam in published and crops.get(cam) is views[cam]}
+        return _published_for(ctx, TEXT_LINES_KEY, views)
 
     @staticmethod
     def _text_images(
@@ -262,12 +269,11 @@ class AttributesStage:
     ) -> Callable[[str], np.ndarray]:
         """Each view's image to read labels on: what `ocr_expiry` read there (published), else
         the crop with the belt's motion smear taken out (`smear.view_without_smear`), made once."""
-        published: dict[str, np.ndarray] = ctx.shared.get(TEXT_IMAGES_KEY) or {}
-        crops: dict[str, LocalizedView] = ctx.shared.get(VIEWS_KEY) or {}
+        published: dict[str, np.ndarray] = _published_for(ctx, TEXT_IMAGES_KEY, views)
         made: dict[str, np.ndarray] = {}
 
         def image(camera: str) -> np.ndarray:
-            if camera in published and crops.get(camera) is views[camera]:
+            if camera in published:
                 return published[camera]
             if camera not in made:
                 made[camera] = view_without_smear(frames[camera], views[camera])[0]

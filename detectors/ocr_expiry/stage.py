@@ -163,6 +163,8 @@ class OcrExpiryStage:
         got = CaptureRead(options=opts)
         images, reads, used, errors = got.images, got.reads, got.views, got.errors
         frames: dict[str, np.ndarray] = {}
+        captured: dict[str, np.ndarray] = {}
+        """Each camera's view as the camera took it (its crop, or the frame when none was found)."""
         for frame in capture.frames:
             view = views.get(frame.camera)
             try:
@@ -171,19 +173,18 @@ class OcrExpiryStage:
                 errors[frame.camera] = str(exc)
                 continue
             used[frame.camera] = view = view if view is not None and view.found else None
-            captured = view.crop if view is not None else frames[frame.camera]
-            corrected = view_without_smear(frames[frame.camera], view) if self.desmear else (captured, 1)
+            captured[frame.camera] = view.crop if view is not None else frames[frame.camera]
+            corrected = view_without_smear(frames[frame.camera], view) if self.desmear else (captured[frame.camera], 1)
             images[frame.camera], got.smears[frame.camera] = corrected
             reads[frame.camera] = first_read(images[frame.camera], **opts)
         if self.fallback and not ctx.backlog and not any(r.expiry for r in reads.values()):
             for cam in sorted(reads, key=lambda c: date_likelihood(reads[c]), reverse=True):
-                captured = used[cam].crop if used[cam] is not None else frames[cam]
                 reads[cam] = continue_read(
                     images[cam],
                     reads[cam],
                     deadline=deadline,
                     may_continue=ctx.optional_work_allowed,
-                    first=[as_captured_pass(captured)] if got.smears[cam] > 1 else [],
+                    first=[as_captured_pass(captured[cam])] if got.smears[cam] > 1 else [],
                     **opts,
                 )
                 if reads[cam].expiry is not None or reads[cam].budget_spent or reads[cam].cut_by_deadline:
