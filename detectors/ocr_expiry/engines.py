@@ -56,6 +56,10 @@ class TextLine:
     """The image pass that read it ("plain", "upscale", "region+dotmatrix3", ...), for evidence and sharing."""
     turned: bool = False
     """Read turned 180°: the text runs right to left and bottom to top in `box`'s pixels."""
+    tilt: float = 0.0
+    """Angle of the line's long side, in degrees counter-clockwise from the image's x axis, in
+    (-90, 90]: about 0 for level print, about 90 for print on its side. Engines that report
+    axis-aligned boxes only (Tesseract) leave it 0."""
 
     @property
     def height(self) -> float:
@@ -79,6 +83,21 @@ class OcrEngine(Protocol):
 def _quad_box(quad: np.ndarray) -> Box4:
     pts = np.asarray(quad, dtype=np.float64).reshape(-1, 2)
     return (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
+
+
+def fold_tilt(degrees: float) -> float:
+    """An undirected line angle folded into (-90, 90]."""
+    folded = (degrees + 90.0) % 180.0 - 90.0
+    return 90.0 if folded == -90.0 else folded
+
+
+def quad_tilt(quad: np.ndarray) -> float:
+    """`TextLine.tilt` of a text quadrilateral (corners in order around it): the angle of its
+    longer side, counter-clockwise with the image's y axis pointing down."""
+    pts = np.asarray(quad, dtype=np.float64).reshape(-1, 2)
+    first, second = pts[1] - pts[0], pts[3] - pts[0]
+    along = first if np.hypot(*first) >= np.hypot(*second) else second
+    return fold_tilt(float(np.degrees(np.arctan2(-along[1], along[0]))))
 
 
 ORIENTATION_SURE = 0.85
@@ -215,7 +234,10 @@ class RapidOcrEngine:
                     read.update(zip(idx, zip(txts, scores, strict=True), strict=True))
             finally:
                 rec.rec_image_shape, rec.rec_batch_num = default_shape, default_batch
-        return [TextLine(str(read[i][0]), _quad_box(q), float(read[i][1]), turned=turn180) for i, q in enumerate(quads)]
+        return [
+            TextLine(str(read[i][0]), _quad_box(q), float(read[i][1]), turned=turn180, tilt=quad_tilt(q))
+            for i, q in enumerate(quads)
+        ]
 
     def read(self, image: np.ndarray, *, detect_side: int | None = None) -> list[TextLine]:
         if self.use_cls:
@@ -229,7 +251,7 @@ class RapidOcrEngine:
         if out.txts is None or out.boxes is None:
             return []
         return [
-            TextLine(str(text), _quad_box(quad), float(score))
+            TextLine(str(text), _quad_box(quad), float(score), tilt=quad_tilt(quad))
             for quad, text, score in zip(out.boxes, out.txts, out.scores, strict=True)
             if str(text).strip()
         ]

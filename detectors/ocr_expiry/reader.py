@@ -30,6 +30,7 @@ from detectors.ocr_expiry.preprocess import (
     fallback_passes,
     fine_pass,
     first_pass,
+    level_pass,
     line_pass,
     region_passes,
     text_height,
@@ -117,15 +118,15 @@ def day_pass(fp: Pass, image: np.ndarray, expiry: DateRead) -> Pass | None:
     """The read that may add the day a month-only `expiry` found on `fp` lacks, or None:
     - on a region crop, its line read whole (`line_pass`): the crop may have cut the day off, or
       the detector split it from its line ("11" above "APR 2021" on a vertical print);
-    - on a pass whose lines were found at the coarse side, the whole image at full detector
-      size (`fine_pass`): the detector split spaced dot-matrix ("13" beside "10/28"). Re-reading
+    - on a pass whose lines were found at the coarse side, the same image at full detector
+      size (`FINE_PASS`): the detector split spaced dot-matrix ("13" beside "10/28"). Re-reading
       the line alone there invented a day from a word ("de maio 2027" read "d6 maio 2027")."""
     if expiry.parsed.day is not None:
         return None
     if fp.name == REGION_PASS:
         return line_pass(image, expiry.box)
     if fp.detect_side is not None:
-        return fine_pass(image)
+        return replace(fine_pass(fp.image), to_input=fp.to_input)
     return None
 
 
@@ -179,6 +180,8 @@ def first_read(
 ) -> ImageRead:
     """The common path: one pass over the image as it is (contrast-stretched when faint; a large
     photo's lines found at the coarse side, searched again at full size for a month-only expiry).
+    A photo whose text lines all lean one way is read once more turned level (`level_pass`), and
+    that read is kept unless only the tilted one found an expiry.
     `order`: the market's reading of all-numeric dates; None reads it from the print's script."""
     t0 = time.perf_counter()
     eng = resolve_engine(engine, languages)
@@ -186,8 +189,15 @@ def first_read(
     c0 = clock()
     p = first_pass(image, deskew=eng.name == "tesseract", coarse=sizes_detector(eng))
     today = today or date.today()
-    lines, dates, order = typed_read(p, eng, order, today, stale_years)
+    lines, dates, used = typed_read(p, eng, order, today, stale_years)
     passes = [p.name]
+    level = level_pass(image, lines, sizes_detector(eng))
+    if level is not None:
+        level_read = typed_read(level, eng, order, today, stale_years)
+        passes.append(level.name)
+        if pick_expiry(level_read[1]) is not None or pick_expiry(dates) is None:
+            p, (lines, dates, used) = level, level_read
+    order = used
     expiry = pick_expiry(dates)
     if expiry is not None:
         dates = complete_day(day_pass(p, image, expiry), expiry, eng, dates, lines, passes, order, today, stale_years)

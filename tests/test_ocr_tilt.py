@@ -1,0 +1,176 @@
+"""Tilted print: line tilts from the detector's quadrilaterals, and the pass that reads a photo
+turned level."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from detectors.ocr_expiry import read_dates
+from detectors.ocr_expiry.engines import TextLine, fold_tilt, quad_tilt
+from detectors.ocr_expiry.preprocess import LEVEL_PASS, MIN_TILT_DEG, Pass, level_pass, rotate, text_tilt
+from tests.test_ocr_engines import _photos, overlaps, render_lines
+
+TODAY = date(2026, 11, 22)
+
+
+def _quad(angle_deg: float, length: float = 120.0, height: float = 20.0) -> np.ndarray:
+    """A text line's box turned `angle_deg` counter-clockwise (image y pointing down), corners
+    in reading order: top-left, top-right, bottom-right, bottom-left."""
+    t = np.radians(angle_deg)
+    along, down = np.array([np.cos(t), -np.sin(t)]), np.array([np.sin(t), np.cos(t)])
+    origin = np.array([300.0, 300.0])
+    return np.array(
+        [origin, origin + length * along, origin + length * along + height * down, origin + height * down],
+        np.float32,
+    )
+
+
+def _line(text: str, tilt: float) -> TextLine:
+    return TextLine(text, (0.0, 0.0, 100.0, 20.0), 0.95, tilt=tilt)
+
+
+@pytest.mark.parametrize(
+    ("angle", "tilt"),
+    [(0.0, 0.0), (25.0, 25.0), (-40.0, -40.0), (90.0, 90.0), (135.0, -45.0), (-90.0, 90.0), (180.0, 0.0)],
+)
+def test_a_quads_tilt_is_its_long_sides_angle_folded_into_a_half_turn(angle: float, tilt: float) -> None:
+    assert quad_tilt(_quad(angle)) == pytest.approx(tilt, abs=1e-3)
+    # the corners may start on the short side: the long side still decides
+    assert quad_tilt(np.roll(_quad(angle), 1, axis=0)) == pytest.approx(tilt, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("degrees", "folded"), [(0.0, 0.0), (90.0, 90.0), (-90.0, 90.0), (100.0, -80.0), (-135.0, 45.0)]
+)
+def test_fold_tilt(degrees: float, folded: float) -> None:
+    assert fold_tilt(degrees) == pytest.approx(folded)
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ([_line("EXP 2027", 30.0), _line("LOT 4711", 31.0), _line("Kraft", 29.0)], 30.0),
+        ([_line("EXP 2027", 89.0), _line("LOT 4711", -89.0)], 90.0),  # parallel across the fold
+        ([_line("EXP 2027", 0.0), _line("LOT 4711", 60.0)], None),  # print at two angles
+        ([_line("EXP 2027", 30.0), _line("7", -60.0), _line("ab", 80.0)], 30.0),  # short reads ignored
+        ([_line("7", 30.0)], None),
+        ([], None),
+    ],
+)
+def test_text_tilt_is_the_tilt_the_lines_share(lines: list[TextLine], expected: float | None) -> None:
+    tilt = text_tilt(lines)
+    if expected is None:
+        assert tilt is None
+    else:
+        assert tilt is not None and abs(fold_tilt(tilt - expected)) < 0.6
+
+
+@pytest.mark.parametrize("tilt", [0.0, 8.0, -MIN_TILT_DEG + 1, 90.0 - MIN_TILT_DEG + 1, 90.0])
+def test_level_and_upright_print_gets_no_level_pass(tilt: float) -> None:
+    image = np.full((200, 300, 3), 230, np.uint8)
+    assert level_pass(image, [_line("EXP 2027", tilt), _line("LOT 4711", tilt)]) is None
+
+
+@pytest.mark.parametrize("tilt", [30.0, -50.0])
+def test_the_level_pass_turns_the_lines_level_and_maps_back(tilt: float) -> None:
+    image = np.full((200, 300, 3), 230, np.uint8)
+    p = level_pass(image, [_line("EXP 2027", tilt), _line("LOT 4711", tilt)])
+    assert p is not None and p.name == f"{LEVEL_PASS}{-tilt:+.0f}"
+    # a line read level on the pass lies at the photo's tilt on the input
+    assert p.map_tilt(0.0) == pytest.approx(tilt, abs=1e-6)
+    assert p.map_lines([_line("EXP 2027", 0.0)])[0].tilt == pytest.approx(tilt, abs=1e-6)
+
+
+def test_a_quarter_turned_pass_maps_a_level_line_upright() -> None:
+    turned, back = rotate(np.zeros((100, 200, 3), np.uint8), 90.0)
+    assert abs(Pass("rot90", turned, back).map_tilt(0.0)) == pytest.approx(90.0)
+
+
+def _turned(image: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """`image` turned `angle`° counter-clockwise on an enlarged canvas (a hand-held photo), and
+    the map from input pixels to the turned photo's."""
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    nw = int(h * abs(m[0, 1]) + w * abs(m[0, 0]))
+    nh = int(h * abs(m[0, 0]) + w * abs(m[0, 1]))
+    m[0, 2] += nw / 2 - w / 2
+    m[1, 2] += nh / 2 - h / 2
+    return cv2.warpAffine(image, m, (nw, nh), borderMode=cv2.BORDER_REPLICATE), m
+
+
+def _turned_box(box: tuple[float, ...], m: np.ndarray) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = box
+    pts = np.array([[x0, y0, 1.0], [x1, y0, 1.0], [x1, y1, 1.0], [x0, y1, 1.0]]) @ m.T
+    return (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max())
+
+
+@pytest.mark.parametrize("angle", [35.0, -50.0])
+def test_a_tilted_photo_is_read_level_and_its_date_found_where_it_is_printed(angle: float) -> None:
+    img, boxes = render_lines(["Best before", "EXP 15/03/2027", "MFG 01/02/2026", "LOT 4711A"], size=30)
+    photo, m = _turned(img, angle)
+    read = read_dates(photo, today=TODAY)
+    assert any(p.startswith(LEVEL_PASS) for p in read.passes), read.passes
+    assert read.expiry is not None and read.expiry.iso == "2027-03-15"
+    assert overlaps(read.expiry.box, _turned_box(boxes[1], m))
+    assert all(abs(fold_tilt(line.tilt - angle)) < 8.0 for line in read.lines if len(line.text) >= 8)
+
+
+def test_a_slightly_skewed_photo_is_read_as_it_is() -> None:
+    img, _ = render_lines(["Best before", "EXP 15/03/2027", "LOT 4711A"])
+    read = read_dates(_turned(img, 6.0)[0], today=TODAY)
+    assert read.expiry is not None and read.expiry.iso == "2027-03-15"
+    assert not any(p.startswith(LEVEL_PASS) for p in read.passes)
+
+
+class LevelOnlyEngine:
+    """Reads `tilted` on the photo as given and `level` on any other image (the level pass)."""
+
+    name = "scripted"
+
+    def __init__(self, shape: tuple[int, ...], tilted: list[TextLine], level: list[TextLine]) -> None:
+        self.shape, self.tilted, self.level = shape, tilted, level
+
+    def read(self, image: np.ndarray, *, detect_side: int | None = None) -> list[TextLine]:
+        return self.tilted if image.shape == self.shape else self.level
+
+
+@pytest.mark.parametrize(
+    ("tilted", "level", "expected"),
+    [
+        # the tilted read lost the label that types the production date: the level read decides
+        (["MFG 01/02/2026", "LOT 4711"], ["MFG 01/02/2026", "EXP 15/03/2027"], "2027-03-15"),
+        # the level read finds nothing: the tilted read's expiry stands
+        (["EXP 15/03/2027", "LOT 4711"], [], "2027-03-15"),
+        # both find an expiry: the level read's, whose layout is intact
+        (["15/03/2026", "LOT 4711"], ["EXP 15/03/2027", "MFG 15/03/2026"], "2027-03-15"),
+    ],
+)
+def test_which_read_of_a_tilted_photo_is_kept(tilted: list[str], level: list[str], expected: str) -> None:
+    image = np.full((300, 400, 3), 230, np.uint8)
+    engine = LevelOnlyEngine(
+        image.shape,
+        [TextLine(t, (50.0, 50.0 + 40 * i, 250.0, 80.0 + 40 * i), 0.95, tilt=30.0) for i, t in enumerate(tilted)],
+        [TextLine(t, (50.0, 50.0 + 40 * i, 250.0, 80.0 + 40 * i), 0.95) for i, t in enumerate(level)],
+    )
+    read = read_dates(image, engine=engine, today=TODAY, fallback=False)
+    assert read.passes[1] == f"{LEVEL_PASS}-30"
+    assert read.expiry is not None and read.expiry.iso == expected
+
+
+@pytest.mark.parametrize("item", _photos() or [None], ids=lambda g: g["file"] if g else "absent")
+def test_real_package_photos_held_at_a_slant(item: dict | None, shared_data: Path) -> None:
+    """Each real photo turned 25°, as a hand-held photo or a package lying askew: read as it
+    was, two of the seven dates went unread."""
+    if item is None:
+        pytest.skip("expiry_photos_dev/gt.json not found")
+    y, m, d = item["expiry"]
+    expected = f"{y:04d}-{m:02d}" + (f"-{d:02d}" if d else "")
+    photo = np.asarray(Image.open(shared_data / "expiry_photos_dev" / item["file"]).convert("RGB"))
+    read = read_dates(_turned(photo, 25.0)[0], today=date(2021, 6, 1))
+    assert read.expiry is not None and read.expiry.iso == expected
