@@ -7,9 +7,10 @@ prints a markdown table.
   per image, for each engine. These 7 photos were looked at while building the reader, so
   they show it works on real prints; they are not a held-out score.
 - The same photos perturbed as other photos and tunnel cameras would show them (quarter
-  turns, skew, half and double size, blur, JPEG quality 30, dark, bright, noise, grey), with
-  the default engine: right, wrong (a date read, not the printed one) and unread, per
-  perturbation. A wrong date is worse than none: none goes to review.
+  turns, skew, tilts of 25-120° as a hand-held photo or a package lying askew shows them, half
+  and double size, blur, JPEG quality 30, dark, bright, noise, grey), with the default engine:
+  right, wrong (a date read, not the printed one) and unread, per perturbation. A wrong date
+  is worse than none: none goes to review.
 - Simulated prints (`tunnel_sim.render_date_print`): every market, language, date format and
   print style (printed, dot-matrix, inkjet), with a production date and a lot code beside
   the expiry, and a minimum remaining shelf life drawn per print. Scores: expiry exact
@@ -129,6 +130,10 @@ PERTURBATIONS = {
     "turned 270": lambda im: np.ascontiguousarray(np.rot90(im, 3)),
     "skew 8": lambda im: _rotate(im, 8.0),
     "skew -15": lambda im: _rotate(im, -15.0),
+    "tilt 25": lambda im: _rotate(im, 25.0),
+    "tilt -45": lambda im: _rotate(im, -45.0),
+    "tilt 60": lambda im: _rotate(im, 60.0),
+    "tilt 120": lambda im: _rotate(im, 120.0),
     "half size": lambda im: cv2.resize(im, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA),
     "double size": lambda im: cv2.resize(im, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC),
     "blur": lambda im: cv2.GaussianBlur(im, (5, 5), 1.5),
