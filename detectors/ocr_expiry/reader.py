@@ -34,6 +34,7 @@ from detectors.ocr_expiry.preprocess import (
     line_pass,
     region_passes,
     text_height,
+    unsmear_pass,
     upscale_pass,
 )
 from pipeline.imageio import read_image
@@ -262,11 +263,13 @@ def continue_read(
     stale_years: int | None = None,
     may_continue: Callable[[], bool] | None = None,
     first: Sequence[Pass] = (),
+    last: Sequence[Pass] = (),
 ) -> ImageRead:
     """Fallback passes after a first read that found no expiry, cheapest first: `first` (passes
     the caller adds, such as `preprocess.as_captured_pass` after a corrected copy), the enlarged
     and dot-matrix-filtered neighbourhoods of digit-bearing lines, then whole-image passes
-    (quarter turns, enlargement, dot-matrix). Stops at the first pass that finds an expiry, or
+    (quarter turns, enlargement, dot-matrix), then `last` (the caller's last resorts, such as
+    `preprocess.unsmear_pass`). Stops at the first pass that finds an expiry, or
     when `deadline` (on `engine_clock`) has passed; "budget_spent" is then the last pass name.
     A month-only expiry read on a region crop is read once more as a whole line
     (`line_pass`), which may add its day (`completions`).
@@ -283,7 +286,8 @@ def continue_read(
     c0 = clock()
     today = today or date.today()
     lines, dates, passes = list(read.lines), list(read.dates), list(read.passes)
-    for fp in [*first, *region_passes(image, read.lines), *fallback_passes(image, read.lines, sizes_detector(eng))]:
+    fallbacks = [*region_passes(image, read.lines), *fallback_passes(image, read.lines, sizes_detector(eng))]
+    for fp in [*first, *fallbacks, *last]:
         if deadline is not None and clock() >= deadline:
             passes.append(BUDGET_SPENT)
             break
@@ -329,7 +333,8 @@ def read_dates(
     """Read and type every date on an RGB image; boxes are in the image's pixels.
 
     Fallback passes stop once `budget_ms` (first pass included, on `engine_clock`) is spent:
-    an image that is still unreadable goes to review rather than holding up the line.
+    an image that is still unreadable goes to review rather than holding up the line. The last
+    of them reads the photo with its motion smear taken out, when it shows one (`unsmear_pass`).
     """
     eng = resolve_engine(engine, languages)
     start = engine_clock(eng)()
@@ -346,6 +351,7 @@ def read_dates(
         languages=languages,
         deadline=deadline,
         stale_years=stale_years,
+        last=[p for p in (unsmear_pass(image),) if p is not None],
     )
 
 
