@@ -8,9 +8,9 @@ prints a markdown table.
   they show it works on real prints; they are not a held-out score.
 - The same photos perturbed as other photos and tunnel cameras would show them (quarter
   turns, skew, tilts of 25-120° as a hand-held photo or a package lying askew shows them, half
-  and double size, blur, JPEG quality 30, dark, bright, noise, grey), with the default engine:
-  right, wrong (a date read, not the printed one) and unread, per perturbation. A wrong date
-  is worse than none: none goes to review.
+  and double size, blur, a 7 px sideways motion smear, JPEG quality 30, dark, bright, noise,
+  grey), with the default engine: right, wrong (a date read, not the printed one) and unread,
+  per perturbation. A wrong date is worse than none: none goes to review.
 - Simulated prints (`tunnel_sim.render_date_print`): every market, language, date format and
   print style (printed, dot-matrix, inkjet), with a production date and a lot code beside
   the expiry, and a minimum remaining shelf life drawn per print. Scores: expiry exact
@@ -137,6 +137,7 @@ PERTURBATIONS = {
     "half size": lambda im: cv2.resize(im, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA),
     "double size": lambda im: cv2.resize(im, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC),
     "blur": lambda im: cv2.GaussianBlur(im, (5, 5), 1.5),
+    "motion 7": lambda im: cv2.blur(im, (7, 1)),
     "jpeg 30": lambda im: _jpeg(im, 30),
     "dark": lambda im: (im * 0.45).astype(np.uint8),
     "bright": lambda im: np.clip(im.astype(np.float32) * 1.4 + 40, 0, 255).astype(np.uint8),
