@@ -268,10 +268,12 @@ def text_tilt(lines: Sequence[TextLine]) -> float | None:
     return fold_tilt(float(np.degrees(np.angle(mean))) / 2.0)
 
 
-def level_pass(image: np.ndarray, lines: Sequence[TextLine], coarse: bool = False) -> Pass | None:
+def level_pass(image: np.ndarray, lines: Sequence[TextLine]) -> Pass | None:
     """The image turned so the text lines the first pass found run level, when they share a tilt
     at least `MIN_TILT_DEG` from both axes (`text_tilt`); None otherwise (quarter turns are
-    `fallback_passes`' job). Searched at the coarse side when the first pass was."""
+    `fallback_passes`' job). Its lines are searched at the engine's own detector size, never the
+    coarse side: turned on an enlarged canvas, a real photo's small print shrank out of reach
+    there ("11 APR 2021" at 25° went unread)."""
     tilt = text_tilt(lines)
     if tilt is None or not MIN_TILT_DEG <= abs(tilt) <= 90.0 - MIN_TILT_DEG:
         return None

@@ -192,7 +192,7 @@ def first_read(
     today = today or date.today()
     lines, dates, used = typed_read(p, eng, order, today, stale_years)
     passes = [p.name]
-    level = level_pass(image, lines, sizes_detector(eng))
+    level = level_pass(image, lines)
     if level is not None:
         level_read = typed_read(level, eng, order, today, stale_years)
         passes.append(level.name)
