@@ -14,9 +14,11 @@ from detectors.ocr_expiry.checker import judge, reconcile
 from detectors.ocr_expiry.classify import check_consistency, classify_lines
 from detectors.ocr_expiry.engines import TextLine
 from detectors.ocr_expiry.grammar import (
+    COMPACT6_CERTAINTY,
     MONTHS,
     REPAIR_CERTAINTY,
     STYLES,
+    labelled_compact_dates,
     normalize,
     parse_date,
     parse_dates,
@@ -748,3 +750,46 @@ def test_the_print_script_suggests_the_numeric_date_order(texts: list[tuple[str,
     from detectors.ocr_expiry.classify import script_order
 
     assert script_order([_line(text, conf=conf) for text, conf in texts]) == order
+
+
+# --- compact dates a label runs into --------------------------------------------------------
+
+LABELLED_COMPACT = [
+    # (line, order hint, {date: type}); today 2026-11-22
+    ("EXP 150327", "DMY", {"2027-03-15": "expiry"}),
+    ("EXP: 150327", "DMY", {"2027-03-15": "expiry"}),
+    ("HSD 150327", "DMY", {"2027-03-15": "expiry"}),
+    ("EXP 031527", "MDY", {"2027-03-15": "expiry"}),
+    ("賞味期限 270315", "YMD", {"2027-03-15": "expiry"}),
+    ("MFG 150326 EXP 150328", "DMY", {"2026-03-15": "manufactured", "2028-03-15": "expiry"}),
+    ("EXP20270315", "DMY", {"2027-03-15": "expiry"}),  # eight digits glued to the label
+    ("EXP15032027", "DMY", {"2027-03-15": "expiry"}),
+    ("BBE 15032027", "DMY", {"2027-03-15": "expiry"}),  # spaced: the grammar's own
+    ("LOT 150327", "DMY", {}),  # a lot code is no date
+    ("150327", "DMY", {}),  # nor six digits without a label
+    ("EXP 1503271", "DMY", {}),  # seven digits
+    ("EXP 991399", "DMY", {}),  # no calendar date
+    ("EXP 150399", "DMY", {}),  # outside the plausibility window
+]
+
+
+@pytest.mark.parametrize(("text", "order", "expected"), LABELLED_COMPACT)
+def test_compact_dates_are_read_where_a_date_label_runs_into_them(
+    text: str, order: str, expected: dict[str, str]
+) -> None:
+    assert _types([_line(text)], order) == expected
+
+
+def test_a_labelled_six_digit_date_is_trusted_less_and_read_in_the_markets_order_only() -> None:
+    (d,) = labelled_compact_dates("EXP 050627", [3], order="DMY", today=TODAY)
+    assert d.ymd == (2027, 6, 5) and d.certainty == COMPACT6_CERTAINTY and d.candidates == ((2027, 6, 5),)
+    assert d.text == "050627" and d.span == (4, 10)
+    (m,) = labelled_compact_dates("EXP 050627", [3], order="MDY", today=TODAY)
+    assert m.ymd == (2027, 5, 6)
+
+
+@given(st.text(max_size=40), st.lists(st.integers(-5, 60), max_size=4), st.sampled_from(["DMY", "MDY", "YMD"]))
+def test_labelled_compact_dates_never_raise(text: str, ends: list[int], order: str) -> None:
+    for d in labelled_compact_dates(text, ends, order=order, today=TODAY):
+        assert d.text == text[d.span[0] : d.span[1]] and len(d.text) in (6, 8)
+        d.last_day()

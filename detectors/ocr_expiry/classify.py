@@ -18,7 +18,7 @@ from datetime import date
 from typing import Literal
 
 from detectors.ocr_expiry.engines import Box4, TextLine
-from detectors.ocr_expiry.grammar import Order, ParsedDate, normalize, parse_dates
+from detectors.ocr_expiry.grammar import Order, ParsedDate, labelled_compact_dates, normalize, parse_dates
 from detectors.ocr_expiry.keywords import KeywordHit, find_fuzzy, find_keywords, find_suffix
 
 DateType = Literal["expiry", "manufactured", "other"]
@@ -204,7 +204,7 @@ def classify_lines(
     frames = {turned: _reading_frame(lines, turned) for turned in {line.turned for line in lines}}
     norms = [normalize(line.text) for line in lines]
     hits = [find_keywords(n) for n in norms]
-    dates = [parse_dates(line.text, order=order, today=today) for line in lines]
+    dates = [_dates_on(line.text, hits[i], order, today) for i, line in enumerate(lines)]
     found: list[_Found] = []
     for i, line in enumerate(lines):
         spans = [d.span for d in dates[i]]
@@ -237,6 +237,19 @@ def classify_lines(
         f.kind, f.reason = "other", "unlabelled_repair"
     _apply_rules(found, residue or bool(unknown) or bool(repaired))
     return check_consistency([_to_read(f, lines[f.line]) for f in found], today, stale_years)
+
+
+def _dates_on(text: str, hits: list[KeywordHit], order: Order, today: date) -> list[ParsedDate]:
+    """The dates of one line: the grammar's, and compact ones a date label runs into
+    (`grammar.labelled_compact_dates`) where the grammar found none."""
+    dates = parse_dates(text, order=order, today=today)
+    ends = [h.end for h in hits if h.kind != "lot"]
+    compact = [
+        d
+        for d in labelled_compact_dates(text, ends, order=order, today=today)
+        if all(d.span[1] <= o.span[0] or o.span[1] <= d.span[0] for o in dates)
+    ]
+    return sorted(dates + compact, key=lambda d: d.span) if compact else dates
 
 
 _EAST_ASIAN = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7a3]")

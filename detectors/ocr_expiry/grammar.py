@@ -16,7 +16,7 @@ from __future__ import annotations
 import calendar
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cache
@@ -475,32 +475,70 @@ def parse_dates(text: str, *, order: Order = "DMY", today: date | None = None) -
 def _dates_in(norm: str, text: str, order: Order, today: date) -> tuple[list[ParsedDate], list[tuple[int, int]]]:
     """The dates of a normalised text (spans and `text` from the original, same length), and
     the spans of date shapes that are no calendar date."""
-    dates: list[ParsedDate] = []
     matches, invalid = _scan(norm)
-    for match in matches:
-        plausible = [r for r in match.readings if _in_window(r[1], today)]
-        if not plausible or _misread_as_ymd(match, plausible, order):
-            continue
-        ranked = _rank(plausible, order, today)
-        chosen_order, (y, m, d) = ranked[0]
-        certainty = match.certainty
-        if len(ranked) > 1:
-            certainty *= 0.85 if chosen_order == order else 0.6
-        has_time = bool(_TIME_AFTER.match(norm[match.end :]))
-        dates.append(
-            ParsedDate(
-                year=y,
-                month=m,
-                day=d,
-                span=(match.start, match.end),
-                text=text[match.start : match.end],
-                order=chosen_order,
-                candidates=tuple(r[1] for r in ranked),
-                certainty=round(certainty, 4),
-                has_time=has_time,
-            )
-        )
+    dates = [d for match in matches if (d := _parsed(match, norm, text, order, today)) is not None]
     return dates, invalid
+
+
+def _parsed(match: _Match, norm: str, text: str, order: Order, today: date) -> ParsedDate | None:
+    """The date a match reads as: its likeliest reading in the plausibility window, or None."""
+    plausible = [r for r in match.readings if _in_window(r[1], today)]
+    if not plausible or _misread_as_ymd(match, plausible, order):
+        return None
+    ranked = _rank(plausible, order, today)
+    chosen_order, (y, m, d) = ranked[0]
+    certainty = match.certainty
+    if len(ranked) > 1:
+        certainty *= 0.85 if chosen_order == order else 0.6
+    return ParsedDate(
+        year=y,
+        month=m,
+        day=d,
+        span=(match.start, match.end),
+        text=text[match.start : match.end],
+        order=chosen_order,
+        candidates=tuple(r[1] for r in ranked),
+        certainty=round(certainty, 4),
+        has_time=bool(_TIME_AFTER.match(norm[match.end :])),
+    )
+
+
+_LABELLED_COMPACT = re.compile(r"[\s.:]{0,2}(?P<digits>\d{6}|\d{8})(?![0-9])")
+COMPACT6_CERTAINTY = 0.7
+"""Trust in six digits read as a date because a date label runs into them ("EXP 150325"): the
+market's order is the only reading taken, and nothing but the label says it is a date."""
+
+
+def labelled_compact_dates(
+    text: str, label_ends: Sequence[int], *, order: Order = "DMY", today: date | None = None
+) -> list[ParsedDate]:
+    """Compact dates read only because a date label (`label_ends`: where each ends in `text`)
+    runs straight into them: six digits in the market's order ("EXP 150325", "賞味期限 250315"),
+    and eight glued to the label ("EXP20250315", where `parse_dates` sees one word). Unlabelled,
+    six digits are as likely a lot, batch or price code and stay unread. Never raises."""
+    if not isinstance(text, str) or not text:
+        return []
+    today = today or date.today()
+    norm = normalize(text)
+    dates: list[ParsedDate] = []
+    for end in sorted(set(label_ends)):
+        found = _LABELLED_COMPACT.match(norm, end) if 0 <= end <= len(norm) else None
+        if found is None:
+            continue
+        digits, (start, stop) = found.group("digits"), found.span("digits")
+        if len(digits) == 8:
+            if start == 0 or not norm[start - 1].isalpha():
+                continue  # spaced from its label: `parse_dates` reads it
+            match = _Match(start, stop, "compact8", _readings("compact8", {"digits": digits}), 0.85)
+        else:
+            a, b, c = int(digits[:2]), int(digits[2:4]), int(digits[4:])
+            ymd: YMDTuple = {"DMY": (2000 + c, b, a), "MDY": (2000 + c, a, b), "YMD": (2000 + a, b, c)}[order]
+            readings = [(order, ymd)] if _valid(*ymd) else []
+            match = _Match(start, stop, "compact6", readings, COMPACT6_CERTAINTY)
+        parsed = _parsed(match, norm, text, order, today)
+        if parsed is not None and all(d.span != parsed.span for d in dates):
+            dates.append(parsed)
+    return dates
 
 
 ZERO_MISREADS = "986"
