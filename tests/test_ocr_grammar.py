@@ -793,3 +793,19 @@ def test_labelled_compact_dates_never_raise(text: str, ends: list[int], order: s
     for d in labelled_compact_dates(text, ends, order=order, today=TODAY):
         assert d.text == text[d.span[0] : d.span[1]] and len(d.text) in (6, 8)
         d.last_day()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("NAJLEPIEJ SPOZYC PRZED 15.III.2027", ["2027-03-15"]),
+        ("01.IX.2027", ["2027-09-01"]),
+        ("15 XII 2026", ["2026-12-15"]),
+        ("15/VI/27", ["2027-06-15"]),
+        ("15.IIII.2027", []),  # no numeral
+        ("15.III-2027", []),  # separators differ
+        ("VI 2027", []),  # a numeral only counts between a day and a year
+    ],
+)
+def test_roman_numeral_months_between_a_day_and_a_year(text: str, expected: list[str]) -> None:
+    assert [d.iso for d in parse_dates(text, today=TODAY)] == expected

@@ -284,6 +284,10 @@ _SHORT_NA = r"(?![0-9])(?!\s?[./\-]\s?[0-9])"
 """After a month-year shape: no separator and digit, so the head of a day-month-year with a
 garbled year ("08/28/202€") is not read as a month and year."""
 _LA = r"(?![A-Z])"
+ROMAN_MONTHS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
+"""Months in Roman numerals, as Polish, Czech, Hungarian and Romanian prints write them between
+a day and a year ("15.III.2025"); only there, where nothing else reads as a numeral."""
+_ROMAN = "|".join(sorted(ROMAN_MONTHS, key=len, reverse=True))
 
 
 def _p(pattern: str) -> re.Pattern[str]:
@@ -300,6 +304,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     ("aby4_mixed", _p(rf"{_NB}(?P<a>\d{{1,2}})(?P<s1>{_SEP})(?P<b>\d{{1,2}})(?P<s2>{_SEP})(?P<y4>{_Y4}){_NA}"), 0.9),
     ("abc", _p(rf"{_NB}(?P<a>\d{{1,2}})(?P<s>{_SEP})(?P<b>\d{{1,2}})(?P=s)(?P<c>\d{{2}}){_NA}"), 0.95),
     ("compact8", _p(rf"(?<![0-9A-Z])(?P<digits>\d{{8}}){_NA}"), 0.85),
+    ("d_rom_y", _p(rf"{_NB}(?P<d>\d{{1,2}})(?P<s>{_SEP})(?P<rom>{_ROMAN})(?P=s)(?P<y>{_Y4}|\d{{2}}){_NA}"), 0.95),
     ("d_mon_y", _p(rf"{_NB}(?P<d>\d{{1,2}}){_SEP}?{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<y>{_Y4}|\d{{2}}){_NA}"), 1.0),
     ("mon_d_y", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<d>\d{{1,2}})(?:{_SEP}|,\s?)(?P<y>{_Y4}|\d{{2}}){_NA}"), 1.0),
     ("y_mon_d", _p(rf"{_NB}(?P<y>{_Y4}){_SEP}?{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<d>\d{{1,2}}){_NA}"), 1.0),
@@ -370,6 +375,8 @@ def _readings(kind: str, g: dict[str, str | None]) -> list[tuple[str, YMDTuple]]
         s = g["digits"]
         out += [("YMD", (int(s[:4]), int(s[4:6]), int(s[6:])))]
         out += [("DMY", (int(s[4:]), int(s[2:4]), int(s[:2]))), ("MDY", (int(s[4:]), int(s[:2]), int(s[2:4])))]
+    elif kind == "d_rom_y":
+        out.append(("NAMED", (_year(g["y"]), ROMAN_MONTHS.index(g["rom"]) + 1, int(g["d"]))))
     elif g.get("mon"):
         month = month_of(g["mon"])
         if month is None:
