@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000
 """Largest accepted image (width x height); a 12 MP tunnel camera is well inside."""
@@ -50,6 +50,30 @@ def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int = MAX_PI
         raise ImageError(f"{name}: not a decodable image ({exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: corrupt or truncated image ({exc})") from exc
+    return _as_rgb(_upright(img))
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says: a phone stores a photo taken upright or
+    on its side as the sensor read it and records the turn, which every viewer applies. Print
+    read without it lies on its side. A broken EXIF block is ignored, not an error."""
+    try:
+        return ImageOps.exif_transpose(img) or img
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError):
+        return img
+
+
+def _as_rgb(img: Image.Image) -> np.ndarray:
+    """RGB uint8: 16-bit and float greys scaled to 8 bits (a plain conversion clips them to
+    white), transparent pixels laid on white (a product cut-out), any other mode converted."""
+    if img.mode.startswith(("I", "F")):
+        grey = np.asarray(img, dtype=np.float64)
+        top = 255.0 if grey.max(initial=0.0) <= 255.0 else 65535.0
+        grey8 = np.clip(grey * (255.0 / top), 0, 255).round().astype(np.uint8)
+        return np.repeat(grey8[:, :, None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
     if img.mode != "RGB":
         img = img.convert("RGB")
     return np.asarray(img, dtype=np.uint8).copy()

@@ -60,3 +60,41 @@ def test_read_image_missing_file(tmp_path) -> None:
 def test_png_round_trip_is_lossless() -> None:
     img = np.random.default_rng(1).integers(0, 255, (20, 30, 3), dtype=np.uint8)
     assert np.array_equal(decode_image(encode_png(img)), img)
+
+
+@pytest.mark.parametrize(("orientation", "shape"), [(1, (24, 40)), (3, (24, 40)), (6, (40, 24)), (8, (40, 24))])
+def test_a_phone_photos_exif_turn_is_applied(orientation: int, shape: tuple[int, int]) -> None:
+    img = np.zeros((24, 40, 3), np.uint8)
+    img[:4, :4] = 255  # a white mark in the stored image's top-left corner
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG", exif=exif)
+    upright = decode_image(buf.getvalue())
+    assert upright.shape[:2] == shape
+    corner = {1: (0, 0), 3: (-1, -1), 6: (0, -1), 8: (-1, 0)}[orientation]  # where the mark lands
+    assert upright[corner[0], corner[1]].min() > 200
+
+
+def test_a_broken_exif_block_is_ignored() -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), (10, 20, 30)).save(buf, format="JPEG", exif=b"Exif\x00\x00garbage")
+    assert decode_image(buf.getvalue()).shape == (24, 32, 3)
+
+
+def test_a_16_bit_grey_image_keeps_its_contrast() -> None:
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (20, 1))
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, format="PNG")
+    img = decode_image(buf.getvalue())
+    assert img.shape == (20, 64, 3) and img[0, 0, 0] == 0 and img[0, -1, 0] == 255
+    assert 100 < img[0, 32, 0] < 160  # mid grey, not clipped to white
+
+
+def test_transparent_pixels_are_laid_on_white() -> None:
+    rgba = np.zeros((24, 32, 4), np.uint8)
+    rgba[8:16, 8:16] = (200, 0, 0, 255)  # an opaque red patch on a fully transparent black
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
+    img = decode_image(buf.getvalue())
+    assert tuple(img[0, 0]) == (255, 255, 255) and tuple(img[10, 10]) == (200, 0, 0)
