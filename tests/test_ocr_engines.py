@@ -323,6 +323,7 @@ def test_stage_is_registered_and_reports_expired_with_evidence() -> None:
     ev = f.evidence[0]
     assert ev.camera == "top" and ev.data["date"] == "2026-12-01" and ev.data["type"] == "expiry"
     assert ev.data["engine"] == "scripted" and ev.box is not None and ev.text == "EXP 01/12/2026"
+    assert ev.data["pass"] in ("plain", "contrast")  # read on the view as it is
     assert any(e.data.get("type") == "manufactured" for e in f.evidence[1:])
 
 

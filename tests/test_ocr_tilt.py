@@ -161,6 +161,8 @@ def test_which_read_of_a_tilted_photo_is_kept(tilted: list[str], level: list[str
     read = read_dates(image, engine=engine, today=TODAY, fallback=False)
     assert read.passes[1] == f"{LEVEL_PASS}-30"
     assert read.expiry is not None and read.expiry.iso == expected
+    # the date names the pass it was read on
+    assert read.expiry.source == (f"{LEVEL_PASS}-30" if level else read.passes[0])
 
 
 @pytest.mark.parametrize("item", _photos() or [None], ids=lambda g: g["file"] if g else "absent")

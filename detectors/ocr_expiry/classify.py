@@ -57,6 +57,9 @@ class DateRead:
     box: Box4
     keyword: str | None = None
     ocr_confidence: float = 1.0
+    source: str = ""
+    """The image pass it was read on ("plain", "level-25", "unsmear7x", "dotblur0.06", ...): a
+    person weighing the date sees whether the print was read as it is or on a corrected copy."""
 
     @property
     def iso(self) -> str:

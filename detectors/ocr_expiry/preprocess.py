@@ -145,7 +145,7 @@ class Pass:
     def map_dates(self, dates: Sequence[DateRead]) -> list[DateRead]:
         """Dates typed on this pass's lines, their boxes mapped to the input image. Dates are typed
         in the pass's own pixels, where its text reads left to right (a quarter-turned pass)."""
-        return [replace(d, box=self.map_box(d.box)) for d in dates]
+        return [replace(d, box=self.map_box(d.box), source=self.name) for d in dates]
 
 
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])

@@ -83,6 +83,7 @@ def _evidence(camera: str, d: DateRead, engine: str, view: LocalizedView | None)
             "engine": engine,
             "reason": d.reason,
             "keyword": d.keyword,
+            "pass": d.source,
             **({"repair": d.parsed.repair} if d.parsed.repair else {}),
         },
     )
