@@ -205,7 +205,8 @@ class EvidenceFile:
                     id=f"finding:{i}",
                     kind="finding",
                     description=f"{f.stage} finding '{f.kind}' (p={f.probability:.2f})"
-                    + (f": {f.message}" if f.message else ""),
+                    + (f": {f.message}" if f.message else "")
+                    + (f" (read {how})" if ev and (how := ev.data.get("read_as")) else ""),
                     camera=ev.camera if ev else None,
                     box=ev.box if ev else None,
                     text=ev.text if ev else None,

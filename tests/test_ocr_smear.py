@@ -164,7 +164,9 @@ def test_the_stage_reads_a_smeared_view_without_its_smear(located: bool) -> None
     engine = ScriptedEngine(captured)
     [finding] = OcrExpiryStage(engine=engine, budget_ms=None)(capture, ctx)
     assert finding.kind == "expiry_ok" and engine.given_captured == [False]  # one read, without the smear
-    assert finding.evidence[0].data["date"] == "2027-12" and finding.evidence[0].data["belt_smear_px"] >= 3
+    data = finding.evidence[0].data
+    assert data["date"] == "2027-12" and data["belt_smear_px"] >= 3
+    assert data["read_as"] == f"with the belt's {data['belt_smear_px']} px smear taken out"  # in words, for a reviewer
 
 
 def test_a_view_whose_corrected_copy_reads_nothing_is_read_as_captured() -> None:
@@ -172,6 +174,7 @@ def test_a_view_whose_corrected_copy_reads_nothing_is_read_as_captured() -> None
     engine = ScriptedEngine(captured, on_captured=True)
     [finding] = OcrExpiryStage(engine=engine, budget_ms=None)(capture, ctx)
     assert finding.kind == "expiry_ok" and engine.given_captured == [False, True]
+    assert "read_as" not in finding.evidence[0].data  # the date came from the view as captured
 
 
 def test_the_stage_can_be_told_not_to_remove_smear() -> None:
@@ -344,3 +347,20 @@ def test_a_real_photo_smeared_by_motion_is_read_with_the_smear_taken_out_or_not_
     else:
         assert read.expiry is not None and read.expiry.iso == expected
         assert read.expiry.source.startswith(UNSMEAR_PASS)  # and says it was read on the corrected copy
+
+
+def test_an_investigation_cites_how_the_tunnel_read_a_date(tmp_path: Path) -> None:
+    from llm_agent.evidence import EvidenceFile
+    from pipeline.types import Evidence, Finding
+
+    capture, ctx, captured = _smeared_capture()
+    [finding] = OcrExpiryStage(engine=ScriptedEngine(captured), budget_ms=None)(capture, ctx)
+    other = Finding(stage="anomaly", kind="anomaly", score=0.1, probability=0.1, evidence=[Evidence(camera="top")])
+    ev = EvidenceFile(
+        item_id="I1", capture=capture, verdict=None, findings=[finding, other], record=ctx.catalog.skus["FOOD-1"],
+        lot=None, lot_summary=None, catalog=ctx.catalog, results_root=tmp_path,
+    )  # fmt: skip
+    ev._register_base()
+    smear = finding.evidence[0].data["belt_smear_px"]
+    assert ev.refs["finding:0"].description.endswith(f"(read with the belt's {smear} px smear taken out)")
+    assert "(read" not in ev.refs["finding:1"].description

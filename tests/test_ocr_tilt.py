@@ -13,7 +13,15 @@ from PIL import Image
 
 from detectors.ocr_expiry import read_dates
 from detectors.ocr_expiry.engines import TextLine, fold_tilt, quad_tilt
-from detectors.ocr_expiry.preprocess import LEVEL_PASS, MIN_TILT_DEG, Pass, level_pass, rotate, text_tilt
+from detectors.ocr_expiry.preprocess import (
+    LEVEL_PASS,
+    MIN_TILT_DEG,
+    Pass,
+    describe_pass,
+    level_pass,
+    rotate,
+    text_tilt,
+)
 from tests.test_ocr_engines import _photos, overlaps, render_lines
 
 TODAY = date(2026, 11, 22)
@@ -176,3 +184,24 @@ def test_real_package_photos_held_at_a_slant(item: dict | None, shared_data: Pat
     photo = np.asarray(Image.open(shared_data / "expiry_photos_dev" / item["file"]).convert("RGB"))
     read = read_dates(_turned(photo, 25.0)[0], today=date(2021, 6, 1))
     assert read.expiry is not None and read.expiry.iso == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("plain", None),
+        ("contrast", None),
+        ("fine", None),
+        ("as_captured", None),
+        ("level-25", "turned level (-25°)"),
+        ("unsmear7x", "with a 7 px motion smear along x taken out"),
+        ("dotblur0.06", "with the print's dots blurred into strokes"),
+        ("dotmatrix3+upscale", "with the print's dots joined"),
+        ("upscale", "enlarged"),
+        ("region", "on its neighbourhood, enlarged"),
+        ("line", "as one whole line"),
+        ("rot270", "turned a quarter"),
+    ],
+)
+def test_each_pass_is_described_for_a_reviewer(name: str, words: str | None) -> None:
+    assert describe_pass(name) == words

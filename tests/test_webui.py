@@ -49,7 +49,7 @@ class RedIsStain:
         red = float((image[..., 0] > 150).mean())
         if red < 0.5:
             return []
-        ev = Evidence(camera="top", box=[4.0, 4.0, 40.0, 30.0])
+        ev = Evidence(camera="top", box=[4.0, 4.0, 40.0, 30.0], data={"read_as": "turned level (-25°)"})
         return [Finding(stage=self.name, kind="stain", score=red, probability=0.97, evidence=[ev])]
 
 
@@ -117,6 +117,7 @@ def test_pages_render_and_queue_is_sorted(server: str) -> None:
         item = client.get("/items/I000")
         assert item.status_code == 200
         assert "stain" in item.text and item.text.count('class="view"') == 2
+        assert "(read turned level (-25°))" in item.text  # how the evidence was read, in words
         plain = client.get("/items/I000", params={"overlay": "false"})
         assert plain.status_code == 200 and plain.text.count('class="view"') == 2
         assert _images(item.text) != _images(plain.text)  # the box is drawn only with the overlay

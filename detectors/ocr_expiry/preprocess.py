@@ -320,6 +320,28 @@ def unsmear_pass(image: np.ndarray) -> Pass | None:
     return Pass(name, remove_smear(image, smear.length, axis), IDENTITY.copy(), min_score=UNSMEAR_MIN_SCORE)
 
 
+_PASS_WORDS = (
+    (LEVEL_PASS, "turned level ({}°)"),
+    (DOT_BLUR_PASS, "with the print's dots blurred into strokes"),
+    ("dotmatrix", "with the print's dots joined"),
+    (UPSCALE_PASS, "enlarged"),
+    (REGION_PASS, "on its neighbourhood, enlarged"),
+    (LINE_PASS, "as one whole line"),
+    ("rot", "turned a quarter"),
+)
+
+
+def describe_pass(name: str) -> str | None:
+    """How a date read on pass `name` was read, in words for a reviewer; None for the image as
+    it is (plain, contrast-stretched, searched at full size, as captured)."""
+    if name.startswith(UNSMEAR_PASS) and name[-1:] in ("x", "y"):
+        return f"with a {name[len(UNSMEAR_PASS) : -1]} px motion smear along {name[-1]} taken out"
+    for prefix, words in _PASS_WORDS:
+        if name.startswith(prefix):
+            return words.format(name[len(prefix) :])
+    return None
+
+
 def text_height(lines: Sequence[TextLine]) -> float | None:
     """The median height across the read lines (their short side, so a line on its side counts
     too); None when no line has `MIN_LINE_CHARS` characters."""

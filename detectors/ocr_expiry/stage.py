@@ -36,7 +36,7 @@ from detectors.ocr_expiry.engines import (
     OcrEngine,
     RapidOcrEngine,
 )
-from detectors.ocr_expiry.preprocess import as_captured_pass
+from detectors.ocr_expiry.preprocess import AS_CAPTURED_PASS, as_captured_pass, describe_pass
 from detectors.ocr_expiry.quantize import effective_precision
 from detectors.ocr_expiry.reader import (
     ImageRead,
@@ -84,6 +84,7 @@ def _evidence(camera: str, d: DateRead, engine: str, view: LocalizedView | None)
             "reason": d.reason,
             "keyword": d.keyword,
             "pass": d.source,
+            **({"read_as": how} if (how := describe_pass(d.source)) else {}),
             **({"repair": d.parsed.repair} if d.parsed.repair else {}),
         },
     )
@@ -221,8 +222,12 @@ class OcrExpiryStage:
 
         def cite(camera: str, d: DateRead) -> Evidence:
             ev = _evidence(camera, d, reads[camera].engine, got.views[camera])
-            if got.smears.get(camera, 1) > 1:  # the view was read with the belt's smear taken out first
-                ev.data["belt_smear_px"] = got.smears[camera]
+            smear = got.smears.get(camera, 1)
+            if smear > 1:  # the view was read with the belt's smear taken out first
+                ev.data["belt_smear_px"] = smear
+                if d.source != AS_CAPTURED_PASS:
+                    how = ev.data.get("read_as")
+                    ev.data["read_as"] = f"with the belt's {smear} px smear taken out" + (f", {how}" if how else "")
             return ev
 
         evidence: list[Evidence] = []
