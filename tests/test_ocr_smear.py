@@ -16,6 +16,7 @@ from detectors.localize.core import localize
 from detectors.ocr_expiry import OcrExpiryStage, read_dates
 from detectors.ocr_expiry.engines import TextLine
 from detectors.ocr_expiry.preprocess import UNSMEAR_MIN_SCORE, UNSMEAR_PASS, Pass, unsmear_pass
+from detectors.ocr_expiry.reader import ImageRead
 from detectors.ocr_expiry.smear import measure_smear, remove_smear
 from pipeline.catalog import Catalog
 from pipeline.stages import StageContext
@@ -364,3 +365,46 @@ def test_an_investigation_cites_how_the_tunnel_read_a_date(tmp_path: Path) -> No
     smear = finding.evidence[0].data["belt_smear_px"]
     assert ev.refs["finding:0"].description.endswith(f"(read with the belt's {smear} px smear taken out)")
     assert "(read" not in ev.refs["finding:1"].description
+
+
+@pytest.mark.parametrize("smeared", [True, False])
+def test_a_divert_on_a_smeared_photo_is_looked_at_again_without_the_smear_first(
+    smeared: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Smeared 5 px sideways, a real photo's "EXP 26/11/2021" read 2020-11-26, expired, on the
+    first pass; the copy with the smear taken out read 2021-11-26 and put the call in doubt."""
+    from detectors.ocr_expiry import checker
+
+    img, _ = render_lines(["Best before", "EXP 15/03/2027", "LOT 4711A"])
+    unsmeared = Pass(f"{UNSMEAR_PASS}5x", img, np.eye(2, 3), min_score=UNSMEAR_MIN_SCORE)
+    monkeypatch.setattr(checker, "unsmear_pass", lambda image: unsmeared if smeared else None)
+    given: list[list[str]] = []
+    looks = checker.second_looks
+
+    def spy(image: np.ndarray, read: ImageRead, **kwargs: object):  # type: ignore[no-untyped-def]
+        given.append([p.name for p in kwargs.get("first", ())])  # type: ignore[union-attr]
+        return looks(image, read, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(checker, "second_looks", spy)
+    _, verdict = checker.read_and_judge(img, today=date(2027, 6, 1))
+    assert verdict.status == "expired"
+    assert given == [[f"{UNSMEAR_PASS}5x"] if smeared else []]
+
+
+def test_second_looks_start_with_the_callers_passes() -> None:
+    from detectors.ocr_expiry.reader import SECOND_LOOKS, second_looks
+
+    img, _ = render_lines(["Best before", "EXP 15/03/2027", "LOT 4711A"])
+    read = read_dates(img, today=date(2026, 11, 22))
+    assert read.expiry is not None
+
+    class Blind:
+        name = "blind"
+
+        def read(self, image: np.ndarray, *, detect_side: int | None = None) -> list[TextLine]:
+            return []
+
+    plain = [look.passes[0] for look in second_looks(img, read, engine=Blind())]
+    own = Pass("own", img, np.eye(2, 3))
+    given = [look.passes[0] for look in second_looks(img, read, engine=Blind(), first=[own])]
+    assert given == ["own", *plain][:SECOND_LOOKS] and len(plain) == SECOND_LOOKS

@@ -3,7 +3,7 @@ catalog (minimum remaining shelf life) and the lot's recorded expiry."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -12,6 +12,7 @@ import numpy as np
 
 from detectors.ocr_expiry.classify import DateRead
 from detectors.ocr_expiry.grammar import ZERO_MISREADS
+from detectors.ocr_expiry.preprocess import unsmear_pass
 from detectors.ocr_expiry.reader import FALLBACK_BUDGET_MS, ImageRead, read_dates, second_looks
 from pipeline.policy import REVIEW_CEILING_P
 from pipeline.types import ExpiryPolicy, LotRecord
@@ -149,13 +150,13 @@ def read_and_judge(
     """One image (a package photo, a print) read (`reader.read_dates` with `read_options`:
     engine, order, languages, stale_years) and judged, a divert read once more first."""
     read = read_dates(image, today=today, budget_ms=budget_ms, **read_options)
-    verdict = judge(
-        {"image": read},
-        today=today,
-        policy=policy,
-        lot=lot,
-        look_again=lambda _: second_looks(image, read, today=today, **read_options),
-    )
+
+    def look_again(_: str) -> Iterator[ImageRead]:
+        unsmeared = unsmear_pass(image)  # a smeared photo is looked at again without its smear first
+        first = [unsmeared] if unsmeared is not None and unsmeared.name not in read.passes else []
+        return second_looks(image, read, today=today, first=first, **read_options)
+
+    verdict = judge({"image": read}, today=today, policy=policy, lot=lot, look_again=look_again)
     return read, verdict
 
 

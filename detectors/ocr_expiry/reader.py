@@ -379,8 +379,10 @@ def second_looks(
     today: date | None = None,
     languages: tuple[str, ...] = ("en",),
     stale_years: int | None = None,
+    first: Sequence[Pass] = (),
 ) -> Iterator[ImageRead]:
-    """Independent reads of the print `read` found its expiry on (`second_look_passes`), each
+    """Independent reads of the print `read` found its expiry on (`first`, then
+    `second_look_passes`, `SECOND_LOOKS` in all), each
     typed afresh and made only when the caller asks for it (`checker.second_look_doubt` asks for
     a third only when the second contradicts the first). An expiry that decides a divert (expired,
     lot mismatch) rests on one recognition of a few digits: on dot-matrix and inkjet prints the
@@ -389,7 +391,7 @@ def second_looks(
     rarely makes the same mistake."""
     eng = resolve_engine(engine, languages)
     clock = engine_clock(eng)
-    for p in second_look_passes(image, read):
+    for p in [*first, *second_look_passes(image, read)][:SECOND_LOOKS]:
         t0, c0 = time.perf_counter(), clock()
         lines, dates, used = typed_read(p, eng, order or read.order, today or date.today(), stale_years)
         yield ImageRead(
