@@ -45,3 +45,33 @@ def test_recall_precision_and_false_diverts() -> None:
 def test_wrong_kind_is_not_precise() -> None:
     s = score([(v(Action.DIVERT, "expired"), t("stain"))]).to_dict()
     assert s["per_finding_kind"]["expired"]["precision"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kind", "probability", "counted"),
+    [
+        ("anomaly", 0.9, True),
+        ("wrong_item", 0.4, False),  # a review-level finding that rode along with the divert
+        ("unreadable", 1.0, False),  # a review-only kind never diverts
+    ],
+)
+def test_only_findings_that_can_divert_count_as_divert_reasons(kind: str, probability: float, counted: bool) -> None:
+    findings = [
+        Finding(stage="a", kind="stain", score=1, probability=0.95),
+        Finding(stage="s", kind=kind, score=1, probability=probability),
+    ]
+    verdict = Verdict(
+        item_id="i",
+        sku="x",
+        action=Action.DIVERT,
+        findings=findings,
+        reasons=["a:stain p=0.95", f"s:{kind} p={probability:.2f}"],
+    )
+    kinds = score([(verdict, t("stain"))]).to_dict()["per_finding_kind"]
+    assert (kind in kinds) is counted
+
+
+@pytest.mark.parametrize(("kind", "precision"), [("wrong_colour", 1.0), ("wrong_variant_label", 1.0), ("expired", 0.0)])
+def test_a_wrong_items_other_colour_and_label_are_right_reasons(kind: str, precision: float) -> None:
+    s = score([(v(Action.DIVERT, kind), t("wrong_item"))]).to_dict()
+    assert s["per_finding_kind"][kind]["precision"] == precision
