@@ -182,9 +182,9 @@ def _ocr(ev: EvidenceFile, camera: str) -> Any:
             "languages": tuple(record.label_languages) if record else ("en",),
         }
         read = read_dates(found.crop if found is not None else image, **options)
-        sharp, smear = view_without_smear(image, found)
-        if read.expiry is None and smear > 1:
-            corrected = read_dates(sharp, **options)
+        if read.expiry is None:
+            sharp, smear = view_without_smear(image, found)
+            corrected = read_dates(sharp, **options) if smear > 1 else read
             read = corrected if corrected.expiry is not None else read
         ev.cache[key] = (read, found)
     return ev.cache[key]

@@ -247,6 +247,8 @@ def _dates_on(text: str, hits: list[KeywordHit], order: Order, today: date) -> l
     (`grammar.labelled_compact_dates`) where the grammar found none."""
     dates = parse_dates(text, order=order, today=today)
     ends = [h.end for h in hits if h.kind != "lot"]
+    if not ends:
+        return dates
     compact = [
         d
         for d in labelled_compact_dates(text, ends, order=order, today=today)

@@ -194,10 +194,10 @@ def first_read(
     passes = [p.name]
     level = level_pass(image, lines)
     if level is not None:
-        level_read = typed_read(level, eng, order, today, stale_years)
+        level_lines, level_dates, level_order = typed_read(level, eng, order, today, stale_years)
         passes.append(level.name)
-        if pick_expiry(level_read[1]) is not None or pick_expiry(dates) is None:
-            p, (lines, dates, used) = level, level_read
+        if pick_expiry(level_dates) is not None or pick_expiry(dates) is None:
+            p, lines, dates, used = level, level_lines, level_dates, level_order
     order = used
     expiry = pick_expiry(dates)
     if expiry is not None:

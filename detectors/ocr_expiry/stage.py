@@ -71,7 +71,12 @@ def _to_frame(box: Box4, view: LocalizedView | None) -> list[float]:
     return [round(float(v), 1) for v in (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max())]
 
 
-def _evidence(camera: str, d: DateRead, engine: str, view: LocalizedView | None) -> Evidence:
+def _evidence(camera: str, d: DateRead, engine: str, view: LocalizedView | None, belt_smear: int = 1) -> Evidence:
+    """`belt_smear`: the smear in px taken out of the view before it was read (1: none)."""
+    how = [describe_pass(d.source)]
+    if belt_smear > 1 and d.source != AS_CAPTURED_PASS:
+        how.insert(0, f"with the belt's {belt_smear} px smear taken out")
+    read_as = ", ".join(h for h in how if h)
     return Evidence(
         camera=camera,
         box=_to_frame(d.box, view),
@@ -84,7 +89,8 @@ def _evidence(camera: str, d: DateRead, engine: str, view: LocalizedView | None)
             "reason": d.reason,
             "keyword": d.keyword,
             "pass": d.source,
-            **({"read_as": how} if (how := describe_pass(d.source)) else {}),
+            **({"read_as": read_as} if read_as else {}),
+            **({"belt_smear_px": belt_smear} if belt_smear > 1 else {}),
             **({"repair": d.parsed.repair} if d.parsed.repair else {}),
         },
     )
@@ -221,14 +227,7 @@ class OcrExpiryStage:
         reads, errors = got.reads, got.errors
 
         def cite(camera: str, d: DateRead) -> Evidence:
-            ev = _evidence(camera, d, reads[camera].engine, got.views[camera])
-            smear = got.smears.get(camera, 1)
-            if smear > 1:  # the view was read with the belt's smear taken out first
-                ev.data["belt_smear_px"] = smear
-                if d.source != AS_CAPTURED_PASS:
-                    how = ev.data.get("read_as")
-                    ev.data["read_as"] = f"with the belt's {smear} px smear taken out" + (f", {how}" if how else "")
-            return ev
+            return _evidence(camera, d, reads[camera].engine, got.views[camera], got.smears.get(camera, 1))
 
         evidence: list[Evidence] = []
         if verdict.expiry is not None and verdict.camera is not None:
