@@ -14,7 +14,8 @@ from detectors.anomaly import ModelConfig
 from detectors.anomaly.bank import Bank
 from detectors.anomaly.model import AnomalyModel
 from detectors.anomaly.stage import AnomalyStage
-from detectors.supervised.bundle import ClassCalibration, SupervisedBundle
+from detectors.localize import localize
+from detectors.supervised.bundle import ClassCalibration, SupervisedBundle, tokens_of
 from detectors.supervised.dataset import FINE_TYPES, Example, label_counts
 from detectors.supervised.model import TokenClassifier
 from detectors.supervised.residual import EXTRA_CHANNELS, residual_maps, residual_tokens
@@ -63,7 +64,7 @@ def trained(tmp_path_factory):
 def test_training_beats_majority_baseline(trained) -> None:
     out, _, card, _ = trained
     assert (out / "model.pt").is_file() and (out / "model_card.json").is_file()
-    assert card["inputs"] == "patch+residual" and card["anomaly_version"].startswith("anomaly-")
+    assert card["inputs"] == "residual+anomaly" and card["anomaly_version"].startswith("anomaly-")
     # residuals are read against the bank's features, so at the reference model's input size
     assert card["image_size"] == trained[1].image_size == ModelConfig().image_size
     written = json.loads((out / "model_card.json").read_text())
@@ -160,6 +161,57 @@ def test_residual_is_the_difference_from_the_nearest_normal_patch() -> None:
     assert np.isclose(tokens[0, :, 3].max(), 2)  # the peak distance survives pooling
 
 
+def _scored_views(folder, seed: int = 101, defect: str | None = "bent_cover"):
+    """(reference model, the SKU's bank, the prepared features of one rendered item's views)."""
+    reference = AnomalyModel.load(folder)
+    bank = reference.resolve(SKU)
+    capture = _example(defect, seed).capture
+    prepared = reference.prepare_views(list(capture.images().values()), list(capture.images()))
+    return reference, bank, reference.embed(prepared)
+
+
+def test_standard_maps_are_the_members_maps_in_calibrated_units(trained) -> None:
+    out, _, _, _ = trained
+    reference, bank, feats = _scored_views(out.parent)
+    standard = reference.standard_maps(bank, feats)
+    assert standard.shape == (len(feats), 2, *feats.masks.shape[1:])
+    _, maps = reference.raw_scores(bank, feats)
+    cal, _ = reference.calibration(bank)
+    core = maps["interior"]
+    assert np.allclose(standard[:, 0][core], cal.scalers["patch"](maps["patch"])[core], atol=1e-4)
+    assert np.all(standard[:, 0][~core] == 0) and np.all(standard[:, 1][~feats.masks] == 0)
+    assert np.allclose(standard[:, 1][feats.masks], cal.scalers["student"](maps["student"])[feats.masks], atol=1e-4)
+    # the bank rows an earlier search found give the same maps without searching again (the
+    # search's expanded distance rounds differently from the direct one)
+    again = reference.standard_maps(bank, feats, maps["nearest"])
+    assert np.abs(again - standard).max() < 0.01 * max(1.0, np.abs(standard).max())
+
+
+@pytest.mark.parametrize(
+    ("inputs", "extra"),
+    [("patch", 0), ("patch+residual", 128 + 128 + EXTRA_CHANNELS), ("residual+anomaly", 128 + EXTRA_CHANNELS + 4)],
+)
+def test_tokens_as_each_input_kind_names(trained, inputs: str, extra: int) -> None:
+    """Classifiers trained on older inputs keep reading theirs; the width says what a token holds."""
+    out, bundle, _, _ = trained
+    reference, bank, _ = _scored_views(out.parent)
+    capture = _example("bent_cover", 101).capture
+    views = [v for v in (localize(img, cam) for cam, img in capture.images().items()) if v.found]
+    if inputs == "patch":
+        tokens = tokens_of(bundle.tok(), views)
+        assert tokens.shape == (1, 49, 128)
+        return
+    tokens = tokens_of(bundle.tok(), views, inputs, reference, bank)
+    assert tokens.shape == (1, 49, extra) and tokens.dtype == np.float16
+    with pytest.raises(ValueError, match="anomaly model"):
+        tokens_of(bundle.tok(), views, inputs)
+
+
+def test_unknown_token_inputs_are_refused(trained) -> None:
+    with pytest.raises(ValueError, match="unknown classifier inputs"):
+        tokens_of(trained[1].tok(), [], "pixels")
+
+
 def test_stage_reports_learned_type(trained) -> None:
     out, _, _, _ = trained
     stage = SupervisedStage(model_dir=out.parent)
@@ -188,7 +240,7 @@ def test_stage_reuses_the_anomaly_stage_patch_features(trained, monkeypatch) -> 
     shared, nearest = stage._shared_features(ctx, views, bank)
     assert shared is not None and shared.shape[0] == len(views) == 1
     assert nearest is not None and nearest.shape == (1, *shared.shape[2:])
-    fresh = stage.bundle.predict(views, bank)
+    fresh = stage.bundle.predict(views, stage.reference, bank)
 
     def no_backbone(_pixels: np.ndarray) -> np.ndarray:
         raise AssertionError("the backbone ran again on views the anomaly stage had embedded")
@@ -198,7 +250,8 @@ def test_stage_reuses_the_anomaly_stage_patch_features(trained, monkeypatch) -> 
 
     monkeypatch.setattr(stage.bundle.tok(), "maps", no_backbone)
     monkeypatch.setattr(bank, "nearest_patches", no_search)
-    reused = stage.bundle.predict(views, bank, shared, nearest)
+    monkeypatch.setattr("detectors.anomaly.model.nearest_rows", lambda *_a, **_k: no_search(_a[0]))
+    reused = stage.bundle.predict(views, stage.reference, bank, shared, nearest)
     assert all(abs(fresh[k][0] - reused[k][0]) < 1e-3 for k in fresh)
     stage(capture, ctx)  # the stage takes the published features by itself
 

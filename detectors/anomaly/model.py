@@ -360,36 +360,69 @@ class AnomalyModel:
         return self.embed(prepared, items, augment)
 
     # --- members -------------------------------------------------------------------------
-    def member_maps(self, bank: Bank, feats: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def member_maps(
+        self, bank: Bank, feats: Features, nearest: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(patch distance maps (N,h,w), student error maps (N,h,w), global distances (N,), and
-        per patch the row of its nearest normal patch in the bank (N,h,w))."""
+        per patch the row of its nearest normal patch in the bank (N,h,w)). `nearest`: those
+        rows when an earlier pass already searched the bank for these very features."""
+        patch_map, nearest = self.patch_distances(bank, feats, nearest)
+        student_map = self.rt().student_errors(bank, feats.patches)
+        glob = bank.global_distances(feats.globals_)
+        return patch_map, student_map, glob, nearest
+
+    def patch_distances(
+        self, bank: Bank, feats: Features, nearest: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(N,h,w) distance of each on-item patch to its nearest normal patch, and that patch's row."""
         n, _, h, w = feats.patches.shape
         # only cells on the item are searched: every reader of these maps (peak, floor, heatmap,
         # the classifier's residuals) reads on-item cells alone, and the search is the stage's
         # largest cost
         flat, on = self.patch_rows(feats)
-        patch_map, nearest = np.zeros(len(flat), np.float32), np.zeros(len(flat), np.int64)
+        patch_map = np.zeros(len(flat), np.float32)
+        if nearest is not None:
+            rows = np.asarray(nearest).reshape(-1)
+            patch_map[on] = np.linalg.norm(flat[on] - bank.patches[rows[on]].astype(np.float32), axis=1)
+            return patch_map.reshape(n, h, w), rows.reshape(n, h, w)
+        found = np.zeros(len(flat), np.int64)
         if on.any():
-            patch_map[on], nearest[on] = nearest_rows(flat[on], bank.patches)
-        student_map = self.rt().student_errors(bank, feats.patches)
-        glob = bank.global_distances(feats.globals_)
-        return patch_map.reshape(n, h, w), student_map, glob, nearest.reshape(n, h, w)
+            patch_map[on], found[on] = nearest_rows(flat[on], bank.patches)
+        return patch_map.reshape(n, h, w), found.reshape(n, h, w)
+
+    def _read_patch_map(self, bank: Bank, feats: Features, patch_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the patch map as the member reads it, the cells it reads): divided by how much good
+        items vary per cell, less the view's floor, on the item's interior."""
+        variability = self.variability(bank)
+        if variability is not None:
+            patch_map = patch_map / variability.divisors(feats.cameras)
+        core = interior(feats.masks, self.config.interior_cells)
+        return _less_floor(patch_map, core, self.config.patch_floor_quantile), core
 
     def raw_scores(self, bank: Bank, feats: Features) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Per-view member scores, and the maps behind them ("patch": distance less the view's
         floor, "student", "nearest", and "interior": the cells the patch member read)."""
         patch_map, student_map, glob, nearest = self.member_maps(bank, feats)
-        variability = self.variability(bank)
-        if variability is not None:
-            patch_map = patch_map / variability.divisors(feats.cameras)
-        core = interior(feats.masks, self.config.interior_cells)
-        patch_map = _less_floor(patch_map, core, self.config.patch_floor_quantile)
+        patch_map, core = self._read_patch_map(bank, feats, patch_map)
         raw = {
             "patch": _masked_peak(patch_map, core),
             "global": glob.astype(np.float64),
             "student": _masked_peak(student_map, feats.masks),
         }
         return raw, {"patch": patch_map, "student": student_map, "nearest": nearest, "interior": core}
+
+    def standard_maps(self, bank: Bank, feats: Features, nearest: np.ndarray | None = None) -> np.ndarray:
+        """(N, 2, h, w) the patch and student members' maps in their calibrated units (robust
+        spreads above a normal view's), zero on the cells each member does not read. The same
+        scale on every SKU, so a model trained on some SKUs' defects can read others'.
+        `nearest`: the bank rows of the patches' nearest normals, when already searched."""
+        patch_map, nearest = self.patch_distances(bank, feats, nearest)
+        patch_map, core = self._read_patch_map(bank, feats, patch_map)
+        student_map = self.rt().student_errors(bank, feats.patches)
+        cal, _ = self.calibration(bank)
+        patch_z = np.where(core, cal.scalers["patch"](patch_map), 0.0)
+        student_z = np.where(feats.masks, cal.scalers["student"](student_map), 0.0)
+        return np.stack([patch_z, student_z], axis=1).astype(np.float32)
 
     # --- fitting -------------------------------------------------------------------------
     @staticmethod

@@ -17,10 +17,11 @@ import numpy as np
 import torch
 
 from detectors.anomaly.bank import Bank
+from detectors.anomaly.model import AnomalyModel, Features
 from pipeline.views import LocalizedView
 
 from .model import IMAGE_SIZE, PatchTokenizer, TokenClassifier, pool_tokens
-from .residual import residual_tokens
+from .residual import anomaly_tokens, residual_tokens
 
 MODEL_FILE = "model.pt"
 CARD_FILE = "model_card.json"
@@ -30,34 +31,58 @@ MAX_VIEWS = 3
 PATCH_INPUTS = "patch"
 """Tokens: pooled patch features of the views."""
 RESIDUAL_INPUTS = "patch+residual"
-"""Tokens: pooled patch features and their residuals to the SKU's normal bank (see `residual`)."""
+"""Tokens: pooled patch features and their residuals to the SKU's normal bank (see `residual`).
+Read for classifiers trained before `ANOMALY_INPUTS`."""
+ANOMALY_INPUTS = "residual+anomaly"
+"""Tokens: residuals to the SKU's normal bank and the anomaly members' maps in calibrated units
+(see `residual`); no raw patch features, which describe the SKU more than its defect."""
+REFERENCE_INPUTS = frozenset({RESIDUAL_INPUTS, ANOMALY_INPUTS})
+"""Inputs read against the anomaly model the classifier was trained with."""
 
 
 def tokens_of(
     tokenizer: PatchTokenizer,
     views: list[LocalizedView],
+    inputs: str = PATCH_INPUTS,
+    reference: AnomalyModel | None = None,
     bank: Bank | None = None,
     feats: np.ndarray | None = None,
     nearest: np.ndarray | None = None,
-    image_size: int = IMAGE_SIZE,
 ) -> np.ndarray:
     """(V, T, C) float16 tokens of one item's views, prepared as the anomaly ensemble prepares
-    them; with `bank`, each token also carries its residual to the bank's normal patches.
-    `feats`, `nearest`: the views' (V, C, H, W) patch features and (V, H, W) nearest bank rows
-    when the anomaly stage already computed them. `image_size`: the network input side, the
-    reference anomaly model's when residuals are read (its bank holds features at that scale)."""
+    them, as `inputs` names. `reference`, `bank`: the anomaly model and the item's normal bank
+    in it, which the reference inputs are read against (the views are prepared at the model's
+    input size, the scale its banks hold). `feats`, `nearest`: the views' (V, C, H, W) patch
+    features and (V, H, W) nearest bank rows when the anomaly stage already computed them."""
     from detectors.anomaly.prepare import prepare
 
-    prepared = [prepare(v, image_size) for v in views[:MAX_VIEWS]]
+    if inputs not in REFERENCE_INPUTS | {PATCH_INPUTS}:
+        raise ValueError(f"unknown classifier inputs {inputs!r}")
+    if inputs in REFERENCE_INPUTS and (reference is None or bank is None):
+        raise ValueError(f"{inputs!r} tokens are read against an anomaly model and a normal bank; none was given")
+    size = reference.config.image_size if reference is not None else IMAGE_SIZE
+    prepared = [prepare(v, size) for v in views[:MAX_VIEWS]]
     if feats is None:
         feats = tokenizer.maps(np.stack([p.pixels for p in prepared]))
     feats = np.asarray(feats[: len(prepared)], np.float32)
-    tokens = pool_tokens(feats)
-    if bank is not None:
-        masks = np.stack([p.grid_mask for p in prepared])
-        rows = nearest[: len(prepared)] if nearest is not None else None
-        tokens = np.concatenate([tokens, residual_tokens(feats, masks, bank, rows)], axis=-1)
-    return tokens.astype(np.float16)
+    if inputs == PATCH_INPUTS:
+        return pool_tokens(feats).astype(np.float16)
+    assert reference is not None and bank is not None
+    masks = np.stack([p.grid_mask for p in prepared])
+    scored = Features(
+        feats,
+        np.zeros((len(prepared), 1), np.float32),
+        masks,
+        np.zeros(len(prepared), np.int64),
+        np.asarray([p.view.camera for p in prepared]),
+    )
+    rows = nearest[: len(prepared)] if nearest is not None else reference.patch_distances(bank, scored)[1]
+    residual = residual_tokens(feats, masks, bank, rows)
+    if inputs == RESIDUAL_INPUTS:
+        return np.concatenate([pool_tokens(feats), residual], axis=-1).astype(np.float16)
+    return np.concatenate([residual, anomaly_tokens(reference.standard_maps(bank, scored, rows))], axis=-1).astype(
+        np.float16
+    )
 
 
 def stack_items(items: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,8 +140,8 @@ class SupervisedBundle:
 
     @property
     def needs_reference(self) -> bool:
-        """True when the tokens include residuals to the anomaly model the classifier was trained with."""
-        return self.inputs == RESIDUAL_INPUTS
+        """True when the tokens are read against the anomaly model the classifier was trained with."""
+        return self.inputs in REFERENCE_INPUTS
 
     @property
     def image_size(self) -> int:
@@ -132,16 +157,20 @@ class SupervisedBundle:
     def predict(
         self,
         views: list[LocalizedView],
+        reference: AnomalyModel | None = None,
         bank: Bank | None = None,
         feats: np.ndarray | None = None,
         nearest: np.ndarray | None = None,
     ) -> dict[str, tuple[float, float, bool]]:
-        """type -> (logit, calibrated probability, above the operating threshold). `bank`: the
-        item's normal bank, required when the classifier reads residuals; `feats`, `nearest`:
-        the views' patch features and nearest bank rows when already computed."""
-        if self.needs_reference and bank is None:
+        """type -> (logit, calibrated probability, above the operating threshold). `reference`,
+        `bank`: the anomaly model the classifier was trained with and the item's normal bank in
+        it, required when the classifier reads them; `feats`, `nearest`: the views' patch
+        features and nearest bank rows when already computed."""
+        if self.needs_reference and (reference is None or bank is None):
             raise ValueError(f"{self.version} reads residuals to a normal bank; none was given")
-        tokens = tokens_of(self.tok(), views, bank if self.needs_reference else None, feats, nearest, self.image_size)
+        if not self.needs_reference:
+            reference = bank = None
+        tokens = tokens_of(self.tok(), views, self.inputs, reference, bank, feats, nearest)
         logits = self.logits([tokens])[0]
         out = {}
         for k, name in enumerate(self.classes):

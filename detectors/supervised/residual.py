@@ -1,13 +1,23 @@
-"""What each patch of an item differs by from the nearest normal patch of its SKU.
+"""What each patch of an item differs by from its SKU's normal look, on a scale every SKU shares.
 
 Patch tokens alone describe how an item looks, and a crushed corner on a blue dog-food bag
 looks nothing like one on a yellow biscuit box, so a classifier trained on a few hundred
-complaints spread over a catalog learns the SKUs rather than the defect. The difference
-between a patch and its nearest neighbour in the SKU's normal bank (the anomaly ensemble's
-PatchCore memory) removes the SKU's own look and keeps what is unusual about this item. On an
-earlier simulated shift's complaints (818 items over 41 SKUs, out-of-fold, 1 % false positives
-on normals), adding these inputs raised crushed-corner recall from 4 % to 31 %, stain from
-15 % to 27 % and macro-F1 from 0.12 to 0.33.
+complaints spread over a catalog learns the SKUs rather than the defect. Two inputs remove the
+SKU's own look:
+
+- the residual: the difference between a patch and its nearest neighbour in the SKU's normal
+  bank (the anomaly ensemble's PatchCore memory), with the distance to it;
+- the anomaly members' maps in calibrated units (`AnomalyModel.standard_maps`): how many of the
+  SKU's normal spreads each cell lies above a good item, where the cell's own variation among
+  good items is already divided out. A 3 on a plain carton and a 3 on a busy label mean the same.
+
+On an earlier simulated shift's complaints (818 items over 41 SKUs), the residual beside the
+raw patch tokens raised out-of-fold crushed-corner recall at 1 % false positives from 4 % to
+31 % and stain from 15 % to 27 %. Dropping the raw patch tokens for the calibrated maps carried
+over to a later shift far better: on its 396 complained items and their lot siblings, crushed
+corners were told from normal items at AUROC 0.94-0.97 against 0.80 (two training seeds), and
+visible damage of any type seen by the classifier rose from 8 % to 10-24 % with no normal item
+flagged.
 """
 
 from __future__ import annotations
@@ -50,3 +60,8 @@ def residual_tokens(
     mean = pool_tokens(maps)
     peak = pool_tokens(maps[:, c : c + 1], "max")
     return np.concatenate([mean[..., : c + 1], peak, mean[..., c + 1 :]], axis=-1)
+
+
+def anomaly_tokens(standard: np.ndarray) -> np.ndarray:
+    """(V, T, 2 * M) tokens of (V, M, H, W) calibrated member maps: their mean and peak per token."""
+    return np.concatenate([pool_tokens(standard), pool_tokens(standard, "max")], axis=-1)

