@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llm_agent.evidence import EvidenceFile, EvidenceRef
+from pipeline.policy import POSSIBLE_DEFECT
 from pipeline.types import Finding
 
 if TYPE_CHECKING:  # the detectors are optional at run time: a missing one is "unavailable"
@@ -666,37 +667,57 @@ def _last_day(iso: str) -> date:
 
 
 def _visible_from(f: Finding) -> float:
-    """The probability from which a damage finding counts as seen in the tunnel."""
+    """The probability from which a damage finding counts as seen in the tunnel. A classifier's
+    sign below the line's threshold was recorded only where it cleared the complaint operating
+    point, so it counts as it is."""
+    if f.kind == POSSIBLE_DEFECT:
+        return 0.0
     return COMPLAINT_ANOMALY_P if f.kind == "anomaly" else VISIBLE_P
 
 
-def inspect_damage(ev: EvidenceFile, args: CameraArgs) -> ToolResult:
-    """Visible damage in the tunnel photos: the anomaly ensemble's findings and heatmaps."""
-    stages = ev.stages_run()
-    physical = [
+def _possible_type(f: Finding) -> str | None:
+    """The defect type a "possible_defect" finding names."""
+    return next((str(e.data["type"]) for e in f.evidence if e.data.get("type")), None)
+
+
+def _damage_findings(ev: EvidenceFile, camera: str | None) -> list[tuple[str, Finding]]:
+    """Damage findings (and classifier signs of a damage type) on the item, or on one camera."""
+    found = [
         (r, f)
-        for r, f in _findings(ev, DAMAGE_KINDS)
-        if args.camera is None or (f.evidence and f.evidence[0].camera == args.camera)
+        for r, f in _findings(ev, DAMAGE_KINDS | {POSSIBLE_DEFECT})
+        if f.kind != POSSIBLE_DEFECT or _possible_type(f) in DAMAGE_KINDS
     ]
+    return [(r, f) for r, f in found if camera is None or (f.evidence and f.evidence[0].camera == camera)]
+
+
+def inspect_damage(ev: EvidenceFile, args: CameraArgs) -> ToolResult:
+    """Visible damage in the tunnel photos: the anomaly ensemble's findings and heatmaps, and the
+    classifier's signs of a damage type at the complaint operating point."""
+    stages = ev.stages_run()
+    physical = _damage_findings(ev, args.camera)
     if "anomaly" not in stages and not physical:
         return _unavailable("inspect_damage", "the anomaly detector did not run on this item")
     visible = [(r, f) for r, f in physical if f.probability >= _visible_from(f)]
+    signs = sorted({t for _, f in visible if f.kind == POSSIBLE_DEFECT and (t := _possible_type(f))})
+    visible_kinds = sorted({f.kind for _, f in visible if f.kind != POSSIBLE_DEFECT})
     cites = [r for r, _ in visible] or [f"frame:{f.camera}" for f in ev.capture.frames]
     crops = []
     for _ref, f in visible[:3]:
         ev_box = next((e for e in f.evidence if e.box and e.camera), None)
         if ev_box is not None:
-            crop = ev.save_crop(ev_box.camera, ev_box.box, f"{f.kind} region")
+            sign = _possible_type(f) if f.kind == POSSIBLE_DEFECT else None
+            label = f"view where the classifier saw signs of {sign}" if sign else f"{f.kind} region"
+            crop = ev.save_crop(ev_box.camera, ev_box.box, label)
             if crop:
                 crops.append(crop)
     top = max((f.probability for _, f in physical), default=0.0)
     if visible:
-        kinds = sorted({f.kind for _, f in visible})
+        kinds = visible_kinds + [f"signs of {t} (classifier, below the line's threshold)" for t in signs]
         cams = sorted({e.camera for _, f in visible for e in f.evidence if e.camera})
         summary = f"damage is visible in the tunnel photos ({', '.join(kinds)}, p={top:.2f}" + (
             f", cameras {', '.join(cams)})" if cams else ")"
         )
-        if top < VISIBLE_P:
+        if visible_kinds and top < VISIBLE_P:
             summary += (
                 f"; weak evidence: the belt diverts from p={VISIBLE_P:.2f}, an investigation counts it from "
                 f"p={COMPLAINT_ANOMALY_P:.2f}"
@@ -711,7 +732,8 @@ def inspect_damage(ev: EvidenceFile, args: CameraArgs) -> ToolResult:
         data={
             "damage_visible": bool(visible),
             "max_probability": round(top, 3),
-            "kinds": sorted({f.kind for _, f in visible}),
+            "kinds": visible_kinds,
+            "classifier_signs": signs,
         },
         citations=cites + crops,
         images=images,
@@ -733,7 +755,7 @@ def check_contents(ev: EvidenceFile, args: NoArgs) -> ToolResult:
     damage = inspect_damage(ev, CameraArgs())
     if damage.status != "ok":
         return _unavailable("check_contents", "no contents or anomaly check ran on this item")
-    if damage.data["damage_visible"]:
+    if damage.data["kinds"]:  # a crushed corner's sign says nothing about what is inside
         return ToolResult(
             tool="check_contents",
             status="ok",
@@ -858,14 +880,18 @@ def classify_defect(ev: EvidenceFile, args: NoArgs) -> ToolResult:
     labelled = [(r, f) for r, f in _findings(ev) if f.stage not in own and f.probability >= VISIBLE_P]
     if not labelled and not (ev.stages_run() - own):
         return _unavailable("classify_defect", "no supervised classifier ran on this item")
+    signs = [(r, f) for r, f in _findings(ev, frozenset({POSSIBLE_DEFECT})) if f.stage not in own]
     labels = sorted({f.kind for _, f in labelled})
+    weak = sorted({t for _, f in signs if (t := _possible_type(f))} - set(labels))
     summary = f"classifier labels: {', '.join(labels)}" if labels else "the classifier found no defect"
+    if weak:
+        summary += f"; signs below the line's threshold: {', '.join(weak)}"
     return ToolResult(
         tool="classify_defect",
         status="ok",
         summary=summary,
-        data={"labels": labels},
-        citations=[r for r, _ in labelled],
+        data={"labels": labels, "signs": weak},
+        citations=[r for r, _ in labelled] + [r for r, f in signs if _possible_type(f) in weak],
     )
 
 

@@ -26,8 +26,11 @@ REVIEW_KINDS = frozenset(
         "image_error",
     }
 )
+POSSIBLE_DEFECT = "possible_defect"
+"""A detector's sign of a defect type below the line's threshold: the line never acts on it, a
+complaint investigation weighs it (the type is in its evidence's data)."""
 # Kinds that never change the action (informational findings such as "expiry_ok").
-INFO_KINDS = frozenset({"expiry_ok", "label_ok", "info"})
+INFO_KINDS = frozenset({"expiry_ok", "label_ok", "info", POSSIBLE_DEFECT})
 
 
 @dataclass(frozen=True)

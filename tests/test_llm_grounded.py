@@ -325,3 +325,52 @@ def test_the_investigator_is_told_when_the_tunnel_doubted_its_date_read(tmp_path
         assert result.data["expiry_date"] == "2026-11-30"  # the tunnel's read, not the second look's
         assert ("read the print a second time and found 2027-11-30" in result.summary) is doubt
         assert result.data.get("second_read_date") == ("2027-11-30" if doubt else None)
+
+
+def _sign(kind: str, logit: float = 1.4) -> Finding:
+    """The classifier's sign of a type below the line's threshold, as the supervised stage records it."""
+    return Finding(
+        stage="supervised",
+        kind="possible_defect",
+        score=logit,
+        probability=0.0,
+        evidence=[Evidence(camera="top", box=[180, 130, 340, 280], data={"logit": logit, "type": kind})],
+    )
+
+
+@pytest.mark.parametrize(
+    ("findings", "cause"),
+    [
+        # the ensemble saw nothing; the classifier saw a crushed corner at the complaint's operating point
+        ([anomaly(0.03), _sign("crushed_corner")], RootCause.DAMAGED_BEFORE_SHIPMENT),
+        ([anomaly(0.03)], RootCause.DAMAGED_AFTER_TUNNEL),
+        # a sign of a label type is no damage
+        ([anomaly(0.03), _sign("wrong_variant_label")], RootCause.DAMAGED_AFTER_TUNNEL),
+    ],
+)
+def test_a_classifier_sign_below_the_line_counts_in_a_damage_complaint(tmp_path, findings, cause) -> None:
+    from llm_agent.tools import CameraArgs, NoArgs, check_contents, classify_defect, inspect_damage
+    from pipeline.policy import DecisionPolicy, PolicyConfig
+    from pipeline.types import Action
+
+    db = tmp_path / "results" / "store.db"
+    store = Store(db)
+    add_item(store, tmp_path, "SGN-1", "SHEET-SET-TWIN", "L9", ["TWIN"], findings, stages=("localize", "anomaly"))
+    store.close()
+    report, _ = investigate(
+        db, "SGN-1", "box came crushed", catalog=catalog(), dataset=tmp_path, use_embeddings=False, out=tmp_path / "o"
+    )
+    assert report.root_cause is cause, report.summary
+    assert report.citations_valid()
+    ev = EvidenceFile.load(db, "SGN-1", catalog=catalog(), dataset=tmp_path)
+    damage = inspect_damage(ev, CameraArgs())
+    signs = [f.evidence[0].data["type"] for f in findings if f.kind == "possible_defect"]
+    assert damage.data["classifier_signs"] == [s for s in signs if s == "crushed_corner"]
+    if damage.data["classifier_signs"]:
+        assert "signs of crushed_corner" in damage.summary and "weak evidence" not in damage.summary
+        assert check_contents(ev, NoArgs()).data["empty_visible"] is False  # a dent is not an empty box
+    if signs:
+        assert classify_defect(ev, NoArgs()).data["signs"] == signs
+    # the line never acts on a sign
+    policy = DecisionPolicy(PolicyConfig(audit_rate=0.0))
+    assert policy.decide("SGN-1", [f for f in findings if f.kind == "possible_defect"], None).action is Action.PASS

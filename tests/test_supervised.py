@@ -20,13 +20,14 @@ from detectors.supervised.dataset import FINE_TYPES, Example, label_counts
 from detectors.supervised.model import TokenClassifier
 from detectors.supervised.residual import EXTRA_CHANNELS, residual_maps, residual_tokens
 from detectors.supervised.stage import SupervisedStage
-from detectors.supervised.train import TrainConfig, flip_tokens, fold_indices, train_supervised
+from detectors.supervised.train import TrainConfig, calibrate, flip_tokens, fold_indices, train_supervised
 from pipeline.catalog import Catalog
 from pipeline.cli import app
+from pipeline.policy import DecisionPolicy, PolicyConfig
 from pipeline.runner import Inspector
 from pipeline.stages import StageContext, load_stage
 from pipeline.store import Store
-from pipeline.types import Frame, ItemCapture
+from pipeline.types import Action, Frame, ItemCapture
 from tunnel_sim import render_item
 from tunnel_sim.catalog import catalog_records
 
@@ -333,3 +334,34 @@ def test_model_folder_without_classifier_adds_nothing(tmp_path) -> None:
     stage = SupervisedStage(model_dir=tmp_path)
     assert stage.version == "supervised-untrained"
     assert stage(_example("bent_cover", 300).capture, StageContext(catalog=Catalog(skus=RECORDS))) == []
+
+
+def test_complaint_operating_point_sits_below_the_lines() -> None:
+    rng = np.random.default_rng(0)
+    normals = rng.normal(0.0, 1.0, (400, 1))
+    defects = rng.normal(3.0, 1.0, (40, 1))
+    logits = np.concatenate([normals, defects]).astype(np.float32)
+    labels = np.concatenate([np.zeros((400, 1)), np.ones((40, 1))]).astype(np.float32)
+    cal = calibrate(logits, labels, ["stain"], target_fp=0.01, complaint_fp=0.05)["stain"]
+    assert cal.complaint_threshold is not None and cal.complaint_threshold < cal.threshold
+    assert np.isclose((normals[:, 0] >= cal.threshold).mean(), 0.01, atol=0.005)
+    assert np.isclose((normals[:, 0] >= cal.complaint_level).mean(), 0.05, atol=0.01)
+    # classifiers saved before the complaint point are read at the line's threshold
+    assert ClassCalibration(threshold=2.0).complaint_level == 2.0
+
+
+def test_stage_records_a_sign_below_the_lines_threshold(trained) -> None:
+    """A type between the complaint point and the line's threshold: an informational finding
+    naming it, which the decision policy never acts on."""
+    out, bundle, _, _ = trained
+    low = {k: replace(c, threshold=1e9, complaint_threshold=-1e9) for k, c in bundle.calibration.items()}
+    stage = SupervisedStage(model_dir=out.parent, bundle=replace(bundle, calibration=low))
+    findings = stage(_example("bent_cover", 100).capture, StageContext(catalog=Catalog(skus=RECORDS)))
+    assert sorted(f.evidence[0].data["type"] for f in findings) == sorted(bundle.classes)
+    assert all(f.kind == "possible_defect" and f.probability == 0.0 for f in findings)
+    assert all("below the line's threshold" in (f.message or "") for f in findings)
+    policy = DecisionPolicy(PolicyConfig(audit_rate=0.0))
+    assert policy.decide("i100", findings, RECORDS[SKU]).action is Action.PASS
+    none = {k: replace(c, threshold=1e9, complaint_threshold=1e9) for k, c in bundle.calibration.items()}
+    quiet = SupervisedStage(model_dir=out.parent, bundle=replace(bundle, calibration=none))
+    assert quiet(_example("bent_cover", 100).capture, StageContext(catalog=Catalog(skus=RECORDS))) == []

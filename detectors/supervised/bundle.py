@@ -103,6 +103,14 @@ class ClassCalibration:
     threshold: float
     slope: float = 1.0
     intercept: float = 0.0
+    complaint_threshold: float | None = None
+    """Where a complaint investigation counts the type as seen: at a higher false-positive rate
+    on held-out normals than the line's, since the complaint is itself evidence (None: classifiers
+    trained before it, read at `threshold`)."""
+
+    @property
+    def complaint_level(self) -> float:
+        return self.threshold if self.complaint_threshold is None else min(self.complaint_threshold, self.threshold)
 
     def probability(self, logit: float) -> float:
         z = self.slope * logit + self.intercept
@@ -161,8 +169,9 @@ class SupervisedBundle:
         bank: Bank | None = None,
         feats: np.ndarray | None = None,
         nearest: np.ndarray | None = None,
-    ) -> dict[str, tuple[float, float, bool]]:
-        """type -> (logit, calibrated probability, above the operating threshold). `reference`,
+    ) -> dict[str, tuple[float, float, bool, bool]]:
+        """type -> (logit, calibrated probability, above the operating threshold, above the
+        complaint operating point). `reference`,
         `bank`: the anomaly model the classifier was trained with and the item's normal bank in
         it, required when the classifier reads them; `feats`, `nearest`: the views' patch
         features and nearest bank rows when already computed."""
@@ -175,7 +184,8 @@ class SupervisedBundle:
         out = {}
         for k, name in enumerate(self.classes):
             cal = self.calibration[name]
-            out[name] = (float(logits[k]), cal.probability(float(logits[k])), bool(logits[k] >= cal.threshold))
+            logit = float(logits[k])
+            out[name] = (logit, cal.probability(logit), logit >= cal.threshold, logit >= cal.complaint_level)
         return out
 
     def save(self, folder: Path | str) -> Path:

@@ -2,8 +2,11 @@
 
 One finding per type whose logit clears its threshold (set at the target false-positive rate
 on held-out normals). Its probability is the Platt-calibrated one, raised to at least 0.5 at
-the operating point so that the policy acts where the threshold was set. No model folder
-gives no findings: the classifier is an addition to the ensemble, not a gate.
+the operating point so that the policy acts where the threshold was set. A type whose logit
+clears only the complaint operating point (a higher false-positive rate) gives an informational
+"possible_defect" finding: the line never acts on it, and a complaint investigation counts it
+as a sign of that type. No model folder gives no findings: the classifier is an addition to the
+ensemble, not a gate.
 
 A classifier that reads residuals to the anomaly model's banks needs that model, at the version
 it was trained with, in the same model folder. Without it (or after the banks were re-enrolled)
@@ -22,6 +25,7 @@ from detectors.anomaly.bank import Bank
 from detectors.anomaly.model import AnomalyModel, NoReference, load_shared
 from detectors.anomaly.stage import find_model_dir as find_anomaly_dir
 from pipeline.imageio import ImageError
+from pipeline.policy import POSSIBLE_DEFECT
 from pipeline.stages import StageContext
 from pipeline.types import Evidence, Finding, ItemCapture
 from pipeline.views import EMBEDDINGS_KEY, VIEWS_KEY, LocalizedView, ViewEmbeddings
@@ -138,19 +142,36 @@ class SupervisedStage:
             return []
         findings = []
         feats, nearest = self._shared_features(ctx, views, bank)
-        for kind, (logit, prob, above) in self.bundle.predict(views, self.reference, bank, feats, nearest).items():
-            if not above:
+        for kind, (logit, prob, above, complaint) in self.bundle.predict(
+            views, self.reference, bank, feats, nearest
+        ).items():
+            if not complaint:
                 continue
-            threshold = self.bundle.calibration[kind].threshold
-            findings.append(
-                Finding(
+            cal = self.bundle.calibration[kind]
+            if above:
+                finding = Finding(
                     stage=self.name,
                     kind=kind,
                     score=logit,
                     probability=max(0.5, prob),
-                    message=f"classifier: {kind} (logit {logit:.2f} >= threshold {threshold:.2f}, p={prob:.2f})",
+                    message=f"classifier: {kind} (logit {logit:.2f} >= threshold {cal.threshold:.2f}, p={prob:.2f})",
                     evidence=[Evidence(camera=v.camera, box=list(v.box), data={"logit": logit}) for v in views],
                     model_version=self.version,
                 )
-            )
+            else:
+                finding = Finding(
+                    stage=self.name,
+                    kind=POSSIBLE_DEFECT,
+                    score=logit,
+                    probability=0.0,
+                    message=(
+                        f"classifier: signs of {kind} below the line's threshold (logit {logit:.2f} < "
+                        f"{cal.threshold:.2f}, complaint level {cal.complaint_level:.2f})"
+                    ),
+                    evidence=[
+                        Evidence(camera=v.camera, box=list(v.box), data={"logit": logit, "type": kind}) for v in views
+                    ],
+                    model_version=self.version,
+                )
+            findings.append(finding)
         return findings
