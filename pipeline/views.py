@@ -80,16 +80,19 @@ class ViewEmbeddings:
     """The bank the views were scored against."""
     nearest: dict[str, np.ndarray] = field(default_factory=dict)
     """camera -> (H, W) row of each patch's nearest normal patch in `bank`."""
+    standard: dict[str, np.ndarray] = field(default_factory=dict)
+    """camera -> (2, H, W) the anomaly members' maps against `bank` in calibrated units."""
 
     def lookup(
         self, views: Sequence[LocalizedView], model_version: str, what: str = "global", bank: str | None = None
     ) -> np.ndarray | None:
-        """(V, D) global embeddings, (V, C, H, W) patch features ("patches") or (V, H, W)
-        nearest-normal rows ("nearest", of that `bank`) of exactly these view objects by that
-        model version, else None."""
-        if model_version != self.model_version or (what == "nearest" and bank != self.bank):
+        """(V, D) global embeddings, (V, C, H, W) patch features ("patches"), (V, H, W)
+        nearest-normal rows ("nearest", of that `bank`) or (V, 2, H, W) calibrated member maps
+        ("standard", against that `bank`) of exactly these view objects by that model version,
+        else None."""
+        if model_version != self.model_version or (what in ("nearest", "standard") and bank != self.bank):
             return None
-        extra = {"patches": self.patches, "nearest": self.nearest}.get(what)
+        extra = {"patches": self.patches, "nearest": self.nearest, "standard": self.standard}.get(what)
         rows = []
         for view in views:
             hit = self.views.get(view.camera)

@@ -238,9 +238,10 @@ def test_stage_reuses_the_anomaly_stage_patch_features(trained, monkeypatch) -> 
     assert stage.reference is not None and stage.bundle is not None
     views = stage._views(capture, ctx)
     bank = stage.reference.resolve(SKU)
-    shared, nearest = stage._shared_features(ctx, views, bank)
+    shared, nearest, standard = stage._shared_features(ctx, views, bank)
     assert shared is not None and shared.shape[0] == len(views) == 1
     assert nearest is not None and nearest.shape == (1, *shared.shape[2:])
+    assert standard is not None and standard.shape == (1, 2, *shared.shape[2:])
     fresh = stage.bundle.predict(views, stage.reference, bank)
 
     def no_backbone(_pixels: np.ndarray) -> np.ndarray:
@@ -252,7 +253,12 @@ def test_stage_reuses_the_anomaly_stage_patch_features(trained, monkeypatch) -> 
     monkeypatch.setattr(stage.bundle.tok(), "maps", no_backbone)
     monkeypatch.setattr(bank, "nearest_patches", no_search)
     monkeypatch.setattr("detectors.anomaly.model.nearest_rows", lambda *_a, **_k: no_search(_a[0]))
-    reused = stage.bundle.predict(views, stage.reference, bank, shared, nearest)
+
+    def no_student(*_args: object) -> np.ndarray:
+        raise AssertionError("the student ran again on features the anomaly stage had scored")
+
+    monkeypatch.setattr(stage.reference.rt(), "student_errors", no_student)
+    reused = stage.bundle.predict(views, stage.reference, bank, shared, nearest, standard)
     assert all(abs(fresh[k][0] - reused[k][0]) < 1e-3 for k in fresh)
     stage(capture, ctx)  # the stage takes the published features by itself
 

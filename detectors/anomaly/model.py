@@ -191,6 +191,8 @@ class ViewResult:
     """(C, S/8, S/8) patch features of the view (the fine-grained classifier's input)."""
     nearest: np.ndarray | None = None
     """(S/8, S/8) row of each patch's nearest normal patch in the bank scored against."""
+    standard: np.ndarray | None = None
+    """(2, S/8, S/8) the patch and student members' maps in calibrated units (`standard_maps`)."""
 
 
 @dataclass
@@ -214,6 +216,16 @@ def _masked_peak(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
         smooth = cv2.blur(m.astype(np.float32), (3, 3))
         out[i] = float(smooth[k].max())
     return out
+
+
+def _standardised(
+    cal: EnsembleCalibration, patch_map: np.ndarray, core: np.ndarray, student_map: np.ndarray, masks: np.ndarray
+) -> np.ndarray:
+    """(N, 2, h, w) the patch map on the cells its member reads and the student map on the item,
+    each in its member's calibrated units, zero elsewhere."""
+    patch_z = np.where(core, cal.scalers["patch"](patch_map), 0.0)
+    student_z = np.where(masks, cal.scalers["student"](student_map), 0.0)
+    return np.stack([patch_z, student_z], axis=1).astype(np.float32)
 
 
 def interior(masks: np.ndarray, cells: int) -> np.ndarray:
@@ -420,9 +432,7 @@ class AnomalyModel:
         patch_map, core = self._read_patch_map(bank, feats, patch_map)
         student_map = self.rt().student_errors(bank, feats.patches)
         cal, _ = self.calibration(bank)
-        patch_z = np.where(core, cal.scalers["patch"](patch_map), 0.0)
-        student_z = np.where(feats.masks, cal.scalers["student"](student_map), 0.0)
-        return np.stack([patch_z, student_z], axis=1).astype(np.float32)
+        return _standardised(cal, patch_map, core, student_map, feats.masks)
 
     # --- fitting -------------------------------------------------------------------------
     @staticmethod
@@ -658,6 +668,7 @@ class AnomalyModel:
         cal, source = self.calibration(bank)
         feats = self.embed(prepared)
         raw, maps = self.raw_scores(bank, feats)
+        standard = _standardised(cal, maps["patch"], maps["interior"], maps["student"], feats.masks)
         views = []
         for i, prep in enumerate(prepared):
             z = cal.standardise({m: raw[m][i] for m in MEMBERS})
@@ -681,6 +692,7 @@ class AnomalyModel:
                     embedding=feats.globals_[i],
                     patches=feats.patches[i],
                     nearest=maps["nearest"][i],
+                    standard=standard[i],
                 )
             )
         single = len(views) == 1

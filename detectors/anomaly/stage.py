@@ -106,6 +106,7 @@ class AnomalyStage:
             {v.camera: v.patches for v in result.views if v.patches is not None},
             bank.name,
             {v.camera: v.nearest for v in result.views if v.nearest is not None},
+            {v.camera: v.standard for v in result.views if v.standard is not None},
         )
         doubtful = doubtful_outline(capture, record, result) if result.anomalous else set()
         findings.append(self._result_finding(capture, ctx, result, doubtful))

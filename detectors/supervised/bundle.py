@@ -48,12 +48,14 @@ def tokens_of(
     bank: Bank | None = None,
     feats: np.ndarray | None = None,
     nearest: np.ndarray | None = None,
+    standard: np.ndarray | None = None,
 ) -> np.ndarray:
     """(V, T, C) float16 tokens of one item's views, prepared as the anomaly ensemble prepares
     them, as `inputs` names. `reference`, `bank`: the anomaly model and the item's normal bank
     in it, which the reference inputs are read against (the views are prepared at the model's
-    input size, the scale its banks hold). `feats`, `nearest`: the views' (V, C, H, W) patch
-    features and (V, H, W) nearest bank rows when the anomaly stage already computed them."""
+    input size, the scale its banks hold). `feats`, `nearest`, `standard`: the views' (V, C, H, W)
+    patch features, (V, H, W) nearest bank rows and (V, 2, H, W) calibrated member maps when
+    the anomaly stage already computed them."""
     from detectors.anomaly.prepare import prepare
 
     if inputs not in REFERENCE_INPUTS | {PATCH_INPUTS}:
@@ -80,9 +82,9 @@ def tokens_of(
     residual = residual_tokens(feats, masks, bank, rows)
     if inputs == RESIDUAL_INPUTS:
         return np.concatenate([pool_tokens(feats), residual], axis=-1).astype(np.float16)
-    return np.concatenate([residual, anomaly_tokens(reference.standard_maps(bank, scored, rows))], axis=-1).astype(
-        np.float16
-    )
+    if standard is None:
+        standard = reference.standard_maps(bank, scored, rows)
+    return np.concatenate([residual, anomaly_tokens(standard[: len(prepared)])], axis=-1).astype(np.float16)
 
 
 def stack_items(items: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,17 +171,18 @@ class SupervisedBundle:
         bank: Bank | None = None,
         feats: np.ndarray | None = None,
         nearest: np.ndarray | None = None,
+        standard: np.ndarray | None = None,
     ) -> dict[str, tuple[float, float, bool, bool]]:
         """type -> (logit, calibrated probability, above the operating threshold, above the
-        complaint operating point). `reference`,
-        `bank`: the anomaly model the classifier was trained with and the item's normal bank in
-        it, required when the classifier reads them; `feats`, `nearest`: the views' patch
-        features and nearest bank rows when already computed."""
+        complaint operating point). `reference`, `bank`: the anomaly model the classifier was
+        trained with and the item's normal bank in it, required when the classifier reads them;
+        `feats`, `nearest`, `standard`: the views' patch features, nearest bank rows and
+        calibrated member maps when already computed."""
         if self.needs_reference and (reference is None or bank is None):
             raise ValueError(f"{self.version} reads residuals to a normal bank; none was given")
         if not self.needs_reference:
             reference = bank = None
-        tokens = tokens_of(self.tok(), views, self.inputs, reference, bank, feats, nearest)
+        tokens = tokens_of(self.tok(), views, self.inputs, reference, bank, feats, nearest, standard)
         logits = self.logits([tokens])[0]
         out = {}
         for k, name in enumerate(self.classes):

@@ -95,19 +95,22 @@ class SupervisedStage:
 
     def _shared_features(
         self, ctx: StageContext, views: list[LocalizedView], bank: Bank | None
-    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         """The anomaly stage's patch features of these very views and, when it scored them
-        against the same bank, each patch's nearest normal row: when it ran the reference model
-        at the classifier's input size, neither the backbone nor the bank search runs again."""
+        against the same bank, each patch's nearest normal row and its members' calibrated maps:
+        when it ran the reference model at the classifier's input size, neither the backbone,
+        the bank search nor the student runs again."""
         published: ViewEmbeddings | None = ctx.shared.get(EMBEDDINGS_KEY)
         if published is None or self.reference is None or self.bundle is None:
-            return None, None
+            return None, None, None
         if self.reference.config.image_size != self.bundle.image_size:  # other scale, other features
-            return None, None
+            return None, None, None
         version = self.reference.version
         feats = published.lookup(views, version, "patches")
-        nearest = published.lookup(views, version, "nearest", bank.name) if bank is not None else None
-        return feats, nearest
+        if bank is None:
+            return feats, None, None
+        nearest = published.lookup(views, version, "nearest", bank.name)
+        return feats, nearest, published.lookup(views, version, "standard", bank.name)
 
     def _views(self, capture: ItemCapture, ctx: StageContext) -> list[LocalizedView]:
         from detectors.localize import localize
@@ -141,9 +144,9 @@ class SupervisedStage:
         if not views:
             return []
         findings = []
-        feats, nearest = self._shared_features(ctx, views, bank)
+        feats, nearest, standard = self._shared_features(ctx, views, bank)
         for kind, (logit, prob, above, complaint) in self.bundle.predict(
-            views, self.reference, bank, feats, nearest
+            views, self.reference, bank, feats, nearest, standard
         ).items():
             if not complaint:
                 continue
