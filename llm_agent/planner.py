@@ -110,6 +110,12 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
         )
     if problem is P.WRONG_ITEM:
         ask(
+            "Did the item look unlike its SKU's normal look in the tunnel?",
+            "inspect_damage",
+            "looks_abnormal",
+            (R.WRONG_ITEM,),
+        )
+        ask(
             "Does the item's colour match the catalog?",
             "check_attribute",
             "colour_matches",

@@ -153,11 +153,13 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
         # took the sibling SKU or the item was mislabelled; the customer's words tell them apart.
         cause = R.WRONG_ITEM if problem is P.WRONG_ITEM else R.WRONG_VARIANT
         return done(cause, 0.85, f.claim(said, *facts))
-    if problem is P.WRONG_ITEM and f.get("damage_visible") is True:
+    # The anomaly ensemble's verdict, not the classifier's sign of a dent or stain: a damaged
+    # item of the right SKU is no wrong item.
+    if problem is P.WRONG_ITEM and f.get("looks_abnormal") is True:
         return done(
             R.WRONG_ITEM,
             0.6,
-            f.claim("The item looks unlike the SKU's normal appearance in the tunnel.", "damage_visible"),
+            f.claim("The item looks unlike the SKU's normal appearance in the tunnel.", "looks_abnormal"),
         )
     if problem is P.WRONG_ITEM and f.get("matches_sku") is True:
         return done(

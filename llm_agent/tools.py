@@ -734,6 +734,7 @@ def inspect_damage(ev: EvidenceFile, args: CameraArgs) -> ToolResult:
             "max_probability": round(top, 3),
             "kinds": visible_kinds,
             "classifier_signs": signs,
+            "looks_abnormal": bool(visible_kinds),
         },
         citations=cites + crops,
         images=images,

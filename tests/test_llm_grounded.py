@@ -374,3 +374,27 @@ def test_a_classifier_sign_below_the_line_counts_in_a_damage_complaint(tmp_path,
     # the line never acts on a sign
     policy = DecisionPolicy(PolicyConfig(audit_rate=0.0))
     assert policy.decide("SGN-1", [f for f in findings if f.kind == "possible_defect"], None).action is Action.PASS
+
+
+@pytest.mark.parametrize(
+    ("findings", "wrong_item"),
+    [([anomaly(0.6)], True), ([anomaly(0.03), _sign("stain")], False)],
+)
+def test_a_classifier_sign_of_damage_is_no_sign_of_a_wrong_item(tmp_path, findings, wrong_item) -> None:
+    """The look check for a wrong-item complaint is the anomaly ensemble's: a stained item of the
+    right SKU is still the right item."""
+    db = tmp_path / "results" / "store.db"
+    store = Store(db)
+    add_item(store, tmp_path, "WI-1", "SHEET-SET-TWIN", "L9", ["TWIN"], findings, stages=("localize", "anomaly"))
+    store.close()
+    report, _ = investigate(
+        db,
+        "WI-1",
+        "this is a completely different product, not what I ordered",
+        catalog=catalog(),
+        dataset=tmp_path,
+        use_embeddings=False,
+        out=tmp_path / "o",
+    )
+    assert report.complaint.claimed_problem == "wrong_item"
+    assert (report.root_cause is RootCause.WRONG_ITEM) is wrong_item, report.summary
