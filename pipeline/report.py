@@ -22,6 +22,7 @@ from pipeline.dataset import Dataset, DatasetError
 from pipeline.imageio import ImageError, read_image
 from pipeline.jsonl import iter_jsonl
 from pipeline.lots import QUARANTINE_EVENT
+from pipeline.policy import INFO_KINDS
 from pipeline.store import Store
 from pipeline.types import Action, GroundTruth, ItemCapture, Verdict
 
@@ -160,7 +161,9 @@ def annotated_view(capture: ItemCapture, camera: str, verdict: Verdict, root: Pa
 def build_context(results: ResultsFolder, top: int = 24) -> dict[str, Any]:
     verdicts = results.verdicts
     actions = Counter(v.action.value for v in verdicts)
-    kinds = Counter(f.kind for v in verdicts if v.action is not Action.PASS for f in v.findings)
+    kinds = Counter(
+        f.kind for v in verdicts if v.action is not Action.PASS for f in v.findings if f.kind not in INFO_KINDS
+    )
     flagged = sorted(
         (v for v in verdicts if v.action is not Action.PASS and not v.audit_sample),
         key=lambda v: (ACTION_ORDER[v.action], -_item_score(v)),

@@ -34,6 +34,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pipeline.catalog import Catalog
 from pipeline.jsonl import iter_jsonl
 from pipeline.lots import DEFECT_KINDS_EXCLUDED, QUARANTINE_EVENT, LotMonitor, LotSettings
+from pipeline.policy import INFO_KINDS
 from pipeline.report import ACTION_ORDER, annotated_view
 from pipeline.store import Store
 from pipeline.types import Action, Evidence, Finding, ItemCapture, Verdict, validate_item_id
@@ -153,9 +154,11 @@ def investigation_for(item_id: str, config: UIConfig) -> dict[str, Any] | None:
 
 
 def defect_kinds(findings: list[Finding]) -> list[str]:
-    """Kinds a reviewer confirms or rejects: real defect kinds, else whatever the model flagged."""
-    kinds = sorted({f.kind for f in findings if f.kind not in DEFECT_KINDS_EXCLUDED})
-    return kinds or sorted({f.kind for f in findings})
+    """Kinds a reviewer confirms or rejects: real defect kinds, else whatever the model flagged
+    (never an informational finding: an "expiry_ok" or a sign the line did not act on)."""
+    flagged = [f for f in findings if f.kind not in INFO_KINDS]
+    kinds = sorted({f.kind for f in flagged if f.kind not in DEFECT_KINDS_EXCLUDED})
+    return kinds or sorted({f.kind for f in flagged})
 
 
 class UIState:

@@ -245,3 +245,34 @@ def test_review_flow_in_chromium(server: str, results: Path) -> None:
             browser.close()
     rows = Store(results / "store.db").labels("I000")
     assert [(r["label"], r["decision"], r["reviewer"]) for r in rows] == [("stain", "confirm", "ana")]
+
+
+@pytest.mark.parametrize(
+    ("kinds", "offered"),
+    [
+        (["anomaly", "possible_defect", "label_ok"], ["anomaly"]),
+        (["unreadable", "expiry_ok"], ["unreadable"]),
+        (["possible_defect", "label_ok", "expiry_ok"], []),
+    ],
+)
+def test_a_reviewer_is_never_asked_to_confirm_an_informational_finding(kinds, offered) -> None:
+    """ "Accept" confirms what the line acted on; a sign below the line's threshold or an
+    "expiry_ok" is not something a reviewer confirms."""
+    from pipeline.webui import defect_kinds
+
+    findings = [Finding(stage="s", kind=k, score=0.0, probability=0.9 if k == "anomaly" else 0.0) for k in kinds]
+    assert defect_kinds(findings) == offered
+
+
+def test_the_reports_findings_behind_verdicts_leave_out_informational_ones(tmp_path) -> None:
+    from pipeline.report import ResultsFolder, build_context
+    from pipeline.types import Action
+
+    findings = [
+        Finding(stage="anomaly", kind="anomaly", score=5.0, probability=0.9),
+        Finding(stage="supervised", kind="possible_defect", score=1.0, probability=0.0),
+        Finding(stage="ocr_expiry", kind="expiry_ok", score=0.0, probability=0.0),
+    ]
+    verdict = Verdict(item_id="R-1", sku="SKU-1", action=Action.DIVERT, findings=findings)
+    folder = ResultsFolder(root=tmp_path, run={}, verdicts=[verdict], captures={}, truths={}, store=None)
+    assert dict(build_context(folder)["kinds"]) == {"anomaly": 1}
