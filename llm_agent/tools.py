@@ -676,7 +676,9 @@ def _visible_from(f: Finding) -> float:
 
 
 def _possible_type(f: Finding) -> str | None:
-    """The defect type a "possible_defect" finding names."""
+    """The defect type a "possible_defect" finding names (None for any other finding)."""
+    if f.kind != POSSIBLE_DEFECT:
+        return None
     return next((str(e.data["type"]) for e in f.evidence if e.data.get("type")), None)
 
 
@@ -698,14 +700,14 @@ def inspect_damage(ev: EvidenceFile, args: CameraArgs) -> ToolResult:
     if "anomaly" not in stages and not physical:
         return _unavailable("inspect_damage", "the anomaly detector did not run on this item")
     visible = [(r, f) for r, f in physical if f.probability >= _visible_from(f)]
-    signs = sorted({t for _, f in visible if f.kind == POSSIBLE_DEFECT and (t := _possible_type(f))})
+    signs = sorted({t for _, f in visible if (t := _possible_type(f))})
     visible_kinds = sorted({f.kind for _, f in visible if f.kind != POSSIBLE_DEFECT})
     cites = [r for r, _ in visible] or [f"frame:{f.camera}" for f in ev.capture.frames]
     crops = []
     for _ref, f in visible[:3]:
         ev_box = next((e for e in f.evidence if e.box and e.camera), None)
         if ev_box is not None:
-            sign = _possible_type(f) if f.kind == POSSIBLE_DEFECT else None
+            sign = _possible_type(f)
             label = f"view where the classifier saw signs of {sign}" if sign else f"{f.kind} region"
             crop = ev.save_crop(ev_box.camera, ev_box.box, label)
             if crop:

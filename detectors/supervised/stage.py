@@ -152,29 +152,22 @@ class SupervisedStage:
                 continue
             cal = self.bundle.calibration[kind]
             if above:
-                finding = Finding(
-                    stage=self.name,
-                    kind=kind,
-                    score=logit,
-                    probability=max(0.5, prob),
-                    message=f"classifier: {kind} (logit {logit:.2f} >= threshold {cal.threshold:.2f}, p={prob:.2f})",
-                    evidence=[Evidence(camera=v.camera, box=list(v.box), data={"logit": logit}) for v in views],
-                    model_version=self.version,
-                )
+                message = f"classifier: {kind} (logit {logit:.2f} >= threshold {cal.threshold:.2f}, p={prob:.2f})"
             else:
-                finding = Finding(
+                message = (
+                    f"classifier: signs of {kind} below the line's threshold (logit {logit:.2f} < "
+                    f"{cal.threshold:.2f}, complaint level {cal.complaint_level:.2f})"
+                )
+            data = {"logit": logit} if above else {"logit": logit, "type": kind}
+            findings.append(
+                Finding(
                     stage=self.name,
-                    kind=POSSIBLE_DEFECT,
+                    kind=kind if above else POSSIBLE_DEFECT,
                     score=logit,
-                    probability=0.0,
-                    message=(
-                        f"classifier: signs of {kind} below the line's threshold (logit {logit:.2f} < "
-                        f"{cal.threshold:.2f}, complaint level {cal.complaint_level:.2f})"
-                    ),
-                    evidence=[
-                        Evidence(camera=v.camera, box=list(v.box), data={"logit": logit, "type": kind}) for v in views
-                    ],
+                    probability=max(0.5, prob) if above else 0.0,
+                    message=message,
+                    evidence=[Evidence(camera=v.camera, box=list(v.box), data=dict(data)) for v in views],
                     model_version=self.version,
                 )
-            findings.append(finding)
+            )
         return findings
