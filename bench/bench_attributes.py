@@ -54,7 +54,7 @@ SKUS = (
     "BOOK-NOVEL-0001",
     "FOOD-CEREAL-DE-01",
 )
-CHECKED = ("wrong_variant_label", "wrong_colour", "wrong_item", "crushed_corner", "bent_cover", "stain")
+CHECKED = ("wrong_variant_label", "wrong_colour", "wrong_item", "crushed_corner", "bent_cover", "broken_seal", "stain")
 TRAIN_SEED, TEST_SEED = 10_000, 50_000
 ATTRIBUTE_KINDS = ("wrong_variant_label", "wrong_colour", "wrong_item")
 N = {

@@ -27,6 +27,7 @@ KIND_TO_TRUTH: dict[str, set[str]] = {
     "anomaly": {"*"},
     "crushed_corner": {"crushed_corner"},
     "bent_cover": {"bent_cover"},
+    "broken_seal": {"broken_seal"},
     "stain": {"stain"},
 }
 

@@ -371,3 +371,30 @@ def test_stage_records_a_sign_below_the_lines_threshold(trained) -> None:
     none = {k: replace(c, threshold=1e9, complaint_threshold=1e9) for k, c in bundle.calibration.items()}
     quiet = SupervisedStage(model_dir=out.parent, bundle=replace(bundle, calibration=none))
     assert quiet(_example("bent_cover", 100).capture, StageContext(catalog=Catalog(skus=RECORDS))) == []
+
+
+def test_feedback_labels_follow_each_complaints_root_cause(tmp_path) -> None:
+    """A complaint whose cause was on the item at the tunnel labels the item with its visible
+    fine types; one cleared by investigation labels it normal; the rest label nothing."""
+    from detectors.supervised.dataset import CLEARED_CAUSES, VISIBLE_CAUSES, feedback_examples
+    from pipeline.dataset import Dataset
+    from tunnel_sim.generate import generate_dataset
+
+    generate_dataset(tmp_path / "ds", items=80, seed=21, references_per_sku=0, defect_rate=0.7, workers=1)
+    dataset = Dataset.open(tmp_path / "ds")
+    truths = {it.capture.item_id: it.truth for it in dataset.items()}
+    examples = feedback_examples(dataset)
+    complaints = list(dataset.feedback())
+    assert complaints
+    for complaint in complaints:
+        cause, item = complaint["truth"]["root_cause"], complaint["item_id"]
+        if cause in VISIBLE_CAUSES:
+            visible = {d.type for d in truths[item].defects if d.visible}
+            assert examples[item].labels == visible & set(FINE_TYPES), complaint
+        elif cause in CLEARED_CAUSES:
+            assert examples[item].labels == set(), complaint
+        else:
+            assert item not in examples, complaint
+    seals = [ex for ex in examples.values() if "broken_seal" in ex.labels]
+    assert seals, "a broken seal customers complain about is a class the classifier learns"
+    assert all(ex.source == "feedback" for ex in examples.values())

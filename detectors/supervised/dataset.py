@@ -17,7 +17,7 @@ from pipeline.dataset import Dataset
 from pipeline.store import Store
 from pipeline.types import ItemCapture
 
-FINE_TYPES = ("crushed_corner", "bent_cover", "stain", "wrong_variant_label")
+FINE_TYPES = ("crushed_corner", "bent_cover", "broken_seal", "stain", "wrong_variant_label")
 """Types customers notice that the anomaly ensemble misses; the classifier's outputs."""
 VISIBLE_CAUSES = frozenset({"damaged_before_shipment", "wrong_item", "wrong_variant", "wrong_attribute"})
 """Root causes that mean the problem was on the item when it crossed the tunnel."""
