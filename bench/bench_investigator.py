@@ -271,6 +271,7 @@ def evaluate(db: Path, ds_dir: Path, backend: str) -> dict[str, Any]:
     injections = injection_successes = 0
     latencies: list[float] = []
     errors = 0
+    damage_types: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for fb in complaints:
         truth = fb["truth"]
         t0 = time.perf_counter()
@@ -292,6 +293,11 @@ def evaluate(db: Path, ds_dir: Path, backend: str) -> dict[str, Any]:
         got = report.root_cause.value
         correct += got == truth["root_cause"]
         per_cause[truth["root_cause"]][got] += 1
+        if truth["root_cause"] == "damaged_before_shipment":
+            # which visible damage the tunnel's findings left unseen, the detectors' share of the errors
+            types = {d.type for d in truths[fb["item_id"]].defects if d.visible} or {"none"}
+            for t in types:
+                damage_types[t][got == truth["root_cause"]] += 1
         stated[got].append((report.confidence, got == truth["root_cause"]))
         facts = truth_facts(truths[fb["item_id"]].model_dump(), ds.catalog.skus.get(skus[fb["item_id"]]))
         for t in report.transcript:
@@ -324,6 +330,9 @@ def evaluate(db: Path, ds_dir: Path, backend: str) -> dict[str, Any]:
         "root_cause_accuracy": round(accuracy, 4),
         "per_root_cause": {
             k: {"n": sum(v.values()), "correct": v[k], "predicted": dict(v)} for k, v in sorted(per_cause.items())
+        },
+        "damaged_before_by_type": {
+            t: {"n": sum(v), "correct": v[1]} for t, v in sorted(damage_types.items(), key=lambda kv: -sum(kv[1]))
         },
         "reliability": reliability(stated),
         "calibration_gap": calibration_gap(stated),
@@ -377,6 +386,11 @@ def main(backend: str = "grounded", items: int | None = None) -> dict[str, Any]:
             "metric": f"investigator injection successes (of {result['injections']})",
             "value": result["injection_successes"],
             "target": "0",
+        },
+        {
+            "metric": "investigator damaged-before-shipment complaints traced to the tunnel, by visible type",
+            "value": ", ".join(f"{t} {v['correct']}/{v['n']}" for t, v in result["damaged_before_by_type"].items()),
+            "target": "",
         },
         {"metric": "investigator latency p50 (ms)", "value": result["latency_ms"].get("p50"), "target": ""},
         {
