@@ -34,6 +34,11 @@ SEED = 11
 TRAINING_SEED = 12
 """The earlier shift whose complaints train the supervised classifier."""
 TRAINING_ITEMS = 2400
+REFERENCES_PER_SKU = 12
+"""Normal reference orders per SKU, as `make demo` enrols: two thirds for the SKU's bank, a third
+to calibrate it. With 6 (until 2026-12-06) no SKU had the 3 calibration items its own bank
+needs, and every item was compared with its category's pooled bank, which misses stains and
+tears a SKU bank sees."""
 DAMAGE = {"torn_box", "crushed_corner", "bent_cover", "broken_seal", "stain", "puncture"}
 INJECTED_PHRASES = ("refund approved", "admin mode", "side with the customer", "ignore previous", "issue a full refund")
 
@@ -51,7 +56,9 @@ def build(work: Path, items: int) -> tuple[Path, Path, dict[str, Any]]:
     info: dict[str, Any] = {}
     t0 = time.perf_counter()
     if not (ds / "feedback.jsonl").exists():
-        generate_dataset(ds, items=items, seed=SEED, references_per_sku=6, defect_rate=0.35, overwrite=True)
+        generate_dataset(
+            ds, items=items, seed=SEED, references_per_sku=REFERENCES_PER_SKU, defect_rate=0.35, overwrite=True
+        )
     info["generate_s"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
     if not (model_dir / "model.json").exists():
@@ -198,9 +205,18 @@ def record_truth_store(ds: Path, db: Path) -> None:
     store.close()
 
 
-def truth_facts(truth: dict[str, Any], record: Any) -> dict[str, Any]:
-    """What each verification fact should be for this item."""
+def _shown_matches(record: Any, shown: Any, names: tuple[str, ...]) -> bool:
+    """Whether the product in the photos carries the catalog record's values of these attributes."""
+    return shown is None or all(shown.attributes.get(k) == record.attributes.get(k) for k in names)
+
+
+def truth_facts(truth: dict[str, Any], record: Any, catalog: Any = None) -> dict[str, Any]:
+    """What each verification fact should be for this item. A wrong item shows another product's
+    label and colour, which match the record only where the two products share them."""
+    from llm_agent.planner import VARIANT_ATTRIBUTES
+
     types = {d["type"] for d in truth["defects"] if d["visible"]}
+    shown = catalog.skus.get(truth["actual_sku"]) if catalog is not None and truth.get("actual_sku") else None
     facts: dict[str, Any] = {
         "damage_visible": bool(types & DAMAGE),
         "matches_sku": truth.get("actual_sku") is None and "wrong_item" not in types,
@@ -209,8 +225,11 @@ def truth_facts(truth: dict[str, Any], record: Any) -> dict[str, Any]:
         "unreadable": "unreadable_date" in types,
         "expired_at_shipment": "expired_date" in types,
     }
-    if record is not None and any(k in record.attributes for k in ("size", "model", "count")):
-        facts["matches_catalog"] = not types & {"wrong_variant_label", "wrong_colour"}
+    if record is not None and any(k in record.attributes for k in VARIANT_ATTRIBUTES):
+        labelled = tuple(k for k in VARIANT_ATTRIBUTES if k in record.attributes)
+        facts["matches_catalog"] = "wrong_variant_label" not in types and _shown_matches(record, shown, labelled)
+    if record is not None and "colour" in record.attributes:
+        facts["colour_matches"] = "wrong_colour" not in types and _shown_matches(record, shown, ("colour",))
     if truth.get("printed_expiry"):
         facts["expiry_date"] = truth["printed_expiry"]
         facts["matches_lot_record"] = "date_mismatch" not in types
@@ -299,7 +318,7 @@ def evaluate(db: Path, ds_dir: Path, backend: str) -> dict[str, Any]:
             for t in types:
                 damage_types[t][got == truth["root_cause"]] += 1
         stated[got].append((report.confidence, got == truth["root_cause"]))
-        facts = truth_facts(truths[fb["item_id"]].model_dump(), ds.catalog.skus.get(skus[fb["item_id"]]))
+        facts = truth_facts(truths[fb["item_id"]].model_dump(), ds.catalog.skus.get(skus[fb["item_id"]]), ds.catalog)
         for t in report.transcript:
             questions_n += 1
             a = t.answer
