@@ -133,8 +133,9 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
     if f.get("matches_sku") is False:
         return done(R.WRONG_ITEM, 0.9, f.claim(f"The printed title is not {evidence.capture.sku}'s.", "matches_sku"))
     # The look check, like colour, also moves with damage: it names a wrong item only for a
-    # complaint about what was shipped, and only when no printed title says otherwise.
-    looks_wrong = f.get("looks_like_sku") is False and f.get("matches_sku") is not True
+    # complaint about what was shipped, and only when no printed title says otherwise. A label
+    # read as another variant's value explains a look nearer that sibling SKU, so it decides.
+    looks_wrong = f.get("looks_like_sku") is False and f.get("matches_sku") is not True and not label_wrong
     if looks_wrong and problem in SHIPPED_WHAT:
         return done(
             R.WRONG_ITEM,

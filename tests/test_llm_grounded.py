@@ -76,6 +76,10 @@ def colour_store(tmp_path_factory) -> tuple[Path, Path]:
         evidence=[Evidence(camera="top", data={"nearest_sku": "FOOD-CEREAL-01"})],
     )
     add_item(store, root, "LOOK-1", "SHEET-SET-TWIN", "L6", ["SIZE", "TWIN"], [look, anomaly(0.03)])
+    sibling = look.model_copy(
+        update={"evidence": [Evidence(camera="top", data={"nearest_sku": "SHEET-SET-KING"})]}, deep=True
+    )
+    add_item(store, root, "SIBLING-1", "SHEET-SET-TWIN", "L6", ["SIZE", "KING"], [sibling, anomaly(0.03)])
     store.close()
     catalog().save(root / "catalog.json")
     return db, root
@@ -112,6 +116,23 @@ def test_the_tunnel_look_check_is_its_own_fact(colour_store, text, cause) -> Non
     facts = {t.answer.fact: t.answer.value for t in report.transcript}
     assert facts["looks_like_sku"] is False and facts.get("matches_sku") is None
     assert "printed title" not in report.summary
+    assert report.citations_valid()
+
+
+@pytest.mark.parametrize(
+    ("text", "cause"),
+    [
+        ("ordered twin sheets, got king", RootCause.WRONG_VARIANT),
+        ("this is not what i ordered at all", RootCause.WRONG_ITEM),
+    ],
+)
+def test_a_label_naming_a_sibling_variant_decides_before_the_look(colour_store, text, cause) -> None:
+    """The look check puts a twin set labelled KING nearer the king set: the label explains
+    that, and the customer's words say whether it is the variant or the item that was wrong."""
+    report, _ = run(colour_store, "SIBLING-1", text)
+    assert report.root_cause is cause, report.summary
+    facts = {t.answer.fact: t.answer.value for t in report.transcript}
+    assert facts["matches_catalog"] is False and facts["observed"] == "KING"
     assert report.citations_valid()
 
 
