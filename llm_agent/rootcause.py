@@ -132,10 +132,16 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
     # 1. What the photos show about identity and label.
     if f.get("matches_sku") is False:
         return done(R.WRONG_ITEM, 0.9, f.claim(f"The printed title is not {evidence.capture.sku}'s.", "matches_sku"))
+    # A colour measure is weaker evidence than a label read: glare, shade or another FC's
+    # light move it. It decides complaints about what was shipped, never a damage complaint.
+    colour_wrong = f.get("colour_matches") is False and problem in SHIPPED_WHAT
+    colour_claim = complaint.attribute is not None and complaint.attribute.name == "colour"
     # The look check, like colour, also moves with damage: it names a wrong item only for a
     # complaint about what was shipped, and only when no printed title says otherwise. A label
-    # read as another variant's value explains a look nearer that sibling SKU, so it decides.
-    looks_wrong = f.get("looks_like_sku") is False and f.get("matches_sku") is not True and not label_wrong
+    # read as another variant's value, or the other colour a customer names and the photos
+    # show, explains a look nearer that sibling SKU, so it decides.
+    explained = label_wrong or (colour_wrong and colour_claim)
+    looks_wrong = f.get("looks_like_sku") is False and f.get("matches_sku") is not True and not explained
     if looks_wrong and problem in SHIPPED_WHAT:
         return done(
             R.WRONG_ITEM,
@@ -145,9 +151,6 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
                 "looks_like_sku",
             ),
         )
-    # A colour measure is weaker evidence than a label read: glare, shade or another FC's
-    # light move it. It decides complaints about what was shipped, never a damage complaint.
-    colour_wrong = f.get("colour_matches") is False and problem in SHIPPED_WHAT
     if label_wrong or colour_wrong:
         said, facts = _label_mismatch(f, complaint) if label_wrong else _colour_mismatch(record)
         # A label naming another variant of the same product looks the same whether the picker
@@ -302,7 +305,6 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
                 "manufactured_date",
             ),
         )
-    colour_claim = complaint.attribute is not None and complaint.attribute.name == "colour"
     if problem in (P.WRONG_VARIANT, P.NOT_AS_DESCRIBED) and colour_claim and f.get("colour_matches") is True:
         return done(
             R.CUSTOMER_MISPERCEPTION,

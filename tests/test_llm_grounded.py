@@ -80,6 +80,19 @@ def colour_store(tmp_path_factory) -> tuple[Path, Path]:
         update={"evidence": [Evidence(camera="top", data={"nearest_sku": "SHEET-SET-KING"})]}, deep=True
     )
     add_item(store, root, "SIBLING-1", "SHEET-SET-TWIN", "L6", ["SIZE", "KING"], [sibling, anomaly(0.03)])
+    blue_sibling = look.model_copy(
+        update={"evidence": [Evidence(camera="top", data={"nearest_sku": "SHEET-SET-TWIN-BLUE"})]}, deep=True
+    )
+    add_item(
+        store,
+        root,
+        "SIBLING-2",
+        "SHEET-SET-TWIN",
+        "L6",
+        ["SIZE", "TWIN"],
+        [blue_sibling, anomaly(0.03)],
+        colour=(36, 96, 190),
+    )
     store.close()
     catalog().save(root / "catalog.json")
     return db, root
@@ -120,19 +133,22 @@ def test_the_tunnel_look_check_is_its_own_fact(colour_store, text, cause) -> Non
 
 
 @pytest.mark.parametrize(
-    ("text", "cause"),
+    ("item", "text", "fact", "cause"),
     [
-        ("ordered twin sheets, got king", RootCause.WRONG_VARIANT),
-        ("this is not what i ordered at all", RootCause.WRONG_ITEM),
+        ("SIBLING-1", "ordered twin sheets, got king", "matches_catalog", RootCause.WRONG_VARIANT),
+        ("SIBLING-1", "this is not what i ordered at all", "matches_catalog", RootCause.WRONG_ITEM),
+        ("SIBLING-2", "ordered white got a blue one", "colour_matches", RootCause.WRONG_VARIANT),
+        ("SIBLING-2", "this is not what i ordered at all", "colour_matches", RootCause.WRONG_ITEM),
     ],
 )
-def test_a_label_naming_a_sibling_variant_decides_before_the_look(colour_store, text, cause) -> None:
-    """The look check puts a twin set labelled KING nearer the king set: the label explains
-    that, and the customer's words say whether it is the variant or the item that was wrong."""
-    report, _ = run(colour_store, "SIBLING-1", text)
+def test_a_sibling_variants_label_or_colour_decides_before_the_look(colour_store, item, text, fact, cause) -> None:
+    """The look check puts a twin set labelled KING nearer the king set, and a blue one nearer
+    the blue set: the label or the colour explains that, and the customer's words say whether
+    it is the variant or the item that was wrong."""
+    report, _ = run(colour_store, item, text)
     assert report.root_cause is cause, report.summary
     facts = {t.answer.fact: t.answer.value for t in report.transcript}
-    assert facts["matches_catalog"] is False and facts["observed"] == "KING"
+    assert facts[fact] is False
     assert report.citations_valid()
 
 
