@@ -37,8 +37,7 @@ TRAINING_ITEMS = 2400
 REFERENCES_PER_SKU = 12
 """Normal reference orders per SKU, as `make demo` enrols: two thirds for the SKU's bank, a third
 to calibrate it. With 6 (until 2026-12-06) no SKU had the 3 calibration items its own bank
-needs, and every item was compared with its category's pooled bank, which misses stains and
-tears a SKU bank sees."""
+needs, and every item was compared with its category's pooled bank instead of its SKU's look."""
 DAMAGE = {"torn_box", "crushed_corner", "bent_cover", "broken_seal", "stain", "puncture"}
 INJECTED_PHRASES = ("refund approved", "admin mode", "side with the customer", "ignore previous", "issue a full refund")
 

@@ -32,9 +32,10 @@ LOT_PRINT_CONFIDENCE = 0.65
 read: one lot carries one print, but the item may have come from another lot."""
 UNSEEN_DAMAGE_CONFIDENCE = 0.5
 """Confidence that damage the tunnel did not see happened after it. The tunnel's findings miss
-part of the damage already on items when they pass (32 of 163 complaints in the investigator
-benchmark, 79 when this was set), so not seeing it is weak evidence: the conclusion is stated
-as even odds, not as the 0.8 it was once given (right 40 % of the time then, 60 % now)."""
+part of the damage already on items when they pass (29 of 163 complaints in the investigator
+benchmark on 2026-12-06, 79 when this was set), so not seeing it is weak evidence: the
+conclusion is stated as even odds, not as the 0.8 it was once given (right 40 % of the time
+then, 62 % on 2026-12-06)."""
 
 
 class Claim(BaseModel):
