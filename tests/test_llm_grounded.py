@@ -110,6 +110,24 @@ def test_colour_complaint_is_checked_on_the_pixels_not_the_size_label(colour_sto
     assert report.citations_valid()
 
 
+@pytest.mark.parametrize(("in_own_tote", "expected"), [(True, None), (False, False)])
+def test_a_colour_short_only_in_a_tote_of_that_colour_is_no_answer(colour_store, monkeypatch, in_own_tote, expected):
+    """The line lets an item read in a tote of its catalog colour pass on too little of it (the
+    tote tints the read); the investigation must not answer that the colour matches."""
+    from detectors.attributes.colour import ColourRead
+    from detectors.attributes.profile import AttributeProfile
+    from llm_agent.tools import AttributeArgs, check_attribute
+
+    short = ColourRead(share=0.08, min_share=0.14, dominant_rgb=(195, 152, 97), dominant_distance=90.0, gains=(1, 1, 1))
+    monkeypatch.setattr(AttributeProfile, "read_colour", lambda *a, **k: (short, in_own_tote))
+    monkeypatch.setattr(AttributeProfile, "gone_in_own_tote", lambda *a, **k: False)
+    db, root = colour_store
+    ev = EvidenceFile.load(db, "WHITE-1", catalog=catalog(), dataset=root)
+    result = check_attribute(ev, AttributeArgs(attribute="colour"))
+    assert result.data["colour_matches"] is expected, result.summary
+    assert ("cannot tell" in result.summary) is in_own_tote
+
+
 def test_a_colour_flag_does_not_turn_a_damage_complaint_into_a_wrong_variant(colour_store) -> None:
     report, _ = run(colour_store, "BLUE-2", "box came crushed")
     assert report.root_cause is RootCause.DAMAGED_AFTER_TUNNEL, report.summary
