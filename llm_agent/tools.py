@@ -443,13 +443,13 @@ def _check_colour(ev: EvidenceFile, expected: str | None, stored, cites: list[st
     elif trust is ColourTrust.NONE:
         matches = None
         summary += "; its normal look barely shows that colour, so the pixels cannot tell"
-    elif not read.matches and not profile.wrong_colour(sku, read, in_own_tote):
+    elif read.matches or profile.wrong_colour(sku, read, in_own_tote):
+        matches = read.matches
+    else:
         # too little of the colour, excused only by the tote's tint: the line lets it pass, but
         # an answer that the colour matches would clear a complaint the pixels cannot judge
         matches = None
         summary += "; too little for its normal look, but a tote of that colour tints the read: the pixels cannot tell"
-    else:
-        matches = not profile.wrong_colour(sku, read, in_own_tote)
     if in_own_tote:
         summary += "; seen only in a tote of that colour, where the item was cut out at its full size"
     return ToolResult(
