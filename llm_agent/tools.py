@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llm_agent.evidence import EvidenceFile, EvidenceRef
 from pipeline.policy import POSSIBLE_DEFECT
-from pipeline.types import Finding
+from pipeline.types import CatalogRecord, Finding
 
 if TYPE_CHECKING:  # the detectors are optional at run time: a missing one is "unavailable"
     from detectors.attributes.profile import AttributeProfile
@@ -169,14 +169,12 @@ def _ocr(ev: EvidenceFile, camera: str) -> Any:
     it."""
     key = f"ocr:{camera}"
     if key not in ev.cache:
-        from detectors.localize import localize
         from detectors.ocr_expiry import read_dates
         from detectors.ocr_expiry.smear import view_without_smear
 
         record = ev.record
         image = ev.image(camera)
-        view = localize(image, camera)
-        found = view if view.found else None
+        found = _view(ev, camera)
         options = {
             "order": record.expiry.date_order if record else "DMY",
             "today": ev.shipped_on,
@@ -189,6 +187,34 @@ def _ocr(ev: EvidenceFile, camera: str) -> Any:
             read = corrected if corrected.expiry is not None else read
         ev.cache[key] = (read, found)
     return ev.cache[key]
+
+
+def _view(ev: EvidenceFile, camera: str) -> Any:
+    """The item's localised view on a camera (`detectors.localize`), None where no item was
+    found; once per camera, shared by every tool that reads the item."""
+    key = f"view:{camera}"
+    if key not in ev.cache:
+        from detectors.localize import localize
+
+        view = localize(ev.image(camera), camera)
+        ev.cache[key] = view if view.found else None
+    return ev.cache[key]
+
+
+def _found_views(ev: EvidenceFile) -> tuple[dict[str, Any], list[str]]:
+    """The views (by camera) the item was found on, and why a camera's frame could not be read."""
+    from pipeline.imageio import ImageError
+
+    views, errors = {}, []
+    for cam in _cameras(ev, None):
+        try:
+            view = _view(ev, cam)
+        except ImageError as exc:
+            errors.append(f"{cam}: {exc}")
+            continue
+        if view is not None:
+            views[cam] = view
+    return views, errors
 
 
 def _frame_box(view: Any, box: Any) -> list[float]:
@@ -289,22 +315,22 @@ def check_attribute(ev: EvidenceFile, args: AttributeArgs) -> ToolResult:
     if expected is None:
         summary = f"the catalog gives no {name} for {ev.record.sku}"
         return _attribute_result(name, None, summary, cites + [r for r, _ in stored])
-    from detectors.attributes.labels import canonical, judge, read_values, votes
+    from detectors.attributes.labels import canonical, votes
 
-    lines, errors = _lines(ev, None)
-    cameras = [ev.refs[ref].camera or ref for ref, _, _ in lines]
-    # The tunnel's own label reading: value families, stickers over titles, one vote per camera.
-    check = judge(name, expected, read_values([(t, c) for _, t, c in lines], expected, cameras))
+    reading, errors = _label_reading(ev, ev.record, name, expected)
+    check = reading.checks[name]
     if check.status == "unread":
         why = "no label text with a known value was read" if not errors else "; ".join(errors)
         summary = f"the {name} could not be read on any camera ({why})"
-        return _attribute_result(name, expected, summary, cites + [r for r, _ in stored], label_visible=bool(lines))
+        return _attribute_result(
+            name, expected, summary, cites + [r for r, _ in stored], label_visible=bool(reading.lines)
+        )
     support = votes(check.reads)
     observed = canonical(expected) if check.status == "ok" else max(support, key=lambda v: support[v])
     summary = f"the label reads {name} '{observed}'; the catalog expects '{expected}'"
     if check.status == "conflict":
         summary += f"; as many cameras read {' and '.join(sorted(support))}: a person decides"
-    refs = list(dict.fromkeys(lines[r.index][0] for r in check.reads if r.value == observed))
+    refs = list(dict.fromkeys(_label_ref(ev, reading, r.index) for r in check.reads if r.value == observed))
     return _attribute_result(
         name,
         expected,
@@ -315,6 +341,51 @@ def check_attribute(ev: EvidenceFile, args: AttributeArgs) -> ToolResult:
         all_observed=sorted(support),
         label_visible=True,
     )
+
+
+def _label_reading(ev: EvidenceFile, record: CatalogRecord, name: str, expected: str) -> tuple[Any, list[str]]:
+    """The tunnel's own label reading (`AttributesStage.read_labels`) of one attribute, without
+    the edge's OCR budget: views enlarged, turned, one vote per camera, read on the crops with
+    the belt's smear taken out. Where that leaves the label unread and a smear was taken out,
+    the crops as captured are read too: an investigation has the time, and a smear measured on
+    a sharp view must not cost a label the line could have read on it."""
+    from detectors.attributes.stage import AttributesStage
+    from detectors.ocr_expiry.smear import view_without_smear
+
+    key = f"labels:{name}"
+    if key not in ev.cache:
+        views, errors = _found_views(ev)
+        corrected = {cam: view_without_smear(ev.image(cam), view) for cam, view in views.items()}
+        reader = AttributesStage(check_colour=False, check_identity=False)
+        wanted = {name: expected}
+        reading = reader.read_labels(record, views, text_image=lambda cam: corrected[cam][0], expected=wanted)
+        if reading.checks[name].status == "unread" and any(smear > 1 for _, smear in corrected.values()):
+            as_captured = reader.read_labels(record, views, expected=wanted)
+            if as_captured.checks[name].status != "unread":
+                reading = as_captured
+        ev.cache[key] = (reading, errors)
+    return ev.cache[key]
+
+
+def _label_ref(ev: EvidenceFile, reading: Any, index: int) -> str:
+    """Citation id of one line of a label reading, registered with its frame box and text."""
+    from detectors.attributes.stage import frame_box
+
+    line = reading.lines[index]
+    ref = f"label:{line.camera}:{_norm_key(line.line.text)}"
+    if not ev.has(ref):
+        ev.add(
+            EvidenceRef(
+                id=ref,
+                kind="ocr",
+                description=f"label text read on camera {line.camera}: '{line.line.text}'",
+                camera=line.camera,
+                box=frame_box(line, _view(ev, line.camera)),
+                text=line.line.text,
+                score=round(float(line.line.confidence), 3),
+            )
+        )
+    return ref
 
 
 def _attribute_result(
@@ -385,22 +456,16 @@ def _check_colour(ev: EvidenceFile, expected: str | None, stored, cites: list[st
     """The attributes stage's colour measure on every view: the share of white-balanced item
     pixels showing the catalog colour, against the threshold the SKU's normal references give.
     A SKU whose references barely show the colour gets no colour verdict from pixels."""
-    from detectors.attributes.profile import AttributeProfile, ColourTrust, located_views
-    from pipeline.imageio import ImageError
+    from detectors.attributes.profile import AttributeProfile, ColourTrust
 
     target = ev.record.colour_rgb if ev.record else None
     if target is None or ev.record is None:
         return _unavailable("check_attribute", "the catalog has no colour for this SKU")
-    images = {}
-    for frame in ev.capture.frames:
-        try:
-            images[frame.camera] = ev.image(frame.camera)
-        except ImageError:
-            continue
     try:
-        views = located_views(images)
+        found, _ = _found_views(ev)
     except ImportError as exc:
         return _unavailable("check_attribute", f"the localize detector is not installed ({exc})")
+    views = [(view, ev.image(cam)) for cam, view in found.items()]
     threshold = _sku_colour_threshold(ev)
     sku = ev.record.sku
     # the tunnel's own colour read: the enrolled profile knows the item's normal size in each
@@ -627,12 +692,21 @@ def read_dates(ev: EvidenceFile, args: NoArgs) -> ToolResult:
     last = _last_day(expiry)
     data["expired_at_shipment"] = last < deadline
     data["days_left_at_shipment"] = (last - ev.shipped_on).days
-    if ev.lot and ev.lot.recorded_expiry:
-        data["lot_recorded_expiry"] = ev.lot.recorded_expiry.isoformat()
-        data["matches_lot_record"] = _agrees_with_record(expiry, ev.lot.recorded_expiry)
     verb = "had passed or was too close" if data["expired_at_shipment"] else "was still valid"
     left = data["days_left_at_shipment"]
     summary = f"printed expiry {expiry}; shipped {ev.shipped_on}, it {verb} ({left} days left, {min_days} needed)"
+    if ev.lot and ev.lot.recorded_expiry:
+        recorded = ev.lot.recorded_expiry
+        data["lot_recorded_expiry"] = recorded.isoformat()
+        data["matches_lot_record"] = _agrees_with_record(expiry, recorded)
+        if not data["matches_lot_record"] and (swaps := _round_digit_doubt(expiry, recorded)):
+            data["matches_lot_record"] = None
+            summary += (
+                f"; it differs from the lot record {recorded} only in round digits the recogniser"
+                f" confuses on dotted print ({swaps}), so whether the print disagrees with the record"
+                " needs a person's look"
+            )
+            cites.append(f"lot:{ev.lot.lot}")
     if manufactured:
         summary += f"; the production date printed is {manufactured}"
     if second_read is not None:
@@ -651,6 +725,17 @@ def _shelf_deadline(ev: EvidenceFile) -> tuple[int, date]:
     """(minimum remaining shelf life in days, the last expiry that was too close at shipment)."""
     min_days = ev.record.expiry.min_remaining_days if ev.record else 0
     return min_days, ev.shipped_on + timedelta(days=min_days)
+
+
+def _round_digit_doubt(printed: str, recorded: date) -> str | None:
+    """The round digits a print that disagrees with the lot record may have been misread in
+    (`checker.round_digit_swaps`): the tunnel's own rule (`checker.mismatch_doubt`) takes such
+    a read for no proof of a mismatch, and neither does an investigation."""
+    if _ocr_available():
+        return None
+    from detectors.ocr_expiry.checker import round_digit_swaps
+
+    return round_digit_swaps(printed, recorded)
 
 
 def _agrees_with_record(printed: str, recorded: date) -> bool:

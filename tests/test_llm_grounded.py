@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageDraw
 
 from llm_agent.evidence import EvidenceError, EvidenceFile
 from llm_agent.investigator import investigate
@@ -16,8 +17,8 @@ from llm_agent.taxonomy import RootCause
 from llm_agent.tools import default_tools, lot_print
 from pipeline.catalog import Catalog
 from pipeline.store import Store
-from pipeline.types import Evidence, Finding, LotRecord
-from tests.test_llm_fixture_store import add_item, anomaly, build_store, catalog, ocr
+from pipeline.types import Action, CatalogRecord, Evidence, Finding, Frame, ItemCapture, LotRecord, Verdict
+from tests.test_llm_fixture_store import SHIPPED, _font, add_item, anomaly, build_store, catalog, ocr
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +190,75 @@ def test_label_is_read_as_the_tunnel_reads_it(colour_store) -> None:
     assert report.root_cause is RootCause.WRONG_VARIANT, report.summary
     observed = [t.answer.value for t in report.transcript if t.answer.fact == "observed"]
     assert observed == ["EU 44"]
+
+
+@pytest.mark.parametrize(
+    ("printed", "text", "cause"),
+    [
+        # 7 for 6: no recogniser slip, the print disagrees with the record the listing shows
+        ("2027-07-30", "expiry date much sooner than advertised", RootCause.CATALOG_LISTING_ERROR),
+        ("2027-07-30", "why did you send expired food 2026-01-10", RootCause.CATALOG_LISTING_ERROR),
+        # 8 for 6: a round digit misread on dotted print proves no mismatch, as at the tunnel
+        ("2027-08-30", "expiry date much sooner than advertised", RootCause.INCONCLUSIVE),
+        ("2027-08-30", "why did you send expired food 2026-01-10", RootCause.CUSTOMER_MISPERCEPTION),
+    ],
+)
+def test_a_print_off_the_record_only_in_round_digits_is_no_listing_error(tmp_path, printed, text, cause) -> None:
+    store = Store(tmp_path / "store.db")
+    year, month, day = printed.split("-")
+    findings = [ocr("date_mismatch", printed, p=0.4), anomaly(0.03)]
+    add_item(store, tmp_path, "DATE-1", "FOOD-CEREAL-01", "L2", [f"EXP {day}.{month}.{year}"], findings)
+    store.close()
+    report, _ = investigate(
+        tmp_path / "store.db", "DATE-1", text, catalog=catalog(), dataset=tmp_path, use_embeddings=False
+    )
+    assert report.root_cause is cause, report.summary
+    record = next(t.answer for t in report.transcript if t.answer.fact == "matches_lot_record")
+    assert record.value is (False if cause is RootCause.CATALOG_LISTING_ERROR else None)
+    assert report.citations_valid()
+
+
+def _sticker_across(path: Path, value: str, size: int = 24) -> None:
+    """A white shirt box with a size sticker printed across it: "SIZE" over a lone letter, the
+    sticker a quarter turn round, as a T-shirt's sticker lies in an upright crop."""
+    img = Image.new("RGB", (640, 480), (60, 62, 66))
+    ImageDraw.Draw(img).rectangle([110, 80, 530, 400], fill=(236, 236, 232), outline=(20, 20, 20), width=3)
+    sticker = Image.new("RGB", (3 * size, 3 * size), (255, 255, 255))
+    draw = ImageDraw.Draw(sticker)
+    draw.text((size // 2, size // 4), "SIZE", fill=(15, 15, 15), font=_font(size // 2))
+    draw.text((size, size), value, fill=(15, 15, 15), font=_font(size))
+    img.paste(sticker.rotate(90, expand=True), (330, 120))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, quality=95)
+
+
+def test_a_turned_size_sticker_is_read_as_the_tunnel_reads_it(tmp_path) -> None:
+    """A lone "L" on its side is no text to the date reader; the label reader turns the view
+    and reads it, and the investigation uses the same reader."""
+    tee = CatalogRecord(sku="TEE-M", title="Basic tee", category="apparel", attributes={"size": "M"})
+    cat = catalog()
+    cat.skus[tee.sku] = tee
+    cat.lots["L9"] = LotRecord(lot="L9", sku=tee.sku, seller="acme-foods")
+    _sticker_across(tmp_path / "images/TEE-1/top.jpg", "L")
+    store = Store(tmp_path / "store.db")
+    capture = ItemCapture(
+        item_id="TEE-1",
+        sku=tee.sku,
+        lot="L9",
+        captured_at=SHIPPED,
+        frames=[Frame(camera="top", uri="images/TEE-1/top.jpg", width=640, height=480)],
+    )
+    store.enqueue(capture)
+    store.complete(Verdict(item_id="TEE-1", sku=tee.sku, action=Action.PASS, findings=[anomaly(0.03)]))
+    store.close()
+    report, _ = investigate(
+        tmp_path / "store.db", "TEE-1", "ordered size M but got L", catalog=cat, dataset=tmp_path, use_embeddings=False
+    )
+    observed = [t.answer for t in report.transcript if t.answer.fact == "observed"]
+    assert [a.value for a in observed] == ["L"]
+    assert report.root_cause is RootCause.WRONG_VARIANT, report.summary
+    cited = {e.id: e for e in report.evidence}
+    assert any(cited[c].text == "L" and cited[c].box for c in observed[0].citations if c in cited)
 
 
 def test_damage_the_tunnel_did_not_see_is_after_it_at_even_odds(store) -> None:

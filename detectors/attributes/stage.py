@@ -128,7 +128,7 @@ def unturn_box(
     }[turn % 4]
 
 
-def _frame_box(read: ReadLine, view: LocalizedView) -> list[float]:
+def frame_box(read: ReadLine, view: LocalizedView) -> list[float]:
     bx = unturn_box(read.line.box, read.turn, read.width, read.height)
     x0, y0, x1, y1 = (v / read.scale for v in bx)
     pts = view.to_frame(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
@@ -300,6 +300,7 @@ class AttributesStage:
         shared: dict[str, list[TextLine]] | None = None,
         may_continue: Callable[[], bool] | None = None,
         text_image: Callable[[str], np.ndarray] | None = None,
+        expected: dict[str, str] | None = None,
     ) -> LabelReading:
         """Read views (each upright, then turned if it yields no value) until every expected attribute is settled.
 
@@ -308,8 +309,9 @@ class AttributesStage:
         so the vote in `judge` sees all of them. With a `budget_ms`, no OCR pass starts once
         this thread has spent that much CPU in the stage's label reading; past the first pass,
         none starts when `may_continue` (the item's verdict deadline) says no. `text_image`
-        gives the image to read for a camera (default: its view's crop)."""
-        expected = expected_labels(record.attributes)
+        gives the image to read for a camera (default: its view's crop). `expected` names the
+        attributes to read and their catalog values (default: the record's variant labels)."""
+        expected = expected_labels(record.attributes) if expected is None else expected
         shared = shared or {}
         deadline = None if self.budget_ms is None else time.thread_time() + self.budget_ms / 1000.0
         lines: list[ReadLine] = []
@@ -382,7 +384,7 @@ class AttributesStage:
             rl = lines[read.index]
             return Evidence(
                 camera=rl.camera,
-                box=_frame_box(rl, views[rl.camera]),
+                box=frame_box(rl, views[rl.camera]),
                 text=rl.line.text,
                 data={
                     "attribute": attr,

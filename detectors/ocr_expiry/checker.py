@@ -182,7 +182,7 @@ def mismatch_doubt(best: DateRead, reads: Mapping[str, ImageRead], recorded: dat
     confirming = sorted(cam for cam, r in reads.items() if r.expiry is not None and _matches_record(r.expiry, recorded))
     if confirming:
         return f"{', '.join(confirming)} read the lot record's date"
-    swaps = _round_digit_swaps(best, recorded)
+    swaps = round_digit_swaps(best.iso, recorded)
     if swaps:
         return f"it differs from the record's date only in round digits the recogniser confuses ({swaps})"
     return None
@@ -239,11 +239,11 @@ def _contradiction(
     return None, None
 
 
-def _round_digit_swaps(read: DateRead, recorded: date) -> str | None:
-    """ "9 for 8, 6 for 8" when every digit where the read and the record differ (at the read's
-    precision) is a round digit misread as another; None otherwise."""
-    record = recorded.isoformat()[: len(read.iso)]
-    pairs = [(r, w) for r, w in zip(read.iso, record, strict=True) if r != w]
+def round_digit_swaps(iso: str, recorded: date) -> str | None:
+    """ "9 for 8, 6 for 8" when every digit where a read date (ISO, day or month precision) and
+    the record differ, at the read's precision, is a round digit misread as another; None otherwise."""
+    record = recorded.isoformat()[: len(iso)]
+    pairs = [(r, w) for r, w in zip(iso, record, strict=True) if r != w]
     if not pairs or not all(r in ROUND_DIGITS and w in ROUND_DIGITS for r, w in pairs):
         return None
     return ", ".join(f"{r} for {w}" for r, w in pairs)
