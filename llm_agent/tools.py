@@ -628,6 +628,9 @@ def read_dates(ev: EvidenceFile, args: NoArgs) -> ToolResult:
             citations=[f"catalog:{record.sku}"],
         )
     expiry = manufactured = second_read = None
+    doubt: str | None = None
+    """Why a read that disagrees with the lot record may be a misread: the tunnel's recorded
+    doubt, or the checker's rule applied to a read made here."""
     cites: list[str] = [f"catalog:{record.sku}"] if record else []
     stored = list(_findings(ev, stages={"ocr_expiry"}))
     for ref, f in stored:
@@ -638,9 +641,10 @@ def read_dates(ev: EvidenceFile, args: NoArgs) -> ToolResult:
                 continue
             if kind == "expiry" and iso and expiry is None:
                 expiry, _ = (iso, cites.append(ref))
+                doubt = e.data.get("doubt") if f.kind == "date_mismatch" else None
             elif kind == "manufactured" and iso and manufactured is None:
                 manufactured, _ = (iso, cites.append(ref))
-    live_errors = []
+    live_errors, live_reads, live_expiry = [], {}, None
     if (expiry is None or manufactured is None) and not _ocr_available():
         for cam in _cameras(ev, None):
             try:
@@ -648,6 +652,7 @@ def read_dates(ev: EvidenceFile, args: NoArgs) -> ToolResult:
             except Exception as exc:
                 live_errors.append(f"{cam}: {exc}")
                 continue
+            live_reads[cam] = read
             for d in read.dates:
                 ref = f"ocr:{cam}:{_norm_key(d.line_text)}"
                 if not ev.has(ref):
@@ -664,7 +669,7 @@ def read_dates(ev: EvidenceFile, args: NoArgs) -> ToolResult:
                         )
                     )
                 if d.type == "expiry" and expiry is None:
-                    expiry = d.iso
+                    expiry, live_expiry = d.iso, d
                     cites.append(ref)
                 elif d.type == "manufactured" and manufactured is None:
                     manufactured = d.iso
@@ -699,12 +704,13 @@ def read_dates(ev: EvidenceFile, args: NoArgs) -> ToolResult:
         recorded = ev.lot.recorded_expiry
         data["lot_recorded_expiry"] = recorded.isoformat()
         data["matches_lot_record"] = _agrees_with_record(expiry, recorded)
-        if not data["matches_lot_record"] and (swaps := _round_digit_doubt(expiry, recorded)):
+        if not data["matches_lot_record"]:
+            doubt = _mismatch_doubt(expiry, recorded, doubt, live_expiry, live_reads)
+        if not data["matches_lot_record"] and doubt:
             data["matches_lot_record"] = None
             summary += (
-                f"; it differs from the lot record {recorded} only in round digits the recogniser"
-                f" confuses on dotted print ({swaps}), so whether the print disagrees with the record"
-                " needs a person's look"
+                f"; it differs from the lot record {recorded}, but {doubt}: whether the print disagrees"
+                " with the record needs a person's look"
             )
             cites.append(f"lot:{ev.lot.lot}")
     if manufactured:
@@ -727,15 +733,18 @@ def _shelf_deadline(ev: EvidenceFile) -> tuple[int, date]:
     return min_days, ev.shipped_on + timedelta(days=min_days)
 
 
-def _round_digit_doubt(printed: str, recorded: date) -> str | None:
-    """The round digits a print that disagrees with the lot record may have been misread in
-    (`checker.round_digit_swaps`): the tunnel's own rule (`checker.mismatch_doubt`) takes such
-    a read for no proof of a mismatch, and neither does an investigation."""
-    if _ocr_available():
-        return None
-    from detectors.ocr_expiry.checker import round_digit_swaps
+def _mismatch_doubt(
+    printed: str, recorded: date, stored: str | None, live: Any | None, live_reads: dict[str, Any]
+) -> str | None:
+    """Why a print that disagrees with the lot record may be a misread, by the tunnel's own rule
+    (`checker.mismatch_doubt`): the doubt the tunnel recorded, the rule applied to a read made
+    here, or, for a stored read without a recorded doubt, its round-digit part
+    (`checker.round_digit_doubt`). A read the tunnel would not divert on proves no listing error."""
+    if stored or _ocr_available():
+        return stored
+    from detectors.ocr_expiry.checker import mismatch_doubt, round_digit_doubt
 
-    return round_digit_swaps(printed, recorded)
+    return mismatch_doubt(live, live_reads, recorded) if live is not None else round_digit_doubt(printed, recorded)
 
 
 def _agrees_with_record(printed: str, recorded: date) -> bool:

@@ -193,20 +193,24 @@ def test_label_is_read_as_the_tunnel_reads_it(colour_store) -> None:
 
 
 @pytest.mark.parametrize(
-    ("printed", "text", "cause"),
+    ("printed", "doubt", "text", "cause"),
     [
         # 7 for 6: no recogniser slip, the print disagrees with the record the listing shows
-        ("2027-07-30", "expiry date much sooner than advertised", RootCause.CATALOG_LISTING_ERROR),
-        ("2027-07-30", "why did you send expired food 2026-01-10", RootCause.CATALOG_LISTING_ERROR),
+        ("2027-07-30", None, "expiry date much sooner than advertised", RootCause.CATALOG_LISTING_ERROR),
+        ("2027-07-30", None, "why did you send expired food 2026-01-10", RootCause.CATALOG_LISTING_ERROR),
         # 8 for 6: a round digit misread on dotted print proves no mismatch, as at the tunnel
-        ("2027-08-30", "expiry date much sooner than advertised", RootCause.INCONCLUSIVE),
-        ("2027-08-30", "why did you send expired food 2026-01-10", RootCause.CUSTOMER_MISPERCEPTION),
+        ("2027-08-30", None, "expiry date much sooner than advertised", RootCause.INCONCLUSIVE),
+        ("2027-08-30", None, "why did you send expired food 2026-01-10", RootCause.CUSTOMER_MISPERCEPTION),
+        # the tunnel recorded why its read was in doubt
+        ("2027-07-30", "left read the record date", "expiry date much sooner than advertised", RootCause.INCONCLUSIVE),
     ],
 )
-def test_a_print_off_the_record_only_in_round_digits_is_no_listing_error(tmp_path, printed, text, cause) -> None:
+def test_a_print_the_tunnel_would_not_divert_on_is_no_listing_error(tmp_path, printed, doubt, text, cause) -> None:
     store = Store(tmp_path / "store.db")
     year, month, day = printed.split("-")
     findings = [ocr("date_mismatch", printed, p=0.4), anomaly(0.03)]
+    if doubt:
+        findings[0].evidence[0].data["doubt"] = doubt
     add_item(store, tmp_path, "DATE-1", "FOOD-CEREAL-01", "L2", [f"EXP {day}.{month}.{year}"], findings)
     store.close()
     report, _ = investigate(

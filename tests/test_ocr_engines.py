@@ -352,6 +352,21 @@ def test_stage_kinds(lines: list[TextLine], recorded: date | None, carries: bool
         assert findings[0].probability == 0.0
 
 
+@pytest.mark.parametrize(
+    ("text", "doubt"),
+    [("EXP 01/05/2027", None), ("EXP 01/08/2027", "round digits"), ("BARKWEL1/05/2027", "'BARKWEL'")],
+)
+def test_a_mismatch_records_why_it_is_in_doubt(text: str, doubt: str | None) -> None:
+    """The finding's date evidence says why a mismatch is only a review, for the investigator
+    and the reviewer to weigh the read the same way."""
+    stage = OcrExpiryStage(engine=ScriptedEngine({1: [_line(text)]}))
+    [f] = stage(_capture({"top": 1}), StageContext(_catalog(recorded=date(2027, 6, 1)), today=TODAY))
+    assert f.kind == "date_mismatch"
+    recorded = f.evidence[0].data.get("doubt")
+    assert recorded is None if doubt is None else doubt in recorded
+    assert (f.probability > 0.5) is (doubt is None)
+
+
 def test_stage_reconciles_cameras_and_names_the_frame() -> None:
     engine = ScriptedEngine({1: [_line("EXP 01/06/2027")], 2: [_line("EXP 01/06/2027")], 3: [_line("EXP 07/06/2027")]})
     [f] = OcrExpiryStage(engine=engine)(_capture({"a": 1, "b": 2, "c": 3}), StageContext(_catalog(), today=TODAY))

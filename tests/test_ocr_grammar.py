@@ -604,6 +604,10 @@ def test_confidence_drives_probability() -> None:
         ({"top": "EXP 01/08/2027"}, "round digits the recogniser confuses (8 for 6)"),  # record 01/06/2027
         ({"top": "EXP 01/06/2028"}, None),  # 8 for 7: no round-digit misread, a divert
         ({"top": "EXP 06/2029"}, None),  # 9 for 7 in the year
+        # a stamp over a brand name: the word's last letter may hide the day's first digit
+        ({"top": "BARKWEL1/05/2027"}, "runs on from the word 'BARKWEL'"),
+        ({"top": "EXP01/05/2027"}, None),  # run on from its own label: a clean read
+        ({"top": "L2611A 01/05/2027"}, None),  # a lot code before it, spaced
     ],
 )
 def test_a_mismatch_the_reads_cast_doubt_on_is_a_review(texts: dict[str, str], doubt: str | None) -> None:

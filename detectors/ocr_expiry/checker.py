@@ -3,6 +3,7 @@ catalog (minimum remaining shelf life) and the lot's recorded expiry."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -171,7 +172,8 @@ def mismatch_doubt(best: DateRead, reads: Mapping[str, ImageRead], recorded: dat
     A mismatch isolates the lot, so it diverts only on a read that nothing contradicts: not one
     that needed a digit repaired (the repair is a guess), not when another camera read the
     record's very date (a misread is likelier than a package printing two expiries), and not one
-    that differs from the record only where a round digit may have been misread as another. On
+    that differs from the record only where a round digit may have been misread as another, nor one
+    that runs on from a word that is not its label (`run_on_word`). On
     simulated shifts three mismatch diverts the truth did not bear out were these: "20279209"
     repaired to 2027-02-09 against a recorded 2027-09-05, "06/e2/2027" read as 2027-02 while the
     right camera read the recorded 2027-06-02, and 2029-12-06 read alone for a recorded
@@ -182,10 +184,23 @@ def mismatch_doubt(best: DateRead, reads: Mapping[str, ImageRead], recorded: dat
     confirming = sorted(cam for cam, r in reads.items() if r.expiry is not None and _matches_record(r.expiry, recorded))
     if confirming:
         return f"{', '.join(confirming)} read the lot record's date"
-    swaps = round_digit_swaps(best.iso, recorded)
-    if swaps:
-        return f"it differs from the record's date only in round digits the recogniser confuses ({swaps})"
+    if why := round_digit_doubt(best.iso, recorded):
+        return why
+    word = run_on_word(best)
+    if word is not None:
+        return f"the date runs on from the word {word!r} with no space, as print laid over other text reads"
     return None
+
+
+def run_on_word(read: DateRead) -> str | None:
+    """The word a date was read running on from with no space ("BARKWEL" in "BARKWEL1/10/27"),
+    unless it is the date's own label ("EXP01/10/27"). A date stamped over a brand name is read
+    so, and the word's last letter may have hidden or stood in for a digit: "Best before
+    19/10/27" over "BARKWELL" read as 2027-10-01 and isolated a good lot as a date mismatch."""
+    if read.keyword is not None:
+        return None
+    word = re.search(r"[^\W\d_]+$", read.line_text[: read.parsed.span[0]])
+    return word.group() if word else None
 
 
 def date_status(expiry: DateRead, deadline: date, recorded: date | None) -> Status:
@@ -239,7 +254,16 @@ def _contradiction(
     return None, None
 
 
-def round_digit_swaps(iso: str, recorded: date) -> str | None:
+def round_digit_doubt(iso: str, recorded: date) -> str | None:
+    """The doubt `mismatch_doubt` casts on a read date (ISO) that differs from the record only in
+    round digits; None when it differs otherwise."""
+    swaps = _round_digit_swaps(iso, recorded)
+    if swaps is None:
+        return None
+    return f"it differs from the record's date only in round digits the recogniser confuses ({swaps})"
+
+
+def _round_digit_swaps(iso: str, recorded: date) -> str | None:
     """ "9 for 8, 6 for 8" when every digit where a read date (ISO, day or month precision) and
     the record differ, at the read's precision, is a round digit misread as another; None otherwise."""
     record = recorded.isoformat()[: len(iso)]

@@ -232,6 +232,8 @@ class OcrExpiryStage:
         evidence: list[Evidence] = []
         if verdict.expiry is not None and verdict.camera is not None:
             evidence.append(cite(verdict.camera, verdict.expiry))
+            if verdict.doubt:  # why the verdict is a review: an investigation weighs the read the same way
+                evidence[0].data["doubt"] = verdict.doubt
         if verdict.second_look is not None and verdict.camera is not None:
             second = cite(verdict.camera, verdict.second_look)
             second.data["second_look"] = True
