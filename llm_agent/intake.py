@@ -475,11 +475,16 @@ class Complaint(BaseModel):
     """Redacted sentences left out because they address the investigator."""
 
 
+_ACCENTS = re.compile("[\u0300-\u036f]")
+"""Combining accents of Latin letters. Kana voicing marks are letters' own sounds, not accents:
+"つぶれ" (crushed) without its mark is "つふれ", and no cue would match it."""
+
+
 def _norm(text: str) -> str:
-    """Lower case, accents and apostrophes dropped (so "doesn't" matches "doesnt")."""
+    """Lower case, Latin accents and apostrophes dropped (so "doesn't" matches "doesnt")."""
     text = unicodedata.normalize("NFKD", text)
     text = text.replace("ß", "ss")
-    text = unicodedata.normalize("NFC", "".join(c for c in text if not unicodedata.combining(c)))
+    text = unicodedata.normalize("NFC", _ACCENTS.sub("", text))
     return re.sub(r"[’'`]", "", text.lower())
 
 
@@ -528,17 +533,21 @@ def _squash(text: str) -> str:
 
 def _fuzzy_hit(cue: str, squashed: str) -> bool:
     """Cues tolerate typos, dropped or doubled letters and misplaced spaces ("dmaged",
-    "borkenw hen", "no size tg"): the cue without spaces is compared with every window of the
+    "borkenw hen", "no size tg", "boxt oorn"): the cue without spaces is compared with every window of the
     text without spaces. One edit is allowed, two for cues of nine letters or more."""
     target = _squash(cue)
     if len(target) < 4 or not cue.isascii():
         return False
     budget = 1 if len(target) < 9 else 2
     n = len(target)
-    if n < 5:  # short cues: only swapped letters ("hoel"), anything looser matches noise
-        return any(
+    if n < 5:  # short cues: swapped letters ("hoel") or a doubled one ("hoole"); anything looser matches noise
+        swapped = any(
             sorted(squashed[i : i + n]) == sorted(target) and _osa(target, squashed[i : i + n]) <= 1
             for i in range(len(squashed) - n + 1)
+        )
+        return swapped or any(
+            target in {w[:j] + w[j + 1 :] for j in range(1, n + 1) if w[j] == w[j - 1]}
+            for w in (squashed[i : i + n + 1] for i in range(len(squashed) - n))
         )
     for size in range(n - budget, n + budget + 1):
         for start in range(0, max(0, len(squashed) - size) + 1):
@@ -760,10 +769,12 @@ def read_complaint(
     if attribute and attribute.expected and attribute.received and problem in (P.OTHER, P.DAMAGED, P.EMPTY_OR_MISSING):
         problem = P.WRONG_VARIANT if scores.get(P.WRONG_VARIANT.value, 0) > 0 or problem is P.OTHER else problem
     rules = rule_scores(body)
-    for specific in (P.MISSING_PACKAGING, P.SHORT_DATED, P.UNREADABLE_DATE):
-        if rules.get(specific):  # a specific cue beats the generic ones it co-occurs with
-            problem = specific
-            break
+    # a specific cue beats the generic ones it co-occurs with; of two specific problems, the one
+    # more cues name: "date print is smaered, no idea wehn it expires" names an unreadable date
+    # twice ("smeared", "no idea when") and a short date once ("expires in", two edits away)
+    specific = {p: rules[p] for p in (P.MISSING_PACKAGING, P.SHORT_DATED, P.UNREADABLE_DATE) if rules.get(p)}
+    if specific:
+        problem = max(specific, key=lambda p: specific[p])
     order = record.expiry.date_order if record else "DMY"
     dates = [d.iso for d in parse_dates(body, order=order, today=today)]
     return Complaint(

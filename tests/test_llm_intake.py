@@ -22,9 +22,15 @@ from tests.test_llm_fixture_store import build_store, catalog
         ("SHEET-SET-TWIN", "Die Packung war zerdrückt und kaputt", P.DAMAGED),
         ("SHEET-SET-TWIN", "arriveda dmaged", P.DAMAGED),
         ("SHEET-SET-TWIN", "it was borkenw hen i opened the parcel", P.DAMAGED),
+        ("SHEET-SET-TWIN", "there is a hoole in the bag", P.DAMAGED),  # a short cue, one letter doubled
+        ("SHEET-SET-TWIN", "boxt oorn on one side", P.DAMAGED),
+        # kana voicing marks are part of the word: "つぶれ" is crushed, "つふれ" is nothing
+        ("SHEET-SET-TWIN", "箱がつぶれて届きました", P.DAMAGED),
+        ("SHEET-SET-TWIN", "サイズが違います", P.WRONG_VARIANT),
         ("FOOD-CEREAL-01", "product is exipred!!", P.EXPIRED),
         ("FOOD-CEREAL-01", "賞味期限が切れています", P.EXPIRED),
         ("FOOD-CEREAL-01", "can't read the expiry date, it's all smudged", P.UNREADABLE_DATE),
+        ("FOOD-CEREAL-01", "date print is smaered, no idea wehn it expires", P.UNREADABLE_DATE),
         ("FOOD-CEREAL-01", "listing said long shelf life but it expires 2026-12-01", P.SHORT_DATED),
         ("FOOD-CEREAL-01", "la botella llegó vacía", P.EMPTY_OR_MISSING),
         ("SNEAKER-42", "shoes came without a box, are these used??", P.MISSING_PACKAGING),
