@@ -641,7 +641,8 @@ def read_dates(ev: EvidenceFile, args: NoArgs) -> ToolResult:
                 continue
             if kind == "expiry" and iso and expiry is None:
                 expiry, _ = (iso, cites.append(ref))
-                doubt = e.data.get("doubt") if f.kind == "date_mismatch" else None
+                if f.kind == "date_mismatch" and not e.data.get("repair"):
+                    doubt = e.data.get("doubt")
             elif kind == "manufactured" and iso and manufactured is None:
                 manufactured, _ = (iso, cites.append(ref))
     live_errors, live_reads, live_expiry = [], {}, None
@@ -736,15 +737,18 @@ def _shelf_deadline(ev: EvidenceFile) -> tuple[int, date]:
 def _mismatch_doubt(
     printed: str, recorded: date, stored: str | None, live: Any | None, live_reads: dict[str, Any]
 ) -> str | None:
-    """Why a print that disagrees with the lot record may be a misread, by the tunnel's own rule
-    (`checker.mismatch_doubt`): the doubt the tunnel recorded, the rule applied to a read made
-    here, or, for a stored read without a recorded doubt, its round-digit part
-    (`checker.round_digit_doubt`). A read the tunnel would not divert on proves no listing error."""
-    if stored or _ocr_available():
+    """Why a print's difference from the lot record may be a misread, by the tunnel's own rules
+    (`checker.misread_doubt`): the doubt the tunnel recorded, the rules applied to a read made
+    here, or, for a stored read without a recorded doubt, the round-digit rule. A repaired digit
+    alone is no such doubt: it holds back a lot's isolation at the tunnel, but the read still
+    says what the print shows ("MHO 84.2027" is 04.2027, and its lot record says otherwise)."""
+    if _ocr_available():
         return stored
-    from detectors.ocr_expiry.checker import mismatch_doubt, round_digit_doubt
+    from detectors.ocr_expiry.checker import misread_doubt, round_digit_doubt
 
-    return mismatch_doubt(live, live_reads, recorded) if live is not None else round_digit_doubt(printed, recorded)
+    if live is not None:
+        return misread_doubt(live, live_reads, recorded)
+    return stored or round_digit_doubt(printed, recorded)
 
 
 def _agrees_with_record(printed: str, recorded: date) -> bool:

@@ -181,6 +181,14 @@ def mismatch_doubt(best: DateRead, reads: Mapping[str, ImageRead], recorded: dat
     digits about once in 200 at day precision."""
     if best.parsed.repair is not None:
         return f"the date was read with a digit repaired ({best.parsed.repair})"
+    return misread_doubt(best, reads, recorded)
+
+
+def misread_doubt(best: DateRead, reads: Mapping[str, ImageRead], recorded: date) -> str | None:
+    """Why the very difference between a read and the lot record may be a misread (the part of
+    `mismatch_doubt` that is not about a repaired digit): another camera read the record's date,
+    the differing digits are round ones, or the date runs on from a word. A repaired read that
+    nothing else contradicts still says what the print shows; only a lot's isolation waits on it."""
     confirming = sorted(cam for cam, r in reads.items() if r.expiry is not None and _matches_record(r.expiry, recorded))
     if confirming:
         return f"{', '.join(confirming)} read the lot record's date"
