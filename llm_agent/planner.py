@@ -188,11 +188,15 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
             (R.CUSTOMER_MISPERCEPTION,),
         )
     if problem in (P.DAMAGED, P.UNREADABLE_DATE, P.MISSING_PACKAGING, P.OTHER, P.EMPTY_OR_MISSING, P.WRONG_ITEM):
+        # A report of the item's physical state is itself evidence of damage, so weak image
+        # evidence counts; "meh, want a refund" or "wrong item" is not, so only what the belt acts on.
+        physical = problem in (P.DAMAGED, P.UNREADABLE_DATE, P.MISSING_PACKAGING, P.EMPTY_OR_MISSING)
         ask(
             "Is damage visible in the tunnel photos?",
             "inspect_damage",
             "damage_visible",
             (R.DAMAGED_BEFORE_SHIPMENT, R.DAMAGED_AFTER_TUNNEL),
+            evidence="complaint" if physical else "line",
         )
     if problem in (P.DAMAGED, P.EMPTY_OR_MISSING, P.EXPIRED, P.SHORT_DATED):
         ask("Were other items of the same lot flagged in the tunnel?", "lot_history", "flagged", PLAUSIBLE[problem])

@@ -79,6 +79,16 @@ class CameraArgs(_Args):
     camera: str | None = Field(default=None, description="camera id; all cameras when omitted")
 
 
+class DamageArgs(CameraArgs):
+    evidence: Literal["complaint", "line"] = Field(
+        default="complaint",
+        description=(
+            "'complaint': weak image evidence counts, for a customer who reports the item's physical state;"
+            " 'line': only what the belt itself would act on"
+        ),
+    )
+
+
 class AttributeArgs(_Args):
     attribute: str = Field(description="catalog attribute to check, e.g. size, colour, model, count")
 
@@ -769,10 +779,14 @@ def _last_day(iso: str) -> date:
 # --- damage, contents, packaging -------------------------------------------------------------
 
 
-def _visible_from(f: Finding) -> float:
+def _visible_from(f: Finding, evidence: str = "complaint") -> float:
     """The probability from which a damage finding counts as seen in the tunnel. A classifier's
     sign below the line's threshold was recorded only where it cleared the complaint operating
-    point, so it counts as it is."""
+    point, so it counts as it is. At the line's own operating point (`evidence="line"`: the
+    customer did not report damage, so their complaint is no evidence of it) neither a weak
+    anomaly nor a classifier sign counts."""
+    if evidence == "line":
+        return 2.0 if f.kind == POSSIBLE_DEFECT else VISIBLE_P
     if f.kind == POSSIBLE_DEFECT:
         return 0.0
     return COMPLAINT_ANOMALY_P if f.kind == "anomaly" else VISIBLE_P
@@ -795,14 +809,14 @@ def _damage_findings(ev: EvidenceFile, camera: str | None) -> list[tuple[str, Fi
     return [(r, f) for r, f in found if camera is None or (f.evidence and f.evidence[0].camera == camera)]
 
 
-def inspect_damage(ev: EvidenceFile, args: CameraArgs) -> ToolResult:
+def inspect_damage(ev: EvidenceFile, args: DamageArgs) -> ToolResult:
     """Visible damage in the tunnel photos: the anomaly ensemble's findings and heatmaps, and the
     classifier's signs of a damage type at the complaint operating point."""
     stages = ev.stages_run()
     physical = _damage_findings(ev, args.camera)
     if "anomaly" not in stages and not physical:
         return _unavailable("inspect_damage", "the anomaly detector did not run on this item")
-    visible = [(r, f) for r, f in physical if f.probability >= _visible_from(f)]
+    visible = [(r, f) for r, f in physical if f.probability >= _visible_from(f, args.evidence)]
     signs = sorted({t for _, f in visible if (t := _possible_type(f))})
     visible_kinds = sorted({f.kind for _, f in visible if f.kind != POSSIBLE_DEFECT})
     cites = [r for r, _ in visible] or [f"frame:{f.camera}" for f in ev.capture.frames]
@@ -829,6 +843,8 @@ def inspect_damage(ev: EvidenceFile, args: CameraArgs) -> ToolResult:
             )
     else:
         summary = f"no damage was visible in the tunnel photos (highest anomaly probability {top:.2f})"
+        if args.evidence == "line" and top >= COMPLAINT_ANOMALY_P:
+            summary += f"; the customer reports no damage, so only what the belt acts on (p={VISIBLE_P:.2f}) counts"
     images = [ImageRef(ref_id=c, camera=ev.refs[c].camera or "", box=ev.refs[c].box) for c in crops]
     return ToolResult(
         tool="inspect_damage",
@@ -858,7 +874,7 @@ def check_contents(ev: EvidenceFile, args: NoArgs) -> ToolResult:
             data={"empty_visible": True},
             citations=[r for r, _ in visible],
         )
-    damage = inspect_damage(ev, CameraArgs())
+    damage = inspect_damage(ev, DamageArgs())
     if damage.status != "ok":
         return _unavailable("check_contents", "no contents or anomaly check ran on this item")
     if damage.data["kinds"]:  # a crushed corner's sign says nothing about what is inside
@@ -1047,7 +1063,7 @@ def default_tools() -> ToolRegistry:
             Tool(
                 "inspect_damage",
                 "Damage visible in the tunnel photos (anomaly findings, heatmaps, crops).",
-                CameraArgs,
+                DamageArgs,
                 inspect_damage,
             ),
             Tool(

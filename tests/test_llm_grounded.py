@@ -483,7 +483,7 @@ def _sign(kind: str, logit: float = 1.4) -> Finding:
     ],
 )
 def test_a_classifier_sign_below_the_line_counts_in_a_damage_complaint(tmp_path, findings, cause) -> None:
-    from llm_agent.tools import CameraArgs, NoArgs, check_contents, classify_defect, inspect_damage
+    from llm_agent.tools import DamageArgs, NoArgs, check_contents, classify_defect, inspect_damage
     from pipeline.policy import DecisionPolicy, PolicyConfig
     from pipeline.types import Action
 
@@ -497,7 +497,7 @@ def test_a_classifier_sign_below_the_line_counts_in_a_damage_complaint(tmp_path,
     assert report.root_cause is cause, report.summary
     assert report.citations_valid()
     ev = EvidenceFile.load(db, "SGN-1", catalog=catalog(), dataset=tmp_path)
-    damage = inspect_damage(ev, CameraArgs())
+    damage = inspect_damage(ev, DamageArgs())
     signs = [f.evidence[0].data["type"] for f in findings if f.kind == "possible_defect"]
     assert damage.data["classifier_signs"] == [s for s in signs if s == "crushed_corner"]
     if damage.data["classifier_signs"]:
@@ -508,6 +508,27 @@ def test_a_classifier_sign_below_the_line_counts_in_a_damage_complaint(tmp_path,
     # the line never acts on a sign
     policy = DecisionPolicy(PolicyConfig(audit_rate=0.0))
     assert policy.decide("SGN-1", [f for f in findings if f.kind == "possible_defect"], None).action is Action.PASS
+
+
+@pytest.mark.parametrize(
+    ("findings", "text", "cause"),
+    [
+        # a customer who reports damage is evidence of it: a weak anomaly counts
+        ([anomaly(0.3)], "box came crushed", RootCause.DAMAGED_BEFORE_SHIPMENT),
+        # one who reports nothing in particular is not: only what the belt acts on counts
+        ([anomaly(0.3)], "meh. want refund", RootCause.INCONCLUSIVE),
+        ([anomaly(0.3), _sign("stain")], "meh. want refund", RootCause.INCONCLUSIVE),
+        ([anomaly(0.9)], "meh. want refund", RootCause.DAMAGED_BEFORE_SHIPMENT),
+    ],
+)
+def test_weak_damage_evidence_counts_only_for_a_damage_complaint(tmp_path, findings, text, cause) -> None:
+    db = tmp_path / "store.db"
+    store = Store(db)
+    add_item(store, tmp_path, "VAGUE-1", "SHEET-SET-TWIN", "L1", ["TWIN"], findings, stages=("localize", "anomaly"))
+    store.close()
+    report, _ = investigate(db, "VAGUE-1", text, catalog=catalog(), dataset=tmp_path, use_embeddings=False)
+    assert report.root_cause is cause, report.summary
+    assert report.citations_valid()
 
 
 @pytest.mark.parametrize(
