@@ -253,21 +253,38 @@ def _lines(ev: EvidenceFile, camera: str | None) -> tuple[list[tuple[str, str, f
             errors.append(f"{cam}: {type(exc).__name__}: {exc}")
             continue
         for line in read.lines:
-            ref = f"ocr:{cam}:{_norm_key(line.text)}"
-            if not ev.has(ref):
-                ev.add(
-                    EvidenceRef(
-                        id=ref,
-                        kind="ocr",
-                        description=f"text read on camera {cam}: '{line.text}'",
-                        camera=cam,
-                        box=_frame_box(view, line.box),
-                        text=line.text,
-                        score=round(float(line.confidence), 3),
-                    )
-                )
+            description = f"text read on camera {cam}: '{line.text}'"
+            ref = _cite_text(ev, "ocr", cam, line.text, _frame_box(view, line.box), line.confidence, description)
             out.append((ref, line.text, float(line.confidence)))
     return out, errors
+
+
+def _cite_text(
+    ev: EvidenceFile,
+    source: str,
+    camera: str,
+    text: str,
+    box: list[float],
+    confidence: float,
+    description: str,
+    data: dict[str, Any] | None = None,
+) -> str:
+    """Citation id of a line of text read on a camera, registered (once) with its frame box."""
+    ref = f"{source}:{camera}:{_norm_key(text)}"
+    if not ev.has(ref):
+        ev.add(
+            EvidenceRef(
+                id=ref,
+                kind="ocr",
+                description=description,
+                camera=camera,
+                box=box,
+                text=text,
+                score=round(float(confidence), 3),
+                data=data or {},
+            )
+        )
+    return ref
 
 
 def _norm_key(text: str) -> str:
@@ -382,20 +399,9 @@ def _label_ref(ev: EvidenceFile, reading: Any, index: int) -> str:
     from detectors.attributes.stage import frame_box
 
     line = reading.lines[index]
-    ref = f"label:{line.camera}:{_norm_key(line.line.text)}"
-    if not ev.has(ref):
-        ev.add(
-            EvidenceRef(
-                id=ref,
-                kind="ocr",
-                description=f"label text read on camera {line.camera}: '{line.line.text}'",
-                camera=line.camera,
-                box=frame_box(line, _view(ev, line.camera)),
-                text=line.line.text,
-                score=round(float(line.line.confidence), 3),
-            )
-        )
-    return ref
+    text, cam = line.line.text, line.camera
+    box = frame_box(line, _view(ev, cam))
+    return _cite_text(ev, "label", cam, text, box, line.line.confidence, f"label text read on camera {cam}: '{text}'")
 
 
 def _attribute_result(
@@ -665,20 +671,10 @@ def read_dates(ev: EvidenceFile, args: NoArgs) -> ToolResult:
                 continue
             live_reads[cam] = read
             for d in read.dates:
-                ref = f"ocr:{cam}:{_norm_key(d.line_text)}"
-                if not ev.has(ref):
-                    ev.add(
-                        EvidenceRef(
-                            id=ref,
-                            kind="ocr",
-                            description=f"{d.type} date {d.iso} read on camera {cam}: '{d.line_text}'",
-                            camera=cam,
-                            box=_frame_box(view, d.box),
-                            text=d.line_text,
-                            score=round(d.confidence, 3),
-                            data={"date": d.iso, "type": d.type},
-                        )
-                    )
+                description = f"{d.type} date {d.iso} read on camera {cam}: '{d.line_text}'"
+                box = _frame_box(view, d.box)
+                data = {"date": d.iso, "type": d.type}
+                ref = _cite_text(ev, "ocr", cam, d.line_text, box, d.confidence, description, data)
                 if d.type == "expiry" and expiry is None:
                     expiry, live_expiry = d.iso, d
                     cites.append(ref)
