@@ -186,6 +186,12 @@ KEYWORDS: dict[ClaimedProblem, list[str]] = {
         "損壊",
         "損傷",
         "つぶれ",
+        "bị hỏng",
+        "hư hỏng",
+        "bị rách",
+        "bị vỡ",
+        "bị móp",
+        "bị ướt",
     ],
     P.EXPIRED: [
         "expired",
@@ -556,6 +562,14 @@ def _fuzzy_hit(cue: str, squashed: str) -> bool:
     return False
 
 
+@cache
+def _cue_pattern(cue: str) -> re.Pattern[str]:
+    """A cue as it reads in a normalised text (`_norm`, which drops Latin accents: "hết hạn" is
+    "het han" there): whole words for Latin-script cues, anywhere in the text for the others."""
+    norm = _norm(cue)
+    return re.compile(rf"(?<![a-z]){re.escape(norm)}(?![a-z])" if norm.isascii() else re.escape(norm))
+
+
 def rule_scores(text: str) -> dict[ClaimedProblem, float]:
     """Cue hits per problem, longer (more specific) cues weighing more. Phrases also match with
     spaces lost or moved; typo-tolerant matching runs only when nothing matched exactly."""
@@ -565,7 +579,7 @@ def rule_scores(text: str) -> dict[ClaimedProblem, float]:
     for problem, cues in KEYWORDS.items():
         score = 0.0
         for cue in cues:
-            exact = re.search(rf"(?<![a-z]){re.escape(cue)}(?![a-z])" if cue.isascii() else re.escape(cue), norm)
+            exact = _cue_pattern(cue).search(norm)
             if exact or (" " in cue and cue.isascii() and _squash(cue) in squashed):
                 score += 1.0 + 0.5 * cue.count(" ")
         if score:
@@ -683,7 +697,7 @@ def extract_attribute(text: str, vocab: dict[str, set[str]]) -> ClaimedAttribute
 def mentions_colour(text: str) -> bool:
     """The complaint talks about colour (typos tolerated: "coulor", "coourin")."""
     norm = _norm(text)
-    if any(re.search(rf"(?<![a-z]){w}(?![a-z])" if w.isascii() else re.escape(w), norm) for w in COLOUR_WORDS):
+    if any(_cue_pattern(w).search(norm) for w in COLOUR_WORDS):
         return True
     squashed = _squash(norm)
     return any(_fuzzy_hit(w, squashed) for w in COLOUR_WORDS if len(w) >= 5)
@@ -728,15 +742,16 @@ def detect_language(text: str) -> str:
 # --- the reader ----------------------------------------------------------------------------
 
 
+EXPIRY_WORD = re.compile(r"expir|best|use by|mhd|abgelaufen|perim|cadu|scad|venc|verlop|期限|기한|\bhan\b")
+"""A word for expiry itself in a normalised text ("hạn" reads "han"). Without one, an expiry cue
+beside another problem's cue ("out of date", "sell by", "tht") is too weak to count."""
+
+
 def classify(text: str, *, use_embeddings: bool = True) -> tuple[ClaimedProblem, dict[str, float]]:
     """Rules first; the embedding breaks ties and covers phrasings without a cue."""
     rules = rule_scores(text)
     # Weak cues only count when nothing stronger is present.
-    if (
-        len(rules) > 1
-        and P.EXPIRED in rules
-        and not re.search(r"expir|best|use by|mhd|abgelaufen|perim|cadu|scad|venc|verlop|期限|기한|hạn", _norm(text))
-    ):
+    if len(rules) > 1 and P.EXPIRED in rules and not EXPIRY_WORD.search(_norm(text)):
         rules.pop(P.EXPIRED)
     emb = embedding_scores(text) if use_embeddings and text.strip() else {}
     combined = {p: rules.get(p, 0.0) + (0.5 * emb.get(p, 0.0) if emb else 0.0) for p in P if p is not P.OTHER}

@@ -29,6 +29,9 @@ from tests.test_llm_fixture_store import build_store, catalog
         ("SHEET-SET-TWIN", "サイズが違います", P.WRONG_VARIANT),
         ("FOOD-CEREAL-01", "product is exipred!!", P.EXPIRED),
         ("FOOD-CEREAL-01", "賞味期限が切れています", P.EXPIRED),
+        # cues match as the text is normalised: "hết hạn" reads "het han" once accents are dropped
+        ("FOOD-CEREAL-01", "hàng đã hết hạn", P.EXPIRED),
+        ("SHEET-SET-TWIN", "hàng bị hỏng", P.DAMAGED),
         ("FOOD-CEREAL-01", "can't read the expiry date, it's all smudged", P.UNREADABLE_DATE),
         ("FOOD-CEREAL-01", "date print is smaered, no idea wehn it expires", P.UNREADABLE_DATE),
         ("FOOD-CEREAL-01", "listing said long shelf life but it expires 2026-12-01", P.SHORT_DATED),
