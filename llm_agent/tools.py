@@ -10,6 +10,7 @@ investigation must never rest on a made-up observation.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -180,7 +181,6 @@ def _ocr(ev: EvidenceFile, camera: str) -> Any:
     key = f"ocr:{camera}"
     if key not in ev.cache:
         from detectors.ocr_expiry import read_dates
-        from detectors.ocr_expiry.smear import view_without_smear
 
         record = ev.record
         image = ev.image(camera)
@@ -192,7 +192,7 @@ def _ocr(ev: EvidenceFile, camera: str) -> Any:
         }
         read = read_dates(found.crop if found is not None else image, **options)
         if read.expiry is None:
-            sharp, smear = view_without_smear(image, found)
+            sharp, smear = _unsmeared(ev, camera)
             corrected = read_dates(sharp, **options) if smear > 1 else read
             read = corrected if corrected.expiry is not None else read
         ev.cache[key] = (read, found)
@@ -208,6 +208,17 @@ def _view(ev: EvidenceFile, camera: str) -> Any:
 
         view = localize(ev.image(camera), camera)
         ev.cache[key] = view if view.found else None
+    return ev.cache[key]
+
+
+def _unsmeared(ev: EvidenceFile, camera: str) -> tuple[np.ndarray, int]:
+    """The camera's view with the belt's smear taken out, and the smear in px (1: none)
+    (`smear.view_without_smear`); once per camera, for the date and the label reads alike."""
+    key = f"unsmeared:{camera}"
+    if key not in ev.cache:
+        from detectors.ocr_expiry.smear import view_without_smear
+
+        ev.cache[key] = view_without_smear(ev.image(camera), _view(ev, camera))
     return ev.cache[key]
 
 
@@ -377,16 +388,15 @@ def _label_reading(ev: EvidenceFile, record: CatalogRecord, name: str, expected:
     the crops as captured are read too: an investigation has the time, and a smear measured on
     a sharp view must not cost a label the line could have read on it."""
     from detectors.attributes.stage import AttributesStage
-    from detectors.ocr_expiry.smear import view_without_smear
 
     key = f"labels:{name}"
     if key not in ev.cache:
         views, errors = _found_views(ev)
-        corrected = {cam: view_without_smear(ev.image(cam), view) for cam, view in views.items()}
         reader = AttributesStage(check_colour=False, check_identity=False)
         wanted = {name: expected}
-        reading = reader.read_labels(record, views, text_image=lambda cam: corrected[cam][0], expected=wanted)
-        if reading.checks[name].status == "unread" and any(smear > 1 for _, smear in corrected.values()):
+        reading = reader.read_labels(record, views, text_image=lambda cam: _unsmeared(ev, cam)[0], expected=wanted)
+        # unread means every view was read, so every view's smear is already measured
+        if reading.checks[name].status == "unread" and any(_unsmeared(ev, cam)[1] > 1 for cam in views):
             as_captured = reader.read_labels(record, views, expected=wanted)
             if as_captured.checks[name].status != "unread":
                 reading = as_captured
@@ -644,9 +654,8 @@ def read_dates(ev: EvidenceFile, args: NoArgs) -> ToolResult:
             citations=[f"catalog:{record.sku}"],
         )
     expiry = manufactured = second_read = None
+    # why a read that disagrees with the lot record may be a misread (the tunnel's recorded doubt)
     doubt: str | None = None
-    """Why a read that disagrees with the lot record may be a misread: the tunnel's recorded
-    doubt, or the checker's rule applied to a read made here."""
     cites: list[str] = [f"catalog:{record.sku}"] if record else []
     stored = list(_findings(ev, stages={"ocr_expiry"}))
     for ref, f in stored:
@@ -782,7 +791,7 @@ def _visible_from(f: Finding, evidence: str = "complaint") -> float:
     customer did not report damage, so their complaint is no evidence of it) neither a weak
     anomaly nor a classifier sign counts."""
     if evidence == "line":
-        return 2.0 if f.kind == POSSIBLE_DEFECT else VISIBLE_P
+        return math.inf if f.kind == POSSIBLE_DEFECT else VISIBLE_P
     if f.kind == POSSIBLE_DEFECT:
         return 0.0
     return COMPLAINT_ANOMALY_P if f.kind == "anomaly" else VISIBLE_P
