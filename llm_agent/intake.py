@@ -450,6 +450,142 @@ RECEIVED_CUES = (
 
 
 COLOUR_WORDS = ("colour", "color", "farbe", "couleur", "colore", "kleur", "cor", "色", "색")
+
+DAMAGE_KIND_CUES: dict[str, tuple[str, ...]] = {
+    "crushed_corner": (
+        "crushed",
+        "smashed",
+        "squashed",
+        "dented",
+        "dent",
+        "caved in",
+        "zerdruckt",
+        "eingedruckt",
+        "gequetscht",
+        "ecrase",
+        "aplastado",
+        "abollado",
+        "schiacciato",
+        "ammaccato",
+        "amassado",
+        "gedeukt",
+        "ingedeukt",
+        "潰れ",
+        "つぶれ",
+        "へこ",
+        "찌그러",
+        "bi mop",
+        "bi bep",
+    ),
+    "torn_box": (
+        "torn",
+        "ripped",
+        "rip",
+        "tear",
+        "gerissen",
+        "zerrissen",
+        "eingerissen",
+        "dechire",
+        "rasgado",
+        "roto por",
+        "strappato",
+        "gescheurd",
+        "破れ",
+        "찢어",
+        "bi rach",
+    ),
+    "bent_cover": (
+        "bent",
+        "folded",
+        "creased",
+        "geknickt",
+        "verbogen",
+        "plie",
+        "corne",
+        "doblado",
+        "piegato",
+        "dobrado",
+        "gevouwen",
+        "折れ",
+        "구겨",
+        "bi cong",
+    ),
+    "broken_seal": (
+        "seal",
+        "tamper",
+        "already open",
+        "was open",
+        "opened before",
+        "siegel",
+        "versiegelung",
+        "scelle",
+        "opercule",
+        "precinto",
+        "sello",
+        "sigillo",
+        "lacre",
+        "zegel",
+        "開封",
+        "封が",
+        "봉인",
+        "개봉",
+        "niem phong",
+    ),
+    "stain": (
+        "stain",
+        "stained",
+        "wet",
+        "dirty",
+        "water damage",
+        "fleck",
+        "nass",
+        "schmutzig",
+        "tache",
+        "mouille",
+        "mancha",
+        "mojado",
+        "manchado",
+        "macchia",
+        "bagnato",
+        "molhado",
+        "vlek",
+        "nat",
+        "vies",
+        "汚れ",
+        "シミ",
+        "濡れ",
+        "얼룩",
+        "젖어",
+        "bi uot",
+        "vet ban",
+    ),
+    "puncture": (
+        "hole",
+        "puncture",
+        "punctured",
+        "leak",
+        "leaked",
+        "leaking",
+        "loch",
+        "undicht",
+        "trou",
+        "troue",
+        "fuite",
+        "agujero",
+        "perforado",
+        "buco",
+        "forato",
+        "furo",
+        "gat",
+        "lek",
+        "穴",
+        "구멍",
+        "thung",
+    ),
+}
+"""Words for each kind of damage a customer may describe, keyed by the damage type the tunnel's
+checks name, so a report can say whether the tunnel saw the damage the customer describes or
+another. Cues are matched as the text is normalised (`_norm`: "bị móp" reads "bi mop")."""
 """Words naming colour itself: "not the colour in the picture" claims a colour without quoting one."""
 
 
@@ -475,6 +611,8 @@ class Complaint(BaseModel):
     attribute: ClaimedAttribute | None = None
     claimed_dates: list[str] = Field(default_factory=list)
     """ISO dates the customer quotes (e.g. the date they read as the expiry)."""
+    damage_kinds: list[str] = Field(default_factory=list)
+    """Kinds of damage the customer describes, as the tunnel's checks name them (`DAMAGE_KIND_CUES`)."""
     redacted: list[str] = Field(default_factory=list)
     injection_suspected: bool = False
     set_aside: list[str] = Field(default_factory=list)
@@ -703,6 +841,17 @@ def mentions_colour(text: str) -> bool:
     return any(_fuzzy_hit(w, squashed) for w in COLOUR_WORDS if len(w) >= 5)
 
 
+def damage_kinds(text: str) -> list[str]:
+    """The kinds of damage a complaint describes ("box came crushed" -> crushed_corner), in
+    `DAMAGE_KIND_CUES` order; typos are tolerated only where no cue matched as written."""
+    norm = _norm(text)
+    found = [k for k, cues in DAMAGE_KIND_CUES.items() if any(_cue_pattern(c).search(norm) for c in cues)]
+    if found:
+        return found
+    squashed = _squash(norm)
+    return [k for k, cues in DAMAGE_KIND_CUES.items() if any(_fuzzy_hit(c, squashed) for c in cues)]
+
+
 def claimed_attribute(text: str, vocab: dict[str, set[str]]) -> ClaimedAttribute | None:
     """The attribute a complaint names by its values, else colour when it names colour without one."""
     found = extract_attribute(text, vocab)
@@ -802,6 +951,7 @@ def read_complaint(
         problem_scores=scores,
         attribute=attribute,
         claimed_dates=dates,
+        damage_kinds=damage_kinds(body) if problem is P.DAMAGED else [],
         redacted=found,
         injection_suspected=bool(aside),
         set_aside=aside,

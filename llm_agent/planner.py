@@ -191,13 +191,31 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
         # A report of the item's physical state is itself evidence of damage, so weak image
         # evidence counts; "meh, want a refund" or "wrong item" is not, so only what the belt acts on.
         physical = problem in (P.DAMAGED, P.UNREADABLE_DATE, P.MISSING_PACKAGING, P.EMPTY_OR_MISSING)
+        damage_args: dict[str, Any] = {"evidence": "complaint" if physical else "line"}
+        if problem is P.DAMAGED and complaint.damage_kinds:
+            damage_args["described"] = list(complaint.damage_kinds)
         ask(
             "Is damage visible in the tunnel photos?",
             "inspect_damage",
             "damage_visible",
             (R.DAMAGED_BEFORE_SHIPMENT, R.DAMAGED_AFTER_TUNNEL),
-            evidence="complaint" if physical else "line",
+            **damage_args,
         )
+        if "described" in damage_args:
+            ask(
+                "What kinds of damage did the tunnel's checks name?",
+                "inspect_damage",
+                "typed_damage",
+                (R.DAMAGED_BEFORE_SHIPMENT, R.DAMAGED_AFTER_TUNNEL),
+                **damage_args,
+            )
+            ask(
+                f"Did the tunnel see the kind of damage described ({', '.join(complaint.damage_kinds)})?",
+                "inspect_damage",
+                "described_damage_seen",
+                (R.DAMAGED_BEFORE_SHIPMENT, R.DAMAGED_AFTER_TUNNEL),
+                **damage_args,
+            )
     if problem in (P.DAMAGED, P.EMPTY_OR_MISSING, P.EXPIRED, P.SHORT_DATED):
         ask("Were other items of the same lot flagged in the tunnel?", "lot_history", "flagged", PLAUSIBLE[problem])
     seen: set[tuple[str, str, str]] = set()

@@ -30,6 +30,9 @@ LOT_DATE_PROBLEMS = frozenset({P.SHORT_DATED, P.EXPIRED, P.NOT_AS_DESCRIBED, P.O
 LOT_PRINT_CONFIDENCE = 0.65
 """Confidence of a date cause read from the lot's other items when the item's own print was not
 read: one lot carries one print, but the item may have come from another lot."""
+DIFFERENT_DAMAGE_CONFIDENCE = 0.55
+"""Confidence that damage of another kind than the tunnel named happened after the tunnel. The
+classifier can name the wrong kind, and an unnamed anomaly may be the damage described."""
 UNSEEN_DAMAGE_CONFIDENCE = 0.5
 """Confidence that damage the tunnel did not see happened after it. The tunnel's findings miss
 part of the damage already on items when they pass (29 of 163 complaints in the investigator
@@ -249,6 +252,24 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
                 "The tunnel photos cannot see inside the item and do not contradict the complaint.",
                 "empty_visible",
                 "damage_visible",
+            ),
+        )
+    if f.get("damage_visible") is True and f.get("described_damage_seen") is False and problem is P.DAMAGED:
+        # The classifier named the damage it saw, and it is not what the customer describes: the
+        # damage seen is real and reported, but the one complained of came later.
+        typed = str(f.get("typed_damage") or "other damage").replace("_", " ")
+        described = ", ".join(k.replace("_", " ") for k in complaint.damage_kinds)
+        aside.append(
+            f.claim(f"The {typed} the tunnel saw was already on the item; it is reported as found.", "typed_damage")
+        )
+        return done(
+            R.DAMAGED_AFTER_TUNNEL,
+            DIFFERENT_DAMAGE_CONFIDENCE,
+            f.claim(
+                f"The tunnel's checks named {typed} on the item, not the {described} the customer describes:"
+                " that damage points to after the tunnel.",
+                "described_damage_seen",
+                "typed_damage",
             ),
         )
     if f.get("damage_visible") is True and problem is not P.MISSING_PACKAGING:

@@ -21,6 +21,12 @@ class RootCause(StrEnum):
     INCONCLUSIVE = "inconclusive"
 
 
+DAMAGE_TYPES = frozenset({"torn_box", "crushed_corner", "bent_cover", "broken_seal", "stain", "puncture"})
+"""Kinds of physical damage by the names the tunnel's checks give them (the fine-grained
+classifier's types; the anomaly ensemble sees damage without naming it). A customer's words for
+damage are read into the same names."""
+
+
 class ClaimedProblem(StrEnum):
     """What the customer says is wrong (before any evidence is looked at)."""
 
@@ -53,7 +59,7 @@ DESCRIPTIONS: dict[RootCause, str] = {
     RootCause.WRONG_VARIANT: "the right product in the wrong variant (size, model or colour) was shipped",
     RootCause.WRONG_ITEM: "a different product was shipped",
     RootCause.DAMAGED_BEFORE_SHIPMENT: "the damage is visible in the tunnel photos: it left the building damaged",
-    RootCause.DAMAGED_AFTER_TUNNEL: "the item was intact in the tunnel: the damage happened later (packing, transit)",
+    RootCause.DAMAGED_AFTER_TUNNEL: "the damage reported is not in the tunnel photos: it came later (packing, transit)",
     RootCause.EXPIRED_AT_SHIPMENT: "the printed expiry date had passed, or was too close, when the item shipped",
     RootCause.EMPTY_OR_MISSING_PARTS: "the container was empty or parts were missing when the item passed the tunnel",
     RootCause.CATALOG_LISTING_ERROR: "the item matches its catalog record, but the listing describes it wrongly",

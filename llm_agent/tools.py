@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llm_agent.evidence import EvidenceFile, EvidenceRef
+from llm_agent.taxonomy import DAMAGE_TYPES
 from pipeline.policy import POSSIBLE_DEFECT
 from pipeline.types import CatalogRecord, Finding
 
@@ -29,9 +30,7 @@ if TYPE_CHECKING:  # the detectors are optional at run time: a missing one is "u
 
 Status = Literal["ok", "unavailable", "error"]
 
-DAMAGE_KINDS = frozenset(
-    {"anomaly", "torn_box", "crushed_corner", "bent_cover", "broken_seal", "stain", "puncture", "damage"}
-)
+DAMAGE_KINDS = DAMAGE_TYPES | {"anomaly", "damage"}
 CONTENT_KINDS = frozenset({"empty_container", "missing_parts", "underfill"})
 LABEL_KINDS = frozenset({"wrong_variant_label", "wrong_colour", "wrong_item", "missing_label", "attribute_mismatch"})
 VISIBLE_P = 0.5
@@ -86,6 +85,13 @@ class DamageArgs(CameraArgs):
         description=(
             "'complaint': weak image evidence counts, for a customer who reports the item's physical state;"
             " 'line': only what the belt itself would act on"
+        ),
+    )
+    described: list[str] = Field(
+        default_factory=list,
+        description=(
+            "damage types the customer describes (torn_box, crushed_corner, bent_cover, broken_seal, stain,"
+            " puncture): says whether the tunnel's typed signs include them"
         ),
     )
 
@@ -835,6 +841,9 @@ def inspect_damage(ev: EvidenceFile, args: DamageArgs) -> ToolResult:
             if crop:
                 crops.append(crop)
     top = max((f.probability for _, f in physical), default=0.0)
+    # only kinds the classifier named at its own line: a sign below it says little of the kind
+    typed = sorted({f.kind for _, f in visible if f.kind in DAMAGE_TYPES})
+    described_seen = bool(set(typed) & set(args.described)) if typed and args.described else None
     if visible:
         kinds = visible_kinds + [f"signs of {t} (classifier, below the line's threshold)" for t in signs]
         cams = sorted({e.camera for _, f in visible for e in f.evidence if e.camera})
@@ -845,6 +854,10 @@ def inspect_damage(ev: EvidenceFile, args: DamageArgs) -> ToolResult:
             summary += (
                 f"; weak evidence: the belt diverts from p={VISIBLE_P:.2f}, an investigation counts it from "
                 f"p={COMPLAINT_ANOMALY_P:.2f}"
+            )
+        if described_seen is False:
+            summary += (
+                f"; the kinds the tunnel named ({', '.join(typed)}) are not the {', '.join(args.described)} described"
             )
     else:
         summary = f"no damage was visible in the tunnel photos (highest anomaly probability {top:.2f})"
@@ -861,6 +874,8 @@ def inspect_damage(ev: EvidenceFile, args: DamageArgs) -> ToolResult:
             "kinds": visible_kinds,
             "classifier_signs": signs,
             "looks_abnormal": bool(visible_kinds),
+            "typed_damage": ", ".join(typed),
+            "described_damage_seen": described_seen,
         },
         citations=cites + crops,
         images=images,

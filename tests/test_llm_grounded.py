@@ -553,3 +553,46 @@ def test_a_classifier_sign_of_damage_is_no_sign_of_a_wrong_item(tmp_path, findin
     )
     assert report.complaint.claimed_problem == "wrong_item"
     assert (report.root_cause is RootCause.WRONG_ITEM) is wrong_item, report.summary
+
+
+def _named(kind: str, p: float = 0.84) -> Finding:
+    """The classifier's finding of a damage type at or above the line's threshold."""
+    return Finding(
+        stage="supervised",
+        kind=kind,
+        score=2.5,
+        probability=p,
+        evidence=[Evidence(camera="top", box=[180, 130, 340, 280], data={"type": kind})],
+    )
+
+
+@pytest.mark.parametrize(
+    ("findings", "text", "cause"),
+    [
+        # the tunnel named a stain; the customer describes crushing: the stain is real, the crushing came later
+        ([anomaly(0.7), _named("stain")], "box came crushed", RootCause.DAMAGED_AFTER_TUNNEL),
+        ([anomaly(0.7), _named("stain")], "package looks wet and stained", RootCause.DAMAGED_BEFORE_SHIPMENT),
+        # one of the kinds described is the one seen
+        (
+            [anomaly(0.7), _named("stain")],
+            "the outer box was wet and the item dented",
+            RootCause.DAMAGED_BEFORE_SHIPMENT,
+        ),
+        # no kind described, or only an unnamed anomaly or a sign below the line: the kind cannot be compared
+        ([anomaly(0.7), _named("stain")], "arrived damaged", RootCause.DAMAGED_BEFORE_SHIPMENT),
+        ([anomaly(0.7)], "box came crushed", RootCause.DAMAGED_BEFORE_SHIPMENT),
+        ([anomaly(0.3), _sign("stain")], "box came crushed", RootCause.DAMAGED_BEFORE_SHIPMENT),
+    ],
+)
+def test_damage_of_another_kind_than_the_tunnel_named_came_after_it(tmp_path, findings, text, cause) -> None:
+    db = tmp_path / "store.db"
+    store = Store(db)
+    add_item(store, tmp_path, "KIND-1", "SHEET-SET-TWIN", "L1", ["TWIN"], findings, stages=("localize", "anomaly"))
+    store.close()
+    report, _ = investigate(db, "KIND-1", text, catalog=catalog(), dataset=tmp_path, use_embeddings=False)
+    assert report.root_cause is cause, report.summary
+    assert report.citations_valid()
+    if cause is RootCause.DAMAGED_AFTER_TUNNEL:
+        said = " ".join(c.text for c in report.claims)
+        assert "named stain on the item, not the crushed corner" in said, said
+        assert "The stain the tunnel saw was already on the item" in said, said

@@ -7,9 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from llm_agent.intake import mentions_colour, read_complaint, split_injection
+from llm_agent.intake import DAMAGE_KIND_CUES, mentions_colour, read_complaint, split_injection
 from llm_agent.patterns import damage_patterns, write_patterns
 from llm_agent.redact import redact
+from llm_agent.taxonomy import DAMAGE_TYPES
 from llm_agent.taxonomy import ClaimedProblem as P
 from pipeline.cli import app
 from tests.test_llm_fixture_store import build_store, catalog
@@ -153,3 +154,35 @@ def test_patterns_and_cli(tmp_path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert runner.invoke(app, ["patterns", "--db", str(db), "--by", "colour"]).exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [
+        ("box came crushed", ["crushed_corner"]),
+        ("box caame crushed", ["crushed_corner"]),
+        ("boxt oorn on one side", ["torn_box"]),  # typos only where nothing matched as written
+        ("seal was broken!! is this safe?", ["broken_seal"]),
+        ("tamper ing broekn, not drinking this", ["broken_seal"]),
+        ("the outer box was wet and the item dented", ["crushed_corner", "stain"]),
+        ("bag had a hole and stuff leaked out", ["puncture"]),
+        ("cover folded at the corner, looks used", ["bent_cover"]),
+        ("Karton kam zerdrückt an", ["crushed_corner"]),
+        ("le carton est déchiré", ["torn_box"]),
+        ("箱がつぶれて届きました", ["crushed_corner"]),
+        ("hàng bị móp", ["crushed_corner"]),  # read without accents: "bi mop"
+        ("arrived damaged", []),
+        ("it was broken when I opened the parcel", []),  # broken says nothing of the kind
+    ],
+)
+def test_damage_kinds_the_customer_describes(text: str, kinds: list[str]) -> None:
+    c = read_complaint(text, "X1", catalog=catalog(), use_embeddings=False)
+    assert c.problem is P.DAMAGED
+    assert c.damage_kinds == kinds
+
+
+def test_damage_kinds_are_the_tunnels_damage_types() -> None:
+    assert set(DAMAGE_KIND_CUES) == DAMAGE_TYPES
+    # only a damage complaint describes damage
+    c = read_complaint("ordered twin but got king", "X1", catalog=catalog(), use_embeddings=False)
+    assert c.damage_kinds == []
