@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from llm_agent.evidence import stored_images_root
 from llm_agent.images import thumbnail_uri
+from llm_agent.intake import damage_kinds
 from llm_agent.redact import redact
 from pipeline.jsonl import iter_jsonl
 
@@ -54,6 +55,8 @@ class Group(BaseModel):
     flag_rate: float
     kinds: dict[str, int]
     complaints: int
+    described: dict[str, int] = Field(default_factory=dict)
+    """Kinds of damage the group's complaints describe (`llm_agent.intake.damage_kinds`)."""
     root_causes: dict[str, int]
     daily: dict[str, int]
     examples: list[Example] = Field(default_factory=list)
@@ -200,13 +203,16 @@ def damage_patterns(
         if not n_flag and not comp:
             continue
         causes = Counter(c["root_cause"] for c in comp if c["root_cause"])
+        described = Counter(k for c in comp for k in damage_kinds(c["text"]))
         group_examples = _examples(best[key], meta, images_root, (images_root, db.parent), examples)
         top_kinds = ", ".join(f"{k.replace('_', ' ')} ({v})" for k, v in kinds[key].most_common(3))
         summary = f"{by} {key}: {n_flag} of {n} items flagged in the tunnel ({n_flag / n:.1%})" + (
             f", mostly {top_kinds}" if top_kinds else ""
         )
+        said = ", ".join(f"{k.replace('_', ' ')} ({v})" for k, v in described.most_common(3))
         summary += (
             f"; {len(comp)} complaint(s)"
+            + (f" describing {said}" if said else "")
             + (f", confirmed causes: {', '.join(f'{k} ({v})' for k, v in causes.most_common(3))}" if causes else "")
             + "."
         )
@@ -218,6 +224,7 @@ def damage_patterns(
                 flag_rate=round(n_flag / n, 4),
                 kinds=dict(kinds[key].most_common()),
                 complaints=len(comp),
+                described=dict(described.most_common()),
                 root_causes=dict(causes),
                 daily=dict(sorted(daily[key].items())),
                 examples=group_examples,
@@ -226,10 +233,11 @@ def damage_patterns(
         )
     groups.sort(key=lambda g: (g.flagged_items + g.complaints, g.flag_rate), reverse=True)
     groups = groups[:top]
-    texts = [c["text"] for c in complaints if c["text"]]
+    worded = [c for c in complaints if c["text"]]
+    texts = [c["text"] for c in worded]
     clusters = []
     for idx in cluster_texts(texts)[:10]:
-        members = [complaints[i] for i in idx]
+        members = [worded[i] for i in idx]
         causes = Counter(m["root_cause"] for m in members if m["root_cause"])
         clusters.append(
             ComplaintCluster(

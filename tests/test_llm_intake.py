@@ -142,9 +142,17 @@ def test_patterns_and_cli(tmp_path) -> None:
     )
     assert bad.exit_code == 2
 
+    # a complaint without words is counted but never clustered, and moves no other complaint's cause
+    investigations = db.parent / "investigations.jsonl"
+    blank = json.dumps({"item_id": "LBL-1", "complaint_text": "", "root_cause": "wrong_variant"})
+    investigations.write_text(blank + "\n" + investigations.read_text())
     report = damage_patterns(db, by="lot", dataset=tmp_path)
     groups = {g.key: g for g in report.groups}
     assert groups["L1"].complaints == 1 and groups["L1"].flagged_items == 1
+    assert groups["L1"].described == {"crushed_corner": 1}
+    assert "1 complaint(s) describing crushed corner (1)" in groups["L1"].summary
+    crushed = next(c for c in report.clusters if "crushed" in c.example)
+    assert crushed.root_causes == {"damaged_before_shipment": 1}
     assert groups["L1"].examples and groups["L1"].examples[0].image.startswith("data:image/jpeg")
     assert report.clusters and report.upstream_summary
     out = write_patterns(report, tmp_path / "patterns.html")
