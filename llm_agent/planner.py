@@ -58,6 +58,9 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
     def ask(text: str, tool: str, fact: str, tests: tuple[RootCause, ...], **args: Any) -> None:
         out.append((text, tool, args, fact, tests))
 
+    def colour_question(tests: tuple[RootCause, ...]) -> None:
+        ask("Does the item's colour match the catalog?", "check_attribute", "colour_matches", tests, attribute="colour")
+
     def label_questions() -> None:
         ask("Is the product label visible in the tunnel photos?", "read_label", "label_visible", (R.INCONCLUSIVE,))
         if attribute:
@@ -90,13 +93,7 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
         label_questions()
         colour_claimed = claimed is not None and claimed.name == "colour"
         if colour_flagged or colour_claimed or (problem is P.WRONG_VARIANT and not attribute):
-            ask(
-                "Does the item's colour match the catalog?",
-                "check_attribute",
-                "colour_matches",
-                (R.WRONG_VARIANT,),
-                attribute="colour",
-            )
+            colour_question((R.WRONG_VARIANT,))
     if label_flagged or problem in (P.WRONG_ITEM, P.WRONG_VARIANT, P.OTHER):
         ask(
             "Is the photographed item the product that was ordered?", "identify_product", "matches_sku", (R.WRONG_ITEM,)
@@ -108,6 +105,9 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
             "looks_like_sku",
             (R.WRONG_ITEM, R.DAMAGED_BEFORE_SHIPMENT),
         )
+        if record is not None and "colour" in record.attributes:
+            # a look nearer another product may be nothing but its colour, which is no damage
+            colour_question((R.WRONG_VARIANT, R.DAMAGED_BEFORE_SHIPMENT))
     if problem is P.WRONG_ITEM:
         ask(
             "Did the item look unlike its SKU's normal look in the tunnel?",
@@ -115,13 +115,7 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
             "looks_abnormal",
             (R.WRONG_ITEM,),
         )
-        ask(
-            "Does the item's colour match the catalog?",
-            "check_attribute",
-            "colour_matches",
-            (R.WRONG_ITEM,),
-            attribute="colour",
-        )
+        colour_question((R.WRONG_ITEM,))
     if date_flagged or (dated and problem in DATE_PROBLEMS):
         ask("What expiry date is printed on the item?", "read_dates", "expiry_date", (R.EXPIRED_AT_SHIPMENT,))
         if date_flagged or problem in (P.EXPIRED, P.SHORT_DATED, P.OTHER, P.NOT_AS_DESCRIBED):

@@ -129,6 +129,9 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
         said, facts = _label_mismatch(f, complaint)
         aside.append(f.claim(f"{said} That does not explain this complaint; it is reported as found.", *facts))
         label_wrong = False
+    if f.get("colour_matches") is False and problem not in SHIPPED_WHAT:
+        said, facts = _colour_mismatch(record)
+        aside.append(f.claim(f"{said} That does not explain this complaint; it is reported as found.", *facts))
 
     def done(cause: RootCause, confidence: float, *claims: Claim) -> Decision:
         return Decision(cause, round(confidence, 2), [c for c in (*claims, *aside) if c.citations])
@@ -278,7 +281,8 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
             0.9,
             f.claim("The damage is visible in the tunnel photos taken before shipment.", "damage_visible"),
         )
-    if looks_wrong and problem is P.DAMAGED:
+    # A look the item's wrong colour already explains is no sign of damage (the colour is reported).
+    if looks_wrong and problem is P.DAMAGED and f.get("colour_matches") is not False:
         return done(
             R.DAMAGED_BEFORE_SHIPMENT,
             0.6,

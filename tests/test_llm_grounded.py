@@ -596,3 +596,14 @@ def test_damage_of_another_kind_than_the_tunnel_named_came_after_it(tmp_path, fi
         said = " ".join(c.text for c in report.claims)
         assert "named stain on the item, not the crushed corner" in said, said
         assert "The stain the tunnel saw was already on the item" in said, said
+
+
+def test_a_look_its_wrong_colour_explains_is_no_damage(colour_store) -> None:
+    """A blue set nearer the blue sibling's look is a wrong colour, reported beside a damage
+    complaint, not damage seen in the tunnel."""
+    report, _ = run(colour_store, "SIBLING-2", "box came crushed")
+    facts = {t.answer.fact: t.answer.value for t in report.transcript}
+    assert facts["looks_like_sku"] is False and facts["colour_matches"] is False
+    assert report.root_cause is RootCause.DAMAGED_AFTER_TUNNEL, report.summary
+    assert any("not the catalog's white" in c.text and "reported as found" in c.text for c in report.claims)
+    assert report.citations_valid()
