@@ -208,9 +208,12 @@ def _shown_matches(record: Any, shown: Any, names: tuple[str, ...]) -> bool:
     return shown is None or all(shown.attributes.get(k) == record.attributes.get(k) for k in names)
 
 
-def truth_facts(truth: dict[str, Any], record: Any, catalog: Any = None) -> dict[str, Any]:
+def truth_facts(
+    truth: dict[str, Any], record: Any, catalog: Any = None, described: list[str] | None = None
+) -> dict[str, Any]:
     """What each verification fact should be for this item. A wrong item shows another product's
-    label and colour, which match the record only where the two products share them."""
+    label and colour, which match the record only where the two products share them. `described`:
+    the kinds of damage the complaint describes, as intake read them."""
     from llm_agent.planner import VARIANT_ATTRIBUTES
 
     types = {d["type"] for d in truth["defects"] if d["visible"]}
@@ -223,6 +226,8 @@ def truth_facts(truth: dict[str, Any], record: Any, catalog: Any = None) -> dict
         "unreadable": "unreadable_date" in types,
         "expired_at_shipment": "expired_date" in types,
     }
+    if described:
+        facts["described_damage_seen"] = bool(types & set(described))
     if record is not None and any(k in record.attributes for k in VARIANT_ATTRIBUTES):
         labelled = tuple(k for k in VARIANT_ATTRIBUTES if k in record.attributes)
         facts["matches_catalog"] = "wrong_variant_label" not in types and _shown_matches(record, shown, labelled)
@@ -316,11 +321,18 @@ def evaluate(db: Path, ds_dir: Path, backend: str) -> dict[str, Any]:
             for t in types:
                 damage_types[t][got == truth["root_cause"]] += 1
         stated[got].append((report.confidence, got == truth["root_cause"]))
-        facts = truth_facts(truths[fb["item_id"]].model_dump(), ds.catalog.skus.get(skus[fb["item_id"]]), ds.catalog)
+        facts = truth_facts(
+            truths[fb["item_id"]].model_dump(),
+            ds.catalog.skus.get(skus[fb["item_id"]]),
+            ds.catalog,
+            report.complaint.damage_kinds,
+        )
         for t in report.transcript:
-            questions_n += 1
             a = t.answer
-            if a.status != "answered" or a.value is None or a.fact not in facts:
+            if a.fact not in facts:
+                continue  # a fact the simulator's truth cannot score (the kinds the tunnel named)
+            questions_n += 1
+            if a.status != "answered" or a.value is None:
                 continue
             ok = _same(a.fact, a.value, facts[a.fact])
             answers_n += 1

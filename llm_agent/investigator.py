@@ -112,6 +112,7 @@ def investigate(
             claimed_problem=complaint.problem,
             claimed_attribute=complaint.attribute.model_dump() if complaint.attribute else None,
             claimed_dates=complaint.claimed_dates,
+            damage_kinds=complaint.damage_kinds,
             injection_suspected=complaint.injection_suspected,
             redacted=complaint.redacted,
         ),

@@ -37,6 +37,8 @@ class ComplaintView(BaseModel):
     claimed_problem: ClaimedProblem
     claimed_attribute: dict[str, str | None] | None = None
     claimed_dates: list[str] = Field(default_factory=list)
+    damage_kinds: list[str] = Field(default_factory=list)
+    """Kinds of damage the complaint describes, by the tunnel's names for them."""
     injection_suspected: bool = False
     redacted: list[str] = Field(default_factory=list)
 
@@ -114,7 +116,8 @@ def to_markdown(report: Report) -> str:
         f"- SKU **{report.sku}**, lot {report.lot or '—'}, seller {report.seller or '—'}",
         f"- Complaint {c.complaint_id or '—'} ({c.language}): “{c.text}”",
         f"- Claimed problem: {c.claimed_problem.value}"
-        + (f", attribute {c.claimed_attribute}" if c.claimed_attribute else ""),
+        + (f", attribute {c.claimed_attribute}" if c.claimed_attribute else "")
+        + (f", damage described: {', '.join(c.damage_kinds)}" if c.damage_kinds else ""),
         f"- Backend: {report.backend}" + (f" ({report.model})" if report.model else ""),
         "",
         f"## Root cause: {report.root_cause.value} ({report.confidence:.0%})",

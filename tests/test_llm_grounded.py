@@ -607,3 +607,12 @@ def test_a_look_its_wrong_colour_explains_is_no_damage(colour_store) -> None:
     assert report.root_cause is RootCause.DAMAGED_AFTER_TUNNEL, report.summary
     assert any("not the catalog's white" in c.text and "reported as found" in c.text for c in report.claims)
     assert report.citations_valid()
+
+
+def test_the_report_shows_the_damage_described(store) -> None:
+    from llm_agent.report import to_html, to_markdown
+
+    report, _ = run(store, "DMG-1", "box came crushed")
+    assert report.complaint.damage_kinds == ["crushed_corner"]
+    assert "damage described: crushed_corner" in to_markdown(report)
+    assert "Damage described: crushed_corner" in to_html(report)
