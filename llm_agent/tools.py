@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -803,6 +803,14 @@ def _visible_from(f: Finding, evidence: str = "complaint") -> float:
     return COMPLAINT_ANOMALY_P if f.kind == "anomaly" else VISIBLE_P
 
 
+def _sign_counts(f: Finding, described: Sequence[str]) -> bool:
+    """Whether a classifier's sign below the line counts for this complaint: one at the complaint
+    operating point always; one only at the lower point for a named type (evidence level
+    "described") only when the customer describes that type."""
+    level = next((e.data.get("level") for e in f.evidence if e.data.get("level")), "complaint")
+    return level != "described" or _possible_type(f) in described
+
+
 def _possible_type(f: Finding) -> str | None:
     """The defect type a "possible_defect" finding names (None for any other finding)."""
     if f.kind != POSSIBLE_DEFECT:
@@ -827,7 +835,12 @@ def inspect_damage(ev: EvidenceFile, args: DamageArgs) -> ToolResult:
     physical = _damage_findings(ev, args.camera)
     if "anomaly" not in stages and not physical:
         return _unavailable("inspect_damage", "the anomaly detector did not run on this item")
-    visible = [(r, f) for r, f in physical if f.probability >= _visible_from(f, args.evidence)]
+    visible = [
+        (r, f)
+        for r, f in physical
+        if f.probability >= _visible_from(f, args.evidence)
+        and (f.kind != POSSIBLE_DEFECT or _sign_counts(f, args.described))
+    ]
     signs = sorted({t for _, f in visible if (t := _possible_type(f))})
     visible_kinds = sorted({f.kind for _, f in visible if f.kind != POSSIBLE_DEFECT})
     cites = [r for r, _ in visible] or [f"frame:{f.camera}" for f in ev.capture.frames]
@@ -1022,7 +1035,9 @@ def classify_defect(ev: EvidenceFile, args: NoArgs) -> ToolResult:
     labelled = [(r, f) for r, f in _findings(ev) if f.stage not in own and f.probability >= VISIBLE_P]
     if not labelled and not (ev.stages_run() - own):
         return _unavailable("classify_defect", "no supervised classifier ran on this item")
-    signs = [(r, f) for r, f in _findings(ev, frozenset({POSSIBLE_DEFECT})) if f.stage not in own]
+    signs = [
+        (r, f) for r, f in _findings(ev, frozenset({POSSIBLE_DEFECT})) if f.stage not in own and _sign_counts(f, ())
+    ]
     labels = sorted({f.kind for _, f in labelled})
     weak = sorted({t for _, f in signs if (t := _possible_type(f))} - set(labels))
     summary = f"classifier labels: {', '.join(labels)}" if labels else "the classifier found no defect"

@@ -461,14 +461,16 @@ def test_the_investigator_is_told_when_the_tunnel_doubted_its_date_read(tmp_path
         assert result.data.get("second_read_date") == ("2027-11-30" if doubt else None)
 
 
-def _sign(kind: str, logit: float = 1.4) -> Finding:
-    """The classifier's sign of a type below the line's threshold, as the supervised stage records it."""
+def _sign(kind: str, logit: float = 1.4, level: str | None = None) -> Finding:
+    """The classifier's sign of a type below the line's threshold, as the supervised stage records
+    it (`level`: the operating point it cleared; stores written before levels have none)."""
+    data: dict[str, object] = {"logit": logit, "type": kind} | ({"level": level} if level else {})
     return Finding(
         stage="supervised",
         kind="possible_defect",
         score=logit,
         probability=0.0,
-        evidence=[Evidence(camera="top", box=[180, 130, 340, 280], data={"logit": logit, "type": kind})],
+        evidence=[Evidence(camera="top", box=[180, 130, 340, 280], data=data)],
     )
 
 
@@ -616,3 +618,34 @@ def test_the_report_shows_the_damage_described(store) -> None:
     assert report.complaint.damage_kinds == ["crushed_corner"]
     assert "damage described: crushed_corner" in to_markdown(report)
     assert "Damage described: crushed_corner" in to_html(report)
+
+
+@pytest.mark.parametrize(
+    ("findings", "text", "cause"),
+    [
+        # a sign at the lower point for a named type counts when the customer names that type
+        (
+            [anomaly(0.03), _sign("broken_seal", 0.2, "described")],
+            "the seal was already open",
+            RootCause.DAMAGED_BEFORE_SHIPMENT,
+        ),
+        ([anomaly(0.03), _sign("broken_seal", 0.2, "described")], "box came crushed", RootCause.DAMAGED_AFTER_TUNNEL),
+        ([anomaly(0.03), _sign("broken_seal", 0.2, "described")], "arrived damaged", RootCause.DAMAGED_AFTER_TUNNEL),
+        # at the complaint operating point it counts for any damage complaint
+        ([anomaly(0.03), _sign("broken_seal", 1.4, "complaint")], "arrived damaged", RootCause.DAMAGED_BEFORE_SHIPMENT),
+    ],
+)
+def test_a_weaker_sign_counts_for_the_type_the_customer_names(tmp_path, findings, text, cause) -> None:
+    from llm_agent.tools import NoArgs, classify_defect
+
+    db = tmp_path / "store.db"
+    store = Store(db)
+    add_item(store, tmp_path, "SEAL-1", "SHEET-SET-TWIN", "L1", ["TWIN"], findings, stages=("localize", "anomaly"))
+    store.close()
+    report, _ = investigate(db, "SEAL-1", text, catalog=catalog(), dataset=tmp_path, use_embeddings=False)
+    assert report.root_cause is cause, report.summary
+    assert report.citations_valid()
+    signs = classify_defect(EvidenceFile.load(db, "SEAL-1", catalog=catalog(), dataset=tmp_path), NoArgs()).data[
+        "signs"
+    ]
+    assert signs == ([] if findings[1].evidence[0].data["level"] == "described" else ["broken_seal"])

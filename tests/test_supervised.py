@@ -348,19 +348,25 @@ def test_complaint_operating_point_sits_below_the_lines() -> None:
     defects = rng.normal(3.0, 1.0, (40, 1))
     logits = np.concatenate([normals, defects]).astype(np.float32)
     labels = np.concatenate([np.zeros((400, 1)), np.ones((40, 1))]).astype(np.float32)
-    cal = calibrate(logits, labels, ["stain"], target_fp=0.01, complaint_fp=0.05)["stain"]
+    cal = calibrate(logits, labels, ["stain"], target_fp=0.01, complaint_fp=0.05, described_fp=0.2)["stain"]
     assert cal.complaint_threshold is not None and cal.complaint_threshold < cal.threshold
+    assert cal.described_threshold is not None and cal.described_threshold < cal.complaint_threshold
     assert np.isclose((normals[:, 0] >= cal.threshold).mean(), 0.01, atol=0.005)
     assert np.isclose((normals[:, 0] >= cal.complaint_level).mean(), 0.05, atol=0.01)
-    # classifiers saved before the complaint point are read at the line's threshold
+    assert np.isclose((normals[:, 0] >= cal.described_level).mean(), 0.2, atol=0.02)
+    # classifiers saved before an operating point are read at the next one up
     assert ClassCalibration(threshold=2.0).complaint_level == 2.0
+    assert ClassCalibration(threshold=2.0, complaint_threshold=1.0).described_level == 1.0
 
 
 def test_stage_records_a_sign_below_the_lines_threshold(trained) -> None:
     """A type between the complaint point and the line's threshold: an informational finding
     naming it, which the decision policy never acts on."""
     out, bundle, _, _ = trained
-    low = {k: replace(c, threshold=1e9, complaint_threshold=-1e9) for k, c in bundle.calibration.items()}
+    low = {
+        k: replace(c, threshold=1e9, complaint_threshold=-1e9, described_threshold=-1e9)
+        for k, c in bundle.calibration.items()
+    }
     stage = SupervisedStage(model_dir=out.parent, bundle=replace(bundle, calibration=low))
     findings = stage(_example("bent_cover", 100).capture, StageContext(catalog=Catalog(skus=RECORDS)))
     assert sorted(f.evidence[0].data["type"] for f in findings) == sorted(bundle.classes)
@@ -368,7 +374,21 @@ def test_stage_records_a_sign_below_the_lines_threshold(trained) -> None:
     assert all("below the line's threshold" in (f.message or "") for f in findings)
     policy = DecisionPolicy(PolicyConfig(audit_rate=0.0))
     assert policy.decide("i100", findings, RECORDS[SKU]).action is Action.PASS
-    none = {k: replace(c, threshold=1e9, complaint_threshold=1e9) for k, c in bundle.calibration.items()}
+    assert all(f.evidence[0].data["level"] == "complaint" for f in findings)
+    # a sign that clears only the point for a complaint naming its type says so
+    named = {
+        k: replace(c, threshold=1e9, complaint_threshold=1e9, described_threshold=-1e9)
+        for k, c in bundle.calibration.items()
+    }
+    stage = SupervisedStage(model_dir=out.parent, bundle=replace(bundle, calibration=named))
+    findings = stage(_example("bent_cover", 100).capture, StageContext(catalog=Catalog(skus=RECORDS)))
+    assert findings and all(f.evidence[0].data["level"] == "described" for f in findings)
+    assert all("described level" in (f.message or "") for f in findings)
+    assert policy.decide("i100", findings, RECORDS[SKU]).action is Action.PASS
+    none = {
+        k: replace(c, threshold=1e9, complaint_threshold=1e9, described_threshold=1e9)
+        for k, c in bundle.calibration.items()
+    }
     quiet = SupervisedStage(model_dir=out.parent, bundle=replace(bundle, calibration=none))
     assert quiet(_example("bent_cover", 100).capture, StageContext(catalog=Catalog(skus=RECORDS))) == []
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -98,6 +98,19 @@ def stack_items(items: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(out), torch.from_numpy(mask)
 
 
+class ClassScore(NamedTuple):
+    """One type's classifier output for an item and the operating points it clears."""
+
+    logit: float
+    probability: float
+    above: bool
+    """At or above the line's threshold."""
+    complaint: bool
+    """At or above the complaint operating point."""
+    described: bool
+    """At or above the point for a complaint that names the type."""
+
+
 @dataclass
 class ClassCalibration:
     """Operating threshold (at the target false-positive rate on held-out normals) and Platt scaling."""
@@ -110,9 +123,19 @@ class ClassCalibration:
     on held-out normals than the line's, since the complaint is itself evidence (None: classifiers
     trained before it, read at `threshold`)."""
 
+    described_threshold: float | None = None
+    """Where a complaint that names this type counts the classifier's sign of it: lower again,
+    since the customer's words are evidence of that very type (None: classifiers trained before
+    it, read at the complaint operating point)."""
+
     @property
     def complaint_level(self) -> float:
         return self.threshold if self.complaint_threshold is None else min(self.complaint_threshold, self.threshold)
+
+    @property
+    def described_level(self) -> float:
+        complaint = self.complaint_level
+        return complaint if self.described_threshold is None else min(self.described_threshold, complaint)
 
     def probability(self, logit: float) -> float:
         z = self.slope * logit + self.intercept
@@ -172,9 +195,9 @@ class SupervisedBundle:
         feats: np.ndarray | None = None,
         nearest: np.ndarray | None = None,
         standard: np.ndarray | None = None,
-    ) -> dict[str, tuple[float, float, bool, bool]]:
-        """type -> (logit, calibrated probability, above the operating threshold, above the
-        complaint operating point). `reference`, `bank`: the anomaly model the classifier was
+    ) -> dict[str, ClassScore]:
+        """type -> its logit, calibrated probability and the operating points it clears.
+        `reference`, `bank`: the anomaly model the classifier was
         trained with and the item's normal bank in it, required when the classifier reads them;
         `feats`, `nearest`, `standard`: the views' patch features, nearest bank rows and
         calibrated member maps when already computed."""
@@ -188,7 +211,13 @@ class SupervisedBundle:
         for k, name in enumerate(self.classes):
             cal = self.calibration[name]
             logit = float(logits[k])
-            out[name] = (logit, cal.probability(logit), logit >= cal.threshold, logit >= cal.complaint_level)
+            out[name] = ClassScore(
+                logit,
+                cal.probability(logit),
+                logit >= cal.threshold,
+                logit >= cal.complaint_level,
+                logit >= cal.described_level,
+            )
         return out
 
     def save(self, folder: Path | str) -> Path:

@@ -5,8 +5,10 @@ on held-out normals). Its probability is the Platt-calibrated one, raised to at 
 the operating point so that the policy acts where the threshold was set. A type whose logit
 clears only the complaint operating point (a higher false-positive rate) gives an informational
 "possible_defect" finding: the line never acts on it, and a complaint investigation counts it
-as a sign of that type. No model folder gives no findings: the classifier is an addition to the
-ensemble, not a gate.
+as a sign of that type. So does one that clears only the lower point for a complaint that names
+the type (`ClassCalibration.described_level`; the evidence's "level" says which point it
+cleared), which counts only for such a complaint. No model folder gives no findings: the
+classifier is an addition to the ensemble, not a gate.
 
 A classifier that reads residuals to the anomaly model's banks needs that model, at the version
 it was trained with, in the same model folder. Without it (or after the banks were re-enrolled)
@@ -145,26 +147,27 @@ class SupervisedStage:
             return []
         findings = []
         feats, nearest, standard = self._shared_features(ctx, views, bank)
-        for kind, (logit, prob, above, complaint) in self.bundle.predict(
-            views, self.reference, bank, feats, nearest, standard
-        ).items():
-            if not complaint:
+        for kind, score in self.bundle.predict(views, self.reference, bank, feats, nearest, standard).items():
+            if not score.described:
                 continue
             cal = self.bundle.calibration[kind]
-            if above:
+            logit, prob = score.logit, score.probability
+            if score.above:
                 message = f"classifier: {kind} (logit {logit:.2f} >= threshold {cal.threshold:.2f}, p={prob:.2f})"
             else:
+                level = "complaint" if score.complaint else "described"
+                bar = cal.complaint_level if score.complaint else cal.described_level
                 message = (
                     f"classifier: signs of {kind} below the line's threshold (logit {logit:.2f} < "
-                    f"{cal.threshold:.2f}, complaint level {cal.complaint_level:.2f})"
+                    f"{cal.threshold:.2f}, {level} level {bar:.2f})"
                 )
-            data = {"logit": logit} if above else {"logit": logit, "type": kind}
+            data = {"logit": logit} if score.above else {"logit": logit, "type": kind, "level": level}
             findings.append(
                 Finding(
                     stage=self.name,
-                    kind=kind if above else POSSIBLE_DEFECT,
+                    kind=kind if score.above else POSSIBLE_DEFECT,
                     score=logit,
-                    probability=max(0.5, prob) if above else 0.0,
+                    probability=max(0.5, prob) if score.above else 0.0,
                     message=message,
                     evidence=[Evidence(camera=v.camera, box=list(v.box), data=dict(data)) for v in views],
                     model_version=self.version,
