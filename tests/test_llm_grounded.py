@@ -512,6 +512,17 @@ def test_a_classifier_sign_below_the_line_counts_in_a_damage_complaint(tmp_path,
     assert policy.decide("SGN-1", [f for f in findings if f.kind == "possible_defect"], None).action is Action.PASS
 
 
+def _one_item(tmp_path: Path, item: str, findings: list[Finding], text: str):
+    """A store holding one sheet set with these findings, and the grounded report on `text`."""
+    db = tmp_path / "store.db"
+    store = Store(db)
+    add_item(store, tmp_path, item, "SHEET-SET-TWIN", "L1", ["TWIN"], findings, stages=("localize", "anomaly"))
+    store.close()
+    report, _ = investigate(db, item, text, catalog=catalog(), dataset=tmp_path, use_embeddings=False)
+    assert report.citations_valid()
+    return report, db
+
+
 @pytest.mark.parametrize(
     ("findings", "text", "cause"),
     [
@@ -524,13 +535,8 @@ def test_a_classifier_sign_below_the_line_counts_in_a_damage_complaint(tmp_path,
     ],
 )
 def test_weak_damage_evidence_counts_only_for_a_damage_complaint(tmp_path, findings, text, cause) -> None:
-    db = tmp_path / "store.db"
-    store = Store(db)
-    add_item(store, tmp_path, "VAGUE-1", "SHEET-SET-TWIN", "L1", ["TWIN"], findings, stages=("localize", "anomaly"))
-    store.close()
-    report, _ = investigate(db, "VAGUE-1", text, catalog=catalog(), dataset=tmp_path, use_embeddings=False)
+    report, _ = _one_item(tmp_path, "VAGUE-1", findings, text)
     assert report.root_cause is cause, report.summary
-    assert report.citations_valid()
 
 
 @pytest.mark.parametrize(
@@ -587,13 +593,8 @@ def _named(kind: str, p: float = 0.84) -> Finding:
     ],
 )
 def test_damage_of_another_kind_than_the_tunnel_named_came_after_it(tmp_path, findings, text, cause) -> None:
-    db = tmp_path / "store.db"
-    store = Store(db)
-    add_item(store, tmp_path, "KIND-1", "SHEET-SET-TWIN", "L1", ["TWIN"], findings, stages=("localize", "anomaly"))
-    store.close()
-    report, _ = investigate(db, "KIND-1", text, catalog=catalog(), dataset=tmp_path, use_embeddings=False)
+    report, _ = _one_item(tmp_path, "KIND-1", findings, text)
     assert report.root_cause is cause, report.summary
-    assert report.citations_valid()
     if cause is RootCause.DAMAGED_AFTER_TUNNEL:
         said = " ".join(c.text for c in report.claims)
         assert "named stain on the item, not the crushed corner" in said, said
@@ -638,13 +639,8 @@ def test_the_report_shows_the_damage_described(store) -> None:
 def test_a_weaker_sign_counts_for_the_type_the_customer_names(tmp_path, findings, text, cause) -> None:
     from llm_agent.tools import NoArgs, classify_defect
 
-    db = tmp_path / "store.db"
-    store = Store(db)
-    add_item(store, tmp_path, "SEAL-1", "SHEET-SET-TWIN", "L1", ["TWIN"], findings, stages=("localize", "anomaly"))
-    store.close()
-    report, _ = investigate(db, "SEAL-1", text, catalog=catalog(), dataset=tmp_path, use_embeddings=False)
+    report, db = _one_item(tmp_path, "SEAL-1", findings, text)
     assert report.root_cause is cause, report.summary
-    assert report.citations_valid()
     signs = classify_defect(EvidenceFile.load(db, "SEAL-1", catalog=catalog(), dataset=tmp_path), NoArgs()).data[
         "signs"
     ]
