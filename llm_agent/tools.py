@@ -91,7 +91,8 @@ class DamageArgs(CameraArgs):
         default_factory=list,
         description=(
             "damage types the customer describes (torn_box, crushed_corner, bent_cover, broken_seal, stain,"
-            " puncture): says whether the tunnel's typed signs include them"
+            " puncture): the classifier's weaker signs of these types count, and the result says whether the"
+            " kinds the tunnel named include them"
         ),
     )
 

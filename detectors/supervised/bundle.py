@@ -122,7 +122,6 @@ class ClassCalibration:
     """Where a complaint investigation counts the type as seen: at a higher false-positive rate
     on held-out normals than the line's, since the complaint is itself evidence (None: classifiers
     trained before it, read at `threshold`)."""
-
     described_threshold: float | None = None
     """Where a complaint that names this type counts the classifier's sign of it: lower again,
     since the customer's words are evidence of that very type (None: classifiers trained before
