@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections.abc import Mapping, Sequence
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -450,6 +451,7 @@ RECEIVED_CUES = (
 
 
 COLOUR_WORDS = ("colour", "color", "farbe", "couleur", "colore", "kleur", "cor", "色", "색")
+"""Words naming colour itself: "not the colour in the picture" claims a colour without quoting one."""
 
 DAMAGE_KIND_CUES: dict[str, tuple[str, ...]] = {
     "crushed_corner": (
@@ -586,7 +588,6 @@ DAMAGE_KIND_CUES: dict[str, tuple[str, ...]] = {
 """Words for each kind of damage a customer may describe, keyed by the damage type the tunnel's
 checks name, so a report can say whether the tunnel saw the damage the customer describes or
 another. Cues are matched as the text is normalised (`_norm`: "bị móp" reads "bi mop")."""
-"""Words naming colour itself: "not the colour in the picture" claims a colour without quoting one."""
 
 
 class ClaimedAttribute(BaseModel):
@@ -832,24 +833,26 @@ def extract_attribute(text: str, vocab: dict[str, set[str]]) -> ClaimedAttribute
     return ClaimedAttribute(name=name, expected=expected, received=received)
 
 
+def _named(text: str, groups: Mapping[str, Sequence[str]]) -> list[str]:
+    """The groups (in order) whose cues the text names; typos are tolerated (`_fuzzy_hit`) only
+    where no cue of any group matched as written."""
+    norm = _norm(text)
+    found = [k for k, cues in groups.items() if any(_cue_pattern(c).search(norm) for c in cues)]
+    if found:
+        return found
+    squashed = _squash(norm)
+    return [k for k, cues in groups.items() if any(_fuzzy_hit(c, squashed) for c in cues)]
+
+
 def mentions_colour(text: str) -> bool:
     """The complaint talks about colour (typos tolerated: "coulor", "coourin")."""
-    norm = _norm(text)
-    if any(_cue_pattern(w).search(norm) for w in COLOUR_WORDS):
-        return True
-    squashed = _squash(norm)
-    return any(_fuzzy_hit(w, squashed) for w in COLOUR_WORDS if len(w) >= 5)
+    return bool(_named(text, {"colour": COLOUR_WORDS}))
 
 
 def damage_kinds(text: str) -> list[str]:
     """The kinds of damage a complaint describes ("box came crushed" -> crushed_corner), in
-    `DAMAGE_KIND_CUES` order; typos are tolerated only where no cue matched as written."""
-    norm = _norm(text)
-    found = [k for k, cues in DAMAGE_KIND_CUES.items() if any(_cue_pattern(c).search(norm) for c in cues)]
-    if found:
-        return found
-    squashed = _squash(norm)
-    return [k for k, cues in DAMAGE_KIND_CUES.items() if any(_fuzzy_hit(c, squashed) for c in cues)]
+    `DAMAGE_KIND_CUES` order."""
+    return _named(text, DAMAGE_KIND_CUES)
 
 
 def claimed_attribute(text: str, vocab: dict[str, set[str]]) -> ClaimedAttribute | None:

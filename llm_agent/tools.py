@@ -791,25 +791,25 @@ def _last_day(iso: str) -> date:
 # --- damage, contents, packaging -------------------------------------------------------------
 
 
-def _visible_from(f: Finding, evidence: str = "complaint") -> float:
+def _visible_from(f: Finding, evidence: str = "complaint", described: Sequence[str] = ()) -> float:
     """The probability from which a damage finding counts as seen in the tunnel. A classifier's
     sign below the line's threshold was recorded only where it cleared the complaint operating
-    point, so it counts as it is. At the line's own operating point (`evidence="line"`: the
-    customer did not report damage, so their complaint is no evidence of it) neither a weak
-    anomaly nor a classifier sign counts."""
-    if evidence == "line":
-        return math.inf if f.kind == POSSIBLE_DEFECT else VISIBLE_P
+    point, so it counts as it is; one that cleared only the lower point for a named type
+    counts only when the customer describes that type (`described`). At the line's own
+    operating point (`evidence="line"`: the customer did not report damage, so their complaint
+    is no evidence of it) neither a weak anomaly nor a classifier sign counts."""
     if f.kind == POSSIBLE_DEFECT:
-        return 0.0
+        counts = evidence != "line" and (_sign_level(f) == "complaint" or _possible_type(f) in described)
+        return 0.0 if counts else math.inf
+    if evidence == "line":
+        return VISIBLE_P
     return COMPLAINT_ANOMALY_P if f.kind == "anomaly" else VISIBLE_P
 
 
-def _sign_counts(f: Finding, described: Sequence[str]) -> bool:
-    """Whether a classifier's sign below the line counts for this complaint: one at the complaint
-    operating point always; one only at the lower point for a named type (evidence level
-    "described") only when the customer describes that type."""
-    level = next((e.data.get("level") for e in f.evidence if e.data.get("level")), "complaint")
-    return level != "described" or _possible_type(f) in described
+def _sign_level(f: Finding) -> str:
+    """The operating point a classifier's sign cleared: "complaint", or "described" (only the
+    lower point for a type the customer names); signs stored before levels are "complaint"."""
+    return next((str(e.data["level"]) for e in f.evidence if e.data.get("level")), "complaint")
 
 
 def _possible_type(f: Finding) -> str | None:
@@ -836,12 +836,7 @@ def inspect_damage(ev: EvidenceFile, args: DamageArgs) -> ToolResult:
     physical = _damage_findings(ev, args.camera)
     if "anomaly" not in stages and not physical:
         return _unavailable("inspect_damage", "the anomaly detector did not run on this item")
-    visible = [
-        (r, f)
-        for r, f in physical
-        if f.probability >= _visible_from(f, args.evidence)
-        and (f.kind != POSSIBLE_DEFECT or _sign_counts(f, args.described))
-    ]
+    visible = [(r, f) for r, f in physical if f.probability >= _visible_from(f, args.evidence, args.described)]
     signs = sorted({t for _, f in visible if (t := _possible_type(f))})
     visible_kinds = sorted({f.kind for _, f in visible if f.kind != POSSIBLE_DEFECT})
     cites = [r for r, _ in visible] or [f"frame:{f.camera}" for f in ev.capture.frames]
@@ -1037,7 +1032,9 @@ def classify_defect(ev: EvidenceFile, args: NoArgs) -> ToolResult:
     if not labelled and not (ev.stages_run() - own):
         return _unavailable("classify_defect", "no supervised classifier ran on this item")
     signs = [
-        (r, f) for r, f in _findings(ev, frozenset({POSSIBLE_DEFECT})) if f.stage not in own and _sign_counts(f, ())
+        (r, f)
+        for r, f in _findings(ev, frozenset({POSSIBLE_DEFECT}))
+        if f.stage not in own and _sign_level(f) == "complaint"
     ]
     labels = sorted({f.kind for _, f in labelled})
     weak = sorted({t for _, f in signs if (t := _possible_type(f))} - set(labels))

@@ -152,10 +152,10 @@ class SupervisedStage:
                 continue
             cal = self.bundle.calibration[kind]
             logit, prob = score.logit, score.probability
+            level = "complaint" if score.complaint else "described"
             if score.above:
                 message = f"classifier: {kind} (logit {logit:.2f} >= threshold {cal.threshold:.2f}, p={prob:.2f})"
             else:
-                level = "complaint" if score.complaint else "described"
                 bar = cal.complaint_level if score.complaint else cal.described_level
                 message = (
                     f"classifier: signs of {kind} below the line's threshold (logit {logit:.2f} < "
