@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from llm_agent.taxonomy import DAMAGE_TYPES
 from pipeline.catalog import Catalog
 from pipeline.dataset import Dataset
 from pipeline.store import Store
@@ -54,6 +55,9 @@ class LotSummary:
     finding_kinds: dict[str, int] = field(default_factory=dict)
     printed_expiries: dict[str, list[str]] = field(default_factory=dict)
     """Expiry the tunnel read (ISO date or month) -> the other items of the lot it was read on."""
+    damage_items: dict[str, list[str]] = field(default_factory=dict)
+    """Damage type the tunnel's checks named at the line's operating point -> the other items of
+    the lot it was named on."""
 
 
 def _read_expiry(finding_json: str) -> str | None:
@@ -89,6 +93,12 @@ def lot_summary(db: Path, lot: str, exclude: str | None = None) -> LotSummary:
                 ids,
             ):
                 summary.finding_kinds[r["kind"]] = r["n"]
+            for r in conn.execute(
+                f"SELECT DISTINCT kind, item_id FROM findings WHERE item_id IN ({marks})"
+                f" AND probability >= 0.5 AND kind IN ({','.join('?' * len(DAMAGE_TYPES))}) ORDER BY item_id",
+                [*ids, *sorted(DAMAGE_TYPES)],
+            ):
+                summary.damage_items.setdefault(r["kind"], []).append(r["item_id"])
             for r in conn.execute(
                 f"SELECT item_id, finding_json FROM findings WHERE item_id IN ({marks})"
                 " AND stage = 'ocr_expiry' AND kind != 'unreadable' ORDER BY item_id",

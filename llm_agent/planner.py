@@ -212,6 +212,14 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
             )
     if problem in (P.DAMAGED, P.EMPTY_OR_MISSING, P.EXPIRED, P.SHORT_DATED):
         ask("Were other items of the same lot flagged in the tunnel?", "lot_history", "flagged", PLAUSIBLE[problem])
+    if problem is P.DAMAGED and complaint.damage_kinds:
+        ask(
+            f"Is the damage described ({', '.join(complaint.damage_kinds)}) a pattern of the item's lot in the tunnel?",
+            "lot_history",
+            "described_damage_in_lot",
+            (R.DAMAGED_BEFORE_SHIPMENT,),
+            described=list(complaint.damage_kinds),
+        )
     seen: set[tuple[str, str, str]] = set()
     questions = []
     for text, tool, args, fact, tests in out:

@@ -33,6 +33,9 @@ read: one lot carries one print, but the item may have come from another lot."""
 DIFFERENT_DAMAGE_CONFIDENCE = 0.55
 """Confidence that damage of another kind than the tunnel named happened after the tunnel. The
 classifier can name the wrong kind, and an unnamed anomaly may be the damage described."""
+LOT_PATTERN_CONFIDENCE = 0.6
+"""Confidence that damage unseen on the item but a pattern of its lot was there before shipment.
+The lot's other items are evidence about this one, not a sighting of its damage."""
 UNSEEN_DAMAGE_CONFIDENCE = 0.5
 """Confidence that damage the tunnel did not see happened after it. The tunnel's findings miss
 part of the damage already on items when they pass (29 of 163 complaints in the investigator
@@ -346,6 +349,19 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
                 f"The label reads {f.get('observed')}, exactly the catalog's value for the ordered SKU.",
                 "matches_catalog",
                 "observed",
+            ),
+        )
+    if problem is P.DAMAGED and f.get("damage_visible") is False and f.get("described_damage_in_lot") is True:
+        # The tunnel misses part of the damage items carry; a lot that shows the described damage
+        # on many of its items most likely carried it on this one too.
+        return done(
+            R.DAMAGED_BEFORE_SHIPMENT,
+            LOT_PATTERN_CONFIDENCE,
+            f.claim(
+                "No damage was visible in this item's tunnel photos, but the tunnel found the damage described"
+                " on many other items of its lot: the lot left its seller damaged, and this item most likely did.",
+                "described_damage_in_lot",
+                "damage_visible",
             ),
         )
     if problem in (P.DAMAGED, P.UNREADABLE_DATE) and f.get("damage_visible") is False:

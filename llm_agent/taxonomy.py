@@ -58,7 +58,8 @@ class Action(StrEnum):
 DESCRIPTIONS: dict[RootCause, str] = {
     RootCause.WRONG_VARIANT: "the right product in the wrong variant (size, model or colour) was shipped",
     RootCause.WRONG_ITEM: "a different product was shipped",
-    RootCause.DAMAGED_BEFORE_SHIPMENT: "the damage is visible in the tunnel photos: it left the building damaged",
+    RootCause.DAMAGED_BEFORE_SHIPMENT: "the damage was already there when the item passed the tunnel: it left the"
+    " building damaged",
     RootCause.DAMAGED_AFTER_TUNNEL: "the damage reported is not in the tunnel photos: it came later (packing, transit)",
     RootCause.EXPIRED_AT_SHIPMENT: "the printed expiry date had passed, or was too close, when the item shipped",
     RootCause.EMPTY_OR_MISSING_PARTS: "the container was empty or parts were missing when the item passed the tunnel",

@@ -79,6 +79,17 @@ class CameraArgs(_Args):
     camera: str | None = Field(default=None, description="camera id; all cameras when omitted")
 
 
+def _described(effect: str) -> Any:
+    """The `described` argument: the damage types a customer's words name, and what they change."""
+    return Field(
+        default_factory=list,
+        description=(
+            "damage types the customer describes (torn_box, crushed_corner, bent_cover, broken_seal, stain,"
+            f" puncture): {effect}"
+        ),
+    )
+
+
 class DamageArgs(CameraArgs):
     evidence: Literal["complaint", "line"] = Field(
         default="complaint",
@@ -87,14 +98,14 @@ class DamageArgs(CameraArgs):
             " 'line': only what the belt itself would act on"
         ),
     )
-    described: list[str] = Field(
-        default_factory=list,
-        description=(
-            "damage types the customer describes (torn_box, crushed_corner, bent_cover, broken_seal, stain,"
-            " puncture): the classifier's weaker signs of these types count, and the result says whether the"
-            " kinds the tunnel named include them"
-        ),
+    described: list[str] = _described(
+        "the classifier's weaker signs of these types count, and the result says whether the kinds the"
+        " tunnel named include them"
     )
+
+
+class LotArgs(_Args):
+    described: list[str] = _described("the result says whether the tunnel named them on the lot's other items")
 
 
 class AttributeArgs(_Args):
@@ -970,9 +981,24 @@ def describe_item(ev: EvidenceFile, args: NoArgs) -> ToolResult:
 
 LOT_PRINT_MIN_ITEMS = 2
 """Other items of a lot whose read expiry must agree before it stands for the lot's print."""
+LOT_PATTERN_MIN_ITEMS = 2
+LOT_PATTERN_SHARE = 0.2
+"""A damage type named on at least this many, and this share, of a lot's other items is the lot's
+pattern. A lot whose seller ships it damaged carries one type on a large share of its items;
+on a sound lot a type is named on a few percent (its items' own defects, the classifier's
+false positives), so one item, or a few of a long lot, is no pattern."""
 
 
-def lot_history(ev: EvidenceFile, args: NoArgs) -> ToolResult:
+def lot_damage_pattern(items: int, damage_items: dict[str, list[str]], kinds: Sequence[str]) -> dict[str, list[str]]:
+    """The described damage types that are a pattern of the lot: type -> the other items named with it."""
+    return {
+        k: ids
+        for k in kinds
+        if len(ids := damage_items.get(k, [])) >= LOT_PATTERN_MIN_ITEMS and len(ids) >= LOT_PATTERN_SHARE * items
+    }
+
+
+def lot_history(ev: EvidenceFile, args: LotArgs) -> ToolResult:
     s = ev.lot_summary
     if s is None:
         return _unavailable("lot_history", "the item has no lot")
@@ -988,6 +1014,23 @@ def lot_history(ev: EvidenceFile, args: NoArgs) -> ToolResult:
         "flagged": flagged,
     }
     cites = [f"lot:{s.lot}"]
+    if s.damage_items:
+        data["damage_named"] = {k: len(v) for k, v in sorted(s.damage_items.items())}
+    if args.described:
+        pattern = lot_damage_pattern(s.items, s.damage_items, args.described)
+        data["described_damage_in_lot"] = bool(pattern)
+        for kind, items in sorted(pattern.items()):
+            summary += f"; the tunnel named {kind.replace('_', ' ')} on {len(items)} of its {s.items} other item(s)"
+            for item_id in items[:3]:
+                ref = ev.add(
+                    EvidenceRef(
+                        id=f"lot:{s.lot}:{item_id}:{kind}",
+                        kind="lot",
+                        description=f"{kind.replace('_', ' ')} named in the tunnel on item {item_id} of lot {s.lot}",
+                        data={"item_id": item_id, "damage": kind},
+                    )
+                )
+                cites.append(ref)
     printed = lot_print(s.printed_expiries)
     if printed is not None:
         iso, items = printed
@@ -1103,7 +1146,7 @@ def default_tools() -> ToolRegistry:
                 "check_contents", "Whether the item looked empty or incomplete in the tunnel.", NoArgs, check_contents
             ),
             Tool("check_packaging", "Packaging variants the catalog allows for the SKU.", NoArgs, check_packaging),
-            Tool("lot_history", "How the other items of the same lot fared in the tunnel.", NoArgs, lot_history),
+            Tool("lot_history", "How the other items of the same lot fared in the tunnel.", LotArgs, lot_history),
             Tool(
                 "classify_defect", "Labels from the supervised defect classifier, if it ran.", NoArgs, classify_defect
             ),

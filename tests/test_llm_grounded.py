@@ -12,9 +12,9 @@ from PIL import Image, ImageDraw
 from llm_agent.evidence import EvidenceError, EvidenceFile
 from llm_agent.investigator import investigate
 from llm_agent.report import write_report
-from llm_agent.rootcause import LOT_PRINT_CONFIDENCE, UNSEEN_DAMAGE_CONFIDENCE
+from llm_agent.rootcause import LOT_PATTERN_CONFIDENCE, LOT_PRINT_CONFIDENCE, UNSEEN_DAMAGE_CONFIDENCE
 from llm_agent.taxonomy import RootCause
-from llm_agent.tools import default_tools, lot_print
+from llm_agent.tools import default_tools, lot_damage_pattern, lot_print
 from pipeline.catalog import Catalog
 from pipeline.store import Store
 from pipeline.types import Action, CatalogRecord, Evidence, Finding, Frame, ItemCapture, LotRecord, Verdict
@@ -645,3 +645,64 @@ def test_a_weaker_sign_counts_for_the_type_the_customer_names(tmp_path, findings
         "signs"
     ]
     assert signs == ([] if findings[1].evidence[0].data["level"] == "described" else ["broken_seal"])
+
+
+@pytest.mark.parametrize(
+    ("items", "named", "described", "pattern"),
+    [
+        (10, {"stain": ["a", "b", "c"]}, ["stain"], ["stain"]),
+        (10, {"stain": ["a", "b"]}, ["stain"], ["stain"]),  # 2 of 10: a pattern
+        (10, {"stain": ["a"]}, ["stain"], []),  # one item is no pattern
+        (30, {"stain": ["a", "b", "c", "d", "e"]}, ["stain"], []),  # a few of a long lot: a sound lot's share
+        (10, {"stain": ["a", "b", "c"]}, ["crushed_corner"], []),  # another type than described
+        (10, {"stain": ["a", "b"], "torn_box": ["c", "d"]}, ["torn_box", "stain"], ["stain", "torn_box"]),
+        (0, {}, ["stain"], []),
+    ],
+)
+def test_a_lots_damage_pattern_needs_many_of_its_items(items, named, described, pattern) -> None:
+    assert sorted(lot_damage_pattern(items, named, described)) == pattern
+
+
+def _lot_mates(store: Store, root: Path, lot: str, stained: int, clean: int) -> None:
+    for i in range(stained):
+        add_item(store, root, f"{lot}-S{i}", "SHEET-SET-TWIN", lot, ["TWIN"], [anomaly(0.8), _named("stain")])
+    for i in range(clean):
+        add_item(store, root, f"{lot}-C{i}", "SHEET-SET-TWIN", lot, ["TWIN"], [anomaly(0.02)])
+
+
+@pytest.mark.parametrize(
+    ("stained", "text", "cause"),
+    [
+        # the tunnel did not see the stain on this item, but on 3 of the lot's 8 other items
+        (3, "package looks wet and stained", RootCause.DAMAGED_BEFORE_SHIPMENT),
+        # the lot's pattern is another kind than the customer describes
+        (3, "box came crushed", RootCause.DAMAGED_AFTER_TUNNEL),
+        # no kind described: a lot's pattern cannot be matched to the complaint
+        (3, "arrived damaged", RootCause.DAMAGED_AFTER_TUNNEL),
+        # one stained item in the lot is no pattern
+        (1, "package looks wet and stained", RootCause.DAMAGED_AFTER_TUNNEL),
+    ],
+)
+def test_damage_unseen_on_the_item_but_a_pattern_of_its_lot_came_before_shipment(
+    tmp_path, stained, text, cause
+) -> None:
+    db = tmp_path / "store.db"
+    store = Store(db)
+    _lot_mates(store, tmp_path, "L9", stained, 8 - stained)
+    add_item(store, tmp_path, "L9-ITEM", "SHEET-SET-TWIN", "L9", ["TWIN"], [anomaly(0.02)])
+    store.close()
+    report, evidence = investigate(db, "L9-ITEM", text, catalog=catalog(), dataset=tmp_path, use_embeddings=False)
+    assert report.root_cause is cause, report.summary
+    assert report.citations_valid()
+    facts = {t.answer.fact: t.answer.value for t in report.transcript}
+    assert facts["damage_visible"] is False
+    if cause is RootCause.DAMAGED_BEFORE_SHIPMENT:
+        assert report.confidence == LOT_PATTERN_CONFIDENCE
+        assert facts["described_damage_in_lot"] is True
+        cited = {c for claim in report.claims for c in claim.citations}
+        assert "lot:L9:L9-S0:stain" in cited, cited
+        assert evidence.refs["lot:L9:L9-S0:stain"].data == {"item_id": "L9-S0", "damage": "stain"}
+    elif "stained" in text or "crushed" in text:
+        assert facts["described_damage_in_lot"] is False
+    else:
+        assert "described_damage_in_lot" not in facts
