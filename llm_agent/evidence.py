@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -58,6 +59,24 @@ class LotSummary:
     damage_items: dict[str, list[str]] = field(default_factory=dict)
     """Damage type the tunnel's checks named at the line's operating point -> the other items of
     the lot it was named on."""
+
+
+LOT_PATTERN_MIN_ITEMS = 2
+LOT_PATTERN_SHARE = 0.2
+"""A damage type named on at least this many, and this share, of a lot's items is the lot's
+pattern. A lot whose seller ships it damaged carries one type on a large share of its items;
+on a sound lot a type is named on a few percent (its items' own defects, the classifier's
+false positives), so one item, or a few of a long lot, is no pattern."""
+
+
+def damage_pattern(items: int, named: dict[str, list[str]], kinds: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """The damage types (of `kinds`, default all) that are a pattern of a lot or group of `items`
+    items: type -> the items the tunnel named it on (`named`)."""
+    return {
+        k: ids
+        for k in (named if kinds is None else kinds)
+        if len(ids := named.get(k, [])) >= LOT_PATTERN_MIN_ITEMS and len(ids) >= LOT_PATTERN_SHARE * items
+    }
 
 
 def _read_expiry(finding_json: str) -> str | None:

@@ -22,10 +22,11 @@ from typing import Any, Literal
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
-from llm_agent.evidence import stored_images_root
+from llm_agent.evidence import damage_pattern, stored_images_root
 from llm_agent.images import thumbnail_uri
 from llm_agent.intake import damage_kinds
 from llm_agent.redact import redact
+from llm_agent.taxonomy import DAMAGE_TYPES
 from pipeline.jsonl import iter_jsonl
 
 GroupBy = Literal["seller", "sku", "lot"]
@@ -57,6 +58,9 @@ class Group(BaseModel):
     complaints: int
     described: dict[str, int] = Field(default_factory=dict)
     """Kinds of damage the group's complaints describe (`llm_agent.intake.damage_kinds`)."""
+    damage_pattern: dict[str, int] = Field(default_factory=dict)
+    """Damage types the tunnel named on many of the group's items (`evidence.damage_pattern`, the
+    rule an investigation applies to a lot): type -> items."""
     root_causes: dict[str, int]
     daily: dict[str, int]
     examples: list[Example] = Field(default_factory=list)
@@ -182,6 +186,7 @@ def damage_patterns(
     per_key_items = Counter(key_of.values())
     flagged: dict[str, set[str]] = defaultdict(set)
     kinds: dict[str, Counter[str]] = defaultdict(Counter)
+    named: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     daily: dict[str, Counter[str]] = defaultdict(Counter)
     best: dict[str, list[tuple[float, str, dict[str, Any]]]] = defaultdict(list)
     for f in findings:
@@ -192,6 +197,8 @@ def damage_patterns(
             daily[key][meta[f["item_id"]]["captured_at"][:10]] += 1
         flagged[key].add(f["item_id"])
         kinds[key][f["kind"]] += 1
+        if f["kind"] in DAMAGE_TYPES:
+            named[key][f["kind"]].add(f["item_id"])
         best[key].append((f["probability"], f["item_id"], json.loads(f["finding_json"])))
     complaints = [c for c in _complaints(db, dataset_path, since_s) if c["item_id"] in key_of]
     complaints_by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -209,6 +216,9 @@ def damage_patterns(
         summary = f"{by} {key}: {n_flag} of {n} items flagged in the tunnel ({n_flag / n:.1%})" + (
             f", mostly {top_kinds}" if top_kinds else ""
         )
+        pattern = damage_pattern(n, {k: sorted(v) for k, v in named[key].items()})
+        for k, ids in sorted(pattern.items(), key=lambda kv: -len(kv[1])):
+            summary += f"; damage pattern: {k.replace('_', ' ')} on {len(ids)} of {n} items"
         said = ", ".join(f"{k.replace('_', ' ')} ({v})" for k, v in described.most_common(3))
         summary += (
             f"; {len(comp)} complaint(s)"
@@ -225,13 +235,15 @@ def damage_patterns(
                 kinds=dict(kinds[key].most_common()),
                 complaints=len(comp),
                 described=dict(described.most_common()),
+                damage_pattern={k: len(v) for k, v in pattern.items()},
                 root_causes=dict(causes),
                 daily=dict(sorted(daily[key].items())),
                 examples=group_examples,
                 summary=summary,
             )
         )
-    groups.sort(key=lambda g: (g.flagged_items + g.complaints, g.flag_rate), reverse=True)
+    # a damage pattern is what a seller can act on: such groups lead the upstream summary
+    groups.sort(key=lambda g: (bool(g.damage_pattern), g.flagged_items + g.complaints, g.flag_rate), reverse=True)
     groups = groups[:top]
     worded = [c for c in complaints if c["text"]]
     texts = [c["text"] for c in worded]

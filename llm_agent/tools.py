@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llm_agent.evidence import EvidenceFile, EvidenceRef
+from llm_agent.evidence import EvidenceFile, EvidenceRef, damage_pattern
 from llm_agent.taxonomy import DAMAGE_TYPES
 from pipeline.policy import POSSIBLE_DEFECT
 from pipeline.types import CatalogRecord, Finding
@@ -981,21 +981,6 @@ def describe_item(ev: EvidenceFile, args: NoArgs) -> ToolResult:
 
 LOT_PRINT_MIN_ITEMS = 2
 """Other items of a lot whose read expiry must agree before it stands for the lot's print."""
-LOT_PATTERN_MIN_ITEMS = 2
-LOT_PATTERN_SHARE = 0.2
-"""A damage type named on at least this many, and this share, of a lot's other items is the lot's
-pattern. A lot whose seller ships it damaged carries one type on a large share of its items;
-on a sound lot a type is named on a few percent (its items' own defects, the classifier's
-false positives), so one item, or a few of a long lot, is no pattern."""
-
-
-def lot_damage_pattern(items: int, damage_items: dict[str, list[str]], kinds: Sequence[str]) -> dict[str, list[str]]:
-    """The described damage types that are a pattern of the lot: type -> the other items named with it."""
-    return {
-        k: ids
-        for k in kinds
-        if len(ids := damage_items.get(k, [])) >= LOT_PATTERN_MIN_ITEMS and len(ids) >= LOT_PATTERN_SHARE * items
-    }
 
 
 def lot_history(ev: EvidenceFile, args: LotArgs) -> ToolResult:
@@ -1017,7 +1002,7 @@ def lot_history(ev: EvidenceFile, args: LotArgs) -> ToolResult:
     if s.damage_items:
         data["damage_named"] = {k: len(v) for k, v in sorted(s.damage_items.items())}
     if args.described:
-        pattern = lot_damage_pattern(s.items, s.damage_items, args.described)
+        pattern = damage_pattern(s.items, s.damage_items, args.described)
         data["described_damage_in_lot"] = bool(pattern)
         for kind, items in sorted(pattern.items()):
             summary += f"; the tunnel named {kind.replace('_', ' ')} on {len(items)} of its {s.items} other item(s)"

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from llm_agent.evidence import EvidenceError, EvidenceFile
+from llm_agent.evidence import EvidenceError, EvidenceFile, damage_pattern
 from llm_agent.investigator import investigate
 from llm_agent.report import write_report
 from llm_agent.rootcause import LOT_PATTERN_CONFIDENCE, LOT_PRINT_CONFIDENCE, UNSEEN_DAMAGE_CONFIDENCE
 from llm_agent.taxonomy import RootCause
-from llm_agent.tools import default_tools, lot_damage_pattern, lot_print
+from llm_agent.tools import default_tools, lot_print
 from pipeline.catalog import Catalog
 from pipeline.store import Store
 from pipeline.types import Action, CatalogRecord, Evidence, Finding, Frame, ItemCapture, LotRecord, Verdict
@@ -660,7 +660,7 @@ def test_a_weaker_sign_counts_for_the_type_the_customer_names(tmp_path, findings
     ],
 )
 def test_a_lots_damage_pattern_needs_many_of_its_items(items, named, described, pattern) -> None:
-    assert sorted(lot_damage_pattern(items, named, described)) == pattern
+    assert sorted(damage_pattern(items, named, described)) == pattern
 
 
 def _lot_mates(store: Store, root: Path, lot: str, stained: int, clean: int) -> None:
@@ -706,3 +706,22 @@ def test_damage_unseen_on_the_item_but_a_pattern_of_its_lot_came_before_shipment
         assert facts["described_damage_in_lot"] is False
     else:
         assert "described_damage_in_lot" not in facts
+
+
+def test_the_damage_patterns_report_names_a_lots_pattern_first(tmp_path) -> None:
+    from llm_agent.patterns import damage_patterns, write_patterns
+
+    db = tmp_path / "store.db"
+    store = Store(db)
+    _lot_mates(store, tmp_path, "L9", 3, 6)  # stain on 3 of 9 items: the lot's pattern
+    _lot_mates(store, tmp_path, "L10", 1, 3)  # one stained item of 4 is none
+    for i in range(4):  # many flagged items, no type named
+        add_item(store, tmp_path, f"L11-A{i}", "SHEET-SET-TWIN", "L11", ["TWIN"], [anomaly(0.8)])
+    store.close()
+    report = damage_patterns(db, by="lot", dataset=tmp_path)
+    groups = {g.key: g for g in report.groups}
+    assert groups["L9"].damage_pattern == {"stain": 3}
+    assert "damage pattern: stain on 3 of 9 items" in groups["L9"].summary
+    assert groups["L10"].damage_pattern == {} and groups["L11"].damage_pattern == {}
+    assert report.groups[0].key == "L9"  # ahead of L11's four unnamed flags
+    assert "stain 3" in write_patterns(report, tmp_path / "patterns.html").read_text()
