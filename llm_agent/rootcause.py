@@ -33,6 +33,9 @@ read: one lot carries one print, but the item may have come from another lot."""
 DIFFERENT_DAMAGE_CONFIDENCE = 0.55
 """Confidence that damage of another kind than the tunnel named happened after the tunnel. The
 classifier can name the wrong kind, and an unnamed anomaly may be the damage described."""
+UNMEASURED_COLOUR_CONFIDENCE = 0.6
+"""Confidence in a wrong colour read from the look check alone, where the colour itself could
+not be measured: the look also moves with damage, glare and pose."""
 LOT_PATTERN_CONFIDENCE = 0.6
 """Confidence that damage unseen on the item but a pattern of its lot was there before shipment.
 The lot's other items are evidence about this one, not a sighting of its damage."""
@@ -159,6 +162,29 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
             f.claim(
                 f"In the tunnel the item looked like another product more than {evidence.capture.sku}.",
                 "looks_like_sku",
+            ),
+        )
+    if (
+        colour_claim
+        and problem in SHIPPED_WHAT
+        and f.known("colour_matches") is False
+        and f.get("looks_like_sku") is False
+        and f.get("matches_sku") is True
+        and not label_wrong
+    ):
+        # The colour could not be measured (an item in a tote of its own colour), but the look
+        # check saw the item unlike its SKU while its printed words are the SKU's: the colour the
+        # customer disputes is the difference the photos leave.
+        return done(
+            R.WRONG_VARIANT,
+            UNMEASURED_COLOUR_CONFIDENCE,
+            f.claim(
+                f"The item's colour could not be measured in the tunnel photos, but it looked unlike"
+                f" {evidence.capture.sku} while its printed title and label are the SKU's: a colour other"
+                " than the catalog's is the likeliest difference.",
+                "looks_like_sku",
+                "matches_sku",
+                "colour_matches",
             ),
         )
     if label_wrong or colour_wrong:

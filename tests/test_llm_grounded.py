@@ -725,3 +725,45 @@ def test_the_damage_patterns_report_names_a_lots_pattern_first(tmp_path) -> None
     assert groups["L10"].damage_pattern == {} and groups["L11"].damage_pattern == {}
     assert report.groups[0].key == "L9"  # ahead of L11's four unnamed flags
     assert "stain 3" in write_patterns(report, tmp_path / "patterns.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("title", "look", "cause"),
+    [
+        # the look check saw it unlike its SKU, its words are the SKU's: the colour is the difference
+        (True, True, RootCause.WRONG_VARIANT),
+        # no look flag: nothing in the photos speaks to the colour
+        (True, False, RootCause.INCONCLUSIVE),
+        # no title read: the look may be another product altogether
+        (False, True, RootCause.WRONG_ITEM),
+    ],
+)
+def test_a_colour_the_tunnel_could_not_measure_is_judged_by_the_look(tmp_path, monkeypatch, title, look, cause):
+    from detectors.attributes.colour import ColourRead
+    from detectors.attributes.profile import AttributeProfile
+
+    short = ColourRead(share=0.08, min_share=0.14, dominant_rgb=(40, 40, 40), dominant_distance=90.0, gains=(1, 1, 1))
+    monkeypatch.setattr(AttributeProfile, "read_colour", lambda *a, **k: (short, True))  # in a tote of its colour
+    monkeypatch.setattr(AttributeProfile, "gone_in_own_tote", lambda *a, **k: False)
+    nearer = Finding(
+        stage="attributes",
+        kind="wrong_item",
+        score=0.4,
+        probability=0.8,
+        evidence=[Evidence(camera="top", data={"nearest_sku": "SHEET-SET-KING"})],
+    )
+    db = tmp_path / "store.db"
+    store = Store(db)
+    lines = (["PERCALE SHEET SET"] if title else []) + ["SIZE", "TWIN"]
+    findings = [anomaly(0.03)] + ([nearer] if look else [])
+    add_item(store, tmp_path, "TOTE-1", "SHEET-SET-TWIN", "L1", lines, findings)
+    store.close()
+    report, _ = investigate(
+        db, "TOTE-1", "not the colour in the picture", catalog=catalog(), dataset=tmp_path, use_embeddings=False
+    )
+    facts = {t.answer.fact: t.answer.value for t in report.transcript}
+    assert facts.get("colour_matches") is None
+    assert report.root_cause is cause, (report.summary, facts)
+    assert report.citations_valid()
+    if cause is RootCause.WRONG_VARIANT:
+        assert "colour could not be measured" in report.summary
