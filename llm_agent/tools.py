@@ -1006,16 +1006,7 @@ def lot_history(ev: EvidenceFile, args: LotArgs) -> ToolResult:
         data["described_damage_in_lot"] = bool(pattern)
         for kind, items in sorted(pattern.items()):
             summary += f"; the tunnel named {kind.replace('_', ' ')} on {len(items)} of its {s.items} other item(s)"
-            for item_id in items[:3]:
-                ref = ev.add(
-                    EvidenceRef(
-                        id=f"lot:{s.lot}:{item_id}:{kind}",
-                        kind="lot",
-                        description=f"{kind.replace('_', ' ')} named in the tunnel on item {item_id} of lot {s.lot}",
-                        data={"item_id": item_id, "damage": kind},
-                    )
-                )
-                cites.append(ref)
+            cites += _cite_lot_items(ev, s.lot, items, f"{kind.replace('_', ' ')} named", {"damage": kind}, f":{kind}")
     printed = lot_print(s.printed_expiries)
     if printed is not None:
         iso, items = printed
@@ -1027,17 +1018,25 @@ def lot_history(ev: EvidenceFile, args: LotArgs) -> ToolResult:
             data["lot_print_matches_record"] = _agrees_with_record(iso, ev.lot.recorded_expiry)
             verb = "agrees with" if data["lot_print_matches_record"] else "differs from"
             summary += f", which {verb} the lot's record {ev.lot.recorded_expiry}"
-        for item_id in items[:3]:
-            ref = ev.add(
-                EvidenceRef(
-                    id=f"lot:{s.lot}:{item_id}",
-                    kind="lot",
-                    description=f"expiry {iso} read in the tunnel on item {item_id} of lot {s.lot}",
-                    data={"item_id": item_id, "date": iso},
-                )
-            )
-            cites.append(ref)
+        cites += _cite_lot_items(ev, s.lot, items, f"expiry {iso} read", {"date": iso})
     return ToolResult(tool="lot_history", status="ok", summary=summary, data=data, citations=cites)
+
+
+def _cite_lot_items(
+    ev: EvidenceFile, lot: str, items: list[str], found: str, data: dict[str, str], suffix: str = ""
+) -> list[str]:
+    """Citations of up to three of the lot's other items and what the tunnel `found` on each."""
+    return [
+        ev.add(
+            EvidenceRef(
+                id=f"lot:{lot}:{item_id}{suffix}",
+                kind="lot",
+                description=f"{found} in the tunnel on item {item_id} of lot {lot}",
+                data={"item_id": item_id, **data},
+            )
+        )
+        for item_id in items[:3]
+    ]
 
 
 def lot_print(printed: dict[str, list[str]]) -> tuple[str, list[str]] | None:

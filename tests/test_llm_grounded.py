@@ -58,6 +58,17 @@ def test_root_cause_from_stored_findings(store, item, text, cause) -> None:
     assert all(evidence.has(c) for t in report.transcript for c in t.answer.citations)
 
 
+def _nearer(sku: str, p: float = 0.7) -> Finding:
+    """The tunnel's look check: the item nearer another SKU's normal look than its own."""
+    return Finding(
+        stage="attributes",
+        kind="wrong_item",
+        score=0.4,
+        probability=p,
+        evidence=[Evidence(camera="top", data={"nearest_sku": sku})],
+    )
+
+
 @pytest.fixture(scope="module")
 def colour_store(tmp_path_factory) -> tuple[Path, Path]:
     """White sheet sets (the catalog's colour) photographed white and blue, labels right."""
@@ -69,21 +80,12 @@ def colour_store(tmp_path_factory) -> tuple[Path, Path]:
     tunnel_colour = Finding(stage="attributes", kind="wrong_colour", score=0.9, probability=0.9)
     add_item(store, root, "BLUE-2", "SHEET-SET-TWIN", "L6", ["SIZE", "TWIN"], [tunnel_colour, anomaly(0.03)])
     add_item(store, root, "TONGUE-1", "SNEAKER-42", "L3", ["44"], [anomaly(0.03)], colour=(36, 96, 190))
-    look = Finding(
-        stage="attributes",
-        kind="wrong_item",
-        score=0.4,
-        probability=0.7,
-        evidence=[Evidence(camera="top", data={"nearest_sku": "FOOD-CEREAL-01"})],
+    add_item(
+        store, root, "LOOK-1", "SHEET-SET-TWIN", "L6", ["SIZE", "TWIN"], [_nearer("FOOD-CEREAL-01"), anomaly(0.03)]
     )
-    add_item(store, root, "LOOK-1", "SHEET-SET-TWIN", "L6", ["SIZE", "TWIN"], [look, anomaly(0.03)])
-    sibling = look.model_copy(
-        update={"evidence": [Evidence(camera="top", data={"nearest_sku": "SHEET-SET-KING"})]}, deep=True
-    )
+    sibling = _nearer("SHEET-SET-KING")
     add_item(store, root, "SIBLING-1", "SHEET-SET-TWIN", "L6", ["SIZE", "KING"], [sibling, anomaly(0.03)])
-    blue_sibling = look.model_copy(
-        update={"evidence": [Evidence(camera="top", data={"nearest_sku": "SHEET-SET-TWIN-BLUE"})]}, deep=True
-    )
+    blue_sibling = _nearer("SHEET-SET-TWIN-BLUE")
     add_item(
         store,
         root,
@@ -745,17 +747,10 @@ def test_a_colour_the_tunnel_could_not_measure_is_judged_by_the_look(tmp_path, m
     short = ColourRead(share=0.08, min_share=0.14, dominant_rgb=(40, 40, 40), dominant_distance=90.0, gains=(1, 1, 1))
     monkeypatch.setattr(AttributeProfile, "read_colour", lambda *a, **k: (short, True))  # in a tote of its colour
     monkeypatch.setattr(AttributeProfile, "gone_in_own_tote", lambda *a, **k: False)
-    nearer = Finding(
-        stage="attributes",
-        kind="wrong_item",
-        score=0.4,
-        probability=0.8,
-        evidence=[Evidence(camera="top", data={"nearest_sku": "SHEET-SET-KING"})],
-    )
     db = tmp_path / "store.db"
     store = Store(db)
     lines = (["PERCALE SHEET SET"] if title else []) + ["SIZE", "TWIN"]
-    findings = [anomaly(0.03)] + ([nearer] if look else [])
+    findings = [anomaly(0.03)] + ([_nearer("SHEET-SET-KING", 0.8)] if look else [])
     add_item(store, tmp_path, "TOTE-1", "SHEET-SET-TWIN", "L1", lines, findings)
     store.close()
     report, _ = investigate(
