@@ -14,6 +14,7 @@ import io
 import json
 import sqlite3
 from collections import Counter, defaultdict
+from collections.abc import Collection
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -211,12 +212,12 @@ def damage_patterns(
             continue
         causes = Counter(c["root_cause"] for c in comp if c["root_cause"])
         described = Counter(k for c in comp for k in damage_kinds(c["text"]))
-        group_examples = _examples(best[key], meta, images_root, (images_root, db.parent), examples)
         top_kinds = ", ".join(f"{k.replace('_', ' ')} ({v})" for k, v in kinds[key].most_common(3))
         summary = f"{by} {key}: {n_flag} of {n} items flagged in the tunnel ({n_flag / n:.1%})" + (
             f", mostly {top_kinds}" if top_kinds else ""
         )
         pattern = damage_pattern(n, {k: sorted(v) for k, v in named[key].items()})
+        group_examples = _examples(best[key], meta, images_root, (images_root, db.parent), examples, prefer=pattern)
         for k, ids in sorted(pattern.items(), key=lambda kv: -len(kv[1])):
             summary += f"; damage pattern: {k.replace('_', ' ')} on {len(ids)} of {n} items"
         said = ", ".join(f"{k.replace('_', ' ')} ({v})" for k, v in described.most_common(3))
@@ -276,13 +277,21 @@ def _examples(
     root: Path,
     allowed: tuple[Path, ...],
     n: int,
+    prefer: Collection[str] = (),
 ) -> list[Example]:
-    """The `n` most probable findings on distinct items, each with a thumbnail of its frame.
+    """`n` findings on distinct items, each with a thumbnail of its frame: those of the `prefer`
+    kinds (the group's damage pattern) first, then those that point at a view, most probable first.
 
     Frame uris are stored data: a thumbnail is drawn only from a file inside `allowed`.
     """
+
+    def rank(t: tuple[float, str, dict[str, Any]]) -> tuple[bool, bool, float]:
+        prob, _, finding = t
+        on_view = any(e.get("camera") for e in finding.get("evidence", []))
+        return finding["kind"] in prefer, on_view, prob
+
     out, used = [], set()
-    for prob, item_id, finding in sorted(found, key=lambda t: -t[0]):
+    for prob, item_id, finding in sorted(found, key=rank, reverse=True):
         if item_id in used or len(out) >= n:
             continue
         used.add(item_id)

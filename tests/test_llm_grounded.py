@@ -715,15 +715,19 @@ def test_the_damage_patterns_report_names_a_lots_pattern_first(tmp_path) -> None
 
     db = tmp_path / "store.db"
     store = Store(db)
-    _lot_mates(store, tmp_path, "L9", 3, 6)  # stain on 3 of 9 items: the lot's pattern
+    _lot_mates(store, tmp_path, "L9", 3, 6)  # stain on 3 of the 10 items: the lot's pattern
     _lot_mates(store, tmp_path, "L10", 1, 3)  # one stained item of 4 is none
     for i in range(4):  # many flagged items, no type named
         add_item(store, tmp_path, f"L11-A{i}", "SHEET-SET-TWIN", "L11", ["TWIN"], [anomaly(0.8)])
+    # a surer finding that points at no view: no example of the lot's damage
+    add_item(store, tmp_path, "L9-U", "SHEET-SET-TWIN", "L9", ["~~~"], [ocr("unreadable", None, p=1.0)])
     store.close()
     report = damage_patterns(db, by="lot", dataset=tmp_path)
     groups = {g.key: g for g in report.groups}
     assert groups["L9"].damage_pattern == {"stain": 3}
-    assert "damage pattern: stain on 3 of 9 items" in groups["L9"].summary
+    assert "damage pattern: stain on 3 of 10 items" in groups["L9"].summary
+    assert [e.kind for e in groups["L9"].examples] == ["stain"] * 3  # the pattern's own photos
+    assert all(e.image and e.image.startswith("data:image/jpeg") for e in groups["L9"].examples)
     assert groups["L10"].damage_pattern == {} and groups["L11"].damage_pattern == {}
     assert report.groups[0].key == "L9"  # ahead of L11's four unnamed flags
     assert "stain 3" in write_patterns(report, tmp_path / "patterns.html").read_text()
