@@ -107,17 +107,13 @@ def lot_summary(db: Path, lot: str, exclude: str | None = None) -> LotSummary:
             ):
                 summary.actions[r["action"]] = r["n"]
             for r in conn.execute(
-                f"SELECT kind, COUNT(DISTINCT item_id) n FROM findings WHERE item_id IN ({marks})"
-                " AND probability >= 0.5 GROUP BY kind",
+                f"SELECT DISTINCT kind, item_id FROM findings WHERE item_id IN ({marks})"
+                " AND probability >= 0.5 ORDER BY kind, item_id",
                 ids,
             ):
-                summary.finding_kinds[r["kind"]] = r["n"]
-            for r in conn.execute(
-                f"SELECT DISTINCT kind, item_id FROM findings WHERE item_id IN ({marks})"
-                f" AND probability >= 0.5 AND kind IN ({','.join('?' * len(DAMAGE_TYPES))}) ORDER BY item_id",
-                [*ids, *sorted(DAMAGE_TYPES)],
-            ):
-                summary.damage_items.setdefault(r["kind"], []).append(r["item_id"])
+                summary.finding_kinds[r["kind"]] = summary.finding_kinds.get(r["kind"], 0) + 1
+                if r["kind"] in DAMAGE_TYPES:
+                    summary.damage_items.setdefault(r["kind"], []).append(r["item_id"])
             for r in conn.execute(
                 f"SELECT item_id, finding_json FROM findings WHERE item_id IN ({marks})"
                 " AND stage = 'ocr_expiry' AND kind != 'unreadable' ORDER BY item_id",

@@ -52,6 +52,8 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
     dated = record is None or record.expiry.carries_date
     attribute = _variant_attribute(complaint, evidence)
     claimed = complaint.attribute
+    # the kinds of damage a damage complaint names: its questions compare them with what the tunnel saw
+    described = list(complaint.damage_kinds) if complaint.problem is P.DAMAGED else []
     out: list[tuple[str, str, dict[str, Any], str, tuple[RootCause, ...]]] = []
     R = RootCause
 
@@ -186,8 +188,8 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
         # evidence counts; "meh, want a refund" or "wrong item" is not, so only what the belt acts on.
         physical = problem in (P.DAMAGED, P.UNREADABLE_DATE, P.MISSING_PACKAGING, P.EMPTY_OR_MISSING)
         damage_args: dict[str, Any] = {"evidence": "complaint" if physical else "line"}
-        if problem is P.DAMAGED and complaint.damage_kinds:
-            damage_args["described"] = list(complaint.damage_kinds)
+        if described:
+            damage_args["described"] = described
         ask(
             "Is damage visible in the tunnel photos?",
             "inspect_damage",
@@ -195,7 +197,7 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
             (R.DAMAGED_BEFORE_SHIPMENT, R.DAMAGED_AFTER_TUNNEL),
             **damage_args,
         )
-        if "described" in damage_args:
+        if described:
             ask(
                 "What kinds of damage did the tunnel's checks name?",
                 "inspect_damage",
@@ -204,7 +206,7 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
                 **damage_args,
             )
             ask(
-                f"Did the tunnel see the kind of damage described ({', '.join(complaint.damage_kinds)})?",
+                f"Did the tunnel see the kind of damage described ({', '.join(described)})?",
                 "inspect_damage",
                 "described_damage_seen",
                 (R.DAMAGED_BEFORE_SHIPMENT, R.DAMAGED_AFTER_TUNNEL),
@@ -212,13 +214,13 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
             )
     if problem in (P.DAMAGED, P.EMPTY_OR_MISSING, P.EXPIRED, P.SHORT_DATED):
         ask("Were other items of the same lot flagged in the tunnel?", "lot_history", "flagged", PLAUSIBLE[problem])
-    if problem is P.DAMAGED and complaint.damage_kinds:
+    if described:
         ask(
-            f"Is the damage described ({', '.join(complaint.damage_kinds)}) a pattern of the item's lot in the tunnel?",
+            f"Is the damage described ({', '.join(described)}) a pattern of the item's lot in the tunnel?",
             "lot_history",
             "described_damage_in_lot",
             (R.DAMAGED_BEFORE_SHIPMENT,),
-            described=list(complaint.damage_kinds),
+            described=described,
         )
     seen: set[tuple[str, str, str]] = set()
     questions = []

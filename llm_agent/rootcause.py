@@ -131,13 +131,16 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
     # it is reported beside whatever explains this complaint.
     label_wrong = f.get("matches_catalog") is False
     aside: list[Claim] = []
-    if label_wrong and problem not in SHIPPED_WHAT:
-        said, facts = _label_mismatch(f, complaint)
+
+    def reported_beside(mismatch: tuple[str, tuple[str, ...]]) -> None:
+        said, facts = mismatch
         aside.append(f.claim(f"{said} That does not explain this complaint; it is reported as found.", *facts))
+
+    if label_wrong and problem not in SHIPPED_WHAT:
+        reported_beside(_label_mismatch(f, complaint))
         label_wrong = False
     if f.get("colour_matches") is False and problem not in SHIPPED_WHAT:
-        said, facts = _colour_mismatch(record)
-        aside.append(f.claim(f"{said} That does not explain this complaint; it is reported as found.", *facts))
+        reported_beside(_colour_mismatch(record))
 
     def done(cause: RootCause, confidence: float, *claims: Claim) -> Decision:
         return Decision(cause, round(confidence, 2), [c for c in (*claims, *aside) if c.citations])
@@ -167,7 +170,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
     if (
         colour_claim
         and problem in SHIPPED_WHAT
-        and f.known("colour_matches") is False
+        and not f.known("colour_matches")
         and f.get("looks_like_sku") is False
         and f.get("matches_sku") is True
         and not label_wrong
