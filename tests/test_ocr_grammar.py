@@ -98,6 +98,18 @@ NAMED = [
     ("sv", "15 MAJ 2027", ["2027-05-15"]),
     ("tr", "15 ŞUBAT 2027", ["2027-02-15"]),
     ("tr", "EKİM 2027", ["2027-10"]),
+    # ordinal days and the words that join day, month and year
+    ("en", "Use by: 5th March 2027", ["2027-03-05"]),
+    ("en", "1ST JAN 27", ["2027-01-01"]),
+    ("en", "2nd of February 2027", ["2027-02-02"]),
+    ("en", "23RD MAR 2027", ["2027-03-23"]),
+    ("en", "Jan 1st, 2027", ["2027-01-01"]),
+    ("en", "MARCH 22ND 2027", ["2027-03-22"]),
+    ("fr", "le 1er mars 2027", ["2027-03-01"]),
+    ("es", "5 de marzo de 2027", ["2027-03-05"]),
+    ("es", "31 de diciembre del 2027", ["2027-12-31"]),
+    ("es", "marzo de 2027", ["2027-03"]),
+    ("pt", "5 de março de 2027", ["2027-03-05"]),
 ]
 
 MISREAD = [
@@ -166,6 +178,7 @@ NOT_DATES = [
     "EXP 2027 1 5",
     "1 3 27",
     "5.1 2027",
+    "4TH EDITION 2027",  # an ordinal beside no month name
     "",
 ]
 

@@ -284,6 +284,10 @@ _SHORT_NA = r"(?![0-9])(?!\s?[./\-]\s?[0-9])"
 """After a month-year shape: no separator and digit, so the head of a day-month-year with a
 garbled year ("08/28/202€") is not read as a month and year."""
 _LA = r"(?![A-Z])"
+_DAY_ORD = r"(?P<d>\d{1,2})(?:ST|ND|RD|TH|ER)?"
+"""A day beside a month name, with its ordinal suffix if printed ("5TH MARCH", French "1ER MARS")."""
+_OF = r"(?:(?:OF|DE|DEL)\s)?"
+"""The word that may join a day, a month name and a year ("2ND OF MAY", "5 DE MARZO DE 2027")."""
 ROMAN_MONTHS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
 """Months in Roman numerals, as Polish, Czech, Hungarian and Romanian prints write them between
 a day and a year ("15.III.2025"); only there, where nothing else reads as a numeral."""
@@ -305,10 +309,10 @@ _PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     ("abc", _p(rf"{_NB}(?P<a>\d{{1,2}})(?P<s>{_SEP})(?P<b>\d{{1,2}})(?P=s)(?P<c>\d{{2}}){_NA}"), 0.95),
     ("compact8", _p(rf"(?<![0-9A-Z])(?P<digits>\d{{8}}){_NA}"), 0.85),
     ("d_rom_y", _p(rf"{_NB}(?P<d>\d{{1,2}})(?P<s>{_SEP})(?P<rom>{_ROMAN})(?P=s)(?P<y>{_Y4}|\d{{2}}){_NA}"), 0.95),
-    ("d_mon_y", _p(rf"{_NB}(?P<d>\d{{1,2}}){_SEP}?{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<y>{_Y4}|\d{{2}}){_NA}"), 1.0),
-    ("mon_d_y", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<d>\d{{1,2}})(?:{_SEP}|,\s?)(?P<y>{_Y4}|\d{{2}}){_NA}"), 1.0),
+    ("d_mon_y", _p(rf"{_NB}{_DAY_ORD}{_SEP}?{_OF}{_LB}(?P<mon>{_MON}){_LA}{_SEP}?{_OF}(?P<y>{_Y4}|\d{{2}}){_NA}"), 1.0),
+    ("mon_d_y", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?{_DAY_ORD}(?:{_SEP}|,\s?)(?P<y>{_Y4}|\d{{2}}){_NA}"), 1.0),
     ("y_mon_d", _p(rf"{_NB}(?P<y>{_Y4}){_SEP}?{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<d>\d{{1,2}}){_NA}"), 1.0),
-    ("mon_y4", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<y>{_Y4}){_NA}"), 1.0),
+    ("mon_y4", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?{_OF}(?P<y>{_Y4}){_NA}"), 1.0),
     ("y4_mon", _p(rf"{_NB}(?P<y>{_Y4}){_SEP}?{_LB}(?P<mon>{_MON}){_LA}"), 0.9),
     # "FEB 26" is a month and year only when no year follows ("FEB. 26 AOUT 2026" is a misread label)
     ("mon_y2", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<y>\d{{2}}){_NA}(?!.{{0,14}}(?:19|20)\d\d)"), 0.8),
