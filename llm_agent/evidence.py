@@ -26,7 +26,7 @@ from pipeline.dataset import Dataset
 from pipeline.store import Store
 from pipeline.types import CatalogRecord, Finding, ItemCapture, LotRecord, Verdict
 
-RefKind = Literal["frame", "finding", "ocr", "crop", "catalog", "lot", "tool"]
+RefKind = Literal["frame", "finding", "ocr", "crop", "catalog", "lot", "tool", "model"]
 
 
 class EvidenceRef(BaseModel):

@@ -33,6 +33,10 @@ read: one lot carries one print, but the item may have come from another lot."""
 DIFFERENT_DAMAGE_CONFIDENCE = 0.55
 """Confidence that damage of another kind than the tunnel named happened after the tunnel. The
 classifier can name the wrong kind, and an unnamed anomaly may be the damage described."""
+UNSIGNED_DAMAGE_CONFIDENCE = 0.6
+"""Confidence that damage of a kind the classifier reliably signs, on an item where it showed no
+sign of it but other damage was seen, happened after the tunnel: the classifier misses some of
+it (`tools.RELIABLE_SIGN_RECALL`), and an unnamed anomaly may be the damage described."""
 UNMEASURED_COLOUR_CONFIDENCE = 0.6
 """Confidence in a wrong colour read from the look check alone, where the colour itself could
 not be measured: the look also moves with damage, glare and pose."""
@@ -289,11 +293,34 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
                 "damage_visible",
             ),
         )
+    described = ", ".join(k.replace("_", " ") for k in complaint.damage_kinds)
+    if (
+        f.get("damage_visible") is True
+        and f.get("described_damage_seen") is False
+        and problem is P.DAMAGED
+        and not f.get("typed_damage")
+    ):
+        # Damage was seen but no kind named, and the classifier, which shows signs of the kind
+        # described on most items that carry it, showed none: the damage seen is most likely
+        # another, and the one complained of came later.
+        aside.append(
+            f.claim("The damage the tunnel saw was already on the item; it is reported as found.", "damage_visible")
+        )
+        return done(
+            R.DAMAGED_AFTER_TUNNEL,
+            UNSIGNED_DAMAGE_CONFIDENCE,
+            f.claim(
+                f"The tunnel saw damage on the item without naming its kind, and the fine-grained classifier,"
+                f" which shows signs of {described} on most items that carry it, showed none here: the"
+                f" {described} described most likely came after the tunnel.",
+                "described_damage_seen",
+                "damage_visible",
+            ),
+        )
     if f.get("damage_visible") is True and f.get("described_damage_seen") is False and problem is P.DAMAGED:
         # The classifier named the damage it saw, and it is not what the customer describes: the
         # damage seen is real and reported, but the one complained of came later.
         typed = str(f.get("typed_damage") or "other damage").replace("_", " ")
-        described = ", ".join(k.replace("_", " ") for k in complaint.damage_kinds)
         aside.append(
             f.claim(f"The {typed} the tunnel saw was already on the item; it is reported as found.", "typed_damage")
         )

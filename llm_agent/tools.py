@@ -10,6 +10,7 @@ investigation must never rest on a made-up observation.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -37,6 +38,10 @@ VISIBLE_P = 0.5
 """Probability from which a stored finding counts as visible in the tunnel."""
 COLOUR_REFERENCES = 12
 """Normal references measured for a SKU's colour threshold (as `detectors.attributes.fit_profile`)."""
+RELIABLE_SIGN_RECALL = 0.85
+"""Held-out share of items carrying a damage type on which the fine-grained classifier shows at
+least a sign of it (its described operating point), from which the absence of any sign counts
+as evidence that the item did not carry that type when it passed the tunnel."""
 COMPLAINT_ANOMALY_P = 0.1
 """Anomaly-ensemble probability from which an investigation counts damage as visible. The belt
 diverts at 0.5, where 0.5 % of the SKU's normal items score higher, because it must leave good
@@ -840,6 +845,62 @@ def _damage_findings(ev: EvidenceFile, camera: str | None) -> list[tuple[str, Fi
     return [(r, f) for r, f in found if camera is None or (f.evidence and f.evidence[0].camera == camera)]
 
 
+def _classifier_recall(ev: EvidenceFile) -> tuple[str, dict[str, float]] | None:
+    """(citation, held-out recall at the described operating point per type) of the fine-grained
+    classifier that inspected the item, from its model card; None when no card of that very
+    version is beside the store's model (a retrained classifier's card says nothing of the
+    one that looked at the item)."""
+    from detectors.supervised.bundle import CARD_FILE
+    from detectors.supervised.stage import find_model_dir
+
+    if "classifier_recall" in ev.cache:
+        return ev.cache["classifier_recall"]
+    ran = ev.verdict.model_versions.get("supervised") if ev.verdict is not None else None
+    folder = find_model_dir(ev.model_dir)
+    found = None
+    if ran and folder is not None and (folder / CARD_FILE).is_file():
+        try:
+            card = json.loads((folder / CARD_FILE).read_text())
+        except (OSError, ValueError):
+            card = {}
+        per_class = (card.get("metrics_heldout") or {}).get("per_class") or {}
+        recall = {k: float(v["recall_at_described"]) for k, v in per_class.items() if "recall_at_described" in v}
+        if card.get("version") == ran and recall:
+            heldout = (card.get("data") or {}).get("heldout", "held-out items")
+            ref = ev.add(
+                EvidenceRef(
+                    id=f"model:{ran}",
+                    kind="model",
+                    description=f"model card of the fine-grained classifier {ran}: share of {heldout} carrying"
+                    " each type on which it shows at least a sign of it: "
+                    + ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in sorted(recall.items())),
+                    data={"recall_at_described": recall},
+                )
+            )
+            found = (ref, recall)
+    ev.cache["classifier_recall"] = found
+    return found
+
+
+def _described_unsigned(ev: EvidenceFile, described: Sequence[str]) -> tuple[str, dict[str, float]] | None:
+    """(citation, recall per type) when every described type is one the classifier that
+    inspected the item shows signs of on at least `RELIABLE_SIGN_RECALL` of the items carrying it,
+    and it showed no sign of any of them on any of the item's views; else None."""
+    if not described:
+        return None
+    reach = _classifier_recall(ev)
+    if reach is None:
+        return None
+    ref, recall = reach
+    if any(recall.get(k, 0.0) < RELIABLE_SIGN_RECALL for k in described):
+        return None
+    physical = _damage_findings(ev, None)
+    signed = {f.kind for _, f in physical} | {t for _, f in physical if (t := _possible_type(f))}
+    if signed & set(described):
+        return None
+    return ref, {k: recall[k] for k in described}
+
+
 def inspect_damage(ev: EvidenceFile, args: DamageArgs) -> ToolResult:
     """Visible damage in the tunnel photos: the anomaly ensemble's findings and heatmaps, and the
     classifier's signs of a damage type at the complaint operating point."""
@@ -864,6 +925,12 @@ def inspect_damage(ev: EvidenceFile, args: DamageArgs) -> ToolResult:
     # only kinds the classifier named at its own line: a sign below it says little of the kind
     typed = sorted({f.kind for _, f in visible if f.kind in DAMAGE_TYPES})
     described_seen = bool(set(typed) & set(args.described)) if typed and args.described else None
+    # Damage seen without a kind named, on an item the classifier showed no sign of the described
+    # kind on, where it signs most items that carry it: what was seen is most likely other damage.
+    unsigned = _described_unsigned(ev, args.described) if visible and not typed and args.camera is None else None
+    if unsigned is not None:
+        described_seen = False
+        cites.append(unsigned[0])
     if visible:
         kinds = visible_kinds + [f"signs of {t} (classifier, below the line's threshold)" for t in signs]
         cams = sorted({e.camera for _, f in visible for e in f.evidence if e.camera})
@@ -875,7 +942,12 @@ def inspect_damage(ev: EvidenceFile, args: DamageArgs) -> ToolResult:
                 f"; weak evidence: the belt diverts from p={VISIBLE_P:.2f}, an investigation counts it from "
                 f"p={COMPLAINT_ANOMALY_P:.2f}"
             )
-        if described_seen is False:
+        if described_seen is False and unsigned is not None:
+            summary += "; the fine-grained classifier showed no sign of " + ", ".join(
+                f"{k.replace('_', ' ')} (it shows signs of it on {r:.0%} of held-out items that carry it)"
+                for k, r in unsigned[1].items()
+            )
+        elif described_seen is False:
             summary += (
                 f"; the kinds the tunnel named ({', '.join(typed)}) are not the {', '.join(args.described)} described"
             )
@@ -896,6 +968,7 @@ def inspect_damage(ev: EvidenceFile, args: DamageArgs) -> ToolResult:
             "looks_abnormal": bool(visible_kinds),
             "typed_damage": ", ".join(typed),
             "described_damage_seen": described_seen,
+            "described_unsigned": unsigned[1] if unsigned else {},
         },
         citations=cites + crops,
         images=images,

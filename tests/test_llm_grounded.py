@@ -766,3 +766,83 @@ def test_a_colour_the_tunnel_could_not_measure_is_judged_by_the_look(tmp_path, m
     assert report.citations_valid()
     if cause is RootCause.WRONG_VARIANT:
         assert "colour could not be measured" in report.summary
+
+
+def _classifier_beside(db: Path, version: str, recall: dict[str, float]) -> None:
+    """A model folder whose fine-grained classifier card gives `recall` at the described
+    operating point, recorded as the model the store's inspection ran with."""
+    folder = db.parent.parent / "model" / "supervised"
+    folder.mkdir(parents=True)
+    (folder / "model.pt").write_bytes(b"")  # never loaded: the investigation reads the card
+    per_class = {k: {"support": 40, "recall": r / 2, "recall_at_described": r} for k, r in recall.items()}
+    card = {
+        "version": version,
+        "data": {"heldout": "out-of-fold (3 folds)"},
+        "metrics_heldout": {"per_class": per_class},
+    }
+    (folder / "model_card.json").write_text(json.dumps(card))
+    (db.parent / "run.json").write_text(json.dumps({"model_dir": str(folder.parent)}))
+
+
+STAGES_WITH_CLASSIFIER = ("localize", "anomaly", "supervised")
+
+
+@pytest.mark.parametrize(
+    ("findings", "text", "stages", "card_version", "recall", "cause"),
+    [
+        # damage seen, no kind named, and no sign of the crushing the classifier signs on 90 % of crushed items
+        ([anomaly(0.3)], "box came crushed", STAGES_WITH_CLASSIFIER, "1", 0.9, RootCause.DAMAGED_AFTER_TUNNEL),
+        (
+            [anomaly(0.9), _sign("bent_cover")],
+            "box came crushed",
+            STAGES_WITH_CLASSIFIER,
+            "1",
+            0.9,
+            RootCause.DAMAGED_AFTER_TUNNEL,
+        ),
+        # a sign of the kind described, at any operating point, is the damage seen
+        (
+            [anomaly(0.3), _sign("crushed_corner", level="described")],
+            "box came crushed",
+            STAGES_WITH_CLASSIFIER,
+            "1",
+            0.9,
+            RootCause.DAMAGED_BEFORE_SHIPMENT,
+        ),
+        # a classifier that misses much of that kind says little by its silence
+        ([anomaly(0.3)], "box came crushed", STAGES_WITH_CLASSIFIER, "1", 0.6, RootCause.DAMAGED_BEFORE_SHIPMENT),
+        # every kind described must be one it signs reliably (stain is not, here)
+        (
+            [anomaly(0.3)],
+            "the outer box was wet and the item dented",
+            STAGES_WITH_CLASSIFIER,
+            "1",
+            0.9,
+            RootCause.DAMAGED_BEFORE_SHIPMENT,
+        ),
+        # the card of another classifier than the one that inspected the item, or none that ran
+        ([anomaly(0.3)], "box came crushed", STAGES_WITH_CLASSIFIER, "2", 0.9, RootCause.DAMAGED_BEFORE_SHIPMENT),
+        ([anomaly(0.3)], "box came crushed", ("localize", "anomaly"), "1", 0.9, RootCause.DAMAGED_BEFORE_SHIPMENT),
+        # no kind described
+        ([anomaly(0.3)], "arrived damaged", STAGES_WITH_CLASSIFIER, "1", 0.9, RootCause.DAMAGED_BEFORE_SHIPMENT),
+    ],
+)
+def test_damage_seen_without_a_sign_of_the_kind_described_came_after_it(
+    tmp_path, findings, text, stages, card_version, recall, cause
+) -> None:
+    db = tmp_path / "results" / "store.db"
+    store = Store(db)
+    add_item(store, tmp_path, "UNS-1", "SHEET-SET-TWIN", "L1", ["TWIN"], findings, stages=stages)
+    store.close()
+    _classifier_beside(db, card_version, {"crushed_corner": recall, "bent_cover": recall, "stain": 0.6})
+    report, ev = investigate(db, "UNS-1", text, catalog=catalog(), dataset=tmp_path, use_embeddings=False)
+    assert report.root_cause is cause, report.summary
+    assert report.citations_valid()
+    said = " ".join(c.text for c in report.claims)
+    if cause is RootCause.DAMAGED_AFTER_TUNNEL:
+        assert "showed none here" in said and "already on the item" in said, said
+        cited = {c for claim in report.claims for c in claim.citations}
+        assert "model:1" in cited
+        assert "crushed corner 0.90" in ev.refs["model:1"].description
+    else:
+        assert "showed none here" not in said, said

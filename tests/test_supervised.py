@@ -73,6 +73,10 @@ def test_training_beats_majority_baseline(trained) -> None:
     assert written["data"]["labels"]["bent_cover"] == 10 and written["data"]["labels"]["normal"] == 20
     assert card["metrics_heldout"]["macro_f1"] > card["baseline_majority_heldout"]["macro_f1"]
     assert card["metrics_heldout"]["macro_f1"] >= 0.5
+    # a sign at a lower operating point: at least the line's recall, which the investigator reads
+    for name, row in card["metrics_heldout"]["per_class"].items():
+        assert row["recall"] <= row["recall_at_complaint"] <= row["recall_at_described"] <= 1.0, name
+    assert card["metrics_heldout"]["per_class"]["bent_cover"]["recall_at_described"] > 0.5
     # cross-fitted: every item held out once, one network per fold in the shipped ensemble
     assert written["data"]["heldout"] == "out-of-fold (3 folds)" and written["data"]["heldout_items"] == 40
     assert len(trained[1].nets) == 3 and len(written["training"]["epochs_run"]) == 3

@@ -235,11 +235,15 @@ def calibrate(
 def evaluate(
     logits: np.ndarray, labels: np.ndarray, classes: list[str], calibration: dict[str, ClassCalibration]
 ) -> dict[str, Any]:
-    """Per-class precision/recall/F1 and FP rate on normals at the operating thresholds; macro-F1."""
+    """Per-class precision/recall/F1 and FP rate on normals at the line's threshold; macro-F1.
+    Also each class's recall at the complaint and described operating points: how often an item
+    that carries the type shows at least a sign of it, which tells an investigation how much
+    the absence of any sign says."""
     normal = labels.sum(1) == 0
     per_class, f1s = {}, []
     for k, name in enumerate(classes):
-        pred = logits[:, k] >= calibration[name].threshold
+        cal = calibration[name]
+        pred = logits[:, k] >= cal.threshold
         y = labels[:, k] > 0
         tp, fp, fn = int((pred & y).sum()), int((pred & ~y).sum()), int((~pred & y).sum())
         precision = tp / (tp + fp) if tp + fp else 0.0
@@ -252,10 +256,16 @@ def evaluate(
             "recall": round(recall, 4),
             "f1": round(f1, 4),
             "fp_rate_normals": round(fp_normal, 4),
+            "recall_at_complaint": round(_recall(logits[:, k] >= cal.complaint_level, y), 4),
+            "recall_at_described": round(_recall(logits[:, k] >= cal.described_level, y), 4),
         }
         if y.sum():
             f1s.append(f1)
     return {"per_class": per_class, "macro_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0}
+
+
+def _recall(pred: np.ndarray, y: np.ndarray) -> float:
+    return float((pred & y).sum() / y.sum()) if y.sum() else 0.0
 
 
 def majority_baseline(labels: np.ndarray) -> dict[str, Any]:
