@@ -10,7 +10,6 @@ investigation must never rest on a made-up observation.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -850,34 +849,27 @@ def _classifier_recall(ev: EvidenceFile) -> tuple[str, dict[str, float]] | None:
     classifier that inspected the item, from its model card; None when no card of that very
     version is beside the store's model (a retrained classifier's card says nothing of the
     one that looked at the item)."""
-    from detectors.supervised.bundle import CARD_FILE
+    from detectors.supervised.bundle import read_sign_recall
     from detectors.supervised.stage import find_model_dir
 
     if "classifier_recall" in ev.cache:
         return ev.cache["classifier_recall"]
     ran = ev.verdict.model_versions.get("supervised") if ev.verdict is not None else None
     folder = find_model_dir(ev.model_dir)
+    card = read_sign_recall(folder) if ran and folder is not None else None
     found = None
-    if ran and folder is not None and (folder / CARD_FILE).is_file():
-        try:
-            card = json.loads((folder / CARD_FILE).read_text())
-        except (OSError, ValueError):
-            card = {}
-        per_class = (card.get("metrics_heldout") or {}).get("per_class") or {}
-        recall = {k: float(v["recall_at_described"]) for k, v in per_class.items() if "recall_at_described" in v}
-        if card.get("version") == ran and recall:
-            heldout = (card.get("data") or {}).get("heldout", "held-out items")
-            ref = ev.add(
-                EvidenceRef(
-                    id=f"model:{ran}",
-                    kind="model",
-                    description=f"model card of the fine-grained classifier {ran}: share of {heldout} carrying"
-                    " each type on which it shows at least a sign of it: "
-                    + ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in sorted(recall.items())),
-                    data={"recall_at_described": recall},
-                )
+    if card is not None and card.version == ran:
+        ref = ev.add(
+            EvidenceRef(
+                id=f"model:{ran}",
+                kind="model",
+                description=f"model card of the fine-grained classifier {ran}: share of {card.heldout} carrying"
+                " each type on which it shows at least a sign of it: "
+                + ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in sorted(card.recall.items())),
+                data={"recall_at_described": card.recall},
             )
-            found = (ref, recall)
+        )
+        found = (ref, card.recall)
     ev.cache["classifier_recall"] = found
     return found
 

@@ -15,7 +15,7 @@ from detectors.anomaly.bank import Bank
 from detectors.anomaly.model import AnomalyModel
 from detectors.anomaly.stage import AnomalyStage
 from detectors.localize import localize
-from detectors.supervised.bundle import ClassCalibration, SupervisedBundle, tokens_of
+from detectors.supervised.bundle import ClassCalibration, SupervisedBundle, read_sign_recall, tokens_of
 from detectors.supervised.dataset import FINE_TYPES, Example, label_counts
 from detectors.supervised.model import TokenClassifier
 from detectors.supervised.residual import EXTRA_CHANNELS, residual_maps, residual_tokens
@@ -77,6 +77,10 @@ def test_training_beats_majority_baseline(trained) -> None:
     for name, row in card["metrics_heldout"]["per_class"].items():
         assert row["recall"] <= row["recall_at_complaint"] <= row["recall_at_described"] <= 1.0, name
     assert card["metrics_heldout"]["per_class"]["bent_cover"]["recall_at_described"] > 0.5
+    signs = read_sign_recall(out)
+    assert signs is not None and signs.version == card["version"] and signs.heldout == "out-of-fold (3 folds)"
+    assert signs.recall == {k: v["recall_at_described"] for k, v in card["metrics_heldout"]["per_class"].items()}
+    assert read_sign_recall(out / "missing") is None
     # cross-fitted: every item held out once, one network per fold in the shipped ensemble
     assert written["data"]["heldout"] == "out-of-fold (3 folds)" and written["data"]["heldout_items"] == 40
     assert len(trained[1].nets) == 3 and len(written["training"]["epochs_run"]) == 3

@@ -8,6 +8,7 @@ item's logits are their mean.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,32 @@ ANOMALY_INPUTS = "residual+anomaly"
 (see `residual`); no raw patch features, which describe the SKU more than its defect."""
 REFERENCE_INPUTS = frozenset({RESIDUAL_INPUTS, ANOMALY_INPUTS})
 """Inputs read against the anomaly model the classifier was trained with."""
+
+
+@dataclass(frozen=True)
+class SignRecall:
+    """What a classifier's model card says of how often it shows at least a sign of each type."""
+
+    version: str
+    heldout: str
+    """Which items the recall was measured on ("out-of-fold (3 folds)")."""
+    recall: dict[str, float]
+    """Per type: the held-out share of items carrying it whose logit clears the described
+    operating point (`ClassCalibration.described_level`)."""
+
+
+def read_sign_recall(folder: Path) -> SignRecall | None:
+    """The sign recall recorded in `folder`'s model card (`train.evaluate`); None when the card
+    is missing, unreadable, or written before the card recorded it."""
+    try:
+        card = json.loads((Path(folder) / CARD_FILE).read_text())
+        per_class = card["metrics_heldout"]["per_class"]
+        recall = {k: float(v["recall_at_described"]) for k, v in per_class.items() if "recall_at_described" in v}
+        version = str(card["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    heldout = str((card.get("data") or {}).get("heldout", "held-out items"))
+    return SignRecall(version, heldout, recall) if recall else None
 
 
 def tokens_of(
