@@ -293,47 +293,37 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
                 "damage_visible",
             ),
         )
-    described = ", ".join(k.replace("_", " ") for k in complaint.damage_kinds)
-    if (
-        f.get("damage_visible") is True
-        and f.get("described_damage_seen") is False
-        and problem is P.DAMAGED
-        and not f.get("typed_damage")
-    ):
-        # Damage was seen but no kind named, and the classifier, which shows signs of the kind
-        # described on most items that carry it, showed none: the damage seen is most likely
-        # another, and the one complained of came later.
-        aside.append(
-            f.claim("The damage the tunnel saw was already on the item; it is reported as found.", "damage_visible")
+    if f.get("damage_visible") is True and f.get("described_damage_seen") is False and problem is P.DAMAGED:
+        # The damage seen is real and reported, but the one complained of came later: the
+        # classifier named the damage it saw and it is not what the customer describes, or no
+        # kind was named and the classifier, which shows signs of the kind described on most
+        # items that carry it (`tools.RELIABLE_SIGN_RECALL`), showed none.
+        described = ", ".join(k.replace("_", " ") for k in complaint.damage_kinds)
+        typed_kinds = f.get("typed_damage")
+        typed = str(typed_kinds).replace("_", " ") if typed_kinds else "damage"
+        seen = f.claim(
+            f"The {typed} the tunnel saw was already on the item; it is reported as found.",
+            "typed_damage" if typed_kinds else "damage_visible",
         )
-        return done(
-            R.DAMAGED_AFTER_TUNNEL,
-            UNSIGNED_DAMAGE_CONFIDENCE,
-            f.claim(
+        if typed_kinds:
+            why = f.claim(
+                f"The tunnel's checks named {typed} on the item, not the {described} the customer describes:"
+                " that damage points to after the tunnel.",
+                "described_damage_seen",
+                "typed_damage",
+            )
+            confidence = DIFFERENT_DAMAGE_CONFIDENCE
+        else:
+            why = f.claim(
                 f"The tunnel saw damage on the item without naming its kind, and the fine-grained classifier,"
                 f" which shows signs of {described} on most items that carry it, showed none here: the"
                 f" {described} described most likely came after the tunnel.",
                 "described_damage_seen",
                 "damage_visible",
-            ),
-        )
-    if f.get("damage_visible") is True and f.get("described_damage_seen") is False and problem is P.DAMAGED:
-        # The classifier named the damage it saw, and it is not what the customer describes: the
-        # damage seen is real and reported, but the one complained of came later.
-        typed = str(f.get("typed_damage") or "other damage").replace("_", " ")
-        aside.append(
-            f.claim(f"The {typed} the tunnel saw was already on the item; it is reported as found.", "typed_damage")
-        )
-        return done(
-            R.DAMAGED_AFTER_TUNNEL,
-            DIFFERENT_DAMAGE_CONFIDENCE,
-            f.claim(
-                f"The tunnel's checks named {typed} on the item, not the {described} the customer describes:"
-                " that damage points to after the tunnel.",
-                "described_damage_seen",
-                "typed_damage",
-            ),
-        )
+            )
+            confidence = UNSIGNED_DAMAGE_CONFIDENCE
+        aside.append(seen)
+        return done(R.DAMAGED_AFTER_TUNNEL, confidence, why)
     if f.get("damage_visible") is True and problem is not P.MISSING_PACKAGING:
         return done(
             R.DAMAGED_BEFORE_SHIPMENT,

@@ -1,7 +1,8 @@
 """A trained classifier as shipped: tokenizer, weights, per-class thresholds and calibration.
 
 `MODEL_DIR/model.pt` holds everything needed to score (so the card is documentation, not
-configuration); features are computed the same way for training and scoring by `tokens_of`.
+configuration: an investigation cites what it records, scoring never reads it); features are
+computed the same way for training and scoring by `tokens_of`.
 The classifier is an ensemble of the networks trained in cross-fitting (one per fold); an
 item's logits are their mean.
 """
