@@ -428,3 +428,21 @@ def test_feedback_labels_follow_each_complaints_root_cause(tmp_path) -> None:
     seals = [ex for ex in examples.values() if "broken_seal" in ex.labels]
     assert seals, "a broken seal customers complain about is a class the classifier learns"
     assert all(ex.source == "feedback" for ex in examples.values())
+
+
+@pytest.mark.parametrize(
+    "card",
+    [
+        "{not json",
+        json.dumps({"version": "v1"}),
+        # a card written before it recorded the recall at the lower operating points
+        json.dumps({"version": "v1", "metrics_heldout": {"per_class": {"stain": {"recall": 0.36}}}}),
+        json.dumps({"version": "v1", "metrics_heldout": {"per_class": ["stain"]}}),
+        json.dumps(
+            {"version": "v1", "data": "x", "metrics_heldout": {"per_class": {"stain": {"recall_at_described": 1}}}}
+        ),
+    ],
+)
+def test_a_card_without_sign_recall_gives_none(tmp_path, card: str) -> None:
+    (tmp_path / "model_card.json").write_text(card)
+    assert read_sign_recall(tmp_path) is None

@@ -62,9 +62,9 @@ def read_sign_recall(folder: Path) -> SignRecall | None:
         per_class = card["metrics_heldout"]["per_class"]
         recall = {k: float(v["recall_at_described"]) for k, v in per_class.items() if "recall_at_described" in v}
         version = str(card["version"])
-    except (OSError, ValueError, KeyError, TypeError):
+        heldout = str((card.get("data") or {}).get("heldout", "held-out items"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    heldout = str((card.get("data") or {}).get("heldout", "held-out items"))
     return SignRecall(version, heldout, recall) if recall else None
 
 
