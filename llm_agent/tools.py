@@ -874,10 +874,13 @@ def _classifier_recall(ev: EvidenceFile) -> tuple[str, dict[str, float]] | None:
     return found
 
 
-def _described_unsigned(ev: EvidenceFile, described: Sequence[str]) -> tuple[str, dict[str, float]] | None:
+def _described_unsigned(
+    ev: EvidenceFile, described: Sequence[str], physical: list[tuple[str, Finding]]
+) -> tuple[str, dict[str, float]] | None:
     """(citation, recall per type) when every described type is one the classifier that
     inspected the item shows signs of on at least `RELIABLE_SIGN_RECALL` of the items carrying it,
-    and it showed no sign of any of them on any of the item's views; else None."""
+    and none of `physical` (the item's damage findings on every view) is a sign of any of them;
+    else None."""
     if not described:
         return None
     reach = _classifier_recall(ev)
@@ -886,7 +889,6 @@ def _described_unsigned(ev: EvidenceFile, described: Sequence[str]) -> tuple[str
     ref, recall = reach
     if any(recall.get(k, 0.0) < RELIABLE_SIGN_RECALL for k in described):
         return None
-    physical = _damage_findings(ev, None)
     signed = {f.kind for _, f in physical} | {t for _, f in physical if (t := _possible_type(f))}
     if signed & set(described):
         return None
@@ -919,7 +921,8 @@ def inspect_damage(ev: EvidenceFile, args: DamageArgs) -> ToolResult:
     described_seen = bool(set(typed) & set(args.described)) if typed and args.described else None
     # Damage seen without a kind named, on an item the classifier showed no sign of the described
     # kind on, where it signs most items that carry it: what was seen is most likely other damage.
-    unsigned = _described_unsigned(ev, args.described) if visible and not typed and args.camera is None else None
+    whole_item = args.camera is None  # `physical` then holds every view's findings
+    unsigned = _described_unsigned(ev, args.described, physical) if visible and not typed and whole_item else None
     if unsigned is not None:
         described_seen = False
         cites.append(unsigned[0])

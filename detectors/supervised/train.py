@@ -245,9 +245,9 @@ def evaluate(
         cal = calibration[name]
         pred = logits[:, k] >= cal.threshold
         y = labels[:, k] > 0
-        tp, fp, fn = int((pred & y).sum()), int((pred & ~y).sum()), int((~pred & y).sum())
+        tp, fp = int((pred & y).sum()), int((pred & ~y).sum())
         precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
+        recall = _recall(pred, y)
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         fp_normal = float(pred[normal].mean()) if normal.any() else 0.0
         per_class[name] = {
