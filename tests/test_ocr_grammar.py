@@ -56,6 +56,8 @@ NUMERIC = [
     ("12.2027", "DMY", ["2027-12"]),
     ("12/2027", "DMY", ["2027-12"]),
     ("2027-12", "DMY", ["2027-12"]),
+    ("EXP 2027 12", "DMY", ["2027-12"]),  # year and month spaced apart
+    ("2027 7", "DMY", []),  # a one-digit month spaced from a year: a count, not a date
     ("EXP 11/27", "MDY", ["2027-11"]),
     ("2O27.O8.O3", "DMY", ["2027-08-03"]),  # O read for 0
     ("3I.I2.2O27", "DMY", ["2027-12-31"]),  # I read for 1
@@ -114,6 +116,8 @@ NAMED = [
 
 MISREAD = [
     ("MA12027", ["2027-05"]),  # 1 read for I in MAI
+    ("EXP 2027JUL13", ["2027-07-13"]),  # the day's 1, not JULI's I read as 1 (the 3rd)
+    ("JUN12027", ["2027-06"]),  # JUNI glued to its year
     ("DLC 07.2026", ["2026-07"]),  # a label, not DIC (December) misread
     ("N0V 2027", ["2027-11"]),  # 0 read for O
     ("15 0CT 2027", ["2027-10-15"]),

@@ -269,11 +269,17 @@ _SEP = r"(?:\s?[./\-,]\s?|\s)"
 _Y4 = r"(?:19|20)\d\d"
 _CONFUSABLE = {"I": "[I1|]", "O": "[O0]"}
 """Letters OCR often reads as look-alikes inside month names ("MAl", "N0V")."""
-_MON = (
-    "(?:"
-    + "|".join("".join(_CONFUSABLE.get(c, c) for c in n) for n in sorted(MONTH_LOOKUP, key=len, reverse=True))
-    + r")\.?"
-)
+_LAST_I = r"(?:[I|]|1(?![0-9])|1(?=(?:19|20)\d\d(?![0-9])))"
+"""A month name's last I read as 1 only where no digit follows, or a glued year ("MA12027"):
+in "2022JUL13" the 1 is the day's (JUL 13), not the German JULI's (which gave the 3rd)."""
+
+
+def _month_pattern(name: str) -> str:
+    body = "".join(_CONFUSABLE.get(c, c) for c in name[:-1])
+    return body + (_LAST_I if name[-1] == "I" else _CONFUSABLE.get(name[-1], name[-1]))
+
+
+_MON = "(?:" + "|".join(_month_pattern(n) for n in sorted(MONTH_LOOKUP, key=len, reverse=True)) + r")\.?"
 _NB = r"(?<![0-9])"  # not preceded by a digit
 _NA = r"(?![0-9?·•])"  # not followed by a digit, nor by a glyph OCR could not read ("2027-01-1?")
 _LB = r"(?<![A-Z])"
@@ -317,7 +323,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     # "FEB 26" is a month and year only when no year follows ("FEB. 26 AOUT 2026" is a misread label)
     ("mon_y2", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<y>\d{{2}}){_NA}(?!.{{0,14}}(?:19|20)\d\d)"), 0.8),
     ("m_y4", _p(rf"{_SHORT_NB}(?P<m>\d{{1,2}}){_SEP}(?P<y4>{_Y4}){_SHORT_NA}"), 0.95),
-    ("y4_m", _p(rf"{_SHORT_NB}(?P<y4>{_Y4})\s?[./\-]\s?(?P<m>\d{{1,2}}){_SHORT_NA}"), 0.85),
+    ("y4_m", _p(rf"{_SHORT_NB}(?P<y4>{_Y4})(?:\s?[./\-]\s?|\s(?=\d\d))(?P<m>\d{{1,2}}){_SHORT_NA}"), 0.85),
     ("m_y2", _p(rf"{_SHORT_NB}(?P<m>\d{{1,2}})\s?/\s?(?P<y2>\d{{2}}){_SHORT_NA}"), 0.6),
 ]  # fmt: skip
 
