@@ -60,6 +60,10 @@ class TextLine:
     """Angle of the line's long side, in degrees counter-clockwise from the image's x axis, in
     (-90, 90]: about 0 for level print, about 90 for print on its side. Engines that report
     axis-aligned boxes only (Tesseract) leave it 0."""
+    extent: tuple[float, float] | None = None
+    """(length along the line, height across it) in `box`'s pixels, from the engine's
+    quadrilateral: a tilted line's axis-aligned box does not say how tall its text is. None
+    where the engine gives axis-aligned boxes only (Tesseract)."""
 
     @property
     def height(self) -> float:
@@ -89,6 +93,14 @@ def fold_tilt(degrees: float) -> float:
     """An undirected line angle folded into (-90, 90]."""
     folded = (degrees + 90.0) % 180.0 - 90.0
     return 90.0 if folded == -90.0 else folded
+
+
+def quad_extent(quad: np.ndarray) -> tuple[float, float]:
+    """`TextLine.extent` of a text quadrilateral: its mean long and short side lengths."""
+    pts = np.asarray(quad, dtype=np.float64).reshape(-1, 2)
+    sides = [float(np.hypot(*(pts[(i + 1) % 4] - pts[i]))) for i in range(4)]
+    first, second = (sides[0] + sides[2]) / 2.0, (sides[1] + sides[3]) / 2.0
+    return (max(first, second), min(first, second))
 
 
 def quad_tilt(quad: np.ndarray) -> float:
@@ -235,7 +247,14 @@ class RapidOcrEngine:
             finally:
                 rec.rec_image_shape, rec.rec_batch_num = default_shape, default_batch
         return [
-            TextLine(str(read[i][0]), _quad_box(q), float(read[i][1]), turned=turn180, tilt=quad_tilt(q))
+            TextLine(
+                str(read[i][0]),
+                _quad_box(q),
+                float(read[i][1]),
+                turned=turn180,
+                tilt=quad_tilt(q),
+                extent=quad_extent(q),
+            )
             for i, q in enumerate(quads)
         ]
 
@@ -251,7 +270,7 @@ class RapidOcrEngine:
         if out.txts is None or out.boxes is None:
             return []
         return [
-            TextLine(str(text), _quad_box(quad), float(score), tilt=quad_tilt(quad))
+            TextLine(str(text), _quad_box(quad), float(score), tilt=quad_tilt(quad), extent=quad_extent(quad))
             for quad, text, score in zip(out.boxes, out.txts, out.scores, strict=True)
             if str(text).strip()
         ]
