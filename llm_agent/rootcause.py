@@ -162,7 +162,17 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
     # show, explains a look nearer that sibling SKU, so it decides.
     explained = label_wrong or (colour_wrong and colour_claim)
     looks_wrong = f.get("looks_like_sku") is False and f.get("matches_sku") is not True and not explained
-    if looks_wrong and problem in SHIPPED_WHAT:
+    if looks_wrong and problem is P.OTHER:
+        # A complaint that names no problem does not back the look: alone it is reported for a
+        # person to check, and the investigation goes on to what else the photos show.
+        aside.append(
+            f.claim(
+                "The look check alone, with no printed title to confirm it and a complaint that names no"
+                " problem, does not show that another product was shipped; a person should check it.",
+                "looks_like_sku",
+            )
+        )
+    elif looks_wrong and problem in SHIPPED_WHAT:
         return done(
             R.WRONG_ITEM,
             0.75,

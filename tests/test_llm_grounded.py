@@ -142,6 +142,8 @@ def test_a_colour_flag_does_not_turn_a_damage_complaint_into_a_wrong_variant(col
         ("this is not what i ordered at all", RootCause.WRONG_ITEM),
         # a look also moves with damage: for a damage complaint it is damage seen in the tunnel
         ("box came crushed", RootCause.DAMAGED_BEFORE_SHIPMENT),
+        # nor does a complaint that names no problem back it: it is reported for a person
+        ("meh. want a refund", RootCause.INCONCLUSIVE),
     ],
 )
 def test_the_tunnel_look_check_is_its_own_fact(colour_store, text, cause) -> None:
@@ -150,6 +152,9 @@ def test_the_tunnel_look_check_is_its_own_fact(colour_store, text, cause) -> Non
     facts = {t.answer.fact: t.answer.value for t in report.transcript}
     assert facts["looks_like_sku"] is False and facts.get("matches_sku") is None
     assert "printed title" not in report.summary
+    unbacked = [c for c in report.claims if "a person should check it" in c.text]
+    assert bool(unbacked) is (cause is RootCause.INCONCLUSIVE)
+    assert all(c.citations for c in unbacked)
     assert report.citations_valid()
 
 
