@@ -275,6 +275,7 @@ in "2022JUL13" the 1 is the day's (JUL 13), not the German JULI's (which gave th
 
 
 def _month_pattern(name: str) -> str:
+    """Regex for one month name with its letters' look-alikes (`_CONFUSABLE`, `_LAST_I`)."""
     body = "".join(_CONFUSABLE.get(c, c) for c in name[:-1])
     return body + (_LAST_I if name[-1] == "I" else _CONFUSABLE.get(name[-1], name[-1]))
 

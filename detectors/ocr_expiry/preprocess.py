@@ -394,7 +394,7 @@ def _tilted(tilt: float) -> bool:
     return MIN_TILT_DEG <= abs(tilt) <= 90.0 - MIN_TILT_DEG
 
 
-def _level_crop_pass(image: np.ndarray, line: TextLine, name: str) -> Pass | None:
+def _level_crop_pass(image: np.ndarray, line: TextLine) -> Pass | None:
     """A tilted line's padded neighbourhood (as `_crop_pass` pads a level one) turned level and
     enlarged to the recogniser's input height, in one resampling."""
     if line.extent is None:
@@ -418,7 +418,7 @@ def _level_crop_pass(image: np.ndarray, line: TextLine, name: str) -> Pass | Non
     level = cv2.warpAffine(
         image, to_input, (out_w, out_h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
     )
-    return Pass(name, level, to_input)
+    return Pass(REGION_PASS, level, to_input)
 
 
 def region_pass(image: np.ndarray, line: TextLine) -> list[Pass]:
@@ -429,7 +429,7 @@ def region_pass(image: np.ndarray, line: TextLine) -> list[Pass]:
     upright = _crop_pass(
         image, line.box, REGION_PAD * line.height, 2 * REGION_PAD * line.height, line.height, REGION_PASS
     )
-    level = _level_crop_pass(image, line, REGION_PASS) if _tilted(line.tilt) else None
+    level = _level_crop_pass(image, line) if _tilted(line.tilt) else None
     return [p for p in (upright, level) if p is not None]
 
 
