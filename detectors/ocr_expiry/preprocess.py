@@ -375,6 +375,12 @@ def upscale(image: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
     return out, np.array([[1.0 / factor, 0.0, 0.0], [0.0, 1.0 / factor, 0.0]])
 
 
+def _region_zoom(height: float) -> float:
+    """How far a region is enlarged so a line `height` px high is read at about the recogniser's
+    input height (`REGION_TARGET_HEIGHT`), never shrunk and at most threefold."""
+    return float(np.clip(REGION_TARGET_HEIGHT / height, 1.0, 3.0))
+
+
 def _crop_pass(image: np.ndarray, box: Box4, pad_x: float, pad_y: float, height: float, name: str) -> Pass | None:
     """The padded neighbourhood of `box`, enlarged so a line `height` px high is read at the
     recogniser's input height; None when it is too small to read."""
@@ -384,7 +390,7 @@ def _crop_pass(image: np.ndarray, box: Box4, pad_x: float, pad_y: float, height:
     rx1, ry1 = min(w, int(x1 + pad_x + 1)), min(h, int(y1 + pad_y + 1))
     if rx1 - rx0 < 4 or ry1 - ry0 < 4:
         return None
-    factor = float(np.clip(REGION_TARGET_HEIGHT / height, 1.0, 3.0))
+    factor = _region_zoom(height)
     region, back = upscale(image[ry0:ry1, rx0:rx1], factor)
     return Pass(name, region, back + np.array([[0.0, 0.0, rx0], [0.0, 0.0, ry0]]))
 
@@ -400,7 +406,7 @@ def _level_crop_pass(image: np.ndarray, line: TextLine) -> Pass | None:
     if line.extent is None:
         return None
     along, across = line.extent
-    factor = float(np.clip(REGION_TARGET_HEIGHT / max(1.0, across), 1.0, 3.0))
+    factor = _region_zoom(max(1.0, across))
     out_w = round((along + 2 * REGION_PAD * across) * factor)
     out_h = round((across + 4 * REGION_PAD * across) * factor)
     if out_w < 4 or out_h < 4:
