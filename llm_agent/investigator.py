@@ -13,6 +13,7 @@ from pathlib import Path
 
 from llm_agent.backends import Backend, Task, get_backend
 from llm_agent.backends.grounded import tool_answers
+from llm_agent.calibration import CalibrationError, ConfidenceCalibration
 from llm_agent.evidence import EvidenceFile
 from llm_agent.intake import INJECTION, read_complaint
 from llm_agent.planner import Answer, plan
@@ -38,8 +39,13 @@ def investigate(
     order_id: str | None = None,
     tools: ToolRegistry | None = None,
     use_embeddings: bool = True,
+    calibration: ConfidenceCalibration | None = None,
 ) -> tuple[Report, EvidenceFile]:
-    """Investigate one complaint about one item; raises only for a missing store or item."""
+    """Investigate one complaint about one item; raises only for a missing store or item.
+
+    `calibration`: how the rules' confidence is calibrated on confirmed investigations; None
+    loads the one kept in the store's model folder, if any (`calibration.MODEL_FILE`). A
+    calibration file that cannot be read leaves the rule's own confidence and is reported."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     evidence = EvidenceFile.load(
@@ -71,7 +77,8 @@ def investigate(
     grounded, calls = (answers, []) if engine.name == "grounded" else tool_answers(task, tools, evidence)
     rules = decide(complaint, grounded, evidence)
     errors = list(output.errors)
-    root_cause, confidence, claims = rules.root_cause, rules.confidence, list(rules.reasons)
+    confidence, basis = _rule_confidence(rules, calibration, evidence, errors)
+    root_cause, claims = rules.root_cause, list(rules.reasons)
     summary = None
     rejected = []
     if output.root_cause is not None:
@@ -80,8 +87,10 @@ def investigate(
         if model_claims and not injected:
             root_cause, confidence, claims = output.root_cause, output.confidence or 0.5, model_claims
             summary = redact(output.summary or "")[0] or None
+            basis = "the model's own estimate"
             if root_cause != rules.root_cause:
                 confidence = min(confidence, 0.6)
+                basis += ", at most 60 % where the tool-grounded rules disagree"
                 errors.append(f"the tool-grounded rules concluded {rules.root_cause.value}")
         else:
             errors.append(
@@ -92,7 +101,7 @@ def investigate(
                     else "none of its claims cite valid evidence"
                 )
             )
-    final = Decision(root_cause, confidence, claims)
+    final = Decision(root_cause, confidence, claims, rules.rule if root_cause == rules.root_cause else None)
     good, bad = split_claims(claims, evidence)
     summary = summary or write_summary(complaint, answers, final)
     timings["decide_ms"] = (time.perf_counter() - t2) * 1000
@@ -127,10 +136,30 @@ def investigate(
         evidence=cited_evidence(evidence, good, answers),
         tool_calls=[c.model_dump() for c in output.tool_calls + calls],
         rule_root_cause=rules.root_cause,
+        decided_by=rules.rule,
+        rule_confidence=rules.confidence,
+        confidence_basis=basis,
         errors=errors,
         timings_ms={k: round(v, 1) for k, v in timings.items()},
     )
     return report, evidence
+
+
+def _rule_confidence(
+    rules: Decision, calibration: ConfidenceCalibration | None, evidence: EvidenceFile, errors: list[str]
+) -> tuple[float, str]:
+    """The rules' confidence, calibrated on confirmed investigations (`calibration`, else the
+    model folder's), and where it comes from in words. An unreadable calibration file is
+    reported in `errors` and the rule's own estimate stands."""
+    if calibration is None:
+        try:
+            calibration = ConfidenceCalibration.for_model(evidence.model_dir)
+        except CalibrationError as exc:
+            errors.append(f"confidence not calibrated: {exc}")
+    if calibration is None:
+        own = f"the deciding rule's own estimate ({rules.confidence:.0%}); no calibration on confirmed investigations"
+        return rules.confidence, own
+    return calibration.confidence(rules.rule, rules.confidence), calibration.basis(rules.rule, rules.confidence)
 
 
 def _complete(answers: list[Answer], task: Task, tools: ToolRegistry, evidence: EvidenceFile) -> list[Answer]:

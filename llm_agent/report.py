@@ -70,6 +70,12 @@ class Report(BaseModel):
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
     rule_root_cause: RootCause | None = None
     """What the tool-grounded rules concluded (differs from `root_cause` only when a model overrode them)."""
+    decided_by: str | None = None
+    """The rule of the tool-grounded rules that concluded `rule_root_cause`."""
+    rule_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    """That rule's own confidence, before calibration on confirmed investigations."""
+    confidence_basis: str = ""
+    """Where `confidence` comes from: the rule's own estimate, a calibration, or the model."""
     errors: list[str] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
@@ -123,6 +129,7 @@ def to_markdown(report: Report) -> str:
         f"## Root cause: {report.root_cause.value} ({report.confidence:.0%})",
         "",
         report.summary,
+        *(["", f"Confidence: {report.confidence_basis}."] if report.confidence_basis else []),
         "",
         "## Findings",
         "",

@@ -63,6 +63,9 @@ class Decision:
     root_cause: RootCause
     confidence: float
     reasons: list[Claim] = field(default_factory=list)
+    rule: str | None = None
+    """The rule of `decide` that concluded (None for a model's conclusion): what confirmed
+    investigations calibrate the confidence by (`llm_agent.calibration`)."""
 
 
 class Facts:
@@ -104,7 +107,7 @@ def _colour_mismatch(record: CatalogRecord | None) -> tuple[str, tuple[str, ...]
     return f"The item in the tunnel photos is not the catalog's {colour}.", ("colour_matches",)
 
 
-def _from_lot_print(f: Facts, problem: ClaimedProblem) -> tuple[RootCause, float, Claim] | None:
+def _from_lot_print(f: Facts, problem: ClaimedProblem) -> tuple[str, RootCause, float, Claim] | None:
     """The date rules on the lot's print (read on its other items), where the item's own print
     gave no expiry. Only what the lot's print shows against the complaint: a valid lot print
     does not clear an item that may have come from elsewhere."""
@@ -116,13 +119,28 @@ def _from_lot_print(f: Facts, problem: ClaimedProblem) -> tuple[RootCause, float
     differs = f.get("lot_print_matches_record") is False
     if differs and problem is P.SHORT_DATED:
         said = f"{unread}, which differs from the lot's inventory record ({record}) that the listing shows."
-        return R.CATALOG_LISTING_ERROR, LOT_PRINT_CONFIDENCE, f.claim(said, *facts, "lot_print_matches_record")
+        return (
+            "lot_print_short_dated",
+            R.CATALOG_LISTING_ERROR,
+            LOT_PRINT_CONFIDENCE,
+            f.claim(said, *facts, "lot_print_matches_record"),
+        )
     if f.get("lot_expired_at_shipment") is True:
         said = f"{unread}, already past the minimum shelf life at shipment."
-        return R.EXPIRED_AT_SHIPMENT, LOT_PRINT_CONFIDENCE, f.claim(said, *facts, "lot_expired_at_shipment")
+        return (
+            "lot_print_expired",
+            R.EXPIRED_AT_SHIPMENT,
+            LOT_PRINT_CONFIDENCE,
+            f.claim(said, *facts, "lot_expired_at_shipment"),
+        )
     if differs:
         said = f"{unread}, which differs from the lot's inventory record ({record}): the listing promised another date."
-        return R.CATALOG_LISTING_ERROR, LOT_PRINT_CONFIDENCE, f.claim(said, *facts, "lot_print_matches_record")
+        return (
+            "lot_print_differs_from_record",
+            R.CATALOG_LISTING_ERROR,
+            LOT_PRINT_CONFIDENCE,
+            f.claim(said, *facts, "lot_print_matches_record"),
+        )
     return None
 
 
@@ -146,12 +164,17 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
     if f.get("colour_matches") is False and problem not in SHIPPED_WHAT:
         reported_beside(_colour_mismatch(record))
 
-    def done(cause: RootCause, confidence: float, *claims: Claim) -> Decision:
-        return Decision(cause, round(confidence, 2), [c for c in (*claims, *aside) if c.citations])
+    def done(rule: str, cause: RootCause, confidence: float, *claims: Claim) -> Decision:
+        return Decision(cause, round(confidence, 2), [c for c in (*claims, *aside) if c.citations], rule)
 
     # 1. What the photos show about identity and label.
     if f.get("matches_sku") is False:
-        return done(R.WRONG_ITEM, 0.9, f.claim(f"The printed title is not {evidence.capture.sku}'s.", "matches_sku"))
+        return done(
+            "printed_title_other_sku",
+            R.WRONG_ITEM,
+            0.9,
+            f.claim(f"The printed title is not {evidence.capture.sku}'s.", "matches_sku"),
+        )
     # A colour measure is weaker evidence than a label read: glare, shade or another FC's
     # light move it. It decides complaints about what was shipped, never a damage complaint.
     colour_wrong = f.get("colour_matches") is False and problem in SHIPPED_WHAT
@@ -174,6 +197,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
         )
     elif looks_wrong and problem in SHIPPED_WHAT:
         return done(
+            "look_other_sku",
             R.WRONG_ITEM,
             0.75,
             f.claim(
@@ -193,6 +217,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
         # check saw the item unlike its SKU while its printed words are the SKU's: the colour the
         # customer disputes is the difference the photos leave.
         return done(
+            "colour_unmeasured_look_other",
             R.WRONG_VARIANT,
             UNMEASURED_COLOUR_CONFIDENCE,
             f.claim(
@@ -209,18 +234,22 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
         # A label naming another variant of the same product looks the same whether the picker
         # took the sibling SKU or the item was mislabelled; the customer's words tell them apart.
         cause = R.WRONG_ITEM if problem is P.WRONG_ITEM else R.WRONG_VARIANT
-        return done(cause, 0.85, f.claim(said, *facts))
+        return done("label_mismatch" if label_wrong else "colour_mismatch", cause, 0.85, f.claim(said, *facts))
     # The anomaly ensemble's verdict, not the classifier's sign of a dent or stain: a damaged
     # item of the right SKU is no wrong item.
     if problem is P.WRONG_ITEM and f.get("looks_abnormal") is True:
         return done(
+            "looks_abnormal",
             R.WRONG_ITEM,
             0.6,
             f.claim("The item looks unlike the SKU's normal appearance in the tunnel.", "looks_abnormal"),
         )
     if problem is P.WRONG_ITEM and f.get("matches_sku") is True:
         return done(
-            R.CUSTOMER_MISPERCEPTION, 0.6, f.claim("The printed title is the ordered product's.", "matches_sku")
+            "printed_title_matches",
+            R.CUSTOMER_MISPERCEPTION,
+            0.6,
+            f.claim("The printed title is the ordered product's.", "matches_sku"),
         )
 
     # 2. Dates. "Sooner than advertised" is a claim about the listing, whose date is the lot
@@ -229,6 +258,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
     if problem is P.SHORT_DATED and listing_wrong:
         also = " It was also too close to expiry when it shipped." if f.get("expired_at_shipment") is True else ""
         return done(
+            "short_dated_print_differs_from_record",
             R.CATALOG_LISTING_ERROR,
             0.8,
             f.claim(
@@ -242,6 +272,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
         )
     if f.get("expired_at_shipment") is True:
         return done(
+            "expired_at_shipment",
             R.EXPIRED_AT_SHIPMENT,
             0.9,
             f.claim(
@@ -252,6 +283,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
         )
     if listing_wrong and problem in (P.NOT_AS_DESCRIBED, P.EXPIRED, P.OTHER):
         return done(
+            "print_differs_from_record",
             R.CATALOG_LISTING_ERROR,
             0.8,
             f.claim(
@@ -263,10 +295,10 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
         )
     lot_decision = _from_lot_print(f, problem)
     if lot_decision is not None:
-        cause, confidence, claim = lot_decision
-        return done(cause, confidence, claim)
+        return done(*lot_decision)
     if problem is P.UNREADABLE_DATE and f.get("unreadable") is True:
         return done(
+            "print_unreadable_in_tunnel",
             R.DAMAGED_BEFORE_SHIPMENT,
             0.85,
             f.claim("The date print was already unreadable in the tunnel.", "unreadable"),
@@ -282,6 +314,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
             and "expiry_date" in f.answers
         ):
             return done(
+                "empty_no_label_or_print",
                 R.EMPTY_OR_MISSING_PARTS,
                 0.75,
                 f.claim(
@@ -290,11 +323,13 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
             )
         if f.get("empty_visible") is True:
             return done(
+                "empty_visible",
                 R.EMPTY_OR_MISSING_PARTS,
                 0.85,
                 f.claim("The item already looked empty or incomplete in the tunnel.", "empty_visible"),
             )
         return done(
+            "empty_not_visible",
             R.EMPTY_OR_MISSING_PARTS,
             0.5,
             f.claim(
@@ -322,7 +357,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
                 "described_damage_seen",
                 "typed_damage",
             )
-            confidence = DIFFERENT_DAMAGE_CONFIDENCE
+            rule, confidence = "damage_of_another_kind_seen", DIFFERENT_DAMAGE_CONFIDENCE
         else:
             why = f.claim(
                 f"The tunnel saw damage on the item without naming its kind, and the fine-grained classifier,"
@@ -331,11 +366,12 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
                 "described_damage_seen",
                 "damage_visible",
             )
-            confidence = UNSIGNED_DAMAGE_CONFIDENCE
+            rule, confidence = "described_kind_unsigned", UNSIGNED_DAMAGE_CONFIDENCE
         aside.append(seen)
-        return done(R.DAMAGED_AFTER_TUNNEL, confidence, why)
+        return done(rule, R.DAMAGED_AFTER_TUNNEL, confidence, why)
     if f.get("damage_visible") is True and problem is not P.MISSING_PACKAGING:
         return done(
+            "damage_visible",
             R.DAMAGED_BEFORE_SHIPMENT,
             0.9,
             f.claim("The damage is visible in the tunnel photos taken before shipment.", "damage_visible"),
@@ -343,6 +379,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
     # A look the item's wrong colour already explains is no sign of damage (the colour is reported).
     if looks_wrong and problem is P.DAMAGED and f.get("colour_matches") is not False:
         return done(
+            "look_unlike_sku_damaged",
             R.DAMAGED_BEFORE_SHIPMENT,
             0.6,
             f.claim(
@@ -353,6 +390,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
     # 4. What the customer may have misread.
     if problem is P.MISSING_PACKAGING and f.get("unboxed_allowed") is True:
         return done(
+            "unboxed_allowed",
             R.CUSTOMER_MISPERCEPTION,
             0.85,
             f.claim("The catalog allows this SKU to ship without its outer box.", "unboxed_allowed"),
@@ -364,6 +402,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
         old = [q for q in complaint.claimed_dates if q < (evidence.shipped_on - timedelta(days=90)).isoformat()]
         if old:
             return done(
+                "quoted_date_months_before_shipment",
                 R.CUSTOMER_MISPERCEPTION,
                 0.6,
                 f.claim(
@@ -381,9 +420,11 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
             if mfg and any(str(mfg).startswith(q) or q.startswith(str(mfg)) for q in quoted)
             else "the printed expiry was still valid at shipment"
         )
+        quoted_production = "production" in why
         return done(
+            "production_date_quoted" if quoted_production else "expiry_valid_at_shipment",
             R.CUSTOMER_MISPERCEPTION,
-            0.85 if "production" in why else 0.7,
+            0.85 if quoted_production else 0.7,
             f.claim(
                 f"The printed expiry {f.get('expiry_date')} was valid at shipment; {why}.",
                 "expired_at_shipment",
@@ -392,6 +433,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
         )
     if problem in (P.WRONG_VARIANT, P.NOT_AS_DESCRIBED) and colour_claim and f.get("colour_matches") is True:
         return done(
+            "colour_matches",
             R.CUSTOMER_MISPERCEPTION,
             0.7,
             f.claim("The item in the tunnel photos shows the catalog's colour.", "colour_matches"),
@@ -399,6 +441,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
     # A right size label says nothing about a colour the customer disputes.
     if problem in (P.WRONG_VARIANT, P.NOT_AS_DESCRIBED) and not colour_claim and f.get("matches_catalog") is True:
         return done(
+            "label_matches",
             R.CUSTOMER_MISPERCEPTION,
             0.75,
             f.claim(
@@ -411,6 +454,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
         # The tunnel misses part of the damage items carry; a lot that shows the described damage
         # on many of its items most likely carried it on this one too.
         return done(
+            "lot_damage_pattern",
             R.DAMAGED_BEFORE_SHIPMENT,
             LOT_PATTERN_CONFIDENCE,
             f.claim(
@@ -422,6 +466,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
         )
     if problem in (P.DAMAGED, P.UNREADABLE_DATE) and f.get("damage_visible") is False:
         return done(
+            "damage_not_visible",
             R.DAMAGED_AFTER_TUNNEL,
             UNSEEN_DAMAGE_CONFIDENCE,
             f.claim(
@@ -433,6 +478,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
         )
     if problem is P.SHORT_DATED and f.get("matches_lot_record") is True:
         return done(
+            "print_matches_record",
             R.CUSTOMER_MISPERCEPTION,
             0.6,
             f.claim("The printed expiry agrees with the lot record.", "matches_lot_record"),
@@ -443,6 +489,7 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
             texts.setdefault(a.text, a)
     checked = list(texts.values())
     return done(
+        "inconclusive",
         R.INCONCLUSIVE,
         0.5,
         *(Claim(text=f"{a.text[0].upper()}{a.text[1:]}.", citations=a.citations) for a in checked[:3]),

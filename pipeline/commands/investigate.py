@@ -71,6 +71,51 @@ def investigate(
         typer.echo(f"{report.root_cause.value} ({report.confidence:.0%}): {report.summary}")
 
 
+@app.command("calibrate-investigator")
+def calibrate_investigator(
+    db: Path = typer.Option(..., "--db", help="store.db the confirmed complaints' items were inspected into"),
+    confirmed: Path = typer.Option(
+        ..., help="JSON lines of confirmed complaints: item_id, text, root_cause (or a shift's feedback.jsonl)"
+    ),
+    dataset: Path | None = typer.Option(None, help="dataset folder (catalog.json, images)"),
+    catalog: Path | None = typer.Option(None, help="catalog.json, when there is no dataset folder"),
+    out: Path | None = typer.Option(
+        None, help="calibration file to write (default: the store's model folder, where `investigate` finds it)"
+    ),
+) -> None:
+    """Calibrate the investigator's confidence on complaints whose root cause was confirmed."""
+    from llm_agent.calibration import MODEL_FILE, CalibrationError, read_confirmed
+    from llm_agent.calibration import calibrate_investigator as fit
+    from llm_agent.evidence import run_record
+    from pipeline.catalog import Catalog, CatalogError
+    from pipeline.dataset import DatasetError
+
+    if not db.exists():
+        fail(f"{db}: store not found")
+    if dataset is not None and not dataset.is_dir():
+        fail(f"{dataset}: dataset folder not found")
+    if out is None:
+        model_dir = run_record(db).get("model_dir")
+        if not model_dir:
+            fail(f"{db} records no model folder; give --out")
+        out = Path(model_dir) / MODEL_FILE
+    try:
+        complaints = read_confirmed(confirmed)
+        cat = Catalog.load(catalog) if catalog else None
+        calibration = fit(db, complaints, catalog=cat, dataset=dataset, log=lambda m: typer.echo(m, err=True))
+    except (CalibrationError, CatalogError, DatasetError) as exc:
+        fail(str(exc))
+    calibration.save(out)
+    n = sum(t.n for t in calibration.rules.values())
+    typer.echo(
+        f"{n} confirmed investigation(s), {len(calibration.rules)} rule(s), {calibration.skipped} skipped -> {out}"
+    )
+    for rule, t in calibration.rules.items():
+        typer.echo(
+            f"  {rule}: right {t.right}/{t.n}, states {t.stated:.0%}, now {calibration.confidence(rule, t.stated):.0%}"
+        )
+
+
 @app.command()
 def patterns(
     db: Path = typer.Option(..., "--db", help="store.db written by `tunnelpi inspect`"),
