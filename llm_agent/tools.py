@@ -694,13 +694,17 @@ def read_dates(ev: EvidenceFile, args: NoArgs) -> ToolResult:
                 manufactured, _ = (iso, cites.append(ref))
     live_errors, live_reads, live_expiry = [], {}, None
     if (expiry is None or manufactured is None) and not _ocr_available():
+        from detectors.ocr_expiry.checker import settle_sole_dates
+
+        views = {}
         for cam in _cameras(ev, None):
             try:
-                read, view = _ocr(ev, cam)
+                live_reads[cam], views[cam] = _ocr(ev, cam)
             except Exception as exc:
                 live_errors.append(f"{cam}: {exc}")
-                continue
-            live_reads[cam] = read
+        live_reads = settle_sole_dates(live_reads)  # as the tunnel's stage types them across cameras
+        for cam, read in live_reads.items():
+            view = views[cam]
             for d in read.dates:
                 description = f"{d.type} date {d.iso} read on camera {cam}: '{d.line_text}'"
                 box = _frame_box(view, d.box)

@@ -374,6 +374,15 @@ def test_stage_reconciles_cameras_and_names_the_frame() -> None:
     assert "c=2027-06-07" in f.message
 
 
+def test_stage_takes_no_lone_date_for_the_expiry_another_camera_labels_the_production_date() -> None:
+    """The left camera saw the production line without its label; the top camera saw the label."""
+    engine = ScriptedEngine({1: [_line("19/10/2026")], 2: [_line("PROD 19/10/2026")]})
+    [f] = OcrExpiryStage(engine=engine)(_capture({"left": 1, "top": 2}), StageContext(_catalog(), today=TODAY))
+    assert f.kind == "unreadable" and "only a manufacturing date" in f.message
+    # the evidence an investigation reads types the lone date as the stage weighed it
+    assert {(e.camera, e.data["type"]) for e in f.evidence} == {("left", "other"), ("top", "manufactured")}
+
+
 def test_stage_maps_crop_boxes_to_frame_coordinates() -> None:
     crop, boxes = render_lines(["EXP 15/03/2027"], canvas=(640, 140))
     frame_img = np.full((600, 1000, 3), 90, np.uint8)

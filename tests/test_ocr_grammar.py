@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.ocr_expiry.checker import judge, reconcile
+from detectors.ocr_expiry.checker import judge, reconcile, settle_sole_dates
 from detectors.ocr_expiry.classify import check_consistency, classify_lines
 from detectors.ocr_expiry.engines import TextLine
 from detectors.ocr_expiry.grammar import (
@@ -601,6 +601,34 @@ def test_multi_camera_reconciliation_prefers_agreement_and_reports_conflicts() -
     alone, *_ = reconcile({"top": reads["top"]})
     assert alone is not None
     assert conf < reconcile({"top": reads["top"], "left": reads["left"]})[2]
+
+
+def _view(conf: float, *texts: str) -> ImageRead:
+    """One camera's read of the lines it saw (one above the other)."""
+    return _image_read(classify_lines([_line(t, y=30.0 * i, conf=conf) for i, t in enumerate(texts)], today=TODAY))
+
+
+@pytest.mark.parametrize(
+    ("views", "status", "expiry"),
+    [
+        # the left camera saw the production line alone; the top one the whole print
+        ({"left": (0.95, "28/06/2026"), "top": (0.6, "PROD 28/08/2026", "31/12/2028")}, "ok", "2028-12-31"),
+        # two cameras, one date each, different: either may be the production date
+        ({"left": (0.95, "19/10/2026"), "right": (0.6, "30/04/2028")}, "unreadable", None),
+        # a labelled production date after the lone date, or the same date: it is not the expiry
+        ({"left": (0.95, "31/12/2027"), "top": (0.9, "PROD 31/01/2028")}, "unreadable", None),
+        ({"left": (0.95, "19/10/2026"), "top": (0.9, "PROD 19/10/2026")}, "unreadable", None),
+        # what fits a lone expiry leaves it one: an earlier production date, the same date, a lot number
+        ({"left": (0.95, "31/12/2027"), "top": (0.9, "MFG 01/01/2026")}, "ok", "2027-12-31"),
+        ({"left": (0.95, "31/12/2027"), "top": (0.9, "EXP 12/2027")}, "ok", "2027-12-31"),
+        ({"left": (0.95, "31/12/2027"), "top": (0.9, "LOT 20260101")}, "ok", "2027-12-31"),
+        ({"left": (0.95, "01/12/2026")}, "expired", "2026-12-01"),  # one camera: its sole date stands
+    ],
+)
+def test_a_date_alone_on_one_camera_is_weighed_against_the_others(views, status, expiry) -> None:
+    reads = settle_sole_dates({cam: _view(*view) for cam, view in views.items()})
+    verdict = judge(reads, today=TODAY, policy=POLICY)
+    assert (verdict.status, verdict.expiry_iso) == (status, expiry)
 
 
 def test_confidence_drives_probability() -> None:

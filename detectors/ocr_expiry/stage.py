@@ -20,12 +20,12 @@ clear the item turns the divert into a review (`checker.second_look_doubt`).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from detectors.ocr_expiry.checker import ExpiryVerdict, defect_probability, judge
+from detectors.ocr_expiry.checker import ExpiryVerdict, defect_probability, judge, settle_sole_dates
 from detectors.ocr_expiry.classify import DateRead
 from detectors.ocr_expiry.engines import (
     DEFAULT_ENGINE,
@@ -207,6 +207,7 @@ class OcrExpiryStage:
         if policy is not None and not policy.carries_date:
             return []
         got = self.read_capture(capture, ctx, record)
+        got = replace(got, reads=settle_sole_dates(got.reads))
 
         def look_again(camera: str) -> Iterator[ImageRead]:
             looks = got.second_looks(camera)
