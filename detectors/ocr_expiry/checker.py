@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from detectors.ocr_expiry.classify import DateRead
+from detectors.ocr_expiry.classify import SOLE, DateRead
 from detectors.ocr_expiry.grammar import ZERO_MISREADS
 from detectors.ocr_expiry.preprocess import unsmear_pass
 from detectors.ocr_expiry.reader import FALLBACK_BUDGET_MS, ImageRead, pick_expiry, read_dates, second_looks
@@ -51,10 +51,6 @@ class ExpiryVerdict:
 def _compatible(a: str, b: str) -> bool:
     """Same date, or a month-only read of the same month."""
     return a == b or a.startswith(b + "-") or b.startswith(a + "-")
-
-
-SOLE = "sole"
-"""`classify` reason: the one date a view showed, typed as the expiry for want of a label."""
 
 
 def _fits_sole_expiry(other: DateRead, sole: DateRead) -> bool:

@@ -25,6 +25,8 @@ DateType = Literal["expiry", "manufactured", "other"]
 
 LABELLED = ("keyword", "suffix", "left", "above")
 """Reasons that come from a printed label (as opposed to a rule)."""
+SOLE = "sole"
+"""Reason of the one date an image shows, typed as the expiry for want of a label."""
 MAX_KEYWORD_GAP = 24
 """Characters allowed between a same-line keyword and its date."""
 LOT_GAP = 2
@@ -37,7 +39,7 @@ TYPE_FACTOR = {
     "above": 0.92,
     "range": 0.95,
     "after_manufactured": 0.9,
-    "sole": 0.85,
+    SOLE: 0.85,
     "latest": 0.8,
     "earlier": 0.8,
     "other": 1.0,
@@ -341,7 +343,7 @@ def _apply_rules(found: list[_Found], residue: bool) -> None:
     distinct = {f.parsed.iso for f in untyped}
     if len(distinct) == 1:
         for f in untyped:
-            f.kind, f.reason = "expiry", "sole"
+            f.kind, f.reason = "expiry", SOLE
         return
     latest_day = max(f.parsed.last_day() for f in untyped)
     for f in untyped:
