@@ -386,6 +386,28 @@ KEYWORDS: dict[ClaimedProblem, list[str]] = {
         "박스 없이",
     ],
 }
+
+UNNAMED_PROBLEM = (
+    "something is wrong",
+    "something's wrong",
+    "something wrong",
+    "wrong with my order",
+    "wrong with the order",
+    "not right with my order",
+    "problem with my order",
+    "issue with my order",
+    "etwas stimmt nicht",
+    "quelque chose ne va pas",
+    "algo va mal",
+    "algo esta mal",
+    "qualcosa non va",
+    "er klopt iets niet",
+)
+"""Phrases that say something is amiss without naming what. "Something is wrong with my
+order" names no problem: typo-tolerant cue matching read "wrong with m" as "wrong item", and the
+sentence embedding put it nearest the wrong-item prototypes, so an item that merely looked
+unusual was reported as another product. Unless a cue names a problem exactly, such a complaint
+is `OTHER`, and the investigation checks everything."""
 """Claim cues per problem, written in the accent-free lower-case form `_norm` produces."""
 
 PROTOTYPES: dict[ClaimedProblem, list[str]] = {
@@ -723,7 +745,7 @@ def rule_scores(text: str) -> dict[ClaimedProblem, float]:
                 score += 1.0 + 0.5 * cue.count(" ")
         if score:
             scores[problem] = score
-    if not scores:
+    if not scores and not names_no_problem(text):
         letters = set(squashed)
         for problem, cues in KEYWORDS.items():
             hits = sum(0.8 for cue in cues if len(set(_squash(cue)) - letters) <= 2 and _fuzzy_hit(cue, squashed))
@@ -899,9 +921,20 @@ EXPIRY_WORD = re.compile(r"expir|best|use by|mhd|abgelaufen|perim|cadu|scad|venc
 beside another problem's cue ("out of date", "sell by", "tht") is too weak to count."""
 
 
+def names_no_problem(text: str) -> bool:
+    """Whether the complaint says something is amiss without naming what (`UNNAMED_PROBLEM`),
+    its spaces lost or moved as well ("something is wron gwith my order")."""
+    norm = _norm(text)
+    squashed = _squash(norm)
+    return any(_cue_pattern(p).search(norm) or (p.isascii() and _squash(p) in squashed) for p in UNNAMED_PROBLEM)
+
+
 def classify(text: str, *, use_embeddings: bool = True) -> tuple[ClaimedProblem, dict[str, float]]:
-    """Rules first; the embedding breaks ties and covers phrasings without a cue."""
+    """Rules first; the embedding breaks ties and covers phrasings without a cue. A complaint
+    that names no problem (`names_no_problem`) and no cue is `OTHER`, whatever it resembles."""
     rules = rule_scores(text)
+    if not rules and names_no_problem(text):
+        return P.OTHER, {}
     # Weak cues only count when nothing stronger is present.
     if len(rules) > 1 and P.EXPIRED in rules and not EXPIRY_WORD.search(_norm(text)):
         rules.pop(P.EXPIRED)

@@ -40,6 +40,12 @@ from tests.test_llm_fixture_store import build_store, catalog
         ("SNEAKER-42", "shoes came without a box, are these used??", P.MISSING_PACKAGING),
         ("SHEET-SET-TWIN", "this is not what i ordered at all", P.WRONG_ITEM),
         ("SHEET-SET-TWIN", "meh", P.OTHER),
+        # something amiss, nothing named: not a wrong item ("wrong with m" is two edits from "wrong item")
+        ("SHEET-SET-TWIN", "something is wrong with my order", P.OTHER),
+        ("SHEET-SET-TWIN", "something is wron gwith my order", P.OTHER),
+        ("SHEET-SET-TWIN", "something is wrong, the box is crushed", P.DAMAGED),
+        ("SHEET-SET-TWIN", "wrong item, something is wrong", P.WRONG_ITEM),
+        ("SHEET-SET-TWIN", "wrongitem in the package", P.WRONG_ITEM),
     ],
 )
 def test_claimed_problem(sku, text, problem) -> None:
@@ -51,6 +57,15 @@ def test_embedding_reads_phrasings_without_a_cue() -> None:
     c = read_complaint("the sheets I got are far bigger than the ones I bought", "X1", catalog=catalog())
     assert c.problem in (P.WRONG_VARIANT, P.NOT_AS_DESCRIBED)
     assert c.problem_scores
+
+
+@pytest.mark.parametrize(
+    "text", ["something is wrong with my order", "something's not right with my order", "etwas stimmt nicht"]
+)
+def test_a_complaint_naming_no_problem_is_other_though_it_resembles_one(text: str) -> None:
+    """The sentence embedding puts "something is wrong with my order" nearest the wrong-item
+    prototypes; naming no problem, it claims none."""
+    assert read_complaint(text, "X1", catalog=catalog()).problem is P.OTHER
 
 
 @pytest.mark.parametrize(
