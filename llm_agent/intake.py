@@ -386,6 +386,7 @@ KEYWORDS: dict[ClaimedProblem, list[str]] = {
         "박스 없이",
     ],
 }
+"""Claim cues per problem, written in the accent-free lower-case form `_norm` produces."""
 
 UNNAMED_PROBLEM = (
     "something is wrong",
@@ -408,7 +409,6 @@ order" names no problem: typo-tolerant cue matching read "wrong with m" as "wron
 sentence embedding put it nearest the wrong-item prototypes, so an item that merely looked
 unusual was reported as another product. Unless a cue names a problem exactly, such a complaint
 is `OTHER`, and the investigation checks everything."""
-"""Claim cues per problem, written in the accent-free lower-case form `_norm` produces."""
 
 PROTOTYPES: dict[ClaimedProblem, list[str]] = {
     P.WRONG_VARIANT: [
