@@ -50,6 +50,16 @@ DAMAGE = {"torn_box", "crushed_corner", "bent_cover", "broken_seal", "stain", "p
 INJECTED_PHRASES = ("refund approved", "admin mode", "side with the customer", "ignore previous", "issue a full refund")
 
 
+def simulate_once(folder: Path, items: int, seed: int, references_per_sku: int) -> None:
+    """A simulated shift with enough defects for its complaints, unless `folder` already holds it."""
+    from tunnel_sim.generate import generate_dataset
+
+    if not (folder / "feedback.jsonl").exists():
+        generate_dataset(
+            folder, items=items, seed=seed, references_per_sku=references_per_sku, defect_rate=0.35, overwrite=True
+        )
+
+
 def build(work: Path, items: int) -> tuple[Path, Path, dict[str, Any]]:
     """Dataset, model folder (anomaly, attributes, supervised) and inspected store (reused when already built)."""
     from detectors.anomaly import ModelConfig
@@ -57,15 +67,11 @@ def build(work: Path, items: int) -> tuple[Path, Path, dict[str, Any]]:
     from detectors.attributes import fit_profile
     from pipeline.inspect import inspect_path
     from pipeline.stages import DEFAULT_STAGES
-    from tunnel_sim.generate import generate_dataset
 
     ds, model_dir, results = work / "dataset", work / "model", work / "results"
     info: dict[str, Any] = {}
     t0 = time.perf_counter()
-    if not (ds / "feedback.jsonl").exists():
-        generate_dataset(
-            ds, items=items, seed=SEED, references_per_sku=REFERENCES_PER_SKU, defect_rate=0.35, overwrite=True
-        )
+    simulate_once(ds, items, SEED, REFERENCES_PER_SKU)
     info["generate_s"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
     if not (model_dir / "model.json").exists():
@@ -100,18 +106,9 @@ def calibrate_on_shift(shift: Path, model_dir: Path) -> dict[str, Any]:
     from pipeline.dataset import Dataset
     from pipeline.inspect import inspect_path
     from pipeline.stages import DEFAULT_STAGES
-    from tunnel_sim.generate import generate_dataset
 
     ds_dir, results = shift / "dataset", shift / "results"
-    if not (ds_dir / "feedback.jsonl").exists():
-        generate_dataset(
-            ds_dir,
-            items=CALIBRATION_ITEMS,
-            seed=CALIBRATION_SEED,
-            references_per_sku=2,
-            defect_rate=0.35,
-            overwrite=True,
-        )
+    simulate_once(ds_dir, CALIBRATION_ITEMS, CALIBRATION_SEED, references_per_sku=2)
     if not (results / "store.db").exists():
         inspect_path(ds_dir, results, model_dir=model_dir, stages=DEFAULT_STAGES, progress=False)
     confirmed = read_confirmed(ds_dir / "feedback.jsonl")
@@ -132,12 +129,8 @@ def train_on_earlier_shift(shift: Path, out: Path) -> dict[str, Any]:
     from detectors.anomaly.model import load_shared
     from detectors.supervised.dataset import build_examples
     from detectors.supervised.train import TrainConfig, train_supervised
-    from tunnel_sim.generate import generate_dataset
 
-    if not (shift / "feedback.jsonl").exists():
-        generate_dataset(
-            shift, items=TRAINING_ITEMS, seed=TRAINING_SEED, references_per_sku=2, defect_rate=0.35, overwrite=True
-        )
+    simulate_once(shift, TRAINING_ITEMS, TRAINING_SEED, references_per_sku=2)
     card_path = out / "model_card.json"
     if not card_path.exists():
         examples = build_examples(shift)

@@ -98,6 +98,11 @@ def read_confirmed(path: Path | str) -> list[ConfirmedComplaint]:
     return out
 
 
+def own_estimate(stated: float, why: str) -> str:
+    """A report's confidence basis where the deciding rule's own estimate stands, and why."""
+    return f"the deciding rule's own estimate ({stated:.0%}); {why}"
+
+
 @dataclass
 class ConfidenceCalibration:
     """Per-rule tallies of confirmed investigations, and the confidence they support."""
@@ -142,7 +147,7 @@ class ConfidenceCalibration:
         """Where a report's confidence comes from, in words."""
         tally = self.rules.get(rule) if rule else None
         if tally is None:
-            return f"the deciding rule's own estimate ({stated:.0%}); no confirmed investigation was decided by it"
+            return own_estimate(stated, "no confirmed investigation was decided by it")
         return (
             f"calibrated on {tally.n} confirmed investigation(s) the same rule decided, {tally.right} of them"
             f" right; the rule alone states {stated:.0%}"

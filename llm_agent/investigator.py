@@ -13,7 +13,7 @@ from pathlib import Path
 
 from llm_agent.backends import Backend, Task, get_backend
 from llm_agent.backends.grounded import tool_answers
-from llm_agent.calibration import CalibrationError, ConfidenceCalibration
+from llm_agent.calibration import CalibrationError, ConfidenceCalibration, own_estimate
 from llm_agent.evidence import EvidenceFile
 from llm_agent.intake import INJECTION, read_complaint
 from llm_agent.planner import Answer, plan
@@ -101,7 +101,7 @@ def investigate(
                     else "none of its claims cite valid evidence"
                 )
             )
-    final = Decision(root_cause, confidence, claims, rules.rule if root_cause == rules.root_cause else None)
+    final = Decision(root_cause, confidence, claims)
     good, bad = split_claims(claims, evidence)
     summary = summary or write_summary(complaint, answers, final)
     timings["decide_ms"] = (time.perf_counter() - t2) * 1000
@@ -157,8 +157,7 @@ def _rule_confidence(
         except CalibrationError as exc:
             errors.append(f"confidence not calibrated: {exc}")
     if calibration is None:
-        own = f"the deciding rule's own estimate ({rules.confidence:.0%}); no calibration on confirmed investigations"
-        return rules.confidence, own
+        return rules.confidence, own_estimate(rules.confidence, "no calibration on confirmed investigations")
     return calibration.confidence(rules.rule, rules.confidence), calibration.basis(rules.rule, rules.confidence)
 
 

@@ -64,8 +64,8 @@ class Decision:
     confidence: float
     reasons: list[Claim] = field(default_factory=list)
     rule: str | None = None
-    """The rule of `decide` that concluded (None for a model's conclusion): what confirmed
-    investigations calibrate the confidence by (`llm_agent.calibration`)."""
+    """The rule of `decide` that concluded: what confirmed investigations calibrate the
+    confidence by (`llm_agent.calibration`)."""
 
 
 class Facts:
