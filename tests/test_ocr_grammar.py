@@ -137,6 +137,12 @@ MISREAD = [
     ("entro GENZ027", ["2027-01"]),  # Z read for 2 in a year glued to its month
     ("Best before 25 Omcember 2027", ["2027-12-25"]),  # two wrong letters in a long name
     ("BB AFR 22 2027", ["2027-04-22"]),  # F read for P
+    ("11 APB 2027", ["2027-04-11"]),  # B read for R (a small print's bowl)
+    ("Best By FE8/21/27", ["2027-02-21"]),  # 8 read for B: the 21st of February, not of August
+    ("BBE OKTO8ER 2027", ["2027-10"]),
+    ("LOT FE8123", []),  # a code, not a month
+    ("11 APR_2027", ["2027-04-11"]),  # a small print's space read as "_"
+    ("EXP 31_12_2027", ["2027-12-31"]),
     ("30 Omzemkor 2027", []),  # three are too many
     ("03 JUXIO 2027", []),  # JULIO or JUNIO? never guessed
     ("15 MAX 2027", []),  # X is no look-alike of a short name's letter

@@ -147,6 +147,7 @@ _LETTER_LOOKALIKES = frozenset(
     {("O", "D"), ("D", "O"), ("C", "E"), ("E", "C"), ("F", "E"), ("E", "F"), ("V", "U"), ("U", "V")}
     | {("H", "N"), ("N", "H"), ("C", "G"), ("G", "C"), ("Q", "O"), ("O", "Q")}
     | {("D", "B"), ("B", "D"), ("M", "N"), ("N", "M"), ("C", "O"), ("O", "C"), ("F", "P"), ("P", "F")}
+    | {("B", "R"), ("R", "B")}
 )
 """(read, printed) letter pairs OCR confuses; the only misreads allowed in short month names."""
 _MONTH_CONTEXT = re.compile(r"(?<![A-Z0-9])(?P<w>[A-Z]{3,12})(?![A-Z])")
@@ -265,10 +266,12 @@ def parse_iso(value: str) -> YMDTuple:
 
 # --- patterns --------------------------------------------------------------------------------
 
-_SEP = r"(?:\s?[./\-,]\s?|\s)"
+_SEP = r"(?:\s?[./\-,_]\s?|\s)"
+"""Between a date's fields: OCR reads the space of a small print as "_" too ("11 APR_2021")."""
 _Y4 = r"(?:19|20)\d\d"
-_CONFUSABLE = {"I": "[I1|]", "O": "[O0]"}
-"""Letters OCR often reads as look-alikes inside month names ("MAl", "N0V")."""
+_CONFUSABLE = {"I": "I1|", "O": "O0", "B": "B8"}
+"""Letters OCR often reads as look-alikes inside month names ("MAl", "N0V", "FE8"), with the
+look-alikes: left to the digits, "FE8/21/27" would read as the 21st of August."""
 _LAST_I = r"(?:[I|]|1(?![0-9])|1(?=(?:19|20)\d\d(?![0-9])))"
 """A month name's last I read as 1 only where no digit follows, or a glued year ("MA12027"):
 in "2022JUL13" the 1 is the day's (JUL 13), not the German JULI's (which gave the 3rd)."""
@@ -276,8 +279,13 @@ in "2022JUL13" the 1 is the day's (JUL 13), not the German JULI's (which gave th
 
 def _month_pattern(name: str) -> str:
     """Regex for one month name with its letters' look-alikes (`_CONFUSABLE`, `_LAST_I`)."""
-    body = "".join(_CONFUSABLE.get(c, c) for c in name[:-1])
-    return body + (_LAST_I if name[-1] == "I" else _CONFUSABLE.get(name[-1], name[-1]))
+    body = "".join(_letter_class(c) for c in name[:-1])
+    return body + (_LAST_I if name[-1] == "I" else _letter_class(name[-1]))
+
+
+def _letter_class(letter: str) -> str:
+    """A month name's letter as a regex that also takes its look-alikes."""
+    return f"[{re.escape(_CONFUSABLE[letter])}]" if letter in _CONFUSABLE else letter
 
 
 _MON = "(?:" + "|".join(_month_pattern(n) for n in sorted(MONTH_LOOKUP, key=len, reverse=True)) + r")\.?"
@@ -344,7 +352,7 @@ def month_of(token: str) -> int | None:
         for name, m in MONTH_LOOKUP.items()
         if len(name) == len(token)
         and all(
-            a == b or (b == "I" and a in "L1|") or (b == "O" and a == "0") for a, b in zip(token, name, strict=True)
+            a == b or a in _CONFUSABLE.get(b, "") or (b == "I" and a == "L") for a, b in zip(token, name, strict=True)
         )
     }
     return months.pop() if len(months) == 1 else None
