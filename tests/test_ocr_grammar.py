@@ -227,6 +227,40 @@ def test_not_dates(text: str) -> None:
     assert parse_dates(text, today=TODAY) == []
 
 
+# (text, order, dates read): one misread glyph in a field leaves the others readable as a
+# shorter date, which is a wrong date; nothing is read unless the glyph cannot change it
+CUT_SHORT = [
+    ("BB FEB 21 2D27", "MDY", []),  # not February 2021
+    ("BB FEB 21, 202T", "MDY", []),
+    ("BB FEB 21 ?027", "MDY", []),
+    ("FEB/21/Z7", "MDY", []),
+    ("FEB/21I27", "MDY", []),  # a separator misread, glued
+    ("EXP Feb.21.20Z7", "MDY", []),  # not 21 February 2020
+    ("EXP Z1 FEB 2027", "DMY", []),  # not the 1st
+    ("EXP ?1.02.2027", "DMY", []),  # 01 or 21
+    ("MHD 21.D2.2027", "DMY", []),  # not February 2027 with its day lost
+    ("EXP 20?7.02.21", "YMD", []),  # not 7 February 2021
+    ("EXP 2027/02/?1", "YMD", []),
+    ("2027年02月?1日", "YMD", []),
+    ("FEBZ1 2027", "MDY", []),  # a month name, then a day with a misread glyph
+    ("PROD 01.D1.2026 EXP 21/02/2027", "DMY", ["2027-02-21"]),  # the production date only is lost
+    ("EXP D2/21/2027", "MDY", ["2027-02-21"]),  # a leading 0 read as D changes nothing
+    ("NSX G9.05.2027", "DMY", ["2027-05-09"]),  # G for 0: "69" is no day
+    ("EXP 2027-02-2I", "YMD", ["2027-02-21"]),
+    ("FEB 27 L2G11A", "MDY", ["2027-02"]),  # a lot code after a month and year is no rest of it
+    ("21.02.2027L2611A", "DMY", ["2027-02-21"]),
+    ("LOT L26 21.02.2027", "DMY", ["2027-02-21"]),
+    ("MHD21.02.2027", "DMY", ["2027-02-21"]),  # its label glued
+    ("EXP 21.02.2027 14:3O", "DMY", ["2027-02-21"]),
+    ("BARKWEL1/05/2027", "DMY", ["2027-05-01"]),  # a word's letter: the checker doubts it
+]
+
+
+@pytest.mark.parametrize(("text", "order", "expected"), CUT_SHORT)
+def test_a_date_cut_short_by_a_misread_glyph_is_not_read(text: str, order: str, expected: list[str]) -> None:
+    assert [d.iso for d in parse_dates(text, order=order, today=TODAY)] == expected
+
+
 def test_at_least_eight_languages_of_month_names() -> None:
     assert len(MONTHS) >= 8
     for lang, table in MONTHS.items():

@@ -14,6 +14,7 @@ Pure Python; spans index into the caller's original text.
 from __future__ import annotations
 
 import calendar
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -500,10 +501,98 @@ def parse_dates(text: str, *, order: Order = "DMY", today: date | None = None) -
 
 def _dates_in(norm: str, text: str, order: Order, today: date) -> tuple[list[ParsedDate], list[tuple[int, int]]]:
     """The dates of a normalised text (spans and `text` from the original, same length), and
-    the spans of date shapes that are no calendar date."""
+    the spans of date shapes that are no calendar date (a date cut short by a misread glyph is
+    one: `_cut_short`)."""
     matches, invalid = _scan(norm)
-    dates = [d for match in matches if (d := _parsed(match, norm, text, order, today)) is not None]
+    dates: list[ParsedDate] = []
+    for match in matches:
+        longer = _cut_short(norm, match)
+        if longer is not None:
+            invalid.append(longer)
+        elif (d := _parsed(match, norm, text, order, today)) is not None:
+            dates.append(d)
     return dates, invalid
+
+
+_SHAPE_LOOKALIKES = {"O": "0", "Q": "0", "D": "0", "U": "0", "I": "1", "L": "1", "|": "1", "!": "1"} | {
+    "T": "7", "Z": "2", "S": "5", "B": "8", "G": "60", "?": "02"
+}  # fmt: skip
+"""Digits a misread glyph beside a date's digits may stand for (G for 6 or 0; "?", unreadable, for
+a year's or a day's first digit). Only used to ask whether the digits read are part of a longer
+date shape, never to read a value."""
+_GAP_BEFORE = re.compile(r"\s?[./\-,_]?\s?$")
+_GAP_AFTER = re.compile(r"\s?[./\-,_]?\s?")
+"""What may stand between a date and characters that may be the garbled rest of it: a separator."""
+_FIELD_REST = 4
+"""How many characters beside a date may be the garbled rest of it (a year's width)."""
+_GLUED_REST = 3
+"""How many glued characters after a date may be the garbled rest of its last field ("21I27")."""
+_GLUED_DIGITS = re.compile(r"[A-Z?|!]+[0-9?][0-9A-Z?|!]*(?![0-9A-Z?|!])")
+
+
+def _cut_short(norm: str, match: _Match) -> tuple[int, int] | None:
+    """The span of the longer date shape that `match` is the readable part of, or None.
+
+    A misread glyph in one field leaves the others readable as a shorter date: "FEB 21 2D27"
+    read as February 2021, "Z1 FEB 2027" as the 1st, "20?7.02.21" as 7 February 2021, each a
+    wrong date where none should be read. The few characters beside the date (`_garbled_rests`)
+    are taken as digits every way `_SHAPE_LOOKALIKES` allows; the date was cut short when one way
+    makes a longer calendar date around it that reads otherwise ("?1 FEB" may be the 21st). A way
+    that makes no calendar date was not printed: "G9.05.2027" is the 9th, as "69" is no day, and
+    a leading 0 read as D changes nothing. Digits glued to the date's end behind a letter are
+    such a rest as well ("FEB/21I27": a separator misread)."""
+    start, end = match.start, match.end
+    glued = _GLUED_DIGITS.match(norm, end)
+    if glued is not None and len(glued.group()) <= _GLUED_REST and norm[end - 1].isdigit():
+        return (start, glued.end())
+    own = {ymd for _, ymd in match.readings}
+    for a, b in _garbled_rests(norm, start, end):
+        glyphs = sorted({c for c in norm[a:b] if c in _SHAPE_LOOKALIKES})
+        for digits in itertools.product(*(_SHAPE_LOOKALIKES[g] for g in glyphs)):
+            wide = norm[:a] + norm[a:b].translate(str.maketrans(dict(zip(glyphs, digits, strict=True)))) + norm[b:]
+            for longer in _scan(wide)[0]:
+                around = longer.start <= start and end <= longer.end and longer.end - longer.start > end - start
+                if around and not {ymd for _, ymd in longer.readings} & own:
+                    return (longer.start, longer.end)
+    return None
+
+
+def _garbled_rests(norm: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Spans beside the date at `start:end` that may be its garbled rest, nearest first: up to
+    `_FIELD_REST` digits and look-alike glyphs touching it or a separator from it (`_may_be_rest`)."""
+    out: list[tuple[int, int]] = []
+    near = start - len(_GAP_BEFORE.search(norm[:start]).group())
+    for width in range(1, _FIELD_REST + 1):
+        if near - width < 0 or not _may_be_digit(norm[near - width]):
+            break
+        out.append((near - width, near))
+    near = end + len(_GAP_AFTER.match(norm, end).group())
+    for width in range(1, _FIELD_REST + 1):
+        if near + width > len(norm) or not _may_be_digit(norm[near + width - 1]):
+            break
+        out.append((near, near + width))
+    return [(a, b) for a, b in out if _may_be_rest(norm, a, b, start, end)]
+
+
+def _may_be_rest(norm: str, a: int, b: int, start: int, end: int) -> bool:
+    """Whether `norm[a:b]` may be the garbled rest of the date at `start:end`: not all digits, a
+    separator away holding a digit or "?" (a word is no field), and a whole token: a lot code
+    after a month and year ("FEB 27 L2G11A") is no rest of it. Letters glued before the date that
+    end a longer word are the word's (`checker.run_on_word` doubts such a date: "BARKWEL1/10/27"),
+    unless the word is a month name ("FEBZ1 2027": February, and a day one glyph of is misread)."""
+    rest = norm[a:b]
+    if rest.isdigit() or not (b == start or a == end or any(c.isdigit() or c == "?" for c in rest)):
+        return False
+    if b <= start:
+        return a == 0 or not _GLYPH.match(norm[a - 1]) or re.search(r"[A-Z]*$", norm[:a]).group() in MONTH_LOOKUP
+    return b == len(norm) or not _GLYPH.match(norm[b])
+
+
+_GLYPH = re.compile(r"[0-9A-Z?|!]")
+
+
+def _may_be_digit(ch: str) -> bool:
+    return ch.isdigit() or ch in _SHAPE_LOOKALIKES
 
 
 def _parsed(match: _Match, norm: str, text: str, order: Order, today: date) -> ParsedDate | None:
