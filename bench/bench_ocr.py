@@ -21,6 +21,11 @@ prints a markdown table.
 - Legibility: held-out simulated prints sampled down to each capital height (5 to 16 camera
   pixels) and read with the edge stage's OCR budget: exact reads and wrong dates per size,
   the camera resolution a line's smallest print needs.
+- Misread glyphs: every date style and eight languages' month names rendered as text, in a few
+  label contexts, with one glyph misread as OCR misreads them (0 as O or D, 1 as I, 2 as Z, 8
+  as B, a space as "_" or lost, a digit unreadable "?", ...), parsed by the grammar alone:
+  exact, day lost (a month read where a day was printed, which overstates the expiry), unread,
+  and wrong dates. Unread is the safe outcome of a garbled print (review); wrong is not.
 - Latency, p50 / p90: wall time and process CPU time (the machine's 2 cores are shared, so
   wall time grows with others' load; CPU time is what an item costs). Tunnel items are timed
   per item (all views) with the stage's edge budget.
@@ -43,7 +48,7 @@ import numpy as np
 
 from detectors.ocr_expiry.checker import defect_probability, read_and_judge
 from detectors.ocr_expiry.engines import ENGINES, WARM_UP_IMAGE, get_engine
-from detectors.ocr_expiry.grammar import iso_of, parse_iso
+from detectors.ocr_expiry.grammar import MONTH_PRECISION_STYLES, STYLES, iso_of, parse_dates, parse_iso, render_date
 from detectors.ocr_expiry.reader import FALLBACK_BUDGET_MS, read_dates
 from detectors.ocr_expiry.smear import view_without_smear
 from pipeline.imageio import read_image
@@ -65,6 +70,16 @@ LEGIBILITY_READS = (("sharp", 0, False), ("3 px belt smear", 3, False), ("3 px b
 """The sweep's conditions: name, belt-motion smear in px (the simulated cameras smear an item
 by 1, 3, 5 or 7), and whether the smear is measured and taken out before reading
 (`smear.view_without_smear`, as the tunnel stage reads a view)."""
+
+
+MISREAD_LANGUAGES = ("en", "de", "fr", "es", "it", "pt", "nl", "pl")
+MISREAD_CONTEXTS = ("{}", "EXP {}", "BEST BEFORE {}", "{} L2611A", "MHD{}", "{} 14:30")
+"""Where a date stands: alone, after a spaced or glued label, before a lot code or a time."""
+GLYPH_MISREADS = (
+    ("0", "O"), ("0", "D"), ("1", "I"), ("1", "l"), ("2", "Z"), ("5", "S"), ("8", "B"), ("6", "G"), ("7", "T"),
+    ("3", "8"), ("9", "g"), (" ", "_"), (" ", ""), (".", ","), ("/", "I"), ("0", "?"), ("1", "?"), ("2", "?"),
+)  # fmt: skip
+"""(printed, read) glyph pairs a recogniser confuses on small or dotted print."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -341,6 +356,38 @@ def bench_legibility(
     return {"per_size": per_size, "budget_ms": EDGE_BUDGET_MS, "seed": seed, "by_cap_px": by_size}
 
 
+def misread_outcome(read: list[tuple[int, int, int | None]], printed: tuple[int, int, int | None]) -> str:
+    """ "exact", "day lost" (the printed month without its printed day), "unread" or "wrong"."""
+    if any(r[:2] != printed[:2] or r[2] not in (printed[2], None) for r in read):
+        return "wrong"
+    if printed in read:
+        return "exact"
+    return "day lost" if read else "unread"
+
+
+def bench_misreads(dates: int = 12, seed: int = 31) -> dict[str, Any]:
+    """The grammar on rendered dates with one glyph misread (`GLYPH_MISREADS`)."""
+    rng = random.Random(seed)
+    days = [SIM_TODAY + timedelta(days=rng.randint(-300, 900)) for _ in range(dates)]
+    counts = {k: 0 for k in ("exact", "day lost", "unread", "wrong")}
+    wrong: list[dict[str, Any]] = []
+    for day in days:
+        for style, order in STYLES.items():
+            printed = (day.year, day.month, None if style in MONTH_PRECISION_STYLES else day.day)
+            for lang in MISREAD_LANGUAGES if "MON" in style else ("en",):
+                for context in MISREAD_CONTEXTS:
+                    text = context.format(render_date(*printed, style, lang))
+                    for was, read_as in GLYPH_MISREADS:
+                        for i in (i for i, c in enumerate(text) if c == was):
+                            garbled = text[:i] + read_as + text[i + 1 :]
+                            found = [d.ymd for d in parse_dates(garbled, order=order or "DMY", today=SIM_TODAY)]
+                            outcome = misread_outcome(found, printed)
+                            counts[outcome] += 1
+                            if outcome == "wrong" and len(wrong) < 30:
+                                wrong.append({"text": garbled, "printed": text, "read": [iso_of(f) for f in found]})
+    return {"n": sum(counts.values()), **counts, "seed": seed, "dates": dates, "wrong_examples": wrong}
+
+
 def bench_tunnel(items: int, seed: int = 11) -> dict[str, Any]:
     """The stage on simulated tunnel items (all camera frames)."""
     try:
@@ -480,6 +527,7 @@ def main(
     sim_prints = bench_prints(prints) if prints else {"skipped": "not run"}
     tunnel = bench_tunnel(items) if items else {"skipped": "not run"}
     sizes = bench_legibility(legibility) if legibility else {"skipped": "not run"}
+    misreads = bench_misreads()
     rows = []
     for engine, r in photos.items():
         if isinstance(r, dict) and "correct" in r:
@@ -555,6 +603,14 @@ def main(
                     "target": "wrong 0",
                 }
             )
+    rows.append(
+        {
+            "metric": f"OCR grammar, one glyph misread in {misreads['n']} rendered dates: "
+            "exact / day lost / unread / wrong",
+            "value": " / ".join(str(misreads[k]) for k in ("exact", "day lost", "unread", "wrong")),
+            "target": "",
+        }
+    )
     if "int8_ms_p50" in detector:
         rows += [
             {"metric": "OCR text detector CPU ms per view (~640 px), fp32 / int8",
@@ -575,6 +631,7 @@ def main(
         "sim_prints": sim_prints,
         "sim_tunnel": tunnel,
         "legibility": sizes,
+        "misreads": misreads,
         "rows": rows,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -243,6 +243,9 @@ CUT_SHORT = [
     ("EXP 2027/02/?1", "YMD", []),
     ("2027年02月?1日", "YMD", []),
     ("FEBZ1 2027", "MDY", []),  # a month name, then a day with a misread glyph
+    ("MHD20Z6-02-20", "YMD", []),  # a glued label, then a year with a misread glyph
+    ("MHD02/20I2026", "MDY", []),  # not February 2020: a separator misread, glued
+    ("FEB/20/2614:30", "MDY", []),  # a year run into a time: not February 2020
     ("PROD 01.D1.2026 EXP 21/02/2027", "DMY", ["2027-02-21"]),  # the production date only is lost
     ("EXP D2/21/2027", "MDY", ["2027-02-21"]),  # a leading 0 read as D changes nothing
     ("NSX G9.05.2027", "DMY", ["2027-05-09"]),  # G for 0: "69" is no day

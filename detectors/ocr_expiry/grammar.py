@@ -331,7 +331,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     ("mon_y4", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?{_OF}(?P<y>{_Y4}){_NA}"), 1.0),
     ("y4_mon", _p(rf"{_NB}(?P<y>{_Y4}){_SEP}?{_LB}(?P<mon>{_MON}){_LA}"), 0.9),
     # "FEB 26" is a month and year only when no year follows ("FEB. 26 AOUT 2026" is a misread label)
-    ("mon_y2", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<y>\d{{2}}){_NA}(?!.{{0,14}}(?:19|20)\d\d)"), 0.8),
+    ("mon_y2", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<y>\d{{2}}){_SHORT_NA}(?!.{{0,14}}(?:19|20)\d\d)"), 0.8),
     ("m_y4", _p(rf"{_SHORT_NB}(?P<m>\d{{1,2}}){_SEP}(?P<y4>{_Y4}){_SHORT_NA}"), 0.95),
     ("y4_m", _p(rf"{_SHORT_NB}(?P<y4>{_Y4})(?:\s?[./\-]\s?|\s(?=\d\d))(?P<m>\d{{1,2}}){_SHORT_NA}"), 0.85),
     ("m_y2", _p(rf"{_SHORT_NB}(?P<m>\d{{1,2}})\s?/\s?(?P<y2>\d{{2}}){_SHORT_NA}"), 0.6),
@@ -525,8 +525,9 @@ _GAP_AFTER = re.compile(r"\s?[./\-,_]?\s?")
 """What may stand between a date and characters that may be the garbled rest of it: a separator."""
 _FIELD_REST = 4
 """How many characters beside a date may be the garbled rest of it (a year's width)."""
-_GLUED_REST = 3
-"""How many glued characters after a date may be the garbled rest of its last field ("21I27")."""
+_GLUED_REST = 5
+"""How many glued characters after a date may be the garbled rest of it: a separator misread as
+a letter and the last field ("21I27", "20I2026")."""
 _GLUED_DIGITS = re.compile(r"[A-Z?|!]+[0-9?][0-9A-Z?|!]*(?![0-9A-Z?|!])")
 
 
@@ -575,17 +576,23 @@ def _garbled_rests(norm: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def _may_be_rest(norm: str, a: int, b: int, start: int, end: int) -> bool:
-    """Whether `norm[a:b]` may be the garbled rest of the date at `start:end`: not all digits, a
-    separator away holding a digit or "?" (a word is no field), and a whole token: a lot code
-    after a month and year ("FEB 27 L2G11A") is no rest of it. Letters glued before the date that
-    end a longer word are the word's (`checker.run_on_word` doubts such a date: "BARKWEL1/10/27"),
-    unless the word is a month name ("FEBZ1 2027": February, and a day one glyph of is misread)."""
+    """Whether `norm[a:b]` may be the garbled rest of the date at `start:end`: not all digits and
+    a whole token, not the head of a code ("FEB 27 L2G11A": a lot code after a month and year);
+    a separator away, holding a digit or "?" (a word is no field). Letters glued before the date
+    that end a longer word are the word's (`checker.run_on_word` doubts such a date:
+    "BARKWEL1/10/27"), unless the word is a month name ("FEBZ1 2027": February, and a day one
+    glyph of is misread)."""
     rest = norm[a:b]
-    if rest.isdigit() or not (b == start or a == end or any(c.isdigit() or c == "?" for c in rest)):
+    holds_digit = any(c.isdigit() or c == "?" for c in rest)
+    if rest.isdigit():
         return False
-    if b <= start:
-        return a == 0 or not _GLYPH.match(norm[a - 1]) or re.search(r"[A-Z]*$", norm[:a]).group() in MONTH_LOOKUP
-    return b == len(norm) or not _GLYPH.match(norm[b])
+    token_starts = a == 0 or not _GLYPH.match(norm[a - 1])
+    token_ends = b == len(norm) or not _GLYPH.match(norm[b])
+    if b == start:
+        return holds_digit or token_starts or re.search(r"[A-Z]*$", norm[:a]).group() in MONTH_LOOKUP
+    if a == end:
+        return token_ends
+    return holds_digit and (token_starts if b < start else token_ends)
 
 
 _GLYPH = re.compile(r"[0-9A-Z?|!]")
