@@ -50,7 +50,33 @@ def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int = MAX_PI
         raise ImageError(f"{name}: not a decodable image ({exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: corrupt or truncated image ({exc})") from exc
+    filled = _jpeg_fill_share(img)
+    if filled:
+        raise ImageError(f"{name}: truncated JPEG: the bottom {filled:.0%} of the image is the decoder's grey fill")
     return _as_rgb(_upright(img))
+
+
+JPEG_FILL = 128
+"""The sample value libjpeg gives every block past the end of a JPEG's data (all coefficients
+zero, no error raised: a file cut short with its end marker kept decodes "successfully")."""
+
+
+def _jpeg_fill_share(img: Image.Image) -> float:
+    """The share of a JPEG's rows, from the bottom, that are exactly the decoder's fill (0.0 for
+    none, or for a JPEG that is that grey throughout). A truncated tunnel frame decodes as a
+    grey lower part, which scored as a normal item and read as no date."""
+    if img.format != "JPEG" or img.mode not in ("L", "RGB"):
+        return 0.0
+    width, height = img.size
+    rows = np.asarray(img.crop((0, max(0, height - 8), width, height)))
+    if (rows != JPEG_FILL).any():
+        return 0.0
+    pixels = np.asarray(img)
+    grey_rows = (pixels == JPEG_FILL).reshape(height, -1).all(axis=1)
+    if grey_rows.all():
+        return 0.0
+    first = height - int(np.argmin(grey_rows[::-1]))
+    return (height - first) / height
 
 
 def _upright(img: Image.Image) -> Image.Image:

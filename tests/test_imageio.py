@@ -98,3 +98,17 @@ def test_transparent_pixels_are_laid_on_white() -> None:
     Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
     img = decode_image(buf.getvalue())
     assert tuple(img[0, 0]) == (255, 255, 255) and tuple(img[10, 10]) == (200, 0, 0)
+
+
+def test_a_jpeg_cut_short_with_its_end_marker_kept_is_refused() -> None:
+    """libjpeg fills the missing blocks with grey and raises nothing: such a frame scored as a
+    normal item and read as no date."""
+    rng = np.random.default_rng(2)
+    data = encode_jpeg(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
+    with pytest.raises(ImageError, match="truncated JPEG"):
+        decode_image(data[: len(data) * 2 // 5] + b"\xff\xd9", name="cam.jpg")
+
+
+def test_a_jpeg_that_is_grey_throughout_is_no_truncated_one() -> None:
+    grey = np.full((48, 64, 3), 128, np.uint8)
+    assert (decode_image(encode_jpeg(grey)) == 128).all()
