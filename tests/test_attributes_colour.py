@@ -103,6 +103,29 @@ def _white_shirt_findings(folder, threshold: float, n_items: int) -> list:
     return stage(capture, StageContext(catalog=Catalog(skus=RECORDS)))
 
 
+@pytest.mark.parametrize(("lost", "expected_p"), [(None, "divert"), ("lens cap", "review"), ("corrupt", "review")])
+def test_a_colour_measured_without_a_camera_whose_frame_is_unusable_is_a_review(tmp_path, lost, expected_p) -> None:
+    """The white shirt under a navy SKU, with a second camera whose frame is a lens cap or a
+    corrupt file: the colour measured on the other view alone may not divert."""
+    sku = "TEE-BASIC-NAVY-M"
+    AttributeProfile(min_share={sku: 0.3}, n_items={sku: 4}).save(tmp_path / "attributes")
+    stage = AttributesStage(model_dir=tmp_path, check_labels=False)
+    item = render_item(RECORDS[sku], defects=("wrong_colour",), seed=2, cameras=("top",))
+    frames = [Frame.from_array("top", item.images["top"])]
+    if lost == "lens cap":
+        frames.append(Frame.from_array("left", np.full_like(item.images["top"], 30)))
+    elif lost == "corrupt":
+        (tmp_path / "left.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+        frames.append(Frame(camera="left", uri=str(tmp_path / "left.jpg")))
+    capture = ItemCapture(item_id="c1", sku=sku, frames=frames)
+    (finding,) = [f for f in stage(capture, StageContext(catalog=Catalog(skus=RECORDS))) if f.kind == "wrong_colour"]
+    if expected_p == "divert":
+        assert finding.probability > 0.5 and finding.evidence[0].data["unusable_cameras"] == []
+    else:
+        assert finding.probability == REVIEW_CEILING_P and "left, whose frame was unusable" in finding.message
+        assert finding.evidence[0].data["unusable_cameras"] == ["left"]
+
+
 def test_stage_reports_wrong_colour_with_evidence(tmp_path) -> None:
     findings = _white_shirt_findings(tmp_path, 0.3, 4)
     assert [f.kind for f in findings] == ["wrong_colour"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,7 +213,7 @@ class AttributesStage:
         record = ctx.catalog.skus.get(capture.sku)
         if record is None:
             return []  # the runner already reports the unknown SKU
-        views, frames, findings = self._views(capture, ctx)
+        views, frames, findings, unusable = self._views(capture, ctx)
         if not views:
             return findings
         if self.checks["labels"]:
@@ -226,7 +226,7 @@ class AttributesStage:
                 self._text_images(ctx, views, frames),
             )
         if self.checks["colour"] and record.colour_rgb is not None:
-            findings += self.colour_findings(record, views, frames)
+            findings += self.colour_findings(record, views, frames, unusable)
         if self.checks["identity"] and self.identity is not None and self.identity.knows(record.sku):
             ctx.wait("anomaly")
             clear = [v for c, v in views.items() if not self._camouflaged(record, v, frames[c])]
@@ -240,22 +240,30 @@ class AttributesStage:
 
     def _views(
         self, capture: ItemCapture, ctx: StageContext
-    ) -> tuple[dict[str, LocalizedView], dict[str, np.ndarray], list[Finding]]:
-        """Localised views that show an item (from localize, or localised here) and their frames."""
+    ) -> tuple[dict[str, LocalizedView], dict[str, np.ndarray], list[Finding], list[str]]:
+        """Localised views that show an item (from localize, or localised here), their frames, and
+        the cameras whose frame is unusable: unreadable, or featureless (a lens cap, a blank frame)."""
+        from detectors.anomaly.prepare import FeaturelessImage, check_informative
         from detectors.localize import localize
 
         shared: dict[str, LocalizedView] = ctx.shared.get(VIEWS_KEY) or {}
-        views, frames, findings = {}, {}, []
+        views, frames, findings, unusable = {}, {}, [], []
         for frame in capture.frames:
             try:
                 image = frame.load(capture.root)
             except ImageError as exc:
                 findings.append(self._finding("image_error", 1.0, 1.0, str(exc), [Evidence(camera=frame.camera)]))
+                unusable.append(frame.camera)
                 continue
             view = shared.get(frame.camera) or localize(image, frame.camera)
             if view.found:
                 views[frame.camera], frames[frame.camera] = view, image
-        return views, frames, findings
+                continue
+            try:
+                check_informative(image, frame.camera)
+            except FeaturelessImage:
+                unusable.append(frame.camera)
+        return views, frames, findings, unusable
 
     @staticmethod
     def _shared_lines(ctx: StageContext, views: dict[str, LocalizedView]) -> dict[str, list[TextLine]]:
@@ -474,8 +482,16 @@ class AttributesStage:
         return self.profile.read_colour(record.sku, record.colour_rgb or [0, 0, 0], pairs, self.colour)
 
     def colour_findings(
-        self, record: CatalogRecord, views: dict[str, LocalizedView], frames: dict[str, np.ndarray]
+        self,
+        record: CatalogRecord,
+        views: dict[str, LocalizedView],
+        frames: dict[str, np.ndarray],
+        unusable: Sequence[str] = (),
     ) -> list[Finding]:
+        """A wrong-colour finding when too little of the item shows the catalog colour. Measured
+        without a camera whose frame was unusable (`unusable`), it is a review: the share the
+        references set was measured on every camera, and a lens cap over the top camera had an
+        item whose other views show little of its colour diverted as the wrong colour."""
         trust = self.profile.colour_trust(record.sku)
         if trust is ColourTrust.NONE:
             return []
@@ -502,6 +518,9 @@ class AttributesStage:
         elif trust is ColourTrust.REVIEW:
             prob = min(prob, REVIEW_CEILING_P)
             message += "; its normal look shows that colour on little of the item: review, not a divert"
+        if unusable:
+            prob = min(prob, REVIEW_CEILING_P)
+            message += f"; measured without {', '.join(unusable)}, whose frame was unusable: review, not a divert"
         data = {
             "expected": name,
             "expected_rgb": record.colour_rgb,
@@ -513,6 +532,7 @@ class AttributesStage:
             "threshold_trust": trust.value,
             "colour_vanished": vanished,
             "in_own_tote": in_own_tote,
+            "unusable_cameras": list(unusable),
         }
         evidence = [Evidence(camera=c, box=list(views[c].box), data=data) for c in views]
         return [self._finding("wrong_colour", 1.0 - read.share / read.min_share, prob, message, evidence)]
