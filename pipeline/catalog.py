@@ -64,6 +64,9 @@ class Catalog(BaseModel):
     def from_dict(cls, data: dict[str, Any], source: str = "<catalog>") -> Catalog:
         if not isinstance(data, dict) or "skus" not in data:
             raise CatalogError(f"{source}: expected an object with a 'skus' list")
+        for key in ("skus", "lots", "sellers"):
+            if data.get(key) is not None and not isinstance(data[key], list):
+                raise CatalogError(f"{source}: '{key}' must be a list, got {type(data[key]).__name__}")
         skus: dict[str, CatalogRecord] = {}
         for i, raw in enumerate(data.get("skus") or []):
             try:
@@ -79,7 +82,10 @@ class Catalog(BaseModel):
             except ValidationError as exc:
                 raise CatalogError(f"{source}: lot #{i}: {_first_error(exc)}") from exc
             lots[lot.lot] = lot
-        return cls(skus=skus, lots=lots, sellers=list(data.get("sellers") or []))
+        sellers = list(data.get("sellers") or [])
+        if not all(isinstance(seller, str) for seller in sellers):
+            raise CatalogError(f"{source}: 'sellers' must be a list of names")
+        return cls(skus=skus, lots=lots, sellers=sellers)
 
     @classmethod
     def load(cls, path: Path | str) -> Catalog:
@@ -90,6 +96,10 @@ class Catalog(BaseModel):
             raise CatalogError(f"{path}: catalog file not found") from exc
         except json.JSONDecodeError as exc:
             raise CatalogError(f"{path}: malformed JSON at line {exc.lineno}: {exc.msg}") from exc
+        except UnicodeDecodeError as exc:
+            raise CatalogError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        except OSError as exc:
+            raise CatalogError(f"{path}: cannot read the catalog ({exc.strerror or exc})") from exc
         return cls.from_dict(data, source=str(path))
 
 

@@ -35,14 +35,22 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+TODAY_RANGE = (date(1990, 1, 1), date(2099, 12, 31))
+"""The days a --today may name: the date grammar reads years 1900-2099, and judges a print
+within years of today."""
+
+
 def parse_today(value: str | None) -> date | None:
     """A --today option: ISO date or None; a clear error otherwise."""
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        today = date.fromisoformat(value)
     except ValueError:
         fail(f"--today must be YYYY-MM-DD, got {value!r}")
+    if not TODAY_RANGE[0] <= today <= TODAY_RANGE[1]:
+        fail(f"--today must lie between {TODAY_RANGE[0]} and {TODAY_RANGE[1]}, got {value}")
+    return today
 
 
 def parse_policy(path: Path | None) -> dict[str, Any]:

@@ -155,11 +155,16 @@ class ItemCapture(_Model):
         return cls(item_id=item_id or safe, sku=sku, frames=frames)
 
 
+MAX_MIN_REMAINING_DAYS = 3650
+"""No SKU needs ten years of shelf life left; a larger value is a typo (and overflows a date)."""
+Channel = Annotated[int, Field(ge=0, le=255)]
+
+
 class ExpiryPolicy(_Model):
     """How a SKU's printed date is judged."""
 
     carries_date: bool = False
-    min_remaining_days: int = Field(default=0, ge=0)
+    min_remaining_days: int = Field(default=0, ge=0, le=MAX_MIN_REMAINING_DAYS)
     date_order: DateOrder = "DMY"
     """Order to assume for ambiguous all-numeric dates (e.g. 03/04/25) in this SKU's market."""
     month_precision_ok: bool = True
@@ -174,7 +179,7 @@ class CatalogRecord(_Model):
     category: str
     attributes: dict[str, str] = Field(default_factory=dict)
     """Expected label attributes, e.g. {"size": "KING", "colour": "navy"}."""
-    colour_rgb: list[int] | None = Field(default=None, min_length=3, max_length=3)
+    colour_rgb: list[Channel] | None = Field(default=None, min_length=3, max_length=3)
     expiry: ExpiryPolicy = Field(default_factory=ExpiryPolicy)
     market: str = "US"
     label_languages: list[str] = Field(default_factory=lambda: ["en"])

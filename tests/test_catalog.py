@@ -46,14 +46,48 @@ def test_round_trip(tmp_path) -> None:
             "date_order",
         ),
         (json.dumps({"skus": [], "lots": [{"lot": "L"}]}), "lot #0"),
+        (json.dumps({"skus": 5}), "'skus' must be a list"),
+        (json.dumps({"skus": [], "lots": 7}), "'lots' must be a list"),
+        (json.dumps({"skus": [], "sellers": 5}), "'sellers' must be a list"),
+        (json.dumps({"skus": [], "sellers": [{"name": "acme"}]}), "list of names"),
+        (
+            json.dumps(
+                {"skus": [{"sku": "A", "title": "t", "category": "c", "expiry": {"min_remaining_days": 10**9}}]}
+            ),
+            "SKU A: expiry.min_remaining_days",
+        ),
+        (
+            json.dumps({"skus": [{"sku": "A", "title": "t", "category": "c", "colour_rgb": [1000, -5, 300]}]}),
+            "colour_rgb",
+        ),
     ],
-    ids=["malformed", "not-object", "missing-title", "bad-order", "bad-lot"],
+    ids=[
+        "malformed",
+        "not-object",
+        "missing-title",
+        "bad-order",
+        "bad-lot",
+        "skus-not-list",
+        "lots-not-list",
+        "sellers-not-list",
+        "seller-not-name",
+        "days-overflow",
+        "colour-out-of-range",
+    ],
 )
 def test_bad_catalogs(tmp_path, content: str, message: str) -> None:
     path = tmp_path / "catalog.json"
     path.write_text(content)
     with pytest.raises(CatalogError, match=message):
         Catalog.load(path)
+
+
+def test_an_unreadable_catalog_file_is_a_catalog_error(tmp_path) -> None:
+    (tmp_path / "latin1.json").write_bytes('{"skus": [], "sellers": ["Müller"]}'.encode("latin-1"))
+    with pytest.raises(CatalogError, match="not UTF-8"):
+        Catalog.load(tmp_path / "latin1.json")
+    with pytest.raises(CatalogError, match="cannot read the catalog"):
+        Catalog.load(tmp_path)  # a folder
 
 
 def test_missing_file_and_unknown_sku(tmp_path) -> None:

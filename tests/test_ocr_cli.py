@@ -114,6 +114,7 @@ def test_bad_images_give_error_lines_and_the_batch_goes_on(label: Path, tmp_path
     [
         (["--engine", "easyocr"], "unknown engine"),
         (["--today", "22.11.2026"], "YYYY-MM-DD"),
+        (["--today", "0001-01-01"], "must lie between"),
         (["--sku", "DOG-FOOD"], "need --catalog"),
     ],
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli import app, fail
+from pipeline.cli import app, fail, parse_today
 
 
 @app.command()
@@ -35,10 +35,7 @@ def ocr(
 
     if engine not in ENGINES:
         fail(f"unknown engine {engine!r}; choose one of {', '.join(sorted(ENGINES))}")
-    try:
-        as_of = date.fromisoformat(today) if today else date.today()
-    except ValueError:
-        fail(f"--today must be YYYY-MM-DD, got {today!r}")
+    as_of = parse_today(today) or date.today()
     if (sku or lot) and catalog is None:
         fail("--sku and --lot need --catalog")
     record = lot_record = None

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import typer
 
-from pipeline.cli import fail, sim_app
+from pipeline.cli import fail, parse_today, sim_app
 
 
 @sim_app.command("generate")
@@ -30,12 +29,7 @@ def generate(
         fail(f"--references-per-sku must be 0 or more, got {references_per_sku}")
     if not 0.0 <= defect_rate <= 1.0:
         fail(f"--defect-rate must be between 0 and 1, got {defect_rate}")
-    shift_day = None
-    if today is not None:
-        try:
-            shift_day = date.fromisoformat(today)
-        except ValueError:
-            fail(f"--today must be an ISO date like 2026-11-22, got {today!r}")
+    shift_day = parse_today(today)
     if out.exists() and not out.is_dir():
         fail(f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
