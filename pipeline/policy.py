@@ -63,25 +63,63 @@ class PolicyConfig:
     deadline_action: Action = Action.REVIEW
     """What the line does with an item whose verdict missed its divert deadline."""
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.audit_rate <= 1.0:
+            raise ValueError(f"audit_rate must be within [0, 1], got {self.audit_rate}")
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:
-        """From a config file section: thresholds as {"divert": p, "review": p} dicts."""
-
-        def th(d: dict[str, float]) -> Thresholds:
-            return Thresholds(**d)
-
-        def per_kind(d: dict[str, dict[str, float]]) -> dict[str, Thresholds]:
-            return {k: th(v) for k, v in d.items()}
-
+        """From a config file section: thresholds as {"divert": p, "review": p} dicts. A key it
+        does not know is an error, not ignored: a "defualt" section would leave the defaults in
+        force while the line's owner believes otherwise."""
+        unknown = sorted(set(data) - POLICY_KEYS)
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(POLICY_KEYS))}")
         return cls(
-            default=th(data.get("default", {})),
-            by_kind=per_kind(data.get("by_kind", {})),
-            by_category={c: per_kind(v) for c, v in data.get("by_category", {}).items()},
-            by_sku={s: per_kind(v) for s, v in data.get("by_sku", {}).items()},
-            audit_rate=float(data.get("audit_rate", 0.01)),
+            default=_thresholds(data.get("default", {}), "default"),
+            by_kind=_per_kind(data.get("by_kind", {}), "by_kind"),
+            by_category={
+                c: _per_kind(v, f"by_category.{c}")
+                for c, v in _section(data.get("by_category", {}), "by_category").items()
+            },
+            by_sku={s: _per_kind(v, f"by_sku.{s}") for s, v in _section(data.get("by_sku", {}), "by_sku").items()},
+            audit_rate=_number(data.get("audit_rate", 0.01), "audit_rate"),
             audit_seed=str(data.get("audit_seed", "tunnelpi-audit")),
             deadline_action=Action(data.get("deadline_action", "review")),
         )
+
+
+POLICY_KEYS = frozenset(
+    {"default", "by_kind", "by_category", "by_sku", "audit_rate", "audit_seed", "deadline_action", "lots"}
+)
+"""What a policy file may hold ("lots": `pipeline.lots.LotSettings`)."""
+
+
+def _section(section: Any, name: str) -> dict[str, Any]:
+    if not isinstance(section, dict):
+        raise ValueError(f"{name}: expected an object, got {type(section).__name__}")
+    return section
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name}: expected a number, got {value!r}")
+    return float(value)
+
+
+def _thresholds(d: Any, name: str) -> Thresholds:
+    d = _section(d, name)
+    unknown = sorted(set(d) - {"divert", "review"})
+    if unknown:
+        raise ValueError(f"{name}: unknown key(s) {', '.join(map(repr, unknown))}; a threshold has divert and review")
+    try:
+        return Thresholds(**{k: _number(v, f"{name}.{k}") for k, v in d.items()})
+    except ValueError as exc:
+        raise ValueError(exc if str(exc).startswith(name) else f"{name}: {exc}") from exc
+
+
+def _per_kind(d: Any, name: str) -> dict[str, Thresholds]:
+    return {kind: _thresholds(v, f"{name}.{kind}") for kind, v in _section(d, name).items()}
 
 
 def read_policy_file(path: Path | str) -> dict[str, Any]:
@@ -110,8 +148,6 @@ class DecisionPolicy:
 
     def __init__(self, config: PolicyConfig | None = None) -> None:
         self.config = config or PolicyConfig()
-        if not 0.0 <= self.config.audit_rate <= 1.0:
-            raise ValueError(f"audit_rate must be within [0, 1], got {self.config.audit_rate}")
 
     def thresholds(self, kind: str, record: CatalogRecord | None) -> Thresholds:
         cfg = self.config

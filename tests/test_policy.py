@@ -93,3 +93,23 @@ def test_config_from_dict() -> None:
     )
     assert cfg.by_category["book"]["anomaly"].divert == 0.8
     assert cfg.deadline_action is Action.DIVERT
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"defualt": {"divert": 0.6}}, "unknown key(s) 'defualt'"),  # a typo must not leave the defaults in force
+        ({"default": {"divret": 0.6}}, "default: unknown key(s) 'divret'"),
+        ({"by_kind": {"anomaly": {"divert": "high"}}}, "by_kind.anomaly.divert: expected a number"),
+        ({"by_kind": {"anomaly": {"divert": 0.2, "review": 0.5}}}, "by_kind.anomaly: need 0 <= review <= divert"),
+        ({"by_category": {"book": 5}}, "by_category.book: expected an object"),
+        ({"by_sku": []}, "by_sku: expected an object"),
+        ({"audit_rate": 5}, "audit_rate must be within [0, 1]"),
+        ({"audit_rate": "often"}, "audit_rate: expected a number"),
+        ({"deadline_action": "panic"}, "not a valid Action"),
+    ],
+)
+def test_a_bad_policy_file_says_what_is_wrong(data: dict, message: str) -> None:
+    with pytest.raises(ValueError) as err:
+        PolicyConfig.from_dict(data)
+    assert message in str(err.value)
