@@ -8,6 +8,7 @@ instead of crashing a batch.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -45,15 +46,23 @@ def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int = MAX_PI
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{name}: exceeds the pixel limit (possible decompression bomb): {exc}") from exc
+        raise ImageError(
+            f"{name}: exceeds the {max_pixels} pixel limit (possible decompression bomb: {_claimed_size(exc)})"
+        ) from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{name}: not a decodable image ({exc})") from exc
+        raise ImageError(f"{name}: not a decodable image (no known image format in its first bytes)") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: corrupt or truncated image ({exc})") from exc
     filled = _jpeg_fill_share(img)
     if filled:
         raise ImageError(f"{name}: truncated JPEG: the bottom {filled:.0%} of the image is the decoder's grey fill")
     return _as_rgb(_upright(img))
+
+
+def _claimed_size(exc: Exception) -> str:
+    """The pixel count Pillow's refusal quotes from the image's header, in words."""
+    claimed = re.search(r"\((\d+) pixels\)", str(exc))
+    return f"its header claims {int(claimed.group(1)):,} pixels" if claimed else "its header claims too many pixels"
 
 
 JPEG_FILL = 128

@@ -112,3 +112,12 @@ def test_a_jpeg_cut_short_with_its_end_marker_kept_is_refused() -> None:
 def test_a_jpeg_that_is_grey_throughout_is_no_truncated_one() -> None:
     grey = np.full((48, 64, 3), 128, np.uint8)
     assert (decode_image(encode_jpeg(grey)) == 128).all()
+
+
+def test_refusals_quote_the_project_limit_and_no_python_internals() -> None:
+    with pytest.raises(ImageError) as garbage:
+        decode_image(b"just some text, not a picture" * 4, name="cam.jpg")
+    assert "BytesIO" not in str(garbage.value) and "0x" not in str(garbage.value)
+    with pytest.raises(ImageError) as bomb:
+        decode_image(_png_header_only(60_000, 60_000), name="cam.png")
+    assert "40000000 pixel limit" in str(bomb.value) and "3,600,000,000 pixels" in str(bomb.value)
