@@ -65,6 +65,14 @@ def test_save_load_round_trip_and_version_check(tmp_path) -> None:
         Bank("x", kind="other")
 
 
+@pytest.mark.parametrize("content", [b'{"format": 3, "name": "cat', b"[1, 2]", b"\xff\xfe not text"])
+def test_a_damaged_bank_record_names_its_file(tmp_path, content: bytes) -> None:
+    Bank("cat:food", kind="category").save(tmp_path / "b")
+    (tmp_path / "b" / "bank.json").write_bytes(content)
+    with pytest.raises(ValueError, match=r"b/bank.json: damaged .*re-enrol or restore"):
+        Bank.load(tmp_path / "b")
+
+
 def test_coreset_candidates_favour_the_item_mask() -> None:
     rng = np.random.default_rng(4)
     item = rng.normal(0, 1, (2000, 16)).astype(np.float32)

@@ -23,6 +23,17 @@ BANK_FORMAT = 1
 """Bumped whenever the stored layout or feature definition changes; older banks are refused."""
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A model folder's JSON record; a damaged one raises ValueError naming the file."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: damaged ({exc}); re-enrol or restore the model folder") from exc
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: damaged (a JSON object was expected); re-enrol or restore the model folder")
+    return info
+
+
 class BankVersionError(ValueError):
     """A stored bank was written by an incompatible version."""
 
@@ -184,7 +195,7 @@ class Bank:
         info_path = folder / "bank.json"
         if not info_path.is_file():
             raise FileNotFoundError(f"{folder}: no bank.json (not a bank folder)")
-        info = json.loads(info_path.read_text())
+        info = read_json_object(info_path)
         if info.get("format") != BANK_FORMAT:
             raise BankVersionError(
                 f"{folder}: bank format {info.get('format')!r}, this version reads {BANK_FORMAT}; re-enrol the SKU"
