@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.catalog import Catalog
-from pipeline.jsonl import iter_jsonl
+from pipeline.jsonl import JsonlError, iter_jsonl, iter_jsonl_lines
 from pipeline.types import GroundTruth, ItemCapture
 
 
@@ -42,7 +42,7 @@ class Dataset:
         if not catalog_path.exists():
             raise DatasetError(f"{root}: no catalog.json")
         info_path = root / "dataset.json"
-        info = json.loads(info_path.read_text()) if info_path.exists() else {}
+        info = _read_info(info_path) if info_path.exists() else {}
         return cls(root=root, catalog=Catalog.load(catalog_path), info=info)
 
     @property
@@ -50,23 +50,42 @@ class Dataset:
         value = self.info.get("today")
         return date.fromisoformat(value) if value else None
 
-    def _iter(self, name: str, split: str | None = None) -> Iterator[LabelledCapture]:
+    def _iter(self, name: str, split: str | None = None, unique: bool = False) -> Iterator[LabelledCapture]:
+        """Records of one JSON-lines file; every error is a DatasetError naming the file and line.
+
+        With `unique`, a repeated item_id is an error: results are keyed by item_id, so a
+        second record would silently overwrite the first."""
         path = self.root / name
         if not path.exists():
             raise DatasetError(f"{self.root}: no {name}")
-        for lineno, record in enumerate(iter_jsonl(path), 1):
-            if split is not None and record.get("split") != split:
-                continue
-            try:
-                capture = ItemCapture.from_record(record, root=self.root)
-                truth = GroundTruth.model_validate(record["truth"]) if record.get("truth") else None
-            except ValidationError as exc:
-                raise DatasetError(f"{path}:{lineno}: invalid record: {exc.errors()[0]['msg']}") from exc
-            yield LabelledCapture(capture=capture, truth=truth, split=record.get("split"))
+        first_line: dict[str, int] = {}
+        try:
+            for lineno, record in iter_jsonl_lines(path):
+                if split is not None and record.get("split") != split:
+                    continue
+                try:
+                    capture = ItemCapture.from_record(record, root=self.root)
+                except ValidationError as exc:
+                    raise DatasetError(f"{path}:{lineno}: invalid record: {_first_error(exc)}") from exc
+                try:
+                    truth = GroundTruth.model_validate(record["truth"]) if record.get("truth") else None
+                except ValidationError as exc:
+                    raise DatasetError(f"{path}:{lineno}: invalid record: {_first_error(exc, 'truth')}") from exc
+                if unique:
+                    seen = first_line.setdefault(capture.item_id, lineno)
+                    if seen != lineno:
+                        raise DatasetError(
+                            f"{path}:{lineno}: duplicate item_id {capture.item_id!r} (also on line {seen})"
+                        )
+                yield LabelledCapture(capture=capture, truth=truth, split=record.get("split"))
+        except JsonlError as exc:
+            raise DatasetError(str(exc)) from exc
+        except OSError as exc:
+            raise DatasetError(f"{path}: cannot read ({exc})") from exc
 
     def items(self) -> Iterator[LabelledCapture]:
-        """The shift (held-out items)."""
-        return self._iter("manifest.jsonl")
+        """The shift (held-out items); item ids must be unique."""
+        return self._iter("manifest.jsonl", unique=True)
 
     def references(self, split: str | None = None) -> Iterator[LabelledCapture]:
         """Normal orders for enrolment ("enrol") and calibration ("calibration")."""
@@ -75,3 +94,29 @@ class Dataset:
     def feedback(self) -> Iterator[dict[str, Any]]:
         path = self.root / "feedback.jsonl"
         return iter_jsonl(path) if path.exists() else iter(())
+
+
+def _first_error(exc: ValidationError, *prefix: str) -> str:
+    """The first problem of a validation error as one line: 'field.path: message'."""
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in (*prefix, *error["loc"]))
+    return f"{where}: {error['msg']}" if where else error["msg"]
+
+
+def _read_info(path: Path) -> dict[str, Any]:
+    """dataset.json, checked: a JSON object whose optional "today" is a YYYY-MM-DD date."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read ({exc})") from exc
+    if not isinstance(info, dict):
+        raise DatasetError(f"{path}: expected a JSON object, got {type(info).__name__}")
+    today = info.get("today")
+    if today:
+        try:
+            date.fromisoformat(today)
+        except (TypeError, ValueError):
+            raise DatasetError(f"{path}: 'today' must be a YYYY-MM-DD date, got {today!r}") from None
+    return info

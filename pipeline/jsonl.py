@@ -14,11 +14,17 @@ class JsonlError(ValueError):
     """A JSON-lines file has a malformed line."""
 
 
-def iter_jsonl(path: Path | str) -> Iterator[dict[str, Any]]:
+def iter_jsonl_lines(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number in the file, object) per non-blank line, so errors downstream can point at the line.
+
+    Lines are decoded one by one so that a bad byte is reported on its own line."""
     path = Path(path)
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.strip()
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                raise JsonlError(f"{path}:{lineno}: not UTF-8 text ({exc.reason})") from exc
             if not line:
                 continue
             try:
@@ -27,7 +33,12 @@ def iter_jsonl(path: Path | str) -> Iterator[dict[str, Any]]:
                 raise JsonlError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from exc
             if not isinstance(value, dict):
                 raise JsonlError(f"{path}:{lineno}: expected a JSON object, got {type(value).__name__}")
-            yield value
+            yield lineno, value
+
+
+def iter_jsonl(path: Path | str) -> Iterator[dict[str, Any]]:
+    for _, value in iter_jsonl_lines(path):
+        yield value
 
 
 def read_jsonl(path: Path | str) -> list[dict[str, Any]]:

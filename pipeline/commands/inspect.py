@@ -33,6 +33,7 @@ def inspect(
     from pipeline.inspect import InputError, inspect_path
     from pipeline.lots import LotSettings
     from pipeline.policy import DecisionPolicy, PolicyConfig
+    from pipeline.store import StoreError
 
     if not input_path.exists():
         fail(f"{input_path}: no such dataset or folder")
@@ -55,6 +56,8 @@ def inspect(
             policy=DecisionPolicy(PolicyConfig.from_dict(settings)),
             lots=LotSettings.from_dict(settings.get("lots", {})),
         )
-    except (InputError, DatasetError, CatalogError, KeyError) as exc:
+    except KeyError as exc:  # unknown stage name; str() of a KeyError would quote the message
+        fail(str(exc.args[0]) if exc.args else str(exc))
+    except (InputError, DatasetError, CatalogError, StoreError, FileNotFoundError) as exc:  # FileNotFoundError: --model
         fail(str(exc))
     print_summary(result)
