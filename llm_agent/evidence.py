@@ -48,6 +48,10 @@ class EvidenceError(LookupError):
     """The item is not in the store."""
 
 
+class RunRecordError(ValueError):
+    """The store's `run.json` is damaged: guessing past it would investigate with the wrong frames or model."""
+
+
 @dataclass
 class LotSummary:
     lot: str
@@ -126,9 +130,22 @@ def lot_summary(db: Path, lot: str, exclude: str | None = None) -> LotSummary:
 
 
 def run_record(db: Path) -> dict[str, Any]:
-    """The inspection run that filled the store (`run.json` beside it), empty when absent."""
+    """The inspection run that filled the store (`run.json` beside it), empty when absent;
+    `RunRecordError` naming the file when it cannot be read."""
     run = db.parent / "run.json"
-    return json.loads(run.read_text()) if run.exists() else {}
+    if not run.exists():
+        return {}
+    try:
+        record = json.loads(run.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RunRecordError(f"{run}: cannot read the run record ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise RunRecordError(f"{run}: not a run record (not UTF-8 text)") from None
+    except json.JSONDecodeError as exc:
+        raise RunRecordError(f"{run}: not a run record (malformed JSON: {exc})") from None
+    if not isinstance(record, dict):
+        raise RunRecordError(f"{run}: not a run record (a JSON {type(record).__name__}, not an object)")
+    return record
 
 
 def stored_images_root(db: Path, dataset: Path | None = None, run: dict[str, Any] | None = None) -> Path:

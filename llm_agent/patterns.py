@@ -29,6 +29,7 @@ from llm_agent.intake import damage_kinds
 from llm_agent.redact import redact
 from llm_agent.taxonomy import DAMAGE_TYPES
 from pipeline.jsonl import iter_jsonl
+from pipeline.store import StoreError
 
 GroupBy = Literal["seller", "sku", "lot"]
 IGNORED_KINDS = frozenset({"no_reference", "image_error", "ok"})
@@ -81,9 +82,19 @@ class PatternReport(BaseModel):
 
 
 def _rows(db: Path, since: str | None) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
+    """Captures (since `since`) and their confident findings; `StoreError` when `db` is not a store."""
+    if db.is_dir():
+        raise StoreError(f"{db}: not a tunnelpi store (a folder)")
+    try:
+        return _query(db, since)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{db}: not a tunnelpi store ({exc})") from None
+
+
+def _query(db: Path, since: str | None) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     conn.row_factory = sqlite3.Row
-    with conn:
+    try:
         where, args = ("WHERE captured_at >= ?", [since]) if since else ("", [])
         captures = conn.execute(
             f"SELECT item_id, sku, lot, seller, captured_at, capture_json FROM captures {where}", args
@@ -94,7 +105,8 @@ def _rows(db: Path, since: str | None) -> tuple[list[sqlite3.Row], list[sqlite3.
             f" WHERE f.probability >= 0.5{cond}",
             args,
         ).fetchall()
-    conn.close()
+    finally:
+        conn.close()
     return captures, findings
 
 

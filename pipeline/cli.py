@@ -35,6 +35,28 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def check_output_folder(path: Path, option: str = "--out") -> None:
+    """Refuse, before any work, an output folder that cannot be created: a file in its place or
+    above it (the error would otherwise come when the results are ready to write)."""
+    if path.exists() and not path.is_dir():
+        fail(f"{option} {path}: is a file, not a folder")
+    _check_parents(path, option)
+
+
+def check_output_file(path: Path, option: str = "--out") -> None:
+    """Refuse, before any work, an output file that cannot be written: a folder in its place, or
+    a file where a folder above it should be."""
+    if path.is_dir():
+        fail(f"{option} {path}: is a folder, not a file")
+    _check_parents(path, option)
+
+
+def _check_parents(path: Path, option: str) -> None:
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        fail(f"{option} {path}: {above} is a file, not a folder")
+
+
 TODAY_RANGE = (date(1990, 1, 1), date(2099, 12, 31))
 """The days a --today may name: the date grammar reads years 1900-2099, and judges a print
 within years of today."""

@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image, ImageDraw
+from pydantic import ValidationError
 
 from pipeline.dataset import Dataset, DatasetError
 from pipeline.imageio import ImageError, read_image
-from pipeline.jsonl import iter_jsonl
+from pipeline.jsonl import JsonlError, iter_jsonl
 from pipeline.lots import QUARANTINE_EVENT
 from pipeline.policy import INFO_KINDS
-from pipeline.store import Store
+from pipeline.store import Store, StoreError
 from pipeline.types import Action, GroundTruth, ItemCapture, Verdict
 
 ACTION_ORDER = {Action.DIVERT: 0, Action.REVIEW: 1, Action.PASS: 2}
@@ -48,10 +49,11 @@ class ResultsFolder:
 
     @classmethod
     def open(cls, root: Path) -> ResultsFolder:
+        """Read the folder; a damaged file is a `ReportError` naming it."""
         if not (root / "verdicts.jsonl").exists():
             raise ReportError(f"{root}: not an inspect results folder (no verdicts.jsonl)")
-        run = json.loads((root / "run.json").read_text()) if (root / "run.json").exists() else {}
-        verdicts = [Verdict.model_validate(r) for r in iter_jsonl(root / "verdicts.jsonl")]
+        run = _read_run(root / "run.json") if (root / "run.json").exists() else {}
+        verdicts = _read_verdicts(root / "verdicts.jsonl")
         captures: dict[str, ItemCapture] = {}
         truths: dict[str, GroundTruth] = {}
         source = Path(run["input"]) if run.get("input") else None
@@ -63,12 +65,46 @@ class ResultsFolder:
                         truths[item.capture.item_id] = item.truth
             except DatasetError:
                 pass
-        store = Store(root / "store.db") if (root / "store.db").exists() else None
+        try:
+            store = Store(root / "store.db") if (root / "store.db").exists() else None
+        except StoreError as exc:
+            raise ReportError(str(exc)) from None
         if store is not None:
             for v in verdicts:
                 if v.item_id not in captures and (c := store.capture(v.item_id)) is not None:
                     captures[v.item_id] = c
         return cls(root, run, verdicts, captures, truths, store)
+
+
+def _read_run(path: Path) -> dict[str, Any]:
+    """run.json as a dict; a damaged one is an error naming it, not a report without its run."""
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read the run record ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ReportError(f"{path}: not a run record (not UTF-8 text)") from None
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path}: not a run record (malformed JSON: {exc})") from None
+    if not isinstance(run, dict):
+        raise ReportError(f"{path}: not a run record (a JSON {type(run).__name__}, not an object)")
+    return run
+
+
+def _read_verdicts(path: Path) -> list[Verdict]:
+    """verdicts.jsonl; a malformed record is an error naming the file and the record."""
+    verdicts = []
+    try:
+        for n, row in enumerate(iter_jsonl(path), 1):
+            try:
+                verdicts.append(Verdict.model_validate(row))
+            except ValidationError as exc:
+                raise ReportError(f"{path}: record {n} is not a verdict ({exc.errors()[0]['msg']})") from None
+    except JsonlError as exc:
+        raise ReportError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise ReportError(f"{path}: not UTF-8 text") from None
+    return verdicts
 
 
 def _data_uri(png: bytes) -> str:
@@ -190,7 +226,12 @@ def build_context(results: ResultsFolder, top: int = 24) -> dict[str, Any]:
     investigations = []
     inv_path = results.root / "investigations.jsonl"
     if inv_path.exists():
-        investigations = list(iter_jsonl(inv_path))
+        try:
+            investigations = list(iter_jsonl(inv_path))
+        except JsonlError as exc:
+            raise ReportError(str(exc)) from None
+        except UnicodeDecodeError:
+            raise ReportError(f"{inv_path}: not UTF-8 text") from None
     return {
         "run": results.run,
         "items_total": len(verdicts),

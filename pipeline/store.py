@@ -91,7 +91,7 @@ MIGRATIONS: dict[int, str] = {
 
 
 class StoreError(RuntimeError):
-    pass
+    """A store that cannot be used: not SQLite, another program's database, a newer schema."""
 
 
 @dataclass(frozen=True)
@@ -108,21 +108,32 @@ class Store:
 
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL", busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: not a tunnelpi store (a folder)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create the store ({exc.strerror}: {exc.filename})") from None
         self._synchronous = synchronous
         self._timeout = busy_timeout_s
         self._local = threading.local()
+        self._refuse_foreign()
         self._migrate()
 
     # -- connections -----------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            conn.execute("PRAGMA foreign_keys=ON")
+            try:
+                conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False)
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error as exc:
+                if conn is not None:
+                    conn.close()
+                raise StoreError(f"{self.path}: cannot open the store ({exc})") from None
             self._local.conn = conn
         return conn
 
@@ -143,6 +154,26 @@ class Store:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+    def _refuse_foreign(self) -> None:
+        """Refuse a file that is not a tunnelpi store before WAL mode or the schema is written into it.
+
+        SQLite opens any file: one that is not a database fails only at its first statement."""
+        try:
+            conn = sqlite3.connect(self.path, timeout=self._timeout)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the store ({exc})") from None
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            foreign = _tables(conn) if version == 0 else []
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: cannot open the store ({exc})") from None
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a tunnelpi store ({exc})") from None
+        finally:
+            conn.close()
+        if foreign:  # another program's database: the schema added to it would mix two programs' data
+            raise StoreError(f"{self.path}: not a tunnelpi store (holds tables {', '.join(foreign[:5])})")
 
     def _migrate(self) -> None:
         with self.transaction() as conn:
@@ -367,3 +398,8 @@ class Store:
 
 def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _tables(conn: sqlite3.Connection) -> list[str]:
+    sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    return [r[0] for r in conn.execute(sql)]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import re
 import signal
 import sqlite3
+from collections.abc import Callable
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -140,3 +143,41 @@ def test_migrates_a_version_one_store(tmp_path) -> None:
     assert store.schema_version == SCHEMA_VERSION
     indexes = {r[0] for r in store._conn().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "captures_open" in indexes
+
+
+def _other_programs_database(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+        conn.execute("INSERT INTO notes VALUES ('keep me')")
+    conn.close()
+
+
+def _snapshot(path: Path) -> object:
+    return sorted(p.name for p in path.iterdir()) if path.is_dir() else path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("make", "error"),
+    [
+        (lambda p: p.write_text('{"skus": {}}\n'), "not a tunnelpi store (file is not a database)"),
+        (lambda p: p.mkdir(), "not a tunnelpi store (a folder)"),
+        (_other_programs_database, "not a tunnelpi store (holds tables notes)"),
+    ],
+    ids=["json-file", "folder", "other-sqlite"],
+)
+def test_a_path_that_is_no_store_is_refused_and_left_as_it_was(
+    tmp_path: Path, make: Callable[[Path], object], error: str
+) -> None:
+    path = tmp_path / "store.db"
+    make(path)
+    before = _snapshot(path)
+    with pytest.raises(StoreError, match=re.escape(f"{path}: {error}")):
+        Store(path)
+    assert _snapshot(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.db"]
+
+
+def test_a_store_under_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "catalog.json").write_text("{}")
+    with pytest.raises(StoreError, match="cannot create the store"):
+        Store(tmp_path / "catalog.json" / "store.db")

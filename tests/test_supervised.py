@@ -313,6 +313,9 @@ def test_label_counts_and_reviewer_cli(tmp_path) -> None:
     ex = [Example(_example(None, 1).capture, {"stain"}), Example(_example(None, 2).capture, set())]
     assert label_counts(ex)["stain"] == 1 and label_counts(ex)["normal"] == 1
     db = tmp_path / "store.db"
+    inspected = Store(db)  # a label goes to the store that inspected the item
+    inspected.enqueue(ItemCapture(item_id="S1-000001", sku=SKU, frames=_example(None, 1).capture.frames))
+    inspected.close()
     runner = CliRunner()
     res = runner.invoke(
         app,

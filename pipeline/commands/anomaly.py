@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli import app, fail
+from pipeline.cli import app, check_output_folder, fail
 
 anomaly_app = typer.Typer(
     help="Anomaly ensemble: fit normal banks, score images, export to ONNX.", no_args_is_help=True
@@ -41,6 +41,15 @@ def _read_all(paths: list[Path]) -> list:
         except ImageError as exc:
             typer.secho(f"skipping {exc}", err=True, fg=typer.colors.YELLOW)
     return images
+
+
+def _check_options(image_size: int | None, max_patches: int, out: Path) -> None:
+    """Option values the model would fail on (or quietly replace) only after reading every image."""
+    if image_size is not None and (image_size < 32 or image_size % 32):
+        fail(f"--image-size must be a positive multiple of 32, got {image_size}")
+    if max_patches < 1:
+        fail(f"--max-patches must be at least 1, got {max_patches}")
+    check_output_folder(out)
 
 
 def _config(
@@ -77,12 +86,17 @@ def fit(
     ),
 ) -> None:
     """Fit one normal bank from folders of normal images (any product, not only the simulator)."""
+    _check_options(image_size, max_patches, out)
     from detectors.anomaly.calibration import CalibrationError
     from detectors.anomaly.model import AnomalyModel
     from detectors.anomaly.prepare import ROUND_MAJORITY, round_share
 
     images = _read_all(_image_paths(list(normals)))
+    if not images:
+        fail(f"--normals {', '.join(map(str, normals))}: no readable images")
     cal = _read_all(_image_paths(list(calibration))) if calibration else None
+    if cal is not None and not cal:
+        fail(f"--calibration {', '.join(map(str, calibration))}: no readable images")
     if round_rotations is None:
         share = round_share(images, localize)
         round_rotations = share >= ROUND_MAJORITY
@@ -130,15 +144,17 @@ def score(
     as_json: bool = typer.Option(False, "--json", help="one JSON object per image per line"),
     runtime: str = typer.Option("auto", help="torch, onnx, or auto (onnx when exported)"),
 ) -> None:
-    """Score images; a bad image gives an error line and the batch goes on."""
+    """Score images; a bad image gives an error line, the batch goes on, and the exit status is 1."""
+    if runtime not in ("auto", "torch", "onnx"):
+        fail(f"--runtime must be torch, onnx or auto, got {runtime!r}")
+    if heatmaps is not None:
+        check_output_folder(heatmaps, "--heatmaps")
     from detectors.anomaly import heatmap
     from detectors.anomaly.model import AnomalyModel, NoReference
-    from detectors.anomaly.prepare import prepare, view_of
+    from detectors.anomaly.prepare import check_informative, prepare, view_of
     from pipeline.imageio import ImageError, read_image
 
     rt = None
-    if runtime not in ("auto", "torch", "onnx"):
-        fail(f"--runtime must be torch, onnx or auto, got {runtime!r}")
     if runtime in ("auto", "onnx") and (model_dir / "onnx" / "manifest.json").is_file():
         from detectors.anomaly.export import OnnxRuntime
 
@@ -154,12 +170,16 @@ def score(
         raise typer.Exit(1) from None
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
+    failed = 0
     for p in images:
         start = time.perf_counter()
         try:
-            view = view_of(read_image(p), "cam0", model.config.localize)
+            image = read_image(p)
+            check_informative(image, str(p))
+            view = view_of(image, "cam0", model.config.localize)
         except ImageError as exc:
             _emit({"image": str(p), "error": str(exc)}, as_json)
+            failed += 1
             continue
         if model.config.localize and not view.found:
             _emit(
@@ -193,6 +213,10 @@ def score(
             },
             as_json,
         )
+    if failed:
+        # like `ocr`: a batch with an unreadable image is not a clean run, though the others were scored
+        typer.secho(f"{failed} of {len(images)} image(s) could not be scored", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1)
 
 
 def _emit(record: dict, as_json: bool) -> None:
@@ -219,6 +243,7 @@ def enroll(
     round_rotations: bool = typer.Option(False, "--round-rotations/--no-round-rotations", help=ROUND_ROTATIONS_HELP),
 ) -> None:
     """Enrol every SKU of a dataset: references "enrol" build banks, "calibration" calibrates them."""
+    _check_options(image_size, max_patches, out)
     from detectors.anomaly.enroll import enroll_dataset
     from pipeline.dataset import DatasetError
 
@@ -253,15 +278,21 @@ def calibrate(
     passes, cleared reviews, a recorded shift) join the calibration of the banks serving them."""
     from detectors.anomaly.belt import calibrate_folder
     from pipeline.dataset import DatasetError
+    from pipeline.store import Store, StoreError
 
-    if db is not None and not db.is_file():
+    if db is not None and not db.exists():
         fail(f"{db}: no such store")
+    if db is not None:
+        try:
+            Store(db).close()  # before the model and the dataset are read
+        except StoreError as exc:
+            fail(str(exc))
     if db is None and not use_truth:
         fail("name the normal items: --use-truth for a recorded shift, or --db with reviewer labels")
     start = time.perf_counter()
     try:
         report = calibrate_folder(model_dir, dataset, db, use_truth, log=lambda m: typer.echo(m, err=True))
-    except (DatasetError, FileNotFoundError, ValueError) as exc:
+    except (DatasetError, FileNotFoundError, StoreError, ValueError) as exc:
         fail(str(exc))
     if as_json:
         typer.echo(json.dumps(report.to_dict()))

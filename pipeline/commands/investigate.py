@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli import app, fail
+from pipeline.cli import app, check_output_file, check_output_folder, fail
 
 
 @app.command()
@@ -33,6 +33,7 @@ def investigate(
     from llm_agent.report import summary_line, to_json, write_report
     from pipeline.catalog import Catalog, CatalogError
     from pipeline.dataset import DatasetError
+    from pipeline.store import StoreError
     from pipeline.types import validate_item_id
 
     if backend not in BACKENDS:
@@ -43,6 +44,8 @@ def investigate(
         fail(str(exc))
     if dataset is not None and not dataset.is_dir():
         fail(f"{dataset}: dataset folder not found")
+    if out is not None:
+        check_output_folder(out)
     options: dict = {}
     if backend in ("bedrock", "openai", "hf") and model:
         options["model"] = model
@@ -56,7 +59,7 @@ def investigate(
         cat = Catalog.load(catalog) if catalog else None
         engine = get_backend(backend, **options)
         report, evidence = run(db, item, complaint, backend=engine, catalog=cat, dataset=dataset, out=out)
-    except (EvidenceError, CatalogError, DatasetError, ValueError, FileNotFoundError) as exc:
+    except (EvidenceError, CatalogError, DatasetError, StoreError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     if out is not None:
         paths = write_report(report, out, evidence)
@@ -86,27 +89,43 @@ def calibrate_investigator(
     """Calibrate the investigator's confidence on complaints whose root cause was confirmed."""
     from llm_agent.calibration import MODEL_FILE, CalibrationError, read_confirmed
     from llm_agent.calibration import calibrate_investigator as fit
-    from llm_agent.evidence import run_record
+    from llm_agent.evidence import RunRecordError, run_record
     from pipeline.catalog import Catalog, CatalogError
     from pipeline.dataset import DatasetError
+    from pipeline.store import StoreError
 
     if not db.exists():
         fail(f"{db}: store not found")
     if dataset is not None and not dataset.is_dir():
         fail(f"{dataset}: dataset folder not found")
     if out is None:
-        model_dir = run_record(db).get("model_dir")
+        try:
+            model_dir = run_record(db).get("model_dir")
+        except RunRecordError as exc:
+            fail(str(exc))
         if not model_dir:
             fail(f"{db} records no model folder; give --out")
         out = Path(model_dir) / MODEL_FILE
+    check_output_file(out)
     try:
         complaints = read_confirmed(confirmed)
+    except CalibrationError as exc:
+        fail(str(exc))
+    except UnicodeDecodeError:
+        fail(f"{confirmed}: not UTF-8 text")
+    if not complaints:
+        fail(f"{confirmed}: no confirmed complaints; {out} left as it was")
+    try:
         cat = Catalog.load(catalog) if catalog else None
         calibration = fit(db, complaints, catalog=cat, dataset=dataset, log=lambda m: typer.echo(m, err=True))
-    except (CalibrationError, CatalogError, DatasetError) as exc:
+    except (CalibrationError, CatalogError, DatasetError, RunRecordError, StoreError) as exc:
         fail(str(exc))
-    calibration.save(out)
     n = sum(t.n for t in calibration.rules.values())
+    if n == 0:
+        # an empty calibration would silently replace one fitted on earlier confirmations
+        why = f" ({calibration.skipped} about items not in {db})" if calibration.skipped else ""
+        fail(f"{confirmed}: none of {len(complaints)} complaint(s) could be investigated{why}; {out} left as it was")
+    calibration.save(out)
     typer.echo(
         f"{n} confirmed investigation(s), {len(calibration.rules)} rule(s), {calibration.skipped} skipped -> {out}"
     )
@@ -125,7 +144,10 @@ def patterns(
     out: Path = typer.Option(Path("patterns.html"), help="HTML report (a .json twin is written beside it)"),
 ) -> None:
     """Damage patterns per seller, SKU or lot: counts, trends, complaint clusters, example photos."""
+    from llm_agent.evidence import RunRecordError
     from llm_agent.patterns import damage_patterns, write_patterns
+    from pipeline.jsonl import JsonlError
+    from pipeline.store import StoreError
 
     if by not in ("seller", "sku", "lot"):
         fail(f"--by must be seller, sku or lot, got {by!r}")
@@ -136,7 +158,15 @@ def patterns(
             fail(f"--since must be YYYY-MM-DD, got {since!r}")
     if not db.exists():
         fail(f"{db}: store not found")
-    report = damage_patterns(db, by=by, since=since, dataset=dataset)  # type: ignore[arg-type]
+    if out.suffix.lower() == ".json":
+        fail(f"--out {out}: name the HTML file; its .json twin is written beside it")
+    check_output_file(out)
+    if (twin := out.with_suffix(".json")).is_dir():
+        fail(f"--out {out}: its JSON twin {twin} is a folder")
+    try:
+        report = damage_patterns(db, by=by, since=since, dataset=dataset)  # type: ignore[arg-type]
+    except (StoreError, RunRecordError, JsonlError) as exc:
+        fail(str(exc))
     path = write_patterns(report, out)
     typer.echo(f"{len(report.groups)} {by} group(s), {report.complaints} complaint(s) -> {path}")
     for line in report.upstream_summary:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli import app, fail
+from pipeline.cli import app, check_output_file, fail
 
 
 @app.command()
@@ -18,6 +18,7 @@ def report(
     """Write one HTML file: summary, counts, metrics, plots, flagged items with evidence, lot events."""
     from pipeline.report import ReportError, render_report
 
+    check_output_file(out)
     try:
         path = render_report(results, out, top=top)
     except ReportError as exc:

@@ -24,7 +24,7 @@ def label(
     """Record a reviewer's decision on an item; `train-supervised --db` learns from it."""
     from detectors.supervised.dataset import FINE_TYPES
     from pipeline.lots import LotMonitor
-    from pipeline.store import Store
+    from pipeline.store import Store, StoreError
     from pipeline.types import validate_item_id
 
     if decision not in DECISIONS:
@@ -35,8 +35,17 @@ def label(
         validate_item_id(item)
     except ValueError as exc:
         fail(str(exc))
-    store = Store(db)
+    # A label goes to the store that inspected the item: a mistyped path or item id must not
+    # start a new store or file a decision no training run or lot will ever meet.
+    if not db.exists():
+        fail(f"{db}: no such store")
     try:
+        store = Store(db)
+    except StoreError as exc:
+        fail(str(exc))
+    try:
+        if store.capture(item) is None:
+            fail(f"{db}: item {item!r} is not in the store")
         store.add_label(item, label_, decision, reviewer=reviewer, note=note)
         LotMonitor(store).reviewed(item)
     finally:
@@ -68,7 +77,7 @@ def train_supervised(
     """Train the fine-grained classifier from complaints, reviewer labels and normal references."""
     if not (dataset / "manifest.jsonl").is_file():
         fail(f"{dataset}: not a dataset folder (no manifest.jsonl)")
-    if db is not None and not db.is_file():
+    if db is not None and not db.exists():
         fail(f"{db}: no such store")
     if not 0.0 < target_fp < 0.5:
         fail(f"--target-fp must be within (0, 0.5), got {target_fp}")
@@ -79,7 +88,7 @@ def train_supervised(
     from detectors.supervised.dataset import build_examples
     from detectors.supervised.train import TrainConfig
     from detectors.supervised.train import train_supervised as train
-    from pipeline.store import Store
+    from pipeline.store import Store, StoreError
 
     reference = None
     if residual:
@@ -92,7 +101,10 @@ def train_supervised(
         else:
             typer.echo("no anomaly model beside --out: training on patch features only", err=True)
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
-    store = Store(db) if db is not None else None
+    try:
+        store = Store(db) if db is not None else None
+    except StoreError as exc:
+        fail(str(exc))
     try:
         examples = build_examples(dataset, store, use_truth=use_truth)
     finally:
