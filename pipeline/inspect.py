@@ -182,6 +182,8 @@ def inspect_path(
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder (results are written to a folder)")
     catalog, items, info = open_input(input_path, catalog_path, sku)
+    if not items:
+        raise InputError(f"{input_path}: no items to inspect (an empty manifest, or no images)")
     if today is None and info.get("today"):
         today = date.fromisoformat(info["today"])
     if limit is not None:

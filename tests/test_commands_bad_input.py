@@ -48,7 +48,7 @@ def _run(args: list[str]) -> SimpleNamespace:
     return SimpleNamespace(code=result.exit_code, output=result.output, last=lines[-1] if lines else "")
 
 
-# -- 1: a --db that is no store ---------------------------------------------------------------
+# -- a --db that is no store ------------------------------------------------------------------
 
 DB_COMMANDS = [
     ["label", "--item", ITEM, "--label", "normal", "--decision", "confirm"],
@@ -78,7 +78,13 @@ def test_a_db_that_is_no_store_is_a_clear_error_and_untouched(tmp_path: Path, co
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "confirmed.jsonl"])
 
 
-# -- 2: label needs the store and the item ----------------------------------------------------
+# -- label needs the store and the item -------------------------------------------------------
+
+
+@pytest.mark.parametrize("complaint", ["", "   "])
+def test_an_empty_complaint_is_refused(tmp_path: Path, complaint: str) -> None:
+    result = _run(["investigate", "--db", _store(tmp_path), "--item", ITEM, "--complaint", complaint])
+    assert result.code == 2 and result.last == "error: --complaint is empty: give the customer's words"
 
 
 def test_label_needs_an_existing_store_and_an_item_it_holds(tmp_path: Path) -> None:
@@ -100,7 +106,7 @@ def test_label_needs_an_existing_store_and_an_item_it_holds(tmp_path: Path) -> N
     store.close()
 
 
-# -- 3: calibrate-investigator keeps the calibration it cannot replace ------------------------
+# -- calibrate-investigator keeps the calibration it cannot replace ---------------------------
 
 
 @pytest.mark.parametrize(
@@ -140,7 +146,7 @@ def test_calibrate_investigator_without_usable_complaints_keeps_the_calibration(
     assert out.read_text() == fitted
 
 
-# -- 4: a damaged run.json --------------------------------------------------------------------
+# -- a damaged run.json -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -196,7 +202,7 @@ def test_report_names_the_damaged_file_of_a_results_folder(
     assert not (tmp_path / "r.html").exists()
 
 
-# -- 5: anomaly score exits non-zero when an image failed -------------------------------------
+# -- anomaly score exits non-zero when an image failed ----------------------------------------
 
 
 class _StubModel:
@@ -229,7 +235,7 @@ def test_anomaly_score_scores_the_rest_and_exits_non_zero_on_a_bad_image(tmp_pat
     assert result.code == 0, result.output
 
 
-# -- 6: anomaly fit options -------------------------------------------------------------------
+# -- anomaly fit options ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -268,7 +274,7 @@ def test_enroll_checks_its_options_before_reading_the_dataset(tmp_path: Path) ->
         assert result.code == 2 and result.last == f"error: {error}"
 
 
-# -- 7: output paths of the wrong kind --------------------------------------------------------
+# -- output paths of the wrong kind -----------------------------------------------------------
 
 
 OUTPUTS = [

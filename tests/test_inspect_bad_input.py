@@ -145,6 +145,8 @@ def run_cli(*args: str | Path) -> tuple[int, str]:
             lambda t: ["--input", touch(t / "imgs", "good.jpg", "good.png"), "--stages", "count"],
             "good.jpg and good.png both give item id 'good'",
         ),
+        (lambda t: ["--input", make_dataset(t / "ds", []), "--stages", "count"], "no items to inspect"),
+        (lambda t: ["--input", touch(t / "imgs", "notes.txt"), "--stages", "count"], "no items to inspect"),
         (lambda t: ["--input", make_dataset(t / "ds", GOOD), "--stages", ""], "no stages to run"),
         (lambda t: ["--input", make_dataset(t / "ds", GOOD), "--stages", " , "], "no stages to run"),
         (lambda t: ["--input", make_dataset(t / "ds", GOOD), "--stages", "nope"], "unknown stage 'nope'"),

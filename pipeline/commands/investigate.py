@@ -42,6 +42,8 @@ def investigate(
         validate_item_id(item)
     except ValueError as exc:
         fail(str(exc))
+    if not complaint.strip():
+        fail("--complaint is empty: give the customer's words")
     if dataset is not None and not dataset.is_dir():
         fail(f"{dataset}: dataset folder not found")
     if out is not None:
