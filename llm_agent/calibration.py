@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_agent.taxonomy import RootCause
-from pipeline.jsonl import JsonlError, iter_jsonl
+from pipeline.jsonl import JsonlError, iter_jsonl_lines
 
 CALIBRATION_VERSION = 1
 PRIOR_WEIGHT = 8.0
@@ -88,11 +88,11 @@ def read_confirmed(path: Path | str) -> list[ConfirmedComplaint]:
     """The confirmed complaints of a JSON-lines file; a bad line is an error naming its line."""
     out = []
     try:
-        for lineno, row in enumerate(iter_jsonl(path), 1):
+        for lineno, row in iter_jsonl_lines(path):
             try:
                 out.append(ConfirmedComplaint.from_dict(row))
             except ValueError as exc:
-                raise CalibrationError(f"{path}: record {lineno}: {exc}") from None
+                raise CalibrationError(f"{path}:{lineno}: {exc}") from None
     except (JsonlError, OSError) as exc:
         raise CalibrationError(str(exc)) from None
     return out

@@ -8,7 +8,6 @@ whose citation id was never handed out is rejected when the report is assembled.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from pydantic import BaseModel, Field
 from llm_agent.taxonomy import DAMAGE_TYPES
 from pipeline.catalog import Catalog
 from pipeline.dataset import Dataset
+from pipeline.jsonl import JsonFileError, read_json_object
 from pipeline.store import Store
 from pipeline.types import CatalogRecord, Finding, ItemCapture, LotRecord, Verdict
 
@@ -136,16 +136,9 @@ def run_record(db: Path) -> dict[str, Any]:
     if not run.exists():
         return {}
     try:
-        record = json.loads(run.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RunRecordError(f"{run}: cannot read the run record ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise RunRecordError(f"{run}: not a run record (not UTF-8 text)") from None
-    except json.JSONDecodeError as exc:
-        raise RunRecordError(f"{run}: not a run record (malformed JSON: {exc})") from None
-    if not isinstance(record, dict):
-        raise RunRecordError(f"{run}: not a run record (a JSON {type(record).__name__}, not an object)")
-    return record
+        return read_json_object(run)
+    except JsonFileError as exc:
+        raise RunRecordError(f"{run}: not a run record ({exc.reason})") from None
 
 
 def stored_images_root(db: Path, dataset: Path | None = None, run: dict[str, Any] | None = None) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -12,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.catalog import Catalog
-from pipeline.jsonl import JsonlError, iter_jsonl, iter_jsonl_lines
+from pipeline.jsonl import JsonFileError, JsonlError, iter_jsonl, iter_jsonl_lines, read_json_object
 from pipeline.types import GroundTruth, ItemCapture
 
 
@@ -106,13 +105,9 @@ def _first_error(exc: ValidationError, *prefix: str) -> str:
 def _read_info(path: Path) -> dict[str, Any]:
     """dataset.json, checked: a JSON object whose optional "today" is a YYYY-MM-DD date."""
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno})") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read ({exc})") from exc
-    if not isinstance(info, dict):
-        raise DatasetError(f"{path}: expected a JSON object, got {type(info).__name__}")
+        info = read_json_object(path)
+    except JsonFileError as exc:
+        raise DatasetError(str(exc)) from None
     today = info.get("today")
     if today:
         try:

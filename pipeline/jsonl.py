@@ -1,4 +1,4 @@
-"""JSON-lines reading and writing with errors that name the file and line."""
+"""JSON and JSON-lines reading and writing with errors that name the file and line."""
 
 from __future__ import annotations
 
@@ -12,6 +12,31 @@ from pydantic import BaseModel
 
 class JsonlError(ValueError):
     """A JSON-lines file has a malformed line."""
+
+
+class JsonFileError(ValueError):
+    """A JSON file that cannot be used: `reason` says why, the message names the file."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def read_json_object(path: Path | str) -> dict[str, Any]:
+    """A JSON file holding one object (a run record, a policy, a dataset's or a bank's record);
+    `JsonFileError` when it cannot be read, is not UTF-8, is malformed or holds something else."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise JsonFileError(path, f"malformed JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise JsonFileError(path, "not UTF-8 text") from None
+    except OSError as exc:
+        raise JsonFileError(path, f"cannot read ({exc.strerror or exc})") from None
+    if not isinstance(value, dict):
+        raise JsonFileError(path, f"expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def iter_jsonl_lines(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -7,11 +7,11 @@ looks at) is one small, readable, tested rule set, tunable per SKU and category.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.jsonl import read_json_object
 from pipeline.types import Action, CatalogRecord, Finding
 
 # Kinds that mean "a person must look": the system could not judge the item.
@@ -125,15 +125,7 @@ def _per_kind(d: Any, name: str) -> dict[str, Thresholds]:
 def read_policy_file(path: Path | str) -> dict[str, Any]:
     """A policy file: decision thresholds (`PolicyConfig.from_dict`) and an optional "lots"
     section (`pipeline.lots.LotSettings.from_dict`). Raises ValueError saying what is wrong."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read the policy file: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a policy file is a JSON object, got {type(data).__name__}")
-    return data
+    return read_json_object(path)
 
 
 @dataclass(frozen=True)

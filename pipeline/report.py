@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from pydantic import ValidationError
 
 from pipeline.dataset import Dataset, DatasetError
 from pipeline.imageio import ImageError, read_image
-from pipeline.jsonl import JsonlError, iter_jsonl
+from pipeline.jsonl import JsonFileError, JsonlError, iter_jsonl, iter_jsonl_lines, read_json_object
 from pipeline.lots import QUARANTINE_EVENT
 from pipeline.policy import INFO_KINDS
 from pipeline.store import Store, StoreError
@@ -79,31 +78,22 @@ class ResultsFolder:
 def _read_run(path: Path) -> dict[str, Any]:
     """run.json as a dict; a damaged one is an error naming it, not a report without its run."""
     try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read the run record ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise ReportError(f"{path}: not a run record (not UTF-8 text)") from None
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: not a run record (malformed JSON: {exc})") from None
-    if not isinstance(run, dict):
-        raise ReportError(f"{path}: not a run record (a JSON {type(run).__name__}, not an object)")
-    return run
+        return read_json_object(path)
+    except JsonFileError as exc:
+        raise ReportError(f"{path}: not a run record ({exc.reason})") from None
 
 
 def _read_verdicts(path: Path) -> list[Verdict]:
     """verdicts.jsonl; a malformed record is an error naming the file and the record."""
     verdicts = []
     try:
-        for n, row in enumerate(iter_jsonl(path), 1):
+        for lineno, row in iter_jsonl_lines(path):
             try:
                 verdicts.append(Verdict.model_validate(row))
             except ValidationError as exc:
-                raise ReportError(f"{path}: record {n} is not a verdict ({exc.errors()[0]['msg']})") from None
-    except JsonlError as exc:
+                raise ReportError(f"{path}:{lineno}: not a verdict ({exc.errors()[0]['msg']})") from None
+    except (JsonlError, OSError) as exc:
         raise ReportError(str(exc)) from None
-    except UnicodeDecodeError:
-        raise ReportError(f"{path}: not UTF-8 text") from None
     return verdicts
 
 

@@ -45,8 +45,8 @@ def test_version() -> None:
 @pytest.mark.parametrize(
     ("content", "error"),
     [
-        ('{"default": {"divert": 0.5,', "not JSON (line 1"),
-        ("[1, 2]", "a policy file is a JSON object"),
+        ('{"default": {"divert": 0.5,', "malformed JSON ("),
+        ("[1, 2]", "expected a JSON object, got list"),
         ('{"default": {"divrt": 0.5}}', "divrt"),
         ('{"lots": {"by_category": {"food_box": 1.5}}}', "lots.by_category.food_box"),
         ('{"lots": {"confidnce": 0.9}}', "confidnce"),

@@ -153,7 +153,7 @@ def test_calibrate_investigator_without_usable_complaints_keeps_the_calibration(
     ("content", "why"),
     [
         (b'{"model_dir": ', "malformed JSON"),
-        (b"[1, 2]", "a JSON list, not an object"),
+        (b"[1, 2]", "expected a JSON object, got list"),
         (b"\xff\xfe{}", "not UTF-8 text"),
     ],
     ids=["truncated", "list", "not-utf8"],
@@ -186,7 +186,7 @@ def test_a_damaged_run_record_is_an_error_naming_it(tmp_path: Path, content: byt
     ("name", "content", "error"),
     [
         ("verdicts.jsonl", b'{"item_id": \n', "verdicts.jsonl:1: malformed JSON"),
-        ("verdicts.jsonl", b'{"item_id": "A"}\n', "verdicts.jsonl: record 1 is not a verdict"),
+        ("verdicts.jsonl", b'{"item_id": "A"}\n', "verdicts.jsonl:1: not a verdict"),
         ("store.db", b'{"skus": {}}', "store.db: not a tunnelpi store"),
         ("investigations.jsonl", b"[1]\n", "investigations.jsonl:1: expected a JSON object"),
     ],

@@ -113,7 +113,7 @@ def test_confirmed_complaint_shapes(row, expected) -> None:
 def test_confirmed_file_errors_name_the_record(tmp_path) -> None:
     path = tmp_path / "confirmed.jsonl"
     path.write_text('{"item_id": "A", "text": "x", "root_cause": "wrong_item"}\n{"item_id": "B", "text": "y"}\n')
-    with pytest.raises(CalibrationError, match="record 2: missing root_cause"):
+    with pytest.raises(CalibrationError, match=r"confirmed.jsonl:2: missing root_cause"):
         read_confirmed(path)
     path.write_text('{"item_id": "A", "text": "x", "root_cause": "wrong_item"}\n{"item_id": \n')
     with pytest.raises(CalibrationError, match=":2: malformed JSON"):

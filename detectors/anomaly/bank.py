@@ -19,19 +19,18 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.jsonl import JsonFileError, read_json_object
+
 BANK_FORMAT = 1
 """Bumped whenever the stored layout or feature definition changes; older banks are refused."""
 
 
-def read_json_object(path: Path) -> dict[str, Any]:
+def read_model_record(path: Path) -> dict[str, Any]:
     """A model folder's JSON record; a damaged one raises ValueError naming the file."""
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: damaged ({exc}); re-enrol or restore the model folder") from exc
-    if not isinstance(info, dict):
-        raise ValueError(f"{path}: damaged (a JSON object was expected); re-enrol or restore the model folder")
-    return info
+        return read_json_object(path)
+    except JsonFileError as exc:
+        raise ValueError(f"{path}: damaged ({exc.reason}); re-enrol or restore the model folder") from None
 
 
 class BankVersionError(ValueError):
@@ -195,7 +194,7 @@ class Bank:
         info_path = folder / "bank.json"
         if not info_path.is_file():
             raise FileNotFoundError(f"{folder}: no bank.json (not a bank folder)")
-        info = read_json_object(info_path)
+        info = read_model_record(info_path)
         if info.get("format") != BANK_FORMAT:
             raise BankVersionError(
                 f"{folder}: bank format {info.get('format')!r}, this version reads {BANK_FORMAT}; re-enrol the SKU"

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from .bank import Bank, nearest_rows, read_json_object
+from .bank import Bank, nearest_rows, read_model_record
 from .calibration import DEFAULT_TARGET_RATE, EnsembleCalibration
 from .fusion import fuse_maps, fuse_members, fuse_views
 from .prepare import BACKGROUND_GREY, PreparedView, prepare, view_of
@@ -761,7 +761,7 @@ class AnomalyModel:
         path = folder / "model.json"
         if not path.is_file():
             raise FileNotFoundError(f"{folder}: no model.json (not an anomaly model folder)")
-        info = read_json_object(path)
+        info = read_model_record(path)
         if info.get("format") != MODEL_FORMAT:
             raise ValueError(f"{folder}: model format {info.get('format')!r}, this version reads {MODEL_FORMAT}")
         cfg = info["config"]
