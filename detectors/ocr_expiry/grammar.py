@@ -529,6 +529,9 @@ _GLUED_REST = 5
 """How many glued characters after a date may be the garbled rest of it: a separator misread as
 a letter and the last field ("21I27", "20I2026")."""
 _GLUED_DIGITS = re.compile(r"[A-Z?|!]+[0-9?][0-9A-Z?|!]*(?![0-9A-Z?|!])")
+"""A token glued to a date's end that turns from a glyph to digits (`_GLUED_REST` long at most)."""
+_GLYPH = re.compile(r"[0-9A-Z?|!]")
+"""A character a token of a print is made of; anything else ends the token."""
 
 
 def _cut_short(norm: str, match: _Match) -> tuple[int, int] | None:
@@ -593,9 +596,6 @@ def _may_be_rest(norm: str, a: int, b: int, start: int, end: int) -> bool:
     if a == end:
         return token_ends
     return holds_digit and (token_starts if b < start else token_ends)
-
-
-_GLYPH = re.compile(r"[0-9A-Z?|!]")
 
 
 def _may_be_digit(ch: str) -> bool:
