@@ -73,14 +73,14 @@ class Catalog(BaseModel):
                 rec = CatalogRecord.model_validate(raw)
             except ValidationError as exc:
                 where = raw.get("sku", f"#{i}") if isinstance(raw, dict) else f"#{i}"
-                raise CatalogError(f"{source}: SKU {where}: {_first_error(exc)}") from exc
+                raise CatalogError(f"{source}: SKU {where}: {first_error(exc)}") from exc
             skus[rec.sku] = rec
         lots: dict[str, LotRecord] = {}
         for i, raw in enumerate(data.get("lots") or []):
             try:
                 lot = LotRecord.model_validate(raw)
             except ValidationError as exc:
-                raise CatalogError(f"{source}: lot #{i}: {_first_error(exc)}") from exc
+                raise CatalogError(f"{source}: lot #{i}: {first_error(exc)}") from exc
             lots[lot.lot] = lot
         sellers = list(data.get("sellers") or [])
         if not all(isinstance(seller, str) for seller in sellers):
@@ -103,7 +103,8 @@ class Catalog(BaseModel):
         return cls.from_dict(data, source=str(path))
 
 
-def _first_error(exc: ValidationError) -> str:
+def first_error(exc: ValidationError, *prefix: str) -> str:
+    """The first problem of a validation error as one line: "field.path: message"."""
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
+    loc = ".".join(str(p) for p in (*prefix, *err["loc"]))
     return f"{loc}: {err['msg']}" if loc else err["msg"]

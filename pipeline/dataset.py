@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline.catalog import Catalog
+from pipeline.catalog import Catalog, first_error
 from pipeline.jsonl import JsonFileError, JsonlError, iter_jsonl, iter_jsonl_lines, read_json_object
 from pipeline.types import GroundTruth, ItemCapture
 
@@ -65,11 +65,11 @@ class Dataset:
                 try:
                     capture = ItemCapture.from_record(record, root=self.root)
                 except ValidationError as exc:
-                    raise DatasetError(f"{path}:{lineno}: invalid record: {_first_error(exc)}") from exc
+                    raise DatasetError(f"{path}:{lineno}: invalid record: {first_error(exc)}") from exc
                 try:
                     truth = GroundTruth.model_validate(record["truth"]) if record.get("truth") else None
                 except ValidationError as exc:
-                    raise DatasetError(f"{path}:{lineno}: invalid record: {_first_error(exc, 'truth')}") from exc
+                    raise DatasetError(f"{path}:{lineno}: invalid record: {first_error(exc, 'truth')}") from exc
                 if unique:
                     seen = first_line.setdefault(capture.item_id, lineno)
                     if seen != lineno:
@@ -93,13 +93,6 @@ class Dataset:
     def feedback(self) -> Iterator[dict[str, Any]]:
         path = self.root / "feedback.jsonl"
         return iter_jsonl(path) if path.exists() else iter(())
-
-
-def _first_error(exc: ValidationError, *prefix: str) -> str:
-    """The first problem of a validation error as one line: 'field.path: message'."""
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in (*prefix, *error["loc"]))
-    return f"{where}: {error['msg']}" if where else error["msg"]
 
 
 def _read_info(path: Path) -> dict[str, Any]:
