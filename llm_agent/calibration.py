@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_agent.taxonomy import RootCause
-from pipeline.jsonl import JsonlError, iter_jsonl_lines
+from pipeline.jsonl import JsonlError, parse_jsonl
 
 CALIBRATION_VERSION = 1
 PRIOR_WEIGHT = 8.0
@@ -86,16 +86,10 @@ class ConfirmedComplaint:
 
 def read_confirmed(path: Path | str) -> list[ConfirmedComplaint]:
     """The confirmed complaints of a JSON-lines file; a bad line is an error naming its line."""
-    out = []
     try:
-        for lineno, row in iter_jsonl_lines(path):
-            try:
-                out.append(ConfirmedComplaint.from_dict(row))
-            except ValueError as exc:
-                raise CalibrationError(f"{path}:{lineno}: {exc}") from None
+        return parse_jsonl(path, ConfirmedComplaint.from_dict)
     except (JsonlError, OSError) as exc:
         raise CalibrationError(str(exc)) from None
-    return out
 
 
 def own_estimate(stated: float, why: str) -> str:

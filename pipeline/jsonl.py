@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
+
+T = TypeVar("T")
 
 
 class JsonlError(ValueError):
@@ -59,6 +61,18 @@ def iter_jsonl_lines(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
             if not isinstance(value, dict):
                 raise JsonlError(f"{path}:{lineno}: expected a JSON object, got {type(value).__name__}")
             yield lineno, value
+
+
+def parse_jsonl(path: Path | str, parse: Callable[[dict[str, Any]], T]) -> list[T]:
+    """Every record of a JSON-lines file through `parse`; a record it rejects with a ValueError is
+    a JsonlError naming the file and line, with the rejection's words."""
+    out: list[T] = []
+    for lineno, row in iter_jsonl_lines(path):
+        try:
+            out.append(parse(row))
+        except ValueError as exc:
+            raise JsonlError(f"{path}:{lineno}: {exc}") from None
+    return out
 
 
 def iter_jsonl(path: Path | str) -> Iterator[dict[str, Any]]:

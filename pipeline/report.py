@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from pipeline.dataset import Dataset, DatasetError
 from pipeline.imageio import ImageError, read_image
-from pipeline.jsonl import JsonFileError, JsonlError, iter_jsonl, iter_jsonl_lines, read_json_object
+from pipeline.jsonl import JsonFileError, JsonlError, iter_jsonl, parse_jsonl, read_json_object
 from pipeline.lots import QUARANTINE_EVENT
 from pipeline.policy import INFO_KINDS
 from pipeline.store import Store, StoreError
@@ -85,16 +85,17 @@ def _read_run(path: Path) -> dict[str, Any]:
 
 def _read_verdicts(path: Path) -> list[Verdict]:
     """verdicts.jsonl; a malformed record is an error naming the file and the record."""
-    verdicts = []
     try:
-        for lineno, row in iter_jsonl_lines(path):
-            try:
-                verdicts.append(Verdict.model_validate(row))
-            except ValidationError as exc:
-                raise ReportError(f"{path}:{lineno}: not a verdict ({exc.errors()[0]['msg']})") from None
+        return parse_jsonl(path, _verdict)
     except (JsonlError, OSError) as exc:
         raise ReportError(str(exc)) from None
-    return verdicts
+
+
+def _verdict(row: dict[str, Any]) -> Verdict:
+    try:
+        return Verdict.model_validate(row)
+    except ValidationError as exc:
+        raise ValueError(f"not a verdict ({exc.errors()[0]['msg']})") from None
 
 
 def _data_uri(png: bytes) -> str:

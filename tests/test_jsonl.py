@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.jsonl import JsonlError, iter_jsonl, iter_jsonl_lines
+from pipeline.jsonl import JsonlError, iter_jsonl, iter_jsonl_lines, parse_jsonl
 
 
 def test_line_numbers_count_blank_lines(tmp_path) -> None:
@@ -29,3 +29,18 @@ def test_bad_line_names_file_and_line(tmp_path, content: bytes, line: int, messa
     with pytest.raises(JsonlError) as info:
         list(iter_jsonl(path))
     assert str(info.value).startswith(f"{path}:{line}: {message}")
+
+
+def test_parse_jsonl_names_the_line_of_a_record_its_parser_rejects(tmp_path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b'{"n": 1}\n\n{"n": -2}\n')
+
+    def positive(row: dict) -> int:
+        if row["n"] < 0:
+            raise ValueError("n must be positive")
+        return row["n"]
+
+    with pytest.raises(JsonlError, match=r"rows.jsonl:3: n must be positive"):
+        parse_jsonl(path, positive)
+    path.write_bytes(b'{"n": 1}\n{"n": 2}\n')
+    assert parse_jsonl(path, positive) == [1, 2]

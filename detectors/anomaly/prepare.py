@@ -83,8 +83,9 @@ def check_informative(image: np.ndarray, name: str = "image") -> None:
         raise FeaturelessImage(f"{name}: featureless (uniform grey level {gray.mean():.0f}); nothing to inspect")
 
 
-def view_of(image: np.ndarray, camera: str, use_localize: bool) -> LocalizedView:
-    check_informative(image, camera)
+def view_of(image: np.ndarray, camera: str, use_localize: bool, name: str | None = None) -> LocalizedView:
+    """The image's view for `camera`; `FeaturelessImage` (naming `name`, else the camera) for a blank one."""
+    check_informative(image, name or camera)
     return localize(image, camera) if use_localize else whole_frame(image, camera)
 
 

@@ -151,7 +151,7 @@ def score(
         check_output_folder(heatmaps, "--heatmaps")
     from detectors.anomaly import heatmap
     from detectors.anomaly.model import AnomalyModel, NoReference
-    from detectors.anomaly.prepare import check_informative, prepare, view_of
+    from detectors.anomaly.prepare import prepare, view_of
     from pipeline.imageio import ImageError, read_image
 
     rt = None
@@ -174,9 +174,7 @@ def score(
     for p in images:
         start = time.perf_counter()
         try:
-            image = read_image(p)
-            check_informative(image, str(p))
-            view = view_of(image, "cam0", model.config.localize)
+            view = view_of(read_image(p), "cam0", model.config.localize, name=str(p))
         except ImageError as exc:
             _emit({"image": str(p), "error": str(exc)}, as_json)
             failed += 1
