@@ -243,7 +243,6 @@ CUT_SHORT = [
     ("EXP 2027/02/?1", "YMD", []),
     ("2027年02月?1日", "YMD", []),
     ("FEBZ1 2027", "MDY", []),  # a month name, then a day with a misread glyph
-    ("MHD20Z6-02-20", "YMD", []),  # a glued label, then a year with a misread glyph
     ("MHD02/20I2026", "MDY", []),  # not February 2020: a separator misread, glued
     ("FEB/20/2614:30", "MDY", []),  # a year run into a time: not February 2020
     ("PROD 01.D1.2026 EXP 21/02/2027", "DMY", ["2027-02-21"]),  # the production date only is lost
@@ -257,6 +256,41 @@ CUT_SHORT = [
     ("EXP 21.02.2027 14:3O", "DMY", ["2027-02-21"]),
     ("BARKWEL1/05/2027", "DMY", ["2027-05-01"]),  # a word's letter: the checker doubts it
 ]
+
+
+GLUED_LABEL = [
+    ("MHDJUL 03 2027", "DMY", ["2027-07-03"]),  # not March 2027
+    ("EXPJUL/03/27", "MDY", ["2027-07-03"]),
+    ("BEST BEFOREJULI/03/27", "MDY", ["2027-07-03"]),
+    ("MHDSEPI05/28", "MDY", []),  # a month, a slash read as I: not May 2028
+    ("MHDZ1/02/2027", "DMY", ["2027-02-21"]),  # not the 1st: the Z is the day's 2
+    ("MHD20Z6-02-20", "YMD", ["2026-02-20"]),
+    ("EXPI5.03.2027", "DMY", ["2027-03-15"]),
+    ("MHDl5 JANUAR 2029", "DMY", []),  # the 15th or the 5th: not read
+    ("MHD?028 JAN 30", "YMD", []),  # not January 2030
+    ("BBE21.02.2027", "DMY", ["2027-02-21"]),  # a label of its own ("BB" + "E") is left whole
+    ("BBD 21.02.2027", "DMY", ["2027-02-21"]),
+    ("BARKWEL1/05/2027", "DMY", ["2027-05-01"]),  # no label: a word's letter, left to the checker
+]
+AFTER_A_MONTH_NAME = [
+    ("SEPI05/28", "MDY", []),  # a slash read as I: not May 2028
+    ("SEPTEMBERI05/28", "MDY", []),
+    ("?1/2027", "MDY", []),  # January or November
+]
+BEFORE_A_TIME = [
+    ("2027-06 14:30", "YMD", ["2027-06"]),  # the 14 is the hour, not the day
+    ("2027-06_14:30", "YMD", ["2027-06"]),
+    ("2027-06 14:3O", "YMD", ["2027-06"]),
+    ("2027 FEB 14:30", "YMD", ["2027-02"]),
+    ("FEB 14:30", "MDY", []),  # no year
+    ("26.02.2027 14:30", "DMY", ["2027-02-26"]),
+    ("2027.02.26 14H30", "YMD", ["2027-02-26"]),
+]
+
+
+@pytest.mark.parametrize(("text", "order", "expected"), GLUED_LABEL + AFTER_A_MONTH_NAME + BEFORE_A_TIME)
+def test_a_glued_label_or_a_time_after_a_date_changes_no_field(text: str, order: str, expected: list[str]) -> None:
+    assert [d.iso for d in parse_dates(text, order=order, today=TODAY)] == expected
 
 
 @pytest.mark.parametrize(("text", "order", "expected"), CUT_SHORT)

@@ -139,9 +139,53 @@ def _fix_digit_tokens(text: str) -> str:
     return "".join(out)
 
 
+def _fold(text: str) -> str:
+    return "".join(_norm_char(c) for c in text)
+
+
 def normalize(text: str) -> str:
     """Same-length normal form: upper case, no accents, ASCII digits, digit look-alikes fixed."""
-    return _fix_digit_tokens("".join(_norm_char(c) for c in text))
+    return _fix_digit_tokens(_fold(text))
+
+
+@cache
+def _label_words() -> tuple[str, ...]:
+    """One-word expiry and manufacture labels ("EXP", "MHD"), longest first."""
+    from detectors.ocr_expiry.keywords import TABLES  # keywords imports this module
+
+    words = {w for kind in ("expiry", "manufactured") for ws in TABLES[kind].values() for w in ws if w.isascii()}
+    return tuple(sorted((w for w in words if w.isalpha() and len(w) >= 2), key=len, reverse=True))
+
+
+_LETTER_RUN = re.compile(r"(?<![A-Z])[A-Z]+")
+_UNGLUED_REST = 2
+"""How many look-alike glyphs glued between a label and digits may be a misread digit."""
+
+
+def _unglue_labels(folded: str) -> str:
+    """`folded` with a space for the last letter of a date label that the recogniser ran into
+    what follows it, so the date's first field starts a token as printed: "MHDJUL 03 2027" (the
+    month name read on its own), "MHDZ1/02/2027" (the Z then may be the day's 2, and the 1st is
+    not read) and "MHD2O27" (a year whose look-alike is fixed). Only for parsing: the label's
+    own letters are read by `keywords` from the text as given. A word that is itself a label
+    ("BBE") is left whole."""
+    out = list(folded)
+    for run in _LETTER_RUN.finditer(folded):
+        word, after = run.group(), folded[run.end() : run.end() + 1]
+        if word in _label_words():
+            if after and (after.isdigit() or after in _SHAPE_LOOKALIKES):
+                out[run.end() - 1] = " "
+            continue
+        for label in _label_words():
+            rest = word[len(label) :]
+            if not word.startswith(label) or not rest:
+                continue
+            glyphs = len(rest) <= _UNGLUED_REST and all(c in _SHAPE_LOOKALIKES for c in rest)
+            month = month_of(rest) or (rest[-1] in "IL" and month_of(rest[:-1]))  # "SEPI05": a slash misread
+            if month or (glyphs and after and (after.isdigit() or after == "?")):
+                out[run.start() + len(label) - 1] = " "
+                break
+    return "".join(out)
 
 
 _LETTER_LOOKALIKES = frozenset(
@@ -291,12 +335,16 @@ def _letter_class(letter: str) -> str:
 
 _MON = "(?:" + "|".join(_month_pattern(n) for n in sorted(MONTH_LOOKUP, key=len, reverse=True)) + r")\.?"
 _NB = r"(?<![0-9])"  # not preceded by a digit
-_NA = r"(?![0-9?·•])"  # not followed by a digit, nor by a glyph OCR could not read ("2027-01-1?")
+_NOT_HOUR = r"(?!:[0-9OD?]|H[0-5][0-9])"
+"""A field followed by a time's minutes is the hour: in "2027-06 14:30" the 14 is no day, and in
+"FEB 14:30" no year."""
+_NA = rf"(?![0-9?·•]){_NOT_HOUR}"
+"""Not followed by a digit, nor by a glyph OCR could not read ("2027-01-1?"), nor by minutes."""
 _LB = r"(?<![A-Z])"
 _SHORT_NB = r"(?<![0-9$€£%&*#+=~^@_\\])(?<![0-9][./\-])"
 """Before a month-year shape: not a digit, junk symbol or digit and separator, so the tail of a
 garbled day-month-year ("24/$7/28") is not read as a month and year."""
-_SHORT_NA = r"(?![0-9])(?!\s?[./\-]\s?[0-9])"
+_SHORT_NA = rf"(?![0-9])(?!\s?[./\-]\s?[0-9]){_NOT_HOUR}"
 """After a month-year shape: no separator and digit, so the head of a day-month-year with a
 garbled year ("08/28/202€") is not read as a month and year."""
 _LA = r"(?![A-Z])"
@@ -493,7 +541,7 @@ def parse_dates(text: str, *, order: Order = "DMY", today: date | None = None) -
     if not isinstance(text, str) or not text:
         return []
     today = today or date.today()
-    norm = _fix_month_tokens(normalize(text))
+    norm = _fix_month_tokens(_fix_digit_tokens(_unglue_labels(_fold(text))))
     dates, invalid = _dates_in(norm, text, order, today)
     dates += _repaired_dates(norm, text, order, today, dates, invalid)
     return _mark_ranges(norm, sorted(dates, key=lambda d: d.span))
@@ -514,12 +562,13 @@ def _dates_in(norm: str, text: str, order: Order, today: date) -> tuple[list[Par
     return dates, invalid
 
 
-_SHAPE_LOOKALIKES = {"O": "0", "Q": "0", "D": "0", "U": "0", "I": "1", "L": "1", "|": "1", "!": "1"} | {
-    "T": "7", "Z": "2", "S": "5", "B": "8", "G": "60", "?": "02"
+_SHAPE_LOOKALIKES = {"O": "0", "Q": "0", "D": "0", "U": "0", "I": "1/", "L": "1/", "|": "1/", "!": "1/"} | {
+    "T": "7", "Z": "2", "S": "5", "B": "8", "G": "60", "?": "012"
 }  # fmt: skip
 """Digits a misread glyph beside a date's digits may stand for (G for 6 or 0; "?", unreadable, for
-a year's or a day's first digit). Only used to ask whether the digits read are part of a longer
-date shape, never to read a value."""
+the first digit of a year, a month or a day; a stroke for a slash as well: "SEPI05/28" is the 5th of
+September). Only used to ask whether the digits read are part of a longer date shape, never to
+read a value."""
 _GAP_BEFORE = re.compile(r"\s?[./\-,_]?\s?$")
 _GAP_AFTER = re.compile(r"\s?[./\-,_]?\s?")
 """What may stand between a date and characters that may be the garbled rest of it: a separator."""
