@@ -52,14 +52,20 @@ class Dataset:
     def _iter(self, name: str, split: str | None = None, unique: bool = False) -> Iterator[LabelledCapture]:
         """Records of one JSON-lines file; every error is a DatasetError naming the file and line.
 
-        With `unique`, a repeated item_id is an error: results are keyed by item_id, so a
-        second record would silently overwrite the first."""
+        With `unique`, a repeated item_id anywhere in the file is an error, whichever `split` is
+        read: results are keyed by item_id, so a second record would silently overwrite the
+        first, and a reference in both splits would calibrate on an item its bank holds."""
         path = self.root / name
         if not path.exists():
             raise DatasetError(f"{self.root}: no {name}")
         first_line: dict[str, int] = {}
         try:
             for lineno, record in iter_jsonl_lines(path):
+                item_id = record.get("item_id")
+                if unique and isinstance(item_id, str):
+                    seen = first_line.setdefault(item_id, lineno)
+                    if seen != lineno:
+                        raise DatasetError(f"{path}:{lineno}: duplicate item_id {item_id!r} (also on line {seen})")
                 if split is not None and record.get("split") != split:
                     continue
                 try:
@@ -70,12 +76,6 @@ class Dataset:
                     truth = GroundTruth.model_validate(record["truth"]) if record.get("truth") else None
                 except ValidationError as exc:
                     raise DatasetError(f"{path}:{lineno}: invalid record: {first_error(exc, 'truth')}") from exc
-                if unique:
-                    seen = first_line.setdefault(capture.item_id, lineno)
-                    if seen != lineno:
-                        raise DatasetError(
-                            f"{path}:{lineno}: duplicate item_id {capture.item_id!r} (also on line {seen})"
-                        )
                 yield LabelledCapture(capture=capture, truth=truth, split=record.get("split"))
         except JsonlError as exc:
             raise DatasetError(str(exc)) from exc
@@ -87,8 +87,9 @@ class Dataset:
         return self._iter("manifest.jsonl", unique=True)
 
     def references(self, split: str | None = None) -> Iterator[LabelledCapture]:
-        """Normal orders for enrolment ("enrol") and calibration ("calibration")."""
-        return self._iter("references.jsonl", split)
+        """Normal orders for enrolment ("enrol") and calibration ("calibration"); item ids must be
+        unique across both."""
+        return self._iter("references.jsonl", split, unique=True)
 
     def feedback(self) -> Iterator[dict[str, Any]]:
         path = self.root / "feedback.jsonl"

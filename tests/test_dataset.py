@@ -69,3 +69,21 @@ def test_bad_manifest_line_is_a_dataset_error_at_its_file_line(
     with pytest.raises(DatasetError) as raised:
         list(Dataset.open(root).items())
     assert str(raised.value).startswith(f"{root / 'manifest.jsonl'}:{line}: {message}")
+
+
+@pytest.mark.parametrize("split", [None, "enrol", "calibration"])
+def test_a_reference_in_both_splits_is_an_error_whichever_split_is_read(tmp_path, split: str | None) -> None:
+    root = make_dataset(tmp_path / "ds", record("I0") + "\n")
+    lines = [record("R0", split="enrol"), record("R1", split="calibration"), record("R0", split="calibration")]
+    (root / "references.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError) as raised:
+        list(Dataset.open(root).references(split))
+    assert str(raised.value) == f"{root / 'references.jsonl'}:3: duplicate item_id 'R0' (also on line 1)"
+
+
+def test_references_of_one_split_are_read_alone(tmp_path) -> None:
+    root = make_dataset(tmp_path / "ds", record("I0") + "\n")
+    lines = [record("R0", split="enrol"), record("R1", split="calibration"), record("R2", split="enrol")]
+    (root / "references.jsonl").write_text("\n".join(lines) + "\n")
+    assert [r.capture.item_id for r in Dataset.open(root).references("enrol")] == ["R0", "R2"]
+    assert [r.split for r in Dataset.open(root).references()] == ["enrol", "calibration", "enrol"]

@@ -273,6 +273,9 @@ GLUED_LABEL = [
     ("BARKWEL1/05/2027", "DMY", ["2027-05-01"]),  # no label: a word's letter, left to the checker
 ]
 AFTER_A_MONTH_NAME = [
+    ("MARZO26, 2026", "MDY", ["2026-03-26"]),  # MARZO and its day, not MAR and a year "ZO26"
+    ("GENZ027", "DMY", ["2027-01"]),  # GEN and a year with a misread glyph
+    ("2028년 09월_05일", "YMD", ["2028-09-05"]),  # a space read as "_"
     ("SEPI05/28", "MDY", []),  # a slash read as I: not May 2028
     ("SEPTEMBERI05/28", "MDY", []),
     ("?1/2027", "MDY", []),  # January or November

@@ -112,6 +112,13 @@ def _norm_char(ch: str) -> str:
     return {"Ł": "L", "Ø": "O", "Æ": "A", "ı": "I", "–": "-", "—": "-", "~": "~"}.get(up, up)
 
 
+def _month_in_year(tok: str, glued: re.Match[str]) -> bool:
+    """Whether the letters `glued` took for a misread year's are a longer month name's own:
+    "MARZO26" is MARZO and a day, not MAR and 2026."""
+    letters = re.match(r"[A-Z]*", tok).group()
+    return len(letters) > len(glued.group("mon")) and letters in MONTH_LOOKUP
+
+
 def _fix_digit_tokens(text: str) -> str:
     """Read O/I/l as 0/1 where they stand alone among digits (an OCR confusion on printed dates).
 
@@ -123,7 +130,7 @@ def _fix_digit_tokens(text: str) -> str:
     for m in _TOKEN.finditer(text):
         tok = m.group()
         glued = _GLUED_YEAR.fullmatch(tok)
-        if glued and glued.group("mon") in MONTH_LOOKUP:  # "GENZ027": a month and its year
+        if glued and glued.group("mon") in MONTH_LOOKUP and not _month_in_year(tok, glued):  # "GENZ027"
             year = glued.group("y").translate(_DIGIT_LOOKALIKES)
             if _YEAR_SHAPE.fullmatch(year):
                 out[m.start() + glued.start("y") : m.end()] = year
@@ -314,6 +321,8 @@ def parse_iso(value: str) -> YMDTuple:
 _SEP = r"(?:\s?[./\-,_]\s?|\s)"
 """Between a date's fields: OCR reads the space of a small print as "_" too ("11 APR_2021")."""
 _Y4 = r"(?:19|20)\d\d"
+_SP = r"[\s_]?"
+"""Around a CJK year, month or day marker: a space, which OCR may read as "_", or none."""
 _CONFUSABLE = {"I": "I1|", "O": "O0", "B": "B8"}
 """Letters OCR often reads as look-alikes inside month names ("MAl", "N0V", "FE8"), with the
 look-alikes: left to the digits, "FE8/21/27" would read as the 21st of August."""
@@ -365,7 +374,7 @@ def _p(pattern: str) -> re.Pattern[str]:
 # (name, pattern, base certainty). Group names: y4/y2 year, m month number, mon month name,
 # d day, a/b/c ambiguous 1-2 digit fields.
 _PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
-    ("cjk", _p(rf"{_NB}(?P<y4>{_Y4})\s?[年년]\s?(?P<m>\d{{1,2}})\s?[月월](?:\s?(?P<d>\d{{1,2}})\s?[日일])?"), 1.0),
+    ("cjk", _p(rf"{_NB}(?P<y4>{_Y4}){_SP}[年년]{_SP}(?P<m>\d{{1,2}}){_SP}[月월](?:{_SP}(?P<d>\d{{1,2}}){_SP}[日일])?"), 1.0),
     ("y4md", _p(rf"{_NB}(?P<y4>{_Y4})(?P<s>{_SEP})(?P<m>\d{{1,2}})(?P=s)(?P<d>\d{{1,2}}){_NA}"), 1.0),
     ("y4md_mixed", _p(rf"{_NB}(?P<y4>{_Y4})(?P<s1>{_SEP})(?P<m>\d{{1,2}})(?P<s2>{_SEP})(?P<d>\d{{1,2}}){_NA}"), 0.9),
     ("aby4", _p(rf"{_NB}(?P<a>\d{{1,2}})(?P<s>{_SEP})(?P<b>\d{{1,2}})(?P=s)(?P<y4>{_Y4}){_NA}"), 1.0),
