@@ -323,6 +323,7 @@ _SEP = r"(?:\s?[./\-,_]\s?|\s)"
 _Y4 = r"(?:19|20)\d\d"
 _SP = r"[\s_]?"
 """Around a CJK year, month or day marker: a space, which OCR may read as "_", or none."""
+_CJK_DAY = rf"(?:{_SP}(?P<d>\d{{1,2}}){_SP}[日일])?"
 _CONFUSABLE = {"I": "I1|", "O": "O0", "B": "B8"}
 """Letters OCR often reads as look-alikes inside month names ("MAl", "N0V", "FE8"), with the
 look-alikes: left to the digits, "FE8/21/27" would read as the 21st of August."""
@@ -374,7 +375,7 @@ def _p(pattern: str) -> re.Pattern[str]:
 # (name, pattern, base certainty). Group names: y4/y2 year, m month number, mon month name,
 # d day, a/b/c ambiguous 1-2 digit fields.
 _PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
-    ("cjk", _p(rf"{_NB}(?P<y4>{_Y4}){_SP}[年년]{_SP}(?P<m>\d{{1,2}}){_SP}[月월](?:{_SP}(?P<d>\d{{1,2}}){_SP}[日일])?"), 1.0),
+    ("cjk", _p(rf"{_NB}(?P<y4>{_Y4}){_SP}[年년]{_SP}(?P<m>\d{{1,2}}){_SP}[月월]{_CJK_DAY}"), 1.0),
     ("y4md", _p(rf"{_NB}(?P<y4>{_Y4})(?P<s>{_SEP})(?P<m>\d{{1,2}})(?P=s)(?P<d>\d{{1,2}}){_NA}"), 1.0),
     ("y4md_mixed", _p(rf"{_NB}(?P<y4>{_Y4})(?P<s1>{_SEP})(?P<m>\d{{1,2}})(?P<s2>{_SEP})(?P<d>\d{{1,2}}){_NA}"), 0.9),
     ("aby4", _p(rf"{_NB}(?P<a>\d{{1,2}})(?P<s>{_SEP})(?P<b>\d{{1,2}})(?P=s)(?P<y4>{_Y4}){_NA}"), 1.0),
