@@ -243,6 +243,7 @@ CUT_SHORT = [
     ("EXP 2027/02/?1", "YMD", []),
     ("2027年02月?1日", "YMD", []),
     ("FEBZ1 2027", "MDY", []),  # a month name, then a day with a misread glyph
+    ("2D26 FEB 20", "YMD", []),  # not repaired into 20 February 2020 either
     ("MHD02/20I2026", "MDY", []),  # not February 2020: a separator misread, glued
     ("FEB/20/2614:30", "MDY", []),  # a year run into a time: not February 2020
     ("PROD 01.D1.2026 EXP 21/02/2027", "DMY", ["2027-02-21"]),  # the production date only is lost

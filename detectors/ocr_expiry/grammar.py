@@ -552,24 +552,29 @@ def parse_dates(text: str, *, order: Order = "DMY", today: date | None = None) -
         return []
     today = today or date.today()
     norm = _fix_month_tokens(_fix_digit_tokens(_unglue_labels(_fold(text))))
-    dates, invalid = _dates_in(norm, text, order, today)
-    dates += _repaired_dates(norm, text, order, today, dates, invalid)
+    dates, invalid, cut = _dates_in(norm, text, order, today)
+    dates += _repaired_dates(norm, text, order, today, dates, invalid, cut)
     return _mark_ranges(norm, sorted(dates, key=lambda d: d.span))
 
 
-def _dates_in(norm: str, text: str, order: Order, today: date) -> tuple[list[ParsedDate], list[tuple[int, int]]]:
-    """The dates of a normalised text (spans and `text` from the original, same length), and
-    the spans of date shapes that are no calendar date (a date cut short by a misread glyph is
-    one: `_cut_short`)."""
+Spans = list[tuple[int, int]]
+
+
+def _dates_in(norm: str, text: str, order: Order, today: date) -> tuple[list[ParsedDate], Spans, Spans]:
+    """The dates of a normalised text (spans and `text` from the original, same length), the
+    spans of date shapes that are no calendar date, and of those the spans of dates cut short by
+    a misread glyph (`_cut_short`)."""
     matches, invalid = _scan(norm)
     dates: list[ParsedDate] = []
+    cut: Spans = []
     for match in matches:
         longer = _cut_short(norm, match)
         if longer is not None:
             invalid.append(longer)
+            cut.append(longer)
         elif (d := _parsed(match, norm, text, order, today)) is not None:
             dates.append(d)
-    return dates, invalid
+    return dates, invalid, cut
 
 
 _SHAPE_LOOKALIKES = {"O": "0", "Q": "0", "D": "0", "U": "0", "I": "1/", "L": "1/", "|": "1/", "!": "1/"} | {
@@ -734,7 +739,7 @@ _REPAIR_DIGITS = (4, 8)
 
 
 def _repaired_dates(
-    norm: str, text: str, order: Order, today: date, found: list[ParsedDate], invalid: list[tuple[int, int]]
+    norm: str, text: str, order: Order, today: date, found: list[ParsedDate], invalid: Spans, cut: Spans
 ) -> list[ParsedDate]:
     """Dates in digit tokens that read as no date, read with one of their digits taken for the
     0 it is often misread from (`ZERO_MISREADS`). The tokens: 4 to 8 digits (a year, a numeric
@@ -744,8 +749,9 @@ def _repaired_dates(
     different dates mean the misread cannot be undone and the token stays unread (review).
     A repair only lowers a digit, so a repaired date is never later than what was read, and an
     expired item is not passed by a repair. The date's certainty is cut by `REPAIR_CERTAINTY`
-    and `ParsedDate.repair` says what was changed."""
-    taken = [d.span for d in found]
+    and `ParsedDate.repair` says what was changed. A date cut short by a misread glyph (`cut`)
+    is not repaired: its misread is another glyph ("2D26 FEB 20" is no 20 February 2020)."""
+    taken = [d.span for d in found] + cut
     out: list[ParsedDate] = []
     for tok in _DIGIT_TOKEN.finditer(norm):
         digits = sum(c.isdigit() for c in tok.group())
