@@ -712,6 +712,28 @@ def test_a_date_alone_on_one_camera_is_weighed_against_the_others(views, status,
     assert (verdict.status, verdict.expiry_iso) == (status, expiry)
 
 
+@pytest.mark.parametrize(
+    ("text", "recorded", "doubt"),
+    [
+        ("19/10/2026", date(2028, 4, 11), True),  # the production date a view read alone: a review
+        ("19/10/2026", date(2026, 10, 19), False),  # the record's own date: the print is expired
+        ("19/10/2026", None, False),  # no record to weigh it against
+        ("EXP 19/10/2026", date(2028, 4, 11), False),  # labelled: an expired print, whatever the record
+    ],
+)
+def test_an_expired_date_read_alone_that_the_lot_record_contradicts_is_a_review(
+    text: str, recorded: date | None, doubt: bool
+) -> None:
+    from detectors.ocr_expiry.checker import defect_probability
+    from pipeline.policy import REVIEW_CEILING_P
+
+    lot = LotRecord(lot="L1", sku="S", seller="s", recorded_expiry=recorded) if recorded else None
+    verdict = judge({"left": _read_of(text, 0.95)}, today=TODAY, policy=POLICY, lot=lot)
+    assert verdict.status == "expired" and verdict.expiry_iso == "2026-10-19"
+    assert (defect_probability(verdict) == REVIEW_CEILING_P) is doubt
+    assert ("may be the production date" in verdict.message) is doubt
+
+
 def test_confidence_drives_probability() -> None:
     from detectors.ocr_expiry.checker import defect_probability
 
@@ -733,7 +755,9 @@ def test_confidence_drives_probability() -> None:
         # a stamp over a brand name: the word's last letter may hide the day's first digit
         ({"top": "BARKWEL1/05/2027"}, "runs on from the word 'BARKWEL'"),
         ({"top": "EXP01/05/2027"}, None),  # run on from its own label: a clean read
-        ({"top": "L2611A 01/05/2027"}, None),  # a lot code before it, spaced
+        ({"top": "LOT L2611A EXP 01/05/2027"}, None),  # a lot code before it, spaced
+        # no label: the one date a view read may be the production date the record puts earlier
+        ({"top": "L2611A 01/05/2027"}, "only as the one date its view read"),
     ],
 )
 def test_a_mismatch_the_reads_cast_doubt_on_is_a_review(texts: dict[str, str], doubt: str | None) -> None:
