@@ -63,6 +63,9 @@ class LotSummary:
     damage_items: dict[str, list[str]] = field(default_factory=dict)
     """Damage type the tunnel's checks named at the line's operating point -> the other items of
     the lot it was named on."""
+    printed_dates: dict[str, list[str]] = field(default_factory=dict)
+    """Every date the tunnel read on the lot's other items (expiry, production or untyped, on an
+    unreadable item too) -> the items it was read on: what the lot's print carries."""
 
 
 LOT_PATTERN_MIN_ITEMS = 2
@@ -83,12 +86,18 @@ def damage_pattern(items: int, named: dict[str, list[str]], kinds: Sequence[str]
     }
 
 
+def _read_dates(finding: Finding) -> list[tuple[str, str]]:
+    """(type, date) of every date a stored OCR finding read (not a second look that doubted one)."""
+    return [
+        (str(e.data.get("type")), str(e.data["date"]))
+        for e in finding.evidence
+        if e.data.get("date") and not e.data.get("second_look")
+    ]
+
+
 def _read_expiry(finding_json: str) -> str | None:
     """The expiry a stored OCR finding read, if it read one (not a second look that doubted it)."""
-    for e in Finding.model_validate_json(finding_json).evidence:
-        if e.data.get("type") == "expiry" and e.data.get("date") and not e.data.get("second_look"):
-            return str(e.data["date"])
-    return None
+    return next((iso for kind, iso in _read_dates(Finding.model_validate_json(finding_json)) if kind == "expiry"), None)
 
 
 def _read_only(db: Path) -> sqlite3.Connection:
@@ -119,14 +128,22 @@ def lot_summary(db: Path, lot: str, exclude: str | None = None) -> LotSummary:
                 if r["kind"] in DAMAGE_TYPES:
                     summary.damage_items.setdefault(r["kind"], []).append(r["item_id"])
             for r in conn.execute(
-                f"SELECT item_id, finding_json FROM findings WHERE item_id IN ({marks})"
-                " AND stage = 'ocr_expiry' AND kind != 'unreadable' ORDER BY item_id",
+                f"SELECT item_id, kind, finding_json FROM findings WHERE item_id IN ({marks})"
+                " AND stage = 'ocr_expiry' ORDER BY item_id",
                 ids,
             ):
-                iso = _read_expiry(r["finding_json"])
-                if iso is not None and r["item_id"] not in summary.printed_expiries.get(iso, []):
-                    summary.printed_expiries.setdefault(iso, []).append(r["item_id"])
+                dates = _read_dates(Finding.model_validate_json(r["finding_json"]))
+                for _, iso in dates:
+                    _add_once(summary.printed_dates, iso, r["item_id"])
+                expiry = next((iso for kind, iso in dates if kind == "expiry"), None)
+                if expiry is not None and r["kind"] != "unreadable":
+                    _add_once(summary.printed_expiries, expiry, r["item_id"])
     return summary
+
+
+def _add_once(found: dict[str, list[str]], iso: str, item_id: str) -> None:
+    if item_id not in found.setdefault(iso, []):
+        found[iso].append(item_id)
 
 
 def run_record(db: Path) -> dict[str, Any]:

@@ -164,6 +164,14 @@ def plan(complaint: Complaint, evidence: EvidenceFile) -> list[Question]:
                 "lot_print_matches_record",
                 (R.CATALOG_LISTING_ERROR,),
             )
+            if problem is P.EXPIRED and complaint.claimed_dates:
+                ask(
+                    "Does the lot's print show the date the customer quotes beside its recorded expiry?",
+                    "lot_history",
+                    "lot_print_shows_quoted_date",
+                    (R.CUSTOMER_MISPERCEPTION,),
+                    quoted=list(complaint.claimed_dates),
+                )
         if problem in (P.UNREADABLE_DATE, P.EMPTY_OR_MISSING):
             ask(
                 "Was the date print unreadable in the tunnel?", "read_dates", "unreadable", (R.DAMAGED_BEFORE_SHIPMENT,)

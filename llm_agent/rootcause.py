@@ -396,6 +396,21 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
             f.claim("The catalog allows this SKU to ship without its outer box.", "unboxed_allowed"),
             f.claim("No damage was visible in the tunnel.", "damage_visible"),
         )
+    if problem is P.EXPIRED and not f.known("expiry_date") and f.get("lot_print_shows_quoted_date") is True:
+        # The item's print was not read, but its lot's was: the date quoted is the print's other date.
+        return done(
+            "quoted_date_beside_expiry_on_lot_print",
+            R.CUSTOMER_MISPERCEPTION,
+            LOT_PRINT_CONFIDENCE,
+            f.claim(
+                "The item's own date print was not read, but other items of its lot show both the date the"
+                f" customer quotes and the lot's recorded expiry {f.get('lot_recorded_expiry')}: the print carries"
+                " both, so the quoted date is its production date, not its expiry.",
+                "lot_print_shows_quoted_date",
+                "lot_recorded_expiry",
+                "expiry_date",
+            ),
+        )
     if problem is P.EXPIRED and f.get("expired_at_shipment") is None and f.get("lot_recorded_expiry"):
         # The print was not read; the lot record says the stock was valid. A quoted date months
         # before shipment cannot be this lot's expiry: it is the production date.

@@ -110,6 +110,13 @@ class DamageArgs(CameraArgs):
 
 class LotArgs(_Args):
     described: list[str] = _described("the result says whether the tunnel named them on the lot's other items")
+    quoted: list[str] = Field(
+        default_factory=list,
+        description=(
+            "dates the customer quotes (YYYY-MM-DD or YYYY-MM): the result says whether the tunnel read them on"
+            " the lot's other items beside the lot's recorded expiry"
+        ),
+    )
 
 
 class AttributeArgs(_Args):
@@ -1079,6 +1086,17 @@ def lot_history(ev: EvidenceFile, args: LotArgs) -> ToolResult:
         for kind, items in sorted(pattern.items()):
             summary += f"; the tunnel named {kind.replace('_', ' ')} on {len(items)} of its {s.items} other item(s)"
             cites += _cite_lot_items(ev, s.lot, items, f"{kind.replace('_', ' ')} named", {"damage": kind}, f":{kind}")
+    beside = quoted_beside_record(s.printed_dates, args.quoted, ev.lot.recorded_expiry if ev.lot else None)
+    if args.quoted and ev.lot and ev.lot.recorded_expiry:
+        data["lot_print_shows_quoted_date"] = beside is not None
+    if beside is not None:
+        (quoted, quoted_items), (expiry, expiry_items) = beside
+        summary += (
+            f"; the tunnel read the quoted {quoted} on {len(quoted_items)} other item(s) of the lot, beside the"
+            f" recorded expiry's {expiry} on {len(expiry_items)}: the lot's print carries both"
+        )
+        cites += _cite_lot_items(ev, s.lot, quoted_items, f"date {quoted} read", {"date": quoted}, ":quoted")
+        cites += _cite_lot_items(ev, s.lot, expiry_items, f"date {expiry} read", {"date": expiry}, ":recorded")
     printed = lot_print(s.printed_expiries)
     if printed is not None:
         iso, items = printed
@@ -1122,6 +1140,32 @@ def lot_print(printed: dict[str, list[str]]) -> tuple[str, list[str]] | None:
     if len(items) < LOT_PRINT_MIN_ITEMS or 3 * len(items) < 2 * total:
         return None
     return iso, items
+
+
+def quoted_beside_record(
+    printed: dict[str, list[str]], quoted: Sequence[str], recorded: date | None
+) -> tuple[tuple[str, list[str]], tuple[str, list[str]]] | None:
+    """((quoted date, items), (recorded expiry as read, items)) when the tunnel read a date the
+    customer quotes, other than the lot's recorded expiry, on at least `LOT_PRINT_MIN_ITEMS` of the
+    lot's other items, and the recorded expiry on as many: the lot's print carries both, so the
+    quoted date is its other date (a production date), not its expiry. `printed`: every date read
+    on the lot's other items (`LotSummary.printed_dates`); a quoted month matches its days."""
+    if recorded is None:
+        return None
+    on_record = [(iso, items) for iso, items in printed.items() if _agrees_with_record(iso, recorded)]
+    if not on_record:
+        return None
+    expiry, _ = max(on_record, key=lambda kv: len(kv[1]))
+    record_items = sorted({i for _, items in on_record for i in items})
+    if len(record_items) < LOT_PRINT_MIN_ITEMS:
+        return None
+    for q in quoted:
+        if _agrees_with_record(q, recorded):
+            continue
+        items = sorted({i for iso, ids in printed.items() if iso == q or iso.startswith(q + "-") for i in ids})
+        if len(items) >= LOT_PRINT_MIN_ITEMS:
+            return (q, items), (expiry, record_items)
+    return None
 
 
 def classify_defect(ev: EvidenceFile, args: NoArgs) -> ToolResult:

@@ -374,9 +374,15 @@ def test_unknown_item_is_a_clear_error(store) -> None:
 
 def _lot_catalog() -> Catalog:
     cat = catalog()
-    for lot in ("L6", "L7", "L8"):
+    for lot in ("L6", "L7", "L8", "L9"):
         cat.lots[lot] = LotRecord(lot=lot, sku="FOOD-CEREAL-01", seller="acme-foods", recorded_expiry=date(2027, 6, 30))
     return cat
+
+
+def _untyped(*dates: str) -> Finding:
+    """An unreadable verdict whose views read dates no label typed (a print's two lines, apart)."""
+    evidence = [Evidence(camera="top", text=d, data={"date": d, "type": "other"}) for d in dates]
+    return Finding(stage="ocr_expiry", kind="unreadable", score=1.0, probability=1.0, evidence=evidence)
 
 
 @pytest.fixture(scope="module")
@@ -394,6 +400,10 @@ def lot_store(tmp_path_factory) -> tuple[Path, Path]:
         for i, (kind, iso) in enumerate(reads):
             add_item(store, root, f"{lot}-{i}", "FOOD-CEREAL-01", lot, [f"EXP {iso}"], [ocr(kind, iso, p=0.9)])
         add_item(store, root, f"{lot}-UNREAD", "FOOD-CEREAL-01", lot, ["~~~"], [ocr("unreadable", None, p=1.0)])
+    # L9: a two-date print whose lines no view typed: the recorded expiry's month and a production date
+    for i, dates in enumerate([("2027-06", "2026-10-19"), ("2026-10-19",), ("2027-06",), ("2026-09-01",)]):
+        add_item(store, root, f"L9-{i}", "FOOD-CEREAL-01", "L9", list(dates), [_untyped(*dates)])
+    add_item(store, root, "L9-UNREAD", "FOOD-CEREAL-01", "L9", ["~~~"], [ocr("unreadable", None, p=1.0)])
     store.close()
     _lot_catalog().save(root / "catalog.json")
     return db, root
@@ -418,6 +428,47 @@ def test_an_unread_print_is_judged_by_its_lots_print(lot_store, item, text, caus
         lot = item.split("-")[0]
         assert f"lot:{lot}:{lot}-0" in cited, cited
         assert evidence.refs[f"lot:{lot}:{lot}-0"].data["item_id"] == f"{lot}-0"
+
+
+@pytest.mark.parametrize(
+    ("text", "cause"),
+    [
+        # the lot's print carries the quoted date beside the recorded expiry: the production date
+        ("why did you send expired food 2026-10-19", RootCause.CUSTOMER_MISPERCEPTION),
+        ("why did you send expired food 2026-09-01", RootCause.INCONCLUSIVE),  # read on one item only
+        ("why did you send expired food", RootCause.INCONCLUSIVE),  # no date quoted
+    ],
+)
+def test_a_quoted_date_the_lots_print_carries_beside_its_expiry_is_its_production_date(
+    lot_store, text: str, cause: RootCause
+) -> None:
+    db, root = lot_store
+    report, _ = investigate(db, "L9-UNREAD", text, catalog=_lot_catalog(), dataset=root, use_embeddings=False)
+    assert report.root_cause is cause, report.summary
+    assert report.citations_valid()
+    if cause is RootCause.CUSTOMER_MISPERCEPTION:
+        assert report.confidence == LOT_PRINT_CONFIDENCE
+        cited = {c for claim in report.claims for c in claim.citations}
+        assert {"lot:L9:L9-0:quoted", "lot:L9:L9-1:quoted", "lot:L9:L9-0:recorded", "lot:L9:L9-2:recorded"} <= cited
+
+
+@pytest.mark.parametrize(
+    ("printed", "quoted", "expected"),
+    [
+        ({"2027-06": ["a", "b"], "2026-10-19": ["a", "c"]}, ["2026-10-19"], ("2026-10-19", ["a", "c"])),
+        ({"2027-06-30": ["a"], "2027-06": ["b"], "2026-10-19": ["a", "c"]}, ["2026-10"], ("2026-10", ["a", "c"])),
+        ({"2027-06": ["a", "b"], "2026-10-19": ["a"]}, ["2026-10-19"], None),  # one read may be a misread
+        ({"2027-06": ["a"], "2026-10-19": ["a", "c"]}, ["2026-10-19"], None),  # the record's date read once
+        ({"2027-06": ["a", "b"], "2026-10-19": ["a", "c"]}, ["2026-10-18"], None),  # not the date quoted
+        ({"2027-06": ["a", "b"]}, ["2027-06-30"], None),  # the quoted date is the recorded expiry
+    ],
+)
+def test_a_quoted_date_beside_the_record_needs_reads_of_both(printed, quoted, expected) -> None:
+    from llm_agent.tools import quoted_beside_record
+
+    found = quoted_beside_record(printed, quoted, date(2027, 6, 30))
+    assert (found[0] if found else None) == expected
+    assert quoted_beside_record(printed, quoted, None) is None
 
 
 @pytest.mark.parametrize(
