@@ -86,7 +86,7 @@ def damage_pattern(items: int, named: dict[str, list[str]], kinds: Sequence[str]
     }
 
 
-def _read_dates(finding: Finding) -> list[tuple[str, str]]:
+def dates_read(finding: Finding) -> list[tuple[str, str]]:
     """(type, date) of every date a stored OCR finding read (not a second look that doubted one)."""
     return [
         (str(e.data.get("type")), str(e.data["date"]))
@@ -97,7 +97,7 @@ def _read_dates(finding: Finding) -> list[tuple[str, str]]:
 
 def _read_expiry(finding_json: str) -> str | None:
     """The expiry a stored OCR finding read, if it read one (not a second look that doubted it)."""
-    return next((iso for kind, iso in _read_dates(Finding.model_validate_json(finding_json)) if kind == "expiry"), None)
+    return next((iso for kind, iso in dates_read(Finding.model_validate_json(finding_json)) if kind == "expiry"), None)
 
 
 def _read_only(db: Path) -> sqlite3.Connection:
@@ -132,7 +132,7 @@ def lot_summary(db: Path, lot: str, exclude: str | None = None) -> LotSummary:
                 " AND stage = 'ocr_expiry' ORDER BY item_id",
                 ids,
             ):
-                dates = _read_dates(Finding.model_validate_json(r["finding_json"]))
+                dates = dates_read(Finding.model_validate_json(r["finding_json"]))
                 for _, iso in dates:
                     _add_once(summary.printed_dates, iso, r["item_id"])
                 expiry = next((iso for kind, iso in dates if kind == "expiry"), None)

@@ -403,8 +403,8 @@ def decide(complaint: Complaint, answers: list[Answer], evidence: EvidenceFile) 
             R.CUSTOMER_MISPERCEPTION,
             LOT_PRINT_CONFIDENCE,
             f.claim(
-                "The item's own date print was not read, but other items of its lot show both the date the"
-                f" customer quotes and the lot's recorded expiry {f.get('lot_recorded_expiry')}: the print carries"
+                "No expiry was read on the item, but the tunnel read both the date the customer quotes and the"
+                f" lot's recorded expiry {f.get('lot_recorded_expiry')} on items of its lot: the print carries"
                 " both, so the quoted date is its production date, not its expiry.",
                 "lot_print_shows_quoted_date",
                 "lot_recorded_expiry",

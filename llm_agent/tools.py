@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llm_agent.evidence import EvidenceFile, EvidenceRef, damage_pattern
+from llm_agent.evidence import EvidenceFile, EvidenceRef, damage_pattern, dates_read
 from llm_agent.taxonomy import DAMAGE_TYPES
 from pipeline.policy import POSSIBLE_DEFECT
 from pipeline.types import CatalogRecord, Finding
@@ -1086,13 +1086,18 @@ def lot_history(ev: EvidenceFile, args: LotArgs) -> ToolResult:
         for kind, items in sorted(pattern.items()):
             summary += f"; the tunnel named {kind.replace('_', ' ')} on {len(items)} of its {s.items} other item(s)"
             cites += _cite_lot_items(ev, s.lot, items, f"{kind.replace('_', ' ')} named", {"damage": kind}, f":{kind}")
-    beside = quoted_beside_record(s.printed_dates, args.quoted, ev.lot.recorded_expiry if ev.lot else None)
+    # the item is one of its lot: a date its own views read untyped counts toward the lot's print
+    printed_dates = {iso: list(items) for iso, items in s.printed_dates.items()}
+    for _, iso in (d for _, f in _findings(ev, stages={"ocr_expiry"}) for d in dates_read(f)):
+        if ev.item_id not in printed_dates.setdefault(iso, []):
+            printed_dates[iso].append(ev.item_id)
+    beside = quoted_beside_record(printed_dates, args.quoted, ev.lot.recorded_expiry if ev.lot else None)
     if args.quoted and ev.lot and ev.lot.recorded_expiry:
         data["lot_print_shows_quoted_date"] = beside is not None
     if beside is not None:
         (quoted, quoted_items), (expiry, expiry_items) = beside
         summary += (
-            f"; the tunnel read the quoted {quoted} on {len(quoted_items)} other item(s) of the lot, beside the"
+            f"; the tunnel read the quoted {quoted} on {len(quoted_items)} item(s) of the lot, beside the"
             f" recorded expiry's {expiry} on {len(expiry_items)}: the lot's print carries both"
         )
         cites += _cite_lot_items(ev, s.lot, quoted_items, f"date {quoted} read", {"date": quoted}, ":quoted")

@@ -401,9 +401,11 @@ def lot_store(tmp_path_factory) -> tuple[Path, Path]:
             add_item(store, root, f"{lot}-{i}", "FOOD-CEREAL-01", lot, [f"EXP {iso}"], [ocr(kind, iso, p=0.9)])
         add_item(store, root, f"{lot}-UNREAD", "FOOD-CEREAL-01", lot, ["~~~"], [ocr("unreadable", None, p=1.0)])
     # L9: a two-date print whose lines no view typed: the recorded expiry's month and a production date
-    for i, dates in enumerate([("2027-06", "2026-10-19"), ("2026-10-19",), ("2027-06",), ("2026-09-01",)]):
+    reads = [("2027-06", "2026-10-19"), ("2026-10-19",), ("2027-06",), ("2026-09-01",), ("2026-10-01",)]
+    for i, dates in enumerate(reads):
         add_item(store, root, f"L9-{i}", "FOOD-CEREAL-01", "L9", list(dates), [_untyped(*dates)])
     add_item(store, root, "L9-UNREAD", "FOOD-CEREAL-01", "L9", ["~~~"], [ocr("unreadable", None, p=1.0)])
+    add_item(store, root, "L9-SELF", "FOOD-CEREAL-01", "L9", ["~~~"], [_untyped("2026-09-01")])  # read, untyped
     store.close()
     _lot_catalog().save(root / "catalog.json")
     return db, root
@@ -431,25 +433,27 @@ def test_an_unread_print_is_judged_by_its_lots_print(lot_store, item, text, caus
 
 
 @pytest.mark.parametrize(
-    ("text", "cause"),
+    ("item", "text", "cause", "quoted_on"),
     [
         # the lot's print carries the quoted date beside the recorded expiry: the production date
-        ("why did you send expired food 2026-10-19", RootCause.CUSTOMER_MISPERCEPTION),
-        ("why did you send expired food 2026-09-01", RootCause.INCONCLUSIVE),  # read on one item only
-        ("why did you send expired food", RootCause.INCONCLUSIVE),  # no date quoted
+        ("L9-UNREAD", "why did you send expired food 2026-10-19", RootCause.CUSTOMER_MISPERCEPTION, ["L9-0", "L9-1"]),
+        ("L9-UNREAD", "why did you send expired food 2026-10-01", RootCause.INCONCLUSIVE, []),  # read on one item
+        ("L9-UNREAD", "why did you send expired food", RootCause.INCONCLUSIVE, []),  # no date quoted
+        # the item's own views read it untyped, and one other item of the lot
+        ("L9-SELF", "why did you send expired food 2026-09-01", RootCause.CUSTOMER_MISPERCEPTION, ["L9-3", "L9-SELF"]),
     ],
 )
 def test_a_quoted_date_the_lots_print_carries_beside_its_expiry_is_its_production_date(
-    lot_store, text: str, cause: RootCause
+    lot_store, item: str, text: str, cause: RootCause, quoted_on: list[str]
 ) -> None:
     db, root = lot_store
-    report, _ = investigate(db, "L9-UNREAD", text, catalog=_lot_catalog(), dataset=root, use_embeddings=False)
+    report, _ = investigate(db, item, text, catalog=_lot_catalog(), dataset=root, use_embeddings=False)
     assert report.root_cause is cause, report.summary
     assert report.citations_valid()
     if cause is RootCause.CUSTOMER_MISPERCEPTION:
         assert report.confidence == LOT_PRINT_CONFIDENCE
         cited = {c for claim in report.claims for c in claim.citations}
-        assert {"lot:L9:L9-0:quoted", "lot:L9:L9-1:quoted", "lot:L9:L9-0:recorded", "lot:L9:L9-2:recorded"} <= cited
+        assert {f"lot:L9:{i}:quoted" for i in quoted_on} | {"lot:L9:L9-0:recorded", "lot:L9:L9-2:recorded"} <= cited
 
 
 @pytest.mark.parametrize(
