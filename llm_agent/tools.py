@@ -114,7 +114,7 @@ class LotArgs(_Args):
         default_factory=list,
         description=(
             "dates the customer quotes (YYYY-MM-DD or YYYY-MM): the result says whether the tunnel read them on"
-            " the lot's other items beside the lot's recorded expiry"
+            " items of the lot beside the lot's recorded expiry"
         ),
     )
 
@@ -1097,8 +1097,8 @@ def lot_history(ev: EvidenceFile, args: LotArgs) -> ToolResult:
     if beside is not None:
         (quoted, quoted_items), (expiry, expiry_items) = beside
         summary += (
-            f"; the tunnel read the quoted {quoted} on {len(quoted_items)} item(s) of the lot, beside the"
-            f" recorded expiry's {expiry} on {len(expiry_items)}: the lot's print carries both"
+            f"; the tunnel read the quoted {quoted} on {len(quoted_items)} item(s) of the lot, and the lot's"
+            f" recorded expiry (read as {expiry}) on {len(expiry_items)}: the lot's print carries both"
         )
         cites += _cite_lot_items(ev, s.lot, quoted_items, f"date {quoted} read", {"date": quoted}, ":quoted")
         cites += _cite_lot_items(ev, s.lot, expiry_items, f"date {expiry} read", {"date": expiry}, ":recorded")
@@ -1151,10 +1151,10 @@ def quoted_beside_record(
     printed: dict[str, list[str]], quoted: Sequence[str], recorded: date | None
 ) -> tuple[tuple[str, list[str]], tuple[str, list[str]]] | None:
     """((quoted date, items), (recorded expiry as read, items)) when the tunnel read a date the
-    customer quotes, other than the lot's recorded expiry, on at least `LOT_PRINT_MIN_ITEMS` of the
-    lot's other items, and the recorded expiry on as many: the lot's print carries both, so the
-    quoted date is its other date (a production date), not its expiry. `printed`: every date read
-    on the lot's other items (`LotSummary.printed_dates`); a quoted month matches its days."""
+    customer quotes, other than the lot's recorded expiry, on at least `LOT_PRINT_MIN_ITEMS` items of
+    the lot, and the recorded expiry on as many: the lot's print carries both, so the quoted date is
+    its other date (a production date), not its expiry. `printed`: every date read on the lot's
+    items (`LotSummary.printed_dates` and the item's own reads); a quoted month matches its days."""
     if recorded is None:
         return None
     on_record = [(iso, items) for iso, items in printed.items() if _agrees_with_record(iso, recorded)]

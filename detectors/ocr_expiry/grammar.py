@@ -173,7 +173,7 @@ def _unglue_labels(folded: str) -> str:
     """`folded` with a space for the last letter of a date label that the recogniser ran into
     what follows it, so the date's first field starts a token as printed: "MHDJUL 03 2027" (the
     month name read on its own), "MHDZ1/02/2027" (the Z then may be the day's 2, and the 1st is
-    not read) and "MHD2O27" (a year whose look-alike is fixed). Only for parsing: the label's
+    not read) and "MHD2O27.02.21" (a year whose look-alike O is then fixed). Only for parsing: the label's
     own letters are read by `keywords` from the text as given. A word that is itself a label
     ("BBE") is left whole."""
     out = list(folded)
