@@ -95,9 +95,14 @@ def dates_read(finding: Finding) -> list[tuple[str, str]]:
     ]
 
 
+def _expiry_of(dates: list[tuple[str, str]]) -> str | None:
+    """The expiry among a finding's `dates_read`, if it read one."""
+    return next((iso for kind, iso in dates if kind == "expiry"), None)
+
+
 def _read_expiry(finding_json: str) -> str | None:
     """The expiry a stored OCR finding read, if it read one (not a second look that doubted it)."""
-    return next((iso for kind, iso in dates_read(Finding.model_validate_json(finding_json)) if kind == "expiry"), None)
+    return _expiry_of(dates_read(Finding.model_validate_json(finding_json)))
 
 
 def _read_only(db: Path) -> sqlite3.Connection:
@@ -135,7 +140,7 @@ def lot_summary(db: Path, lot: str, exclude: str | None = None) -> LotSummary:
                 dates = dates_read(Finding.model_validate_json(r["finding_json"]))
                 for _, iso in dates:
                     _add_once(summary.printed_dates, iso, r["item_id"])
-                expiry = next((iso for kind, iso in dates if kind == "expiry"), None)
+                expiry = _expiry_of(dates)
                 if expiry is not None and r["kind"] != "unreadable":
                     _add_once(summary.printed_expiries, expiry, r["item_id"])
     return summary

@@ -49,12 +49,12 @@ class Dataset:
         value = self.info.get("today")
         return date.fromisoformat(value) if value else None
 
-    def _iter(self, name: str, split: str | None = None, unique: bool = False) -> Iterator[LabelledCapture]:
+    def _iter(self, name: str, split: str | None = None) -> Iterator[LabelledCapture]:
         """Records of one JSON-lines file; every error is a DatasetError naming the file and line.
 
-        With `unique`, a repeated item_id anywhere in the file is an error, whichever `split` is
-        read: results are keyed by item_id, so a second record would silently overwrite the
-        first, and a reference in both splits would calibrate on an item its bank holds."""
+        A repeated item_id anywhere in the file is an error, whichever `split` is read: results
+        are keyed by item_id, so a second record would silently overwrite the first, and a
+        reference in both splits would calibrate on an item its bank holds."""
         path = self.root / name
         if not path.exists():
             raise DatasetError(f"{self.root}: no {name}")
@@ -62,7 +62,7 @@ class Dataset:
         try:
             for lineno, record in iter_jsonl_lines(path):
                 item_id = record.get("item_id")
-                if unique and isinstance(item_id, str):
+                if isinstance(item_id, str):
                     seen = first_line.setdefault(item_id, lineno)
                     if seen != lineno:
                         raise DatasetError(f"{path}:{lineno}: duplicate item_id {item_id!r} (also on line {seen})")
@@ -84,12 +84,12 @@ class Dataset:
 
     def items(self) -> Iterator[LabelledCapture]:
         """The shift (held-out items); item ids must be unique."""
-        return self._iter("manifest.jsonl", unique=True)
+        return self._iter("manifest.jsonl")
 
     def references(self, split: str | None = None) -> Iterator[LabelledCapture]:
         """Normal orders for enrolment ("enrol") and calibration ("calibration"); item ids must be
         unique across both."""
-        return self._iter("references.jsonl", split, unique=True)
+        return self._iter("references.jsonl", split)
 
     def feedback(self) -> Iterator[dict[str, Any]]:
         path = self.root / "feedback.jsonl"

@@ -111,10 +111,8 @@ def calibrate_investigator(
     check_output_file(out)
     try:
         complaints = read_confirmed(confirmed)
-    except CalibrationError as exc:
+    except CalibrationError as exc:  # a line that is not UTF-8 as well
         fail(str(exc))
-    except UnicodeDecodeError:
-        fail(f"{confirmed}: not UTF-8 text")
     if not complaints:
         fail(f"{confirmed}: no confirmed complaints; {out} left as it was")
     try:
