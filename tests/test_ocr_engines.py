@@ -449,6 +449,61 @@ def test_a_month_read_on_a_region_crop_is_read_again_as_a_whole_line(
     assert read.expiry is not None and read.expiry.iso == expiry and engine.calls == calls
 
 
+FOUND_LATE = TextLine("1 1027", (200.0, 120.0, 320.0, 150.0), 0.6)
+"""A date line a whole-image fallback finds (an enlarged small photo's), in that pass's pixels."""
+
+
+@pytest.mark.parametrize(
+    ("passes", "expiry", "names"),
+    [
+        # the enlarged pass finds a digit line the first pass missed: its neighbourhood is read
+        ([[], [FOUND_LATE], [_line("11 APR 2027")]], "2027-04-11", ["upscale", "region"]),
+        # the same line where the first pass already queued its neighbourhood: not read twice
+        (
+            [[TextLine("1 1027", (100.0, 60.0, 160.0, 75.0), 0.6)], [], [FOUND_LATE], [], [_line("11 APR 2027")]],
+            "2027-04-11",
+            ["region", "upscale", "dotmatrix3+upscale", "dotmatrix5+upscale"],
+        ),
+        # a line without digits enough for a date is no region
+        (
+            [[], [TextLine("CREAM 8", (200.0, 120.0, 320.0, 150.0), 0.9)], [], [_line("11 APR 2027")]],
+            "2027-04-11",
+            ["upscale", "dotmatrix3+upscale", "dotmatrix5+upscale"],
+        ),
+    ],
+)
+def test_a_digit_line_a_fallback_finds_has_its_neighbourhood_read(
+    passes: list[list[TextLine]], expiry: str, names: list[str]
+) -> None:
+    engine = SequenceEngine(passes)
+    read = read_dates(np.full((200, 300, 3), 200, np.uint8), engine=engine, today=TODAY)
+    assert read.expiry is not None and read.expiry.iso == expiry
+    assert read.passes[1:] == names  # after the first pass
+
+
+@pytest.mark.parametrize(
+    ("first", "expiry"),
+    [
+        # a repaired digit left the print's only date untyped: a clean re-read types it
+        ([TextLine("L095 E 28 18 27", (10.0, 10.0, 160.0, 40.0), 0.87)], "2027-10-28"),
+        # beside another date, the crop's "sole" date says nothing of the whole print
+        (
+            [
+                TextLine("L095 E 28 18 27", (10.0, 10.0, 160.0, 40.0), 0.87),
+                TextLine("03 04 2026", (10.0, 60.0, 160.0, 90.0), 0.95),
+            ],
+            None,
+        ),
+    ],
+)
+def test_a_clean_re_read_types_a_date_left_untyped_only_for_its_repair(
+    first: list[TextLine], expiry: str | None
+) -> None:
+    engine = SequenceEngine([first, [TextLine("L 095 E 28 10 27", (20.0, 20.0, 300.0, 60.0), 0.85)]])
+    read = read_dates(np.full((200, 300, 3), 200, np.uint8), engine=engine, today=TODAY)
+    assert (read.expiry.iso if read.expiry else None) == expiry
+
+
 @pytest.mark.parametrize("box", [(100.0, 50.0, 220.0, 70.0), (100.0, 50.0, 120.0, 170.0)])
 def test_line_pass_reads_a_line_left_to_right_and_maps_back(box: tuple[float, float, float, float]) -> None:
     image = np.zeros((400, 500, 3), np.uint8)

@@ -246,6 +246,11 @@ CUT_SHORT = [
     ("2D26 FEB 20", "YMD", []),  # not repaired into 20 February 2020 either
     ("MHD02/20I2026", "MDY", []),  # not February 2020: a separator misread, glued
     ("FEB/20/2614:30", "MDY", []),  # a year run into a time: not February 2020
+    ("/04/27", "DMY", []),  # a crop cut "14/04/27" at its first field: not April 2027
+    ("SX: /04/27", "DMY", []),
+    ("14 -04-2027", "DMY", ["2027-04-14"]),  # a spaced separator still joins the fields
+    ("EXP/04/2027", "DMY", ["2027-04"]),  # a label before the separator
+    ("1/04/27", "DMY", ["2027-04-01"]),
     ("PROD 01.D1.2026 EXP 21/02/2027", "DMY", ["2027-02-21"]),  # the production date only is lost
     ("EXP D2/21/2027", "MDY", ["2027-02-21"]),  # a leading 0 read as D changes nothing
     ("NSX G9.05.2027", "DMY", ["2027-05-09"]),  # G for 0: "69" is no day

@@ -25,6 +25,8 @@ DateType = Literal["expiry", "manufactured", "other"]
 
 LABELLED = ("keyword", "suffix", "left", "above")
 """Reasons that come from a printed label (as opposed to a rule)."""
+UNLABELLED_REPAIR = "unlabelled_repair"
+"""Reason of a date left untyped because a digit of it was repaired and no label types it."""
 SOLE = "sole"
 """Reason of the one date an image shows, typed as the expiry for want of a label."""
 MAX_KEYWORD_GAP = 24
@@ -239,7 +241,7 @@ def classify_lines(
     # and like an unreadable date it may be the expiry, so no rule types the others either.
     repaired = [f for f in found if f.kind is None and f.parsed.repair is not None]
     for f in repaired:
-        f.kind, f.reason = "other", "unlabelled_repair"
+        f.kind, f.reason = "other", UNLABELLED_REPAIR
     _apply_rules(found, residue or bool(unknown) or bool(repaired))
     return check_consistency([_to_read(f, lines[f.line]) for f in found], today, stale_years)
 

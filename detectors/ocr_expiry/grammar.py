@@ -594,6 +594,8 @@ _GLUED_REST = 5
 a letter and the last field ("21I27", "20I2026")."""
 _GLUED_DIGITS = re.compile(r"[A-Z?|!]+[0-9?][0-9A-Z?|!]*(?![0-9A-Z?|!])")
 """A token glued to a date's end that turns from a glyph to digits (`_GLUED_REST` long at most)."""
+_OPENS_ON_SEPARATOR = re.compile(r"(?:^|[\s0-9])[./\-]\d$")
+"""A numeric date's first digit right after a separator that follows no label (`_cut_short`)."""
 _GLYPH = re.compile(r"[0-9A-Z?|!]")
 """A character a token of a print is made of; anything else ends the token."""
 
@@ -608,8 +610,11 @@ def _cut_short(norm: str, match: _Match) -> tuple[int, int] | None:
     makes a longer calendar date around it that reads otherwise ("?1 FEB" may be the 21st). A way
     that makes no calendar date was not printed: "G9.05.2027" is the 9th, as "69" is no day, and
     a leading 0 read as D changes nothing. Digits glued to the date's end behind a letter are
-    such a rest as well ("FEB/21I27": a separator misread)."""
+    such a rest as well ("FEB/21I27": a separator misread), and so is a separator the date
+    opens with where no label precedes it ("/04/25": a crop cut "14/04/25" at its first field)."""
     start, end = match.start, match.end
+    if _OPENS_ON_SEPARATOR.search(norm, 0, start + 1) and norm[start].isdigit():
+        return (start - 1, end)
     glued = _GLUED_DIGITS.match(norm, end)
     if glued is not None and len(glued.group()) <= _GLUED_REST and norm[end - 1].isdigit():
         return (start, glued.end())

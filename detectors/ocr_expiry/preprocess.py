@@ -444,11 +444,16 @@ def region_passes(image: np.ndarray, lines: Sequence[TextLine]) -> list[Pass]:
     that was half detected or misread at a small size can be read here at a fraction of a
     whole-image pass's cost. No dot-matrix filter on regions: on normal print it garbles a
     production date into something the grammar may take for an expiry."""
-    candidates = sorted(
+    return [p for line in region_lines(lines) for p in region_pass(image, line)]
+
+
+def region_lines(lines: Sequence[TextLine]) -> list[TextLine]:
+    """The lines whose neighbourhoods are read again (`region_passes`): at most `MAX_REGIONS`
+    with at least `REGION_MIN_DIGITS` digits, those with most digits first."""
+    return sorted(
         (line for line in lines if sum(c.isdigit() for c in line.text) >= REGION_MIN_DIGITS),
         key=lambda line: -sum(c.isdigit() for c in line.text),
     )[:MAX_REGIONS]
-    return [p for line in candidates for p in region_pass(image, line)]
 
 
 def line_pass(image: np.ndarray, box: Box4) -> Pass | None:

@@ -12,6 +12,7 @@ expiry diverts an item, `second_looks` reads the print again other ways (`checke
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -19,10 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.ocr_expiry.classify import LABELLED, DateRead, check_consistency, classify_lines, script_order
-from detectors.ocr_expiry.engines import DEFAULT_ENGINE, OcrEngine, TextLine, get_engine
+from detectors.ocr_expiry.classify import (
+    LABELLED,
+    UNLABELLED_REPAIR,
+    DateRead,
+    check_consistency,
+    classify_lines,
+    script_order,
+)
+from detectors.ocr_expiry.engines import DEFAULT_ENGINE, Box4, OcrEngine, TextLine, get_engine
 from detectors.ocr_expiry.grammar import Order
 from detectors.ocr_expiry.preprocess import (
+    MAX_REGIONS,
     REGION_PASS,
     UPSCALE_PASS,
     Pass,
@@ -32,6 +41,8 @@ from detectors.ocr_expiry.preprocess import (
     first_pass,
     level_pass,
     line_pass,
+    region_lines,
+    region_pass,
     region_passes,
     text_height,
     unsmear_pass,
@@ -142,9 +153,14 @@ def _merge(base: list[DateRead], extra: list[DateRead]) -> list[DateRead]:
     """`extra` (a fallback pass's dates) added to `base`. A fallback pass may crop a line away
     from its label and its neighbours, so a date it types by a rule alone ("sole", "latest")
     never contradicts the type `base` gave the same date with the whole print in view: a
-    production date stays one, and so does a date left untyped beside an unreadable line."""
+    production date stays one, and so does a date left untyped beside an unreadable line.
+    A date `base` left untyped only because its digits were repaired (`UNLABELLED_REPAIR`) and
+    that is the only date `base` holds was typed by no view of the print: a fallback that reads
+    it without repair types it (a half-size photo's "28 18 21" read "28 10 21" on its region)."""
     seen = {(d.iso, d.type) for d in base}
-    typed = {d.iso: d.type for d in base}
+    guessed = {d.iso for d in base if d.reason == UNLABELLED_REPAIR}
+    only_guess = len({d.iso for d in base}) == 1 and len(guessed) == 1
+    typed = {d.iso: d.type for d in base if not (only_guess and d.iso in guessed)}
     return base + [
         d
         for d in extra
@@ -251,6 +267,34 @@ def complete_day(
     return check_consistency(_merge(dates, found), today, stale_years)
 
 
+class RegionsRead:
+    """The digit-bearing lines whose neighbourhoods a read has queued (`region_passes`). A
+    whole-image fallback may find a line the first pass missed (an enlarged small photo's date
+    line, read "1 1021"), whose neighbourhood then deserves the same enlarged read: at most
+    `MAX_REGIONS` such lines, none overlapping a line already queued."""
+
+    def __init__(self, first_lines: Sequence[TextLine]) -> None:
+        self.boxes = [line.box for line in region_lines(first_lines)]
+        self.added = 0
+
+    def new_passes(self, image: np.ndarray, lines: Sequence[TextLine]) -> list[Pass]:
+        fresh = [line for line in region_lines(lines) if not any(_overlap(line.box, b) for b in self.boxes)]
+        fresh = fresh[: MAX_REGIONS - self.added]
+        self.added += len(fresh)
+        self.boxes += [line.box for line in fresh]
+        return [p for line in fresh for p in region_pass(image, line)]
+
+
+def _overlap(a: Box4, b: Box4) -> bool:
+    """Whether two boxes' intersection covers half the smaller of them."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return False
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return w * h >= 0.5 * max(smaller, 1e-6)
+
+
 def continue_read(
     image: np.ndarray,
     read: ImageRead,
@@ -286,8 +330,11 @@ def continue_read(
     c0 = clock()
     today = today or date.today()
     lines, dates, passes = list(read.lines), list(read.dates), list(read.passes)
-    fallbacks = [*region_passes(image, read.lines), *fallback_passes(image, read.lines, sizes_detector(eng))]
-    for fp in [*first, *fallbacks, *last]:
+    queue = deque([*first, *region_passes(image, read.lines), *fallback_passes(image, read.lines, sizes_detector(eng))])
+    queue.extend(last)
+    regions = RegionsRead(read.lines)
+    while queue:
+        fp = queue.popleft()
         if deadline is not None and clock() >= deadline:
             passes.append(BUDGET_SPENT)
             break
@@ -302,6 +349,8 @@ def continue_read(
         merged = check_consistency(_merge(dates, found), today, stale_years)
         expiry = pick_expiry(merged)
         if expiry is None:
+            if fp.name != REGION_PASS:
+                queue.extendleft(reversed(regions.new_passes(image, fp.map_lines(fp_read))))
             continue
         lines += fp.map_lines(fp_read)
         dates = merged
