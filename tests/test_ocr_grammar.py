@@ -141,6 +141,9 @@ MISREAD = [
     ("Best By FE8/21/27", ["2027-02-21"]),  # 8 read for B: the 21st of February, not of August
     ("BBE OKTO8ER 2027", ["2027-10"]),
     ("LOT FE8123", []),  # a code, not a month
+    ("Best By FE0/21/27", ["2027-02-21"]),  # 0 read for B (a blurred B's bowls run together)
+    ("EXP 0EC 12 2027", ["2027-12-12"]),  # 0 read for D
+    ("LOT FE0123", []),
     ("11 APR_2027", ["2027-04-11"]),  # a small print's space read as "_"
     ("EXP 31_12_2027", ["2027-12-31"]),
     ("30 Omzemkor 2027", []),  # three are too many

@@ -324,7 +324,7 @@ _Y4 = r"(?:19|20)\d\d"
 _SP = r"[\s_]?"
 """Around a CJK year, month or day marker: a space, which OCR may read as "_", or none."""
 _CJK_DAY = rf"(?:{_SP}(?P<d>\d{{1,2}}){_SP}[日일])?"
-_CONFUSABLE = {"I": "I1|", "O": "O0", "B": "B8"}
+_CONFUSABLE = {"I": "I1|", "O": "O0", "B": "B80", "D": "D0"}
 """Letters OCR often reads as look-alikes inside month names ("MAl", "N0V", "FE8"), with the
 look-alikes: left to the digits, "FE8/21/27" would read as the 21st of August."""
 _LAST_I = r"(?:[I|]|1(?![0-9])|1(?=(?:19|20)\d\d(?![0-9])))"
