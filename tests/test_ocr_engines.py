@@ -456,8 +456,13 @@ FOUND_LATE = TextLine("1 1027", (200.0, 120.0, 320.0, 150.0), 0.6)
 @pytest.mark.parametrize(
     ("passes", "expiry", "names"),
     [
-        # the enlarged pass finds a digit line the first pass missed: its neighbourhood is read
-        ([[], [FOUND_LATE], [_line("11 APR 2027")]], "2027-04-11", ["upscale", "region"]),
+        # the enlarged pass finds a digit line the first pass missed: its neighbourhood is read,
+        # after the passes that come anyway
+        (
+            [[], [FOUND_LATE], [], [], [_line("11 APR 2027")]],
+            "2027-04-11",
+            ["upscale", "dotmatrix3+upscale", "dotmatrix5+upscale", "region"],
+        ),
         # the same line where the first pass already queued its neighbourhood: not read twice
         (
             [[TextLine("1 1027", (100.0, 60.0, 160.0, 75.0), 0.6)], [], [FOUND_LATE], [], [_line("11 APR 2027")]],

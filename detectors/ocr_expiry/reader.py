@@ -271,7 +271,9 @@ class RegionsRead:
     """The digit-bearing lines whose neighbourhoods a read has queued (`region_passes`). A
     whole-image fallback may find a line the first pass missed (an enlarged small photo's date
     line, read "1 1021"), whose neighbourhood then deserves the same enlarged read: at most
-    `MAX_REGIONS` such lines, none overlapping a line already queued."""
+    `MAX_REGIONS` such lines, none overlapping a line already queued. They are read after every
+    other pass, the caller's last resorts included: at the edge budget they must not cost a print
+    the passes that read it before (a belt-smeared 5 px print is read by its unsmeared pass)."""
 
     def __init__(self, first_lines: Sequence[TextLine]) -> None:
         self.boxes = [line.box for line in region_lines(first_lines)]
@@ -313,7 +315,8 @@ def continue_read(
     the caller adds, such as `preprocess.as_captured_pass` after a corrected copy), the enlarged
     and dot-matrix-filtered neighbourhoods of digit-bearing lines, then whole-image passes
     (quarter turns, enlargement, dot-matrix), then `last` (the caller's last resorts, such as
-    `preprocess.unsmear_pass`). Stops at the first pass that finds an expiry, or
+    `preprocess.unsmear_pass`), then the neighbourhoods of digit-bearing lines those passes
+    found (`RegionsRead`). Stops at the first pass that finds an expiry, or
     when `deadline` (on `engine_clock`) has passed; "budget_spent" is then the last pass name.
     A month-only expiry read on a region crop is read once more as a whole line
     (`line_pass`), which may add its day (`completions`).
@@ -350,7 +353,7 @@ def continue_read(
         expiry = pick_expiry(merged)
         if expiry is None:
             if fp.name != REGION_PASS:
-                queue.extendleft(reversed(regions.new_passes(image, fp.map_lines(fp_read))))
+                queue.extend(regions.new_passes(image, fp.map_lines(fp_read)))
             continue
         lines += fp.map_lines(fp_read)
         dates = merged
