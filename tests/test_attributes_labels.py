@@ -38,6 +38,9 @@ RECORDS = {r.sku: r for r in catalog_records()}
         ("3 kg", [("7 kg", 0.95)], "wrong", ["7000 G"]),
         ("P15", [("FOR PHONE P15", 0.9), ("P16", 1.0)], "wrong", ["P15", "P16"]),
         ("P15", [("P16", 0.5)], "unread", ["P16"]),  # an unsure read is not evidence
+        ("P15", [("P15 Pio", 0.73)], "unread", ["P15 PRO"]),  # a misread suffix passes no label
+        ("P15", [("P15 Pio", 0.99)], "unread", ["P15 PRO"]),  # nor, one letter off, proves a wrong one
+        ("P16 Pro", [("P16 Pio", 0.73)], "ok", ["P16 PRO"]),
         ("P15", [("PI5", 0.81)], "ok", ["P15"]),  # a digit read as its look-alike letter
         ("P15", [("PI6", 0.99)], "wrong", ["PI6"]),  # a look-alike letter does not excuse another digit
         ("P15", [("PI5", 0.99), ("P15", 0.9)], "ok", ["P15", "P15"]),
@@ -97,6 +100,11 @@ def test_standalone_lines(line: str, expected: str, standalone: bool | None) -> 
     [
         ("P16PRO", "P15", ["P16 PRO"]),
         ("P16 Pro", "P15", ["P16 PRO"]),
+        ("P15 Pio", "P15", ["P15 PRO"]),  # a suffix one letter off is still a suffix
+        ("P15Pio", "P15", ["P15 PRO"]),
+        ("P16 PR0", "P15", ["P16 PRO"]),
+        ("P15 CASE", "P15", ["P15"]),  # a word two letters from every suffix is none
+        ("P15 P16", "P15", ["P15", "P16"]),
         ("99", "EU 42", []),  # print noise on a tongue, not a size
         ("EU 99", "EU 42", []),
         ("EU 44", "EU 42", ["EU 44"]),

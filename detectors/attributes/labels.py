@@ -44,7 +44,10 @@ _BARE_SHOE = re.compile(r"(\d{2}(?:[.,]5)?)")
 SHOE_RANGE = {"EU": (15.0, 52.0), "UK": (0.0, 16.0), "US": (0.0, 17.0)}
 """Sizes a shoe label can carry per system; a bare "99" on a tongue is print noise, not a size."""
 _QUANTITY = re.compile(r"(\d+(?:[.,]\d+)?)\s*(KG|G|ML|L|OZ|LB|CL)\b")
-_MODEL = re.compile(r"\b([A-Z]{1,3}\d{1,3}(?:\s?(?:PRO|MAX|PLUS|MINI))?)\b")
+MODEL_SUFFIXES = ("PRO", "MAX", "PLUS", "MINI")
+_MODEL = re.compile(rf"\b([A-Z]{{1,3}}\d{{1,3}}(?:\s?(?:{'|'.join(MODEL_SUFFIXES)}))?)\b")
+_MODEL_THEN_WORD = re.compile(r"\b([A-Z]{1,3}\d{1,3})(\s?)([A-Z0-9]{3,4})\b")
+"""A model number and the word right after it, which may be a misread suffix ("P15 PIO")."""
 _COUNT = re.compile(
     r"\b(?:(\d{1,3})\s*-?\s*(?:PACK|PK|PCS|PC|PIECES|STK|ST|BALLS|COUNT|CT|X)"
     r"|(?:X|PACK OF|SET OF|BOX OF)\s*(\d{1,3}))\b"
@@ -60,6 +63,8 @@ FUZZY_PENALTY = 0.75
 LOOKALIKE_DIGITS = {"0": "OQD", "1": "IL|", "2": "Z", "5": "S", "6": "G", "8": "B"}
 """Letters the recogniser reads for a digit in small print ("PI5" for "P15"). A read that differs
 from the catalog's value only by such swaps is that value misread, never another variant."""
+_DIGIT_LETTERS = str.maketrans("0158", "OISB")
+"""Letters a word may hold a digit in place of ("PR0" for "PRO")."""
 
 CAPTION_WORDS = ("SIZE", "MODEL", "GROESSE", "TAILLE", "TALLA", "TAGLIA")
 """Captions printed beside a value on its own sticker; a line holding only these and a value is standalone."""
@@ -132,11 +137,49 @@ def _quantity(number: str, unit: str) -> str:
 
 def _values_in(text: str, family: str, system: str | None = None) -> list[tuple[str, bool]]:
     """(value, exact) pairs of one family in a normalised line; `system` (EU/UK/US) reads a bare shoe size line."""
+    if family == "model":
+        return _model_values(text)
     return (
         [(v, True) for v in _pattern_values(text, family, system)]
         if family in _PATTERNED
         else _word_values(text, family)
     )
+
+
+def _model_values(text: str) -> list[tuple[str, bool]]:
+    """Models in a normalised line; a suffix misread by one letter ("P15 PIO", "P16PR0") still
+    names one, with less certainty. Without it, a "P16 Pro" sticker read "P15 Pio" gave a weak
+    read of the catalog's "P15", which passes a label."""
+    fixed, slips = _suffix_slips(text)
+    out = []
+    for m in _MODEL.finditer(fixed):
+        out.append((_model(m.group(1)), not any(m.start() <= at < m.end() for at in slips)))
+    return out
+
+
+def _slips(a: str, b: str) -> int:
+    """Letters that differ between two words of one length."""
+    return sum(x != y for x, y in zip(a, b, strict=True))
+
+
+def _suffix_slips(text: str) -> tuple[str, list[int]]:
+    """`text` with each word after a model number that is a suffix but for one letter (digits
+    read as their look-alike letters first) spelled as that suffix, and where each such word
+    starts."""
+    slips: list[int] = []
+
+    def fix(m: re.Match[str]) -> str:
+        word = m.group(3)
+        if word in MODEL_SUFFIXES:
+            return m.group(0)
+        letters = word.translate(_DIGIT_LETTERS)
+        near = [x for x in MODEL_SUFFIXES if len(x) == len(letters) and _slips(x, letters) <= 1]
+        if len(near) != 1:
+            return m.group(0)
+        slips.append(m.start(3))
+        return m.group(1) + m.group(2) + near[0]
+
+    return _MODEL_THEN_WORD.sub(fix, text), slips
 
 
 _PATTERNED = {"shoe", "quantity", "model", "count"}
@@ -174,6 +217,7 @@ def _pattern_values(text: str, family: str, system: str | None) -> list[str]:
 def _leftover_words(text: str, family: str) -> list[str]:
     """Words of a normalised line that are neither a family value nor a caption (title words)."""
     if family in _PATTERNED:
+        text = _suffix_slips(text)[0] if family == "model" else text
         rest = {"shoe": _SHOE, "quantity": _QUANTITY, "model": _MODEL, "count": _COUNT}[family].sub(" ", text)
         members: tuple[str, ...] = ()
     else:
