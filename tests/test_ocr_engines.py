@@ -509,6 +509,30 @@ def test_a_clean_re_read_types_a_date_left_untyped_only_for_its_repair(
     assert (read.expiry.iso if read.expiry else None) == expiry
 
 
+DATE_FRAGMENT = TextLine("03 2G 2?27", (110.0, 100.0, 180.0, 115.0), 0.6)
+"""A date line the first pass misread, whose neighbourhood is read again (a region)."""
+
+
+@pytest.mark.parametrize(
+    ("beyond", "expiry"),
+    [
+        # the print's rest shows a month name: the crop's lone date may be its production date
+        (TextLine("FEB", (300.0, 150.0, 340.0, 165.0), 0.99), None),
+        (TextLine("BEST BEFORE END", (10.0, 150.0, 100.0, 165.0), 0.9), None),
+        (TextLine("2O28", (300.0, 150.0, 340.0, 165.0), 0.8), None),  # a year's residue
+        # nothing date-like beyond the crop: its lone date is the print's
+        (TextLine("Batch L2611A", (10.0, 10.0, 100.0, 25.0), 0.95), "2027-03-26"),
+    ],
+)
+def test_a_region_types_no_lone_date_where_the_print_beyond_it_shows_another(
+    beyond: TextLine, expiry: str | None
+) -> None:
+    engine = SequenceEngine([[DATE_FRAGMENT, beyond], [_line("03/26/2027")]])
+    read = read_dates(np.full((200, 400, 3), 200, np.uint8), engine=engine, today=TODAY, order="MDY")
+    assert read.passes[1] == "region"
+    assert (read.expiry.iso if read.expiry else None) == expiry
+
+
 @pytest.mark.parametrize("box", [(100.0, 50.0, 220.0, 70.0), (100.0, 50.0, 120.0, 170.0)])
 def test_line_pass_reads_a_line_left_to_right_and_maps_back(box: tuple[float, float, float, float]) -> None:
     image = np.zeros((400, 500, 3), np.uint8)

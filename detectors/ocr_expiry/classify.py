@@ -18,7 +18,7 @@ from datetime import date
 from typing import Literal
 
 from detectors.ocr_expiry.engines import Box4, TextLine
-from detectors.ocr_expiry.grammar import Order, ParsedDate, labelled_compact_dates, normalize, parse_dates
+from detectors.ocr_expiry.grammar import Order, ParsedDate, labelled_compact_dates, month_of, normalize, parse_dates
 from detectors.ocr_expiry.keywords import KeywordHit, find_fuzzy, find_keywords, find_suffix
 
 DateType = Literal["expiry", "manufactured", "other"]
@@ -202,11 +202,18 @@ def _labels_its_row(j: int, lines: list[TextLine], dates: list[list[ParsedDate]]
 
 
 def classify_lines(
-    lines: list[TextLine], *, order: Order = "DMY", today: date | None = None, stale_years: int | None = None
+    lines: list[TextLine],
+    *,
+    order: Order = "DMY",
+    today: date | None = None,
+    stale_years: int | None = None,
+    more_beyond: bool = False,
 ) -> list[DateRead]:
     """Every date on the lines of one image, typed (`stale_years`: see `check_consistency`).
     Labels are looked for where a reader of the date line sees them: left of and above it as it
-    reads, also when it was read upside down."""
+    reads, also when it was read upside down. `more_beyond`: the lines are a crop of a print
+    whose rest shows signs of another date (`hints_of_a_date`), so no rule types a date the
+    crop leaves unlabelled: it may be the production date whose label the crop cut off."""
     today = today or date.today()
     frames = {turned: _reading_frame(lines, turned) for turned in {line.turned for line in lines}}
     norms = [normalize(line.text) for line in lines]
@@ -242,7 +249,7 @@ def classify_lines(
     repaired = [f for f in found if f.kind is None and f.parsed.repair is not None]
     for f in repaired:
         f.kind, f.reason = "other", UNLABELLED_REPAIR
-    _apply_rules(found, residue or bool(unknown) or bool(repaired))
+    _apply_rules(found, residue or bool(unknown) or bool(repaired) or more_beyond)
     return check_consistency([_to_read(f, lines[f.line]) for f in found], today, stale_years)
 
 
@@ -291,9 +298,23 @@ _DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{5,10}(?![0-9])")
 """A run of digits as long as a compact date with a misread or extra digit ("720281026"), or a
 year with a stray digit glued to it ("22026.06")."""
 _DIGITS = re.compile(r"[0-9].*[0-9]")
+_WORD = re.compile(r"[A-Z]{3,}")
 _UNKNOWN_LABEL = re.compile(r"(?<![A-Z0-9])[A-Z]{2,4}[\s:.]{0,2}$")
 """A short upper-case word right before a date that no table knows: a label we could not read
 ("DOM" for a misread "DDM"). Its date could be the expiry or not, so no rule types it."""
+
+
+def hints_of_a_date(lines: list[TextLine], today: date) -> bool:
+    """Whether any line holds a date label, a month name or the residue of a date
+    (`_date_residue`): a print's lines outside a crop that show another date may be there."""
+    for line in lines:
+        norm = normalize(line.text)
+        hits = find_keywords(norm)
+        if any(h.kind in ("expiry", "manufactured") for h in hits) or any(map(month_of, _WORD.findall(norm))):
+            return True
+        if parse_dates(line.text, today=today) or _date_residue(norm, hits, today):
+            return True
+    return False
 
 
 def _date_residue(norm: str, hits: list[KeywordHit], today: date) -> bool:

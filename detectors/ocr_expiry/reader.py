@@ -26,6 +26,7 @@ from detectors.ocr_expiry.classify import (
     DateRead,
     check_consistency,
     classify_lines,
+    hints_of_a_date,
     script_order,
 )
 from detectors.ocr_expiry.engines import DEFAULT_ENGINE, Box4, OcrEngine, TextLine, get_engine
@@ -267,6 +268,22 @@ def complete_day(
     return check_consistency(_merge(dates, found), today, stale_years)
 
 
+def hints_beyond(crop: Pass, image: np.ndarray, lines: Sequence[TextLine], today: date) -> bool:
+    """Whether the whole image's `lines` outside a region crop show signs of another date
+    (`classify.hints_of_a_date`). A crop around a date line may cut off its label: on a
+    development seed's dot-matrix print, "MFD 03/26/2027" cropped to "03/26/2027" was typed the
+    expiry as the crop's sole date, while the print's unread "BEST BEFORE END FEB 2028" line
+    showed a month name beyond the crop."""
+    h, w = crop.image.shape[:2]
+    x0, y0, x1, y1 = crop.map_box((0.0, 0.0, w - 1.0, h - 1.0))
+    outside = [
+        line
+        for line in lines
+        if not (x0 <= (line.box[0] + line.box[2]) / 2 <= x1 and y0 <= (line.box[1] + line.box[3]) / 2 <= y1)
+    ]
+    return hints_of_a_date(outside, today)
+
+
 class RegionsRead:
     """The digit-bearing lines whose neighbourhoods a read has queued (`region_passes`). A
     whole-image fallback may find a line the first pass missed (an enlarged small photo's date
@@ -346,7 +363,10 @@ def continue_read(
             break
         fp_read = fp.read(eng)
         passes.append(fp.name)
-        found = fp.map_dates(classify_lines(fp_read, order=order, today=today, stale_years=stale_years))
+        beyond = fp.name == REGION_PASS and hints_beyond(fp, image, read.lines, today)
+        found = fp.map_dates(
+            classify_lines(fp_read, order=order, today=today, stale_years=stale_years, more_beyond=beyond)
+        )
         # Consistency is checked on the whole print: a crop without the production line must
         # not bring back an expiry the first pass rejected as earlier than manufacture.
         merged = check_consistency(_merge(dates, found), today, stale_years)
