@@ -30,6 +30,10 @@ RECORDS = {r.sku: r for r in catalog_records()}
         ("TWIN", [("TIN", 0.9)], "ok", ["TWIN"]),
         ("KING", [("TIN", 0.9)], "unread", ["TWIN"]),  # a one-letter slip alone cannot prove a wrong label
         ("CAL KING", [("CAL KING", 0.9)], "ok", ["CAL KING"]),
+        ("TWIN", [("TWIN XI", 0.95)], "unread", ["TWIN XL"]),  # another size's word misread: no pass
+        ("KING", [("CAI KING", 0.95)], "unread", ["CAL KING"]),
+        ("TWIN XL", [("TWIN X1", 0.9)], "ok", ["TWIN XL"]),  # a weak read of the catalog's size
+        ("KING", [("SIZE KING", 0.95)], "ok", ["KING"]),  # a caption is no size's word
         ("EU 42", [("SIZE", 1.0), ("EU 42", 1.0)], "ok", ["EU 42"]),
         ("EU 42", [("EU 44", 0.97)], "wrong", ["EU 44"]),
         ("EU 42", [("42", 0.9)], "ok", ["EU 42"]),  # shoe tongue label: the number only

@@ -157,9 +157,12 @@ def _model_values(text: str) -> list[tuple[str, bool]]:
     return out
 
 
-def _slips(a: str, b: str) -> int:
-    """Letters that differ between two words of one length."""
-    return sum(x != y for x, y in zip(a, b, strict=True))
+def _one_slip(word: str, target: str) -> bool:
+    """`word` is `target` but for one letter, a digit taken for its look-alike letter first
+    ("PIO" or "PR0" for "PRO", "XI" for "XL"); `target` itself is no slip."""
+    if word == target or len(word) != len(target):
+        return False
+    return sum(a != b for a, b in zip(word.translate(_DIGIT_LETTERS), target, strict=True)) <= 1
 
 
 def _suffix_slips(text: str) -> tuple[str, list[int]]:
@@ -172,8 +175,7 @@ def _suffix_slips(text: str) -> tuple[str, list[int]]:
         word = m.group(3)
         if word in MODEL_SUFFIXES:
             return m.group(0)
-        letters = word.translate(_DIGIT_LETTERS)
-        near = [x for x in MODEL_SUFFIXES if len(x) == len(letters) and _slips(x, letters) <= 1]
+        near = [x for x in MODEL_SUFFIXES if _one_slip(word, x)]
         if len(near) != 1:
             return m.group(0)
         slips.append(m.start(3))
@@ -240,12 +242,33 @@ def _word_values(text: str, family: str) -> list[tuple[str, bool]]:
     members = {"letter": LETTER_SIZES, "bed": BED_SIZES, "colour": COLOUR_WORDS}.get(family)
     if members is None:
         return [(text, True)] if text else []
-    multi = [m for m in members if " " in m and m in text]
-    out = [(m, True) for m in multi]
+    out = _multi_word_values(text, members)
+    multi = [m for m, _ in out]
     for word in _WORD.findall(text):
         hit = _fuzzy_member(word, members)
         if hit and not any(hit in m for m in multi):
             out.append((hit, hit == word))
+    return out
+
+
+def _multi_word_values(text: str, members: Iterable[str]) -> list[tuple[str, bool]]:
+    """Members of two words or more in a normalised line: exact, or with one word misread by a
+    letter beside the others read right (a fuzzy read). A "TWIN XL" sticker read "TWIN XI", or a
+    "CAL KING" one read "CAI KING", had given an exact "TWIN" or "KING": another size passed."""
+    words = _WORD.findall(text)
+    out: list[tuple[str, bool]] = []
+    for member in (m for m in members if " " in m):
+        parts = member.split()
+        if member in text:
+            out.append((member, True))
+            continue
+        windows = (words[i : i + len(parts)] for i in range(len(words) - len(parts) + 1))
+        if any(
+            sum(w != p for w, p in zip(window, parts, strict=True)) == 1
+            and all(w == p or _one_slip(w, p) for w, p in zip(window, parts, strict=True))
+            for window in windows
+        ):
+            out.append((member, False))
     return out
 
 
