@@ -268,7 +268,7 @@ def complete_day(
     return check_consistency(_merge(dates, found), today, stale_years)
 
 
-def hints_beyond(crop: Pass, image: np.ndarray, lines: Sequence[TextLine], today: date) -> bool:
+def hints_beyond(crop: Pass, lines: Sequence[TextLine], today: date) -> bool:
     """Whether the whole image's `lines` outside a region crop show signs of another date
     (`classify.hints_of_a_date`). A crop around a date line may cut off its label: on a
     development seed's dot-matrix print, "MFD 03/26/2027" cropped to "03/26/2027" was typed the
@@ -363,7 +363,7 @@ def continue_read(
             break
         fp_read = fp.read(eng)
         passes.append(fp.name)
-        beyond = fp.name == REGION_PASS and hints_beyond(fp, image, read.lines, today)
+        beyond = fp.name == REGION_PASS and hints_beyond(fp, read.lines, today)
         found = fp.map_dates(
             classify_lines(fp_read, order=order, today=today, stale_years=stale_years, more_beyond=beyond)
         )
