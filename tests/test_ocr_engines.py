@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from detectors.ocr_expiry import OcrExpiryStage, read_dates
 from detectors.ocr_expiry.checker import judge, read_and_judge
-from detectors.ocr_expiry.classify import classify_lines
+from detectors.ocr_expiry.classify import classify_lines, hints_of_a_date
 from detectors.ocr_expiry.engines import (
     WARM_UP_IMAGE,
     OcrEngine,
@@ -511,6 +511,25 @@ def test_a_clean_re_read_types_a_date_left_untyped_only_for_its_repair(
 
 DATE_FRAGMENT = TextLine("03 2G 2?27", (110.0, 100.0, 180.0, 115.0), 0.6)
 """A date line the first pass misread, whose neighbourhood is read again (a region)."""
+
+
+@pytest.mark.parametrize(
+    ("text", "hints"),
+    [
+        ("BEST BEFORE", True),  # an expiry label
+        ("Hergestellt", True),  # a production label
+        ("FEB", True),  # a month name
+        ("03/26/2027", True),  # a date
+        ("20Z8", True),  # Z read for 2: a year
+        ("1234", False),  # no plausible year
+        ("2O28", True),  # a year's residue
+        ("L2611A", False),  # a lot code
+        ("Batch", False),
+        ("NET WT 400 G", False),
+    ],
+)
+def test_signs_of_a_date_beyond_a_crop(text: str, hints: bool) -> None:
+    assert hints_of_a_date([TextLine(text, (0.0, 0.0, 10.0, 10.0), 0.9)], TODAY) is hints
 
 
 @pytest.mark.parametrize(
