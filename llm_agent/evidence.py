@@ -139,14 +139,15 @@ def lot_summary(db: Path, lot: str, exclude: str | None = None) -> LotSummary:
             ):
                 dates = dates_read(Finding.model_validate_json(r["finding_json"]))
                 for _, iso in dates:
-                    _add_once(summary.printed_dates, iso, r["item_id"])
+                    add_once(summary.printed_dates, iso, r["item_id"])
                 expiry = _expiry_of(dates)
                 if expiry is not None and r["kind"] != "unreadable":
-                    _add_once(summary.printed_expiries, expiry, r["item_id"])
+                    add_once(summary.printed_expiries, expiry, r["item_id"])
     return summary
 
 
-def _add_once(found: dict[str, list[str]], iso: str, item_id: str) -> None:
+def add_once(found: dict[str, list[str]], iso: str, item_id: str) -> None:
+    """`item_id` listed under `iso` in `found`, once."""
     if item_id not in found.setdefault(iso, []):
         found[iso].append(item_id)
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llm_agent.evidence import EvidenceFile, EvidenceRef, damage_pattern, dates_read
+from llm_agent.evidence import EvidenceFile, EvidenceRef, add_once, damage_pattern, dates_read
 from llm_agent.taxonomy import DAMAGE_TYPES
 from pipeline.policy import POSSIBLE_DEFECT
 from pipeline.types import CatalogRecord, Finding
@@ -1088,9 +1088,9 @@ def lot_history(ev: EvidenceFile, args: LotArgs) -> ToolResult:
             cites += _cite_lot_items(ev, s.lot, items, f"{kind.replace('_', ' ')} named", {"damage": kind}, f":{kind}")
     # the item is one of its lot: a date its own views read untyped counts toward the lot's print
     printed_dates = {iso: list(items) for iso, items in s.printed_dates.items()}
-    for _, iso in (d for _, f in _findings(ev, stages={"ocr_expiry"}) for d in dates_read(f)):
-        if ev.item_id not in printed_dates.setdefault(iso, []):
-            printed_dates[iso].append(ev.item_id)
+    for _, finding in _findings(ev, stages={"ocr_expiry"}):
+        for _, iso in dates_read(finding):
+            add_once(printed_dates, iso, ev.item_id)
     beside = quoted_beside_record(printed_dates, args.quoted, ev.lot.recorded_expiry if ev.lot else None)
     if args.quoted and ev.lot and ev.lot.recorded_expiry:
         data["lot_print_shows_quoted_date"] = beside is not None
