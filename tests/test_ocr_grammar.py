@@ -18,7 +18,7 @@ from detectors.ocr_expiry.grammar import (
     MONTHS,
     REPAIR_CERTAINTY,
     STYLES,
-    labelled_compact_dates,
+    labelled_dates,
     normalize,
     parse_date,
     parse_dates,
@@ -280,6 +280,15 @@ GLUED_LABEL = [
     ("BBE21.02.2027", "DMY", ["2027-02-21"]),  # a label of its own ("BB" + "E") is left whole
     ("BBD 21.02.2027", "DMY", ["2027-02-21"]),
     ("BARKWEL1/05/2027", "DMY", ["2027-05-01"]),  # no label: a word's letter, left to the checker
+]
+GLUED_LABEL_TYPES = [
+    # (line, order hint, {date: type}): a label run into a month name still types its date
+    ("MHDJUL 03 2027", "DMY", {"2027-07-03": "expiry"}),  # MHD is also one letter from MFD
+    ("EXPJUL 03 2027", "DMY", {"2027-07-03": "expiry"}),
+    ("MFDJUL 03 2027", "DMY", {"2027-07-03": "manufactured"}),
+    ("BBEJUL 2027", "DMY", {"2027-07": "expiry"}),
+    ("MHGJUL 03 2027", "DMY", {"2027-07-03": "other"}),  # MHD or MFG: types nothing
+    ("MFOJUL 03 2027", "DMY", {"2027-07-03": "manufactured"}),  # MFD misread: not a March expiry
 ]
 AFTER_A_MONTH_NAME = [
     ("MARZO26, 2026", "MDY", ["2026-03-26"]),  # MARZO and its day, not MAR and a year "ZO26"
@@ -916,7 +925,7 @@ def test_the_print_script_suggests_the_numeric_date_order(texts: list[tuple[str,
 
 # --- compact dates a label runs into --------------------------------------------------------
 
-LABELLED_COMPACT = [
+LABELLED_ONLY = [
     # (line, order hint, {date: type}); today 2026-11-22
     ("EXP 150327", "DMY", {"2027-03-15": "expiry"}),
     ("EXP: 150327", "DMY", {"2027-03-15": "expiry"}),
@@ -932,28 +941,43 @@ LABELLED_COMPACT = [
     ("EXP 1503271", "DMY", {}),  # seven digits
     ("EXP 991399", "DMY", {}),  # no calendar date
     ("EXP 150399", "DMY", {}),  # outside the plausibility window
+    ("EXP 11-27", "DMY", {"2027-11": "expiry"}),  # a month and two-digit year: dash or dot
+    ("BB 08.27", "DMY", {"2027-08": "expiry"}),
+    ("EXP: 08 - 27", "MDY", {"2027-08": "expiry"}),
+    ("MFG 03.26 EXP 03.28", "DMY", {"2026-03": "manufactured", "2028-03": "expiry"}),
+    ("EXP 11-27-28", "MDY", {"2028-11-27": "expiry"}),  # a whole date is the grammar's
+    ("EXP 05.11", "DMY", {}),  # a day and month whose year was lost: no 2011 expiry
+    ("EXP 13.27", "DMY", {}),  # no month 13
+    ("LOT 11-27", "DMY", {}),
+    ("11-27", "DMY", {}),  # unlabelled: a range, a size or a price as likely
+    ("EXP 11.27.5", "DMY", {}),
 ]
 
 
-@pytest.mark.parametrize(("text", "order", "expected"), LABELLED_COMPACT)
-def test_compact_dates_are_read_where_a_date_label_runs_into_them(
+@pytest.mark.parametrize(("text", "order", "expected"), GLUED_LABEL_TYPES)
+def test_a_label_glued_to_a_month_name_types_its_date(text: str, order: str, expected: dict[str, str]) -> None:
+    assert _types([_line(text)], order) == expected
+
+
+@pytest.mark.parametrize(("text", "order", "expected"), LABELLED_ONLY)
+def test_dates_are_read_where_only_the_date_label_before_them_makes_them_one(
     text: str, order: str, expected: dict[str, str]
 ) -> None:
     assert _types([_line(text)], order) == expected
 
 
 def test_a_labelled_six_digit_date_is_trusted_less_and_read_in_the_markets_order_only() -> None:
-    (d,) = labelled_compact_dates("EXP 050627", [3], order="DMY", today=TODAY)
+    (d,) = labelled_dates("EXP 050627", [3], order="DMY", today=TODAY)
     assert d.ymd == (2027, 6, 5) and d.certainty == COMPACT6_CERTAINTY and d.candidates == ((2027, 6, 5),)
     assert d.text == "050627" and d.span == (4, 10)
-    (m,) = labelled_compact_dates("EXP 050627", [3], order="MDY", today=TODAY)
+    (m,) = labelled_dates("EXP 050627", [3], order="MDY", today=TODAY)
     assert m.ymd == (2027, 5, 6)
 
 
 @given(st.text(max_size=40), st.lists(st.integers(-5, 60), max_size=4), st.sampled_from(["DMY", "MDY", "YMD"]))
-def test_labelled_compact_dates_never_raise(text: str, ends: list[int], order: str) -> None:
-    for d in labelled_compact_dates(text, ends, order=order, today=TODAY):
-        assert d.text == text[d.span[0] : d.span[1]] and len(d.text) in (6, 8)
+def test_labelled_dates_never_raise(text: str, ends: list[int], order: str) -> None:
+    for d in labelled_dates(text, ends, order=order, today=TODAY):
+        assert d.text == text[d.span[0] : d.span[1]] and len(d.text) in (3, 4, 5, 6, 7, 8)
         d.last_day()
 
 

@@ -18,7 +18,7 @@ from datetime import date
 from typing import Literal
 
 from detectors.ocr_expiry.engines import Box4, TextLine
-from detectors.ocr_expiry.grammar import Order, ParsedDate, labelled_compact_dates, month_of, normalize, parse_dates
+from detectors.ocr_expiry.grammar import Order, ParsedDate, labelled_dates, month_of, normalize, parse_dates
 from detectors.ocr_expiry.keywords import KeywordHit, find_fuzzy, find_keywords, find_suffix
 
 DateType = Literal["expiry", "manufactured", "other"]
@@ -255,14 +255,14 @@ def classify_lines(
 
 def _dates_on(text: str, hits: list[KeywordHit], order: Order, today: date) -> list[ParsedDate]:
     """The dates of one line: the grammar's, and compact ones a date label runs into
-    (`grammar.labelled_compact_dates`) where the grammar found none."""
+    (`grammar.labelled_dates`) where the grammar found none."""
     dates = parse_dates(text, order=order, today=today)
     ends = [h.end for h in hits if h.kind != "lot"]
     if not ends:
         return dates
     compact = [
         d
-        for d in labelled_compact_dates(text, ends, order=order, today=today)
+        for d in labelled_dates(text, ends, order=order, today=today)
         if all(d.span[1] <= o.span[0] or o.span[1] <= d.span[0] for o in dates)
     ]
     return sorted(dates + compact, key=lambda d: d.span) if compact else dates

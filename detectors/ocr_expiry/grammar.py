@@ -192,7 +192,24 @@ def _unglue_labels(folded: str) -> str:
             if month or (glyphs and after and (after.isdigit() or after == "?")):
                 out[run.start() + len(label) - 1] = " "
                 break
+        else:
+            head = _misread_label_head(word)
+            if head:
+                out[run.start() + head - 1] = " "
     return "".join(out)
+
+
+def _misread_label_head(word: str) -> int:
+    """Length of a short label misread by one letter that a month name is glued to ("MFOJUL":
+    MFO for MFD, then JUL), or 0. Left glued, the month is no month and the day and year after
+    it ("MFOJUL 03 2027") read as a month and year."""
+    for size in (3, 4):
+        head, rest = word[:size], word[size:]
+        if len(rest) < 3 or rest not in MONTH_LOOKUP:
+            continue
+        if any(len(w) == size and sum(a != b for a, b in zip(head, w, strict=True)) == 1 for w in _label_words()):
+            return size
+    return 0
 
 
 _LETTER_LOOKALIKES = frozenset(
@@ -372,6 +389,9 @@ def _p(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+MONTH_YEAR2_CERTAINTY = 0.6
+"""Trust in a month and two-digit year ("11/27"): the shape of many codes, a size or a score."""
+
 # (name, pattern, base certainty). Group names: y4/y2 year, m month number, mon month name,
 # d day, a/b/c ambiguous 1-2 digit fields.
 _PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
@@ -392,7 +412,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     ("mon_y2", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?(?P<y>\d{{2}}){_SHORT_NA}(?!.{{0,14}}(?:19|20)\d\d)"), 0.8),
     ("m_y4", _p(rf"{_SHORT_NB}(?P<m>\d{{1,2}}){_SEP}(?P<y4>{_Y4}){_SHORT_NA}"), 0.95),
     ("y4_m", _p(rf"{_SHORT_NB}(?P<y4>{_Y4})(?:\s?[./\-]\s?|\s(?=\d\d))(?P<m>\d{{1,2}}){_SHORT_NA}"), 0.85),
-    ("m_y2", _p(rf"{_SHORT_NB}(?P<m>\d{{1,2}})\s?/\s?(?P<y2>\d{{2}}){_SHORT_NA}"), 0.6),
+    ("m_y2", _p(rf"{_SHORT_NB}(?P<m>\d{{1,2}})\s?/\s?(?P<y2>\d{{2}}){_SHORT_NA}"), MONTH_YEAR2_CERTAINTY),
 ]  # fmt: skip
 
 _RANGE_LINK = re.compile(
@@ -698,14 +718,25 @@ _LABELLED_COMPACT = re.compile(r"[\s.:]{0,2}(?P<digits>\d{6}|\d{8})(?![0-9])")
 COMPACT6_CERTAINTY = 0.7
 """Trust in six digits read as a date because a date label runs into them ("EXP 150325"): the
 market's order is the only reading taken, and nothing but the label says it is a date."""
+_LABELLED_MONTH_YEAR = re.compile(
+    rf"[\s.:]{{0,2}}(?P<m>0?[1-9]|1[0-2])\s?[.\-]\s?(?P<y2>\d{{2}})(?![0-9])(?!\s?[./\-]\s?[0-9]){_NOT_HOUR}"
+)
+"""A month and two-digit year joined by a dot or dash straight after a date label ("EXP 11-21",
+"BB 08.23"). Unlabelled they are as likely a price, a size or a range, and stay unread."""
+LABELLED_MONTH_YEAR_BACK = 24
+"""How many months before today a labelled month-year may lie. Its shape is also what is left of
+a day-month-year whose year the recogniser lost ("EXP 05.11" of "05.11.27"): read as a month
+and year, a day and month within the grammar's ten-year window would be an old expiry; the
+window is cut so that no current day and month reads as one (a real expiry this old is rare)."""
 
 
-def labelled_compact_dates(
+def labelled_dates(
     text: str, label_ends: Sequence[int], *, order: Order = "DMY", today: date | None = None
 ) -> list[ParsedDate]:
-    """Compact dates read only because a date label (`label_ends`: where each ends in `text`)
-    runs straight into them: six digits in the market's order ("EXP 150325", "賞味期限 250315"),
-    and eight glued to the label ("EXP20250315", where `parse_dates` sees one word). Unlabelled,
+    """Dates read only because a date label (`label_ends`: where each ends in `text`) runs
+    straight into them: six digits in the market's order ("EXP 150325", "賞味期限 250315"), eight
+    glued to the label ("EXP20250315", where `parse_dates` sees one word), and a month and
+    two-digit year joined by a dot or dash ("EXP 11-21", `_LABELLED_MONTH_YEAR`). Unlabelled,
     six digits are as likely a lot, batch or price code and stay unread. Never raises."""
     if not isinstance(text, str) or not text:
         return []
@@ -713,7 +744,15 @@ def labelled_compact_dates(
     norm = normalize(text)
     dates: list[ParsedDate] = []
     for end in sorted(set(label_ends)):
-        found = _LABELLED_COMPACT.match(norm, end) if 0 <= end <= len(norm) else None
+        if not 0 <= end <= len(norm):
+            continue
+        month_year = _LABELLED_MONTH_YEAR.match(norm, end)
+        if month_year is not None:
+            parsed = _labelled_month_year(month_year, norm, text, order, today)
+            if parsed is not None and all(d.span != parsed.span for d in dates):
+                dates.append(parsed)
+            continue
+        found = _LABELLED_COMPACT.match(norm, end)
         if found is None:
             continue
         digits, (start, stop) = found.group("digits"), found.span("digits")
@@ -730,6 +769,17 @@ def labelled_compact_dates(
         if parsed is not None and all(d.span != parsed.span for d in dates):
             dates.append(parsed)
     return dates
+
+
+def _labelled_month_year(found: re.Match[str], norm: str, text: str, order: Order, today: date) -> ParsedDate | None:
+    """The month and year of a `_LABELLED_MONTH_YEAR` match, within `LABELLED_MONTH_YEAR_BACK`."""
+    year, month = _year(found.group("y2")), int(found.group("m"))
+    if (year - today.year) * 12 + month - today.month < -LABELLED_MONTH_YEAR_BACK:
+        return None
+    start, stop = found.span("m")[0], found.span("y2")[1]
+    readings = _readings("m_y2", {"m": found.group("m"), "y2": found.group("y2")})
+    match = _Match(start, stop, "m_y2", readings, MONTH_YEAR2_CERTAINTY)
+    return _parsed(match, norm, text, order, today)
 
 
 ZERO_MISREADS = "986"

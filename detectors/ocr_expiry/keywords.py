@@ -275,7 +275,9 @@ def _short_table() -> list[tuple[KeywordKind, str]]:
 
 
 def _fuzzy_short(norm: str, end: int) -> KeywordHit | None:
-    """A short label with one wrong character right before the date ("MFO 01/29/2027").
+    """A short label with one wrong character right before the date ("MFO 01/29/2027"), or
+    the label itself where `find_keywords` could not see it: glued to a month name the
+    recogniser ran into it ("MHDJUL 03 2027", whose "MHD" is also one letter from MFD).
 
     Only same-length substitutions count, and only when every label within one character
     is of the same kind: "MHG" could be MHD (expiry) or MFG (manufactured) and types nothing.
@@ -294,7 +296,11 @@ def _fuzzy_short(norm: str, end: int) -> KeywordHit | None:
             cand, start = word_m.group(), word_m.start()
         else:
             continue
-        if len(cand) == len(word) and sum(a != b for a, b in zip(cand, word, strict=True)) == 1:
+        wrong = sum(a != b for a, b in zip(cand, word, strict=True)) if len(cand) == len(word) else -1
+        if wrong == 0:
+            exact = KeywordHit(kind, word, max(0, start), len(head))
+            return exact if kind != "lot" else None
+        if wrong == 1:
             kinds.add(kind)
             hit = KeywordHit(kind, word, max(0, start), len(head), exact=False)
     return hit if len(kinds) == 1 and hit is not None and hit.kind != "lot" else None
