@@ -464,6 +464,16 @@ def _types(lines: list[TextLine], order: str = "DMY") -> dict[str, str]:
         ([_line("THT 12-03-2027")], {"2027-03-12": "expiry"}),
         ([_line("賞味期限 2027.03.12")], {"2027-03-12": "expiry"}),
         ([_line("2027.03.12까지")], {"2027-03-12": "expiry"}),
+        # a production word after the date, and Indian labels: a sole production date is no expiry
+        ([_line("2026年3月12日生产")], {"2026-03-12": "manufactured"}),
+        ([_line("2026.03.12 製造")], {"2026-03-12": "manufactured"}),
+        ([_line("2026.03.12 제조 2027.03.11 까지")], {"2026-03-12": "manufactured", "2027-03-11": "expiry"}),
+        ([_line("2026年3月12日生产 2027年3月11日到期")], {"2026-03-12": "manufactured", "2027-03-11": "expiry"}),
+        (
+            [_line("DOM 12/03/2026"), _line("DOE 11/03/2027", 22)],
+            {"2026-03-12": "manufactured", "2027-03-11": "expiry"},
+        ),
+        ([_line("Date of Mfg: 03/2026")], {"2026-03": "manufactured"}),
         ([_line("LOT 20270312"), _line("BEST BEFORE 01/2028", 22)], {"2027-03-12": "other", "2028-01": "expiry"}),
         # long labels with several misread letters, a trailing article, unknown glyphs
         ([_line("Do consumarsi preferibilmants mmtro 07/05/2026")], {"2026-05-07": "expiry"}),

@@ -109,8 +109,12 @@ def _same_line_keyword(
     """The label nearest before the date (a lot label only when the date follows it directly),
     else a label right after it, else a misread label before it."""
     start = parsed.span[0]
-    # A keyword before an earlier date on the line belongs to that date.
+    # A keyword before an earlier date on the line belongs to that date, and so does a word
+    # printed right after it ("2025.03.05 제조 2027.03.04 까지": 제조 is the first date's).
     floor = max((end for s, end in spans if end <= start), default=0)
+    earlier = find_suffix(norm, floor) if floor else None
+    if earlier is not None and earlier.end <= start:
+        floor = earlier.end
 
     def applies(hit: KeywordHit) -> bool:
         gap = norm[hit.end : start]

@@ -21,7 +21,7 @@ EXPIRY: dict[str, list[str]] = {
         "EXP", "EXPIRY", "EXPIRES", "EXPIRATION", "EXP DATE", "EXPIRY DATE", "EXPIRATION DATE", "BEST BY",
         "BEST BEFORE", "BEST BEFORE END", "BB", "BBE", "BBD", "BB DATE", "USE BY", "USE BEFORE", "SELL BY",
         "BEST IF USED BY", "BEST WHEN USED BY", "BEST IF USED BEFORE", "ENJOY BY", "USE UNTIL", "DISPLAY UNTIL",
-        "BEFORE", "UNTIL",
+        "BEFORE", "UNTIL", "DATE OF EXPIRY", "DOE",
     ],
     "de": [
         "MHD", "MINDESTENS HALTBAR BIS", "MINDESTENS HALTBAR BIS ENDE", "ZU VERBRAUCHEN BIS", "VERBRAUCHEN BIS",
@@ -62,6 +62,7 @@ MANUFACTURED: dict[str, list[str]] = {
         "MFG", "MFD", "MFG DATE", "MFD DATE", "MANUFACTURED", "MANUFACTURED ON", "DATE OF MANUFACTURE",
         "MANUFACTURE DATE", "MANUFACTURING DATE", "PROD", "PRODUCED", "PRODUCED ON", "PRODUCTION DATE",
         "PROD DATE", "PACKED", "PACKED ON", "PKD", "PACKAGED ON", "PACK DATE", "MADE ON", "MFR DATE",
+        "DOM", "DATE OF MFG", "DATE OF PACKING", "PKD ON",
     ],
     "de": [
         "HERST", "HERGESTELLT", "HERGESTELLT AM", "HERSTELLDATUM", "HERSTELLUNGSDATUM", "PRODUKTIONSDATUM",
@@ -99,8 +100,12 @@ LOT: dict[str, list[str]] = {
     "zh": ["批号", "批次"],
 }  # fmt: skip
 
-SUFFIX_EXPIRY = ["까지", "まで", "迄", "前"]
-"""Words printed after the date ("2026.01.31까지" = until 2026-01-31)."""
+SUFFIXES: dict[KeywordKind, list[str]] = {
+    "expiry": ["까지", "まで", "迄", "前", "到期"],
+    "manufactured": ["生产", "生産", "製造", "제조"],
+}
+"""Words printed after the date: "2026.01.31까지" is until 2026-01-31, "2025年3月5日生产" was
+produced on 5 March 2025."""
 
 TABLES: dict[KeywordKind, dict[str, list[str]]] = {"expiry": EXPIRY, "manufactured": MANUFACTURED, "lot": LOT}
 
@@ -149,7 +154,8 @@ def _pattern(kind: KeywordKind) -> re.Pattern[str]:
 
 @cache
 def _suffix_pattern() -> re.Pattern[str]:
-    return re.compile("|".join(_spaced(w) for w in SUFFIX_EXPIRY))
+    groups = (f"(?P<{kind}>{'|'.join(_spaced(w) for w in words)})" for kind, words in SUFFIXES.items())
+    return re.compile("|".join(groups))
 
 
 def find_keywords(norm: str) -> list[KeywordHit]:
@@ -307,10 +313,10 @@ def _fuzzy_short(norm: str, end: int) -> KeywordHit | None:
 
 
 def find_suffix(norm: str, start: int, reach: int = 3) -> KeywordHit | None:
-    """An expiry word printed right after a date ending at `start`."""
+    """An expiry or production word printed right after a date ending at `start` (`SUFFIXES`)."""
     m = _suffix_pattern().search(norm, start, start + reach + 4)
     if m and not norm[start : m.start()].strip():
-        return KeywordHit("expiry", m.group(), m.start(), m.end())
+        return KeywordHit(m.lastgroup, m.group(), m.start(), m.end())  # type: ignore[arg-type]
     return None
 
 
