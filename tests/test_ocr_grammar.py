@@ -961,6 +961,15 @@ LABELLED_ONLY = [
     ("LOT 11-27", "DMY", {}),
     ("11-27", "DMY", {}),  # unlabelled: a range, a size or a price as likely
     ("EXP 11.27.5", "DMY", {}),
+    ("EXP 11 27", "DMY", {"2027-11": "expiry"}),
+    ("EXP 11 27 2028", "DMY", {"2028-11-27": "expiry"}),
+    ("EXP 11.27 14:30", "DMY", {}),  # a day and month before a time, its year lost
+    ("賞味期限 27.03", "YMD", {"2027-03": "expiry"}),  # year first where the market prints so
+    ("賞味期限 27.3", "YMD", {"2027-03": "expiry"}),
+    ("賞味期限 05.11", "YMD", {}),
+    ("EXP 26.1?.12", "YMD", {}),  # a day-month-year with an unread glyph: not January 2026
+    ("EXP 26.1D.12", "YMD", {}),
+    ("BB 08.27 L2611A", "DMY", {"2027-08": "expiry"}),
 ]
 
 

@@ -719,10 +719,14 @@ COMPACT6_CERTAINTY = 0.7
 """Trust in six digits read as a date because a date label runs into them ("EXP 150325"): the
 market's order is the only reading taken, and nothing but the label says it is a date."""
 _LABELLED_MONTH_YEAR = re.compile(
-    rf"[\s.:]{{0,2}}(?P<m>0?[1-9]|1[0-2])\s?[.\-]\s?(?P<y2>\d{{2}})(?![0-9])(?!\s?[./\-]\s?[0-9]){_NOT_HOUR}"
+    rf"[\s.:]{{0,2}}(?P<a>\d{{1,2}})(?:\s?[.\-]\s?|\s)(?P<b>\d{{1,2}})"
+    rf"(?![0-9A-Z?·•|!])(?!\s?[./\-,]\s?[0-9A-Z?])(?!\s[0-9]){_NOT_HOUR}"
 )
-"""A month and two-digit year joined by a dot or dash straight after a date label ("EXP 11-21",
-"BB 08.23"). Unlabelled they are as likely a price, a size or a range, and stay unread."""
+"""A month and two-digit year straight after a date label, joined by a dot, dash or space: "EXP
+11-21", "BB 08.23", "EXP 11 23", and year first where the market prints dates year first
+("賞味期限 27.03", Japan's year and month for long-lived food). Unlabelled they are as likely
+a price, a size or a range, and stay unread. Nothing may run on from it: "26.1?.12" is a
+year-month-day whose month the recogniser could not read, not January 2026."""
 LABELLED_MONTH_YEAR_BACK = 24
 """How many months before today a labelled month-year may lie. Its shape is also what is left of
 a day-month-year whose year the recogniser lost ("EXP 05.11" of "05.11.27"): read as a month
@@ -772,13 +776,17 @@ def labelled_dates(
 
 
 def _labelled_month_year(found: re.Match[str], norm: str, text: str, order: Order, today: date) -> ParsedDate | None:
-    """The month and year of a `_LABELLED_MONTH_YEAR` match, within `LABELLED_MONTH_YEAR_BACK`."""
-    year, month = _year(found.group("y2")), int(found.group("m"))
-    if (year - today.year) * 12 + month - today.month < -LABELLED_MONTH_YEAR_BACK:
+    """The month and year of a `_LABELLED_MONTH_YEAR` match in the market's order (year first for
+    YMD), within `LABELLED_MONTH_YEAR_BACK`."""
+    year_first = order == "YMD"
+    y2, m = (found.group("a"), found.group("b")) if year_first else (found.group("b"), found.group("a"))
+    if len(y2) != 2:
         return None
-    start, stop = found.span("m")[0], found.span("y2")[1]
-    readings = _readings("m_y2", {"m": found.group("m"), "y2": found.group("y2")})
-    match = _Match(start, stop, "m_y2", readings, MONTH_YEAR2_CERTAINTY)
+    ymd: YMDTuple = (_year(y2), int(m), None)
+    if not _valid(*ymd) or (ymd[0] - today.year) * 12 + ymd[1] - today.month < -LABELLED_MONTH_YEAR_BACK:
+        return None
+    readings = [("YM" if year_first else "MY", ymd)]
+    match = _Match(found.start("a"), found.end("b"), "m_y2", readings, MONTH_YEAR2_CERTAINTY)
     return _parsed(match, norm, text, order, today)
 
 
