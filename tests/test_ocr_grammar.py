@@ -71,6 +71,12 @@ NUMERIC = [
 
 NAMED = [
     ("en", "11 APR 2027", ["2027-04-11"]),
+    # Canada's bilingual month symbols, between a year and a day only
+    ("fr", "BB/MA 2027 JA 15", ["2027-01-15"]),
+    ("fr", "MEILLEUR AVANT 27 AL 05", ["2027-04-05"]),
+    ("fr", "BB/MA 27NO15", ["2027-11-15"]),
+    ("fr", "NO 15", []),
+    ("fr", "MAJA 15", []),
     ("en", "APR 11, 2027", ["2027-04-11"]),
     ("en", "Best By FEB/21/27 19:18", ["2027-02-21"]),
     ("en", "NOV2027", ["2027-11"]),
@@ -474,6 +480,10 @@ def _types(lines: list[TextLine], order: str = "DMY") -> dict[str, str]:
             {"2026-03-12": "manufactured", "2027-03-11": "expiry"},
         ),
         ([_line("Date of Mfg: 03/2026")], {"2026-03": "manufactured"}),
+        (
+            [_line("PACKAGED ON/EMBALLE LE 26 DE 15"), _line("BEST BEFORE/MEILLEUR AVANT 27 JN 15", 22)],
+            {"2026-12-15": "manufactured", "2027-06-15": "expiry"},
+        ),
         ([_line("LOT 20270312"), _line("BEST BEFORE 01/2028", 22)], {"2027-03-12": "other", "2028-01": "expiry"}),
         # long labels with several misread letters, a trailing article, unknown glyphs
         ([_line("Do consumarsi preferibilmants mmtro 07/05/2026")], {"2026-05-07": "expiry"}),

@@ -383,6 +383,10 @@ ROMAN_MONTHS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI
 """Months in Roman numerals, as Polish, Czech, Hungarian and Romanian prints write them between
 a day and a year ("15.III.2025"); only there, where nothing else reads as a numeral."""
 _ROMAN = "|".join(sorted(ROMAN_MONTHS, key=len, reverse=True))
+BILINGUAL_MONTHS = ("JA", "FE", "MR", "AL", "MA", "JN", "JL", "AU", "SE", "OC", "NO", "DE")
+"""Canada's bilingual two-letter month symbols, printed between a year and a day on a best-before
+date ("BB/MA 2027 JA 15"); only there: as words they are English and French ("NO", "DE")."""
+_BILINGUAL = "|".join(BILINGUAL_MONTHS)
 
 
 def _p(pattern: str) -> re.Pattern[str]:
@@ -402,6 +406,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     ("aby4_mixed", _p(rf"{_NB}(?P<a>\d{{1,2}})(?P<s1>{_SEP})(?P<b>\d{{1,2}})(?P<s2>{_SEP})(?P<y4>{_Y4}){_NA}"), 0.9),
     ("abc", _p(rf"{_NB}(?P<a>\d{{1,2}})(?P<s>{_SEP})(?P<b>\d{{1,2}})(?P=s)(?P<c>\d{{2}}){_NA}"), 0.95),
     ("compact8", _p(rf"(?<![0-9A-Z])(?P<digits>\d{{8}}){_NA}"), 0.85),
+    ("y_bil_d", _p(rf"{_NB}(?P<y>{_Y4}|\d{{2}})\s?(?P<bil>{_BILINGUAL}){_LA}\s?(?P<d>\d{{1,2}}){_NA}"), 0.9),
     ("d_rom_y", _p(rf"{_NB}(?P<d>\d{{1,2}})(?P<s>{_SEP})(?P<rom>{_ROMAN})(?P=s)(?P<y>{_Y4}|\d{{2}}){_NA}"), 0.95),
     ("d_mon_y", _p(rf"{_NB}{_DAY_ORD}{_SEP}?{_OF}{_LB}(?P<mon>{_MON}){_LA}{_SEP}?{_OF}(?P<y>{_Y4}|\d{{2}}){_NA}"), 1.0),
     ("mon_d_y", _p(rf"{_LB}(?P<mon>{_MON}){_LA}{_SEP}?{_DAY_ORD}(?:{_SEP}|,\s?)(?P<y>{_Y4}|\d{{2}}){_NA}"), 1.0),
@@ -473,6 +478,8 @@ def _readings(kind: str, g: dict[str, str | None]) -> list[tuple[str, YMDTuple]]
         s = g["digits"]
         out += [("YMD", (int(s[:4]), int(s[4:6]), int(s[6:])))]
         out += [("DMY", (int(s[4:]), int(s[2:4]), int(s[:2]))), ("MDY", (int(s[4:]), int(s[:2]), int(s[2:4])))]
+    elif kind == "y_bil_d":
+        out.append(("NAMED", (_year(g["y"]), BILINGUAL_MONTHS.index(g["bil"]) + 1, int(g["d"]))))
     elif kind == "d_rom_y":
         out.append(("NAMED", (_year(g["y"]), ROMAN_MONTHS.index(g["rom"]) + 1, int(g["d"]))))
     elif g.get("mon"):
