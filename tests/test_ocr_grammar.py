@@ -475,10 +475,19 @@ def _types(lines: list[TextLine], order: str = "DMY") -> dict[str, str]:
         ([_line("2026.03.12 製造")], {"2026-03-12": "manufactured"}),
         ([_line("2026.03.12 제조 2027.03.11 까지")], {"2026-03-12": "manufactured", "2027-03-11": "expiry"}),
         ([_line("2026年3月12日生产 2027年3月11日到期")], {"2026-03-12": "manufactured", "2027-03-11": "expiry"}),
+        # India's DOM (made) is France's DDM (best before) misread: typed by the print's other date
         (
             [_line("DOM 12/03/2026"), _line("DOE 11/03/2027", 22)],
             {"2026-03-12": "manufactured", "2027-03-11": "expiry"},
         ),
+        (
+            [_line("DOM 29.03.2028"), _line("Fabriqué le 30.11.2026", 22)],
+            {"2028-03-29": "expiry", "2026-11-30": "manufactured"},
+        ),
+        ([_line("DOM 12/03/2026")], {"2026-03-12": "other"}),  # alone: neither
+        ([_line("DOM 31/08/2028"), _line("Fabriqu4 le 17/63/2928", 22)], {"2028-08-31": "expiry"}),
+        ([_line("DOM 31/08/2028"), _line("EXP 17/63/2928", 22)], {"2028-08-31": "manufactured"}),
+        ([_line("DOM 31/08/2028"), _line("Mfd by ABC Foods, Lic. 10019022000123", 22)], {"2028-08-31": "other"}),
         ([_line("Date of Mfg: 03/2026")], {"2026-03": "manufactured"}),
         (
             [_line("PACKAGED ON/EMBALLE LE 26 DE 15"), _line("BEST BEFORE/MEILLEUR AVANT 27 JN 15", 22)],

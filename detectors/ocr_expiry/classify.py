@@ -13,13 +13,14 @@ digit repair (`ParsedDate.repair`) is typed by a label or not at all.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
 from detectors.ocr_expiry.engines import Box4, TextLine
 from detectors.ocr_expiry.grammar import Order, ParsedDate, labelled_dates, month_of, normalize, parse_dates
-from detectors.ocr_expiry.keywords import KeywordHit, find_fuzzy, find_keywords, find_suffix
+from detectors.ocr_expiry.keywords import AMBIGUOUS_LABELS, KeywordHit, find_fuzzy, find_keywords, find_suffix
 
 DateType = Literal["expiry", "manufactured", "other"]
 
@@ -41,6 +42,8 @@ TYPE_FACTOR = {
     "above": 0.92,
     "range": 0.95,
     "after_manufactured": 0.9,
+    "beside_expiry": 0.9,
+    "beside_a_production_label": 0.85,
     SOLE: 0.85,
     "latest": 0.8,
     "earlier": 0.8,
@@ -244,16 +247,22 @@ def classify_lines(
             if f.kind == "lot":
                 f.kind, f.reason = "other", "other"
             found.append(f)
-    residue = any(not dates[i] and _date_residue(norms[i], hits[i], today) for i in range(len(lines)))
-    unknown = [f for f in found if f.kind is None and _UNKNOWN_LABEL.search(norms[f.line], 0, f.parsed.span[0])]
+    residues = [i for i in range(len(lines)) if not dates[i] and _date_residue(norms[i], hits[i], today)]
+    residue = bool(residues)
+    labelled_by = {id(f): _UNKNOWN_LABEL.search(norms[f.line], 0, f.parsed.span[0]) for f in found if f.kind is None}
+    unknown = [f for f in found if labelled_by.get(id(f)) and _label_word(labelled_by[id(f)]) not in AMBIGUOUS_LABELS]
+    ambiguous = [f for f in found if labelled_by.get(id(f)) and all(f is not u for u in unknown)]
     for f in unknown:
         f.kind, f.reason = "other", "unknown_label"
+    for f in ambiguous:
+        f.keyword = _label_word(labelled_by[id(f)])
     # A repaired date is typed by its label only: no rule makes a guessed digit the expiry,
     # and like an unreadable date it may be the expiry, so no rule types the others either.
     repaired = [f for f in found if f.kind is None and f.parsed.repair is not None]
     for f in repaired:
         f.kind, f.reason = "other", UNLABELLED_REPAIR
-    _apply_rules(found, residue or bool(unknown) or bool(repaired) or more_beyond)
+    unread_kinds = {_residue_label(norms[i], hits[i]) for i in residues} - {None}
+    _apply_rules(found, residue or bool(unknown) or bool(repaired) or more_beyond, ambiguous, unread_kinds)
     return check_consistency([_to_read(f, lines[f.line]) for f in found], today, stale_years)
 
 
@@ -305,7 +314,7 @@ _DIGITS = re.compile(r"[0-9].*[0-9]")
 _WORD = re.compile(r"[A-Z]{3,}")
 _UNKNOWN_LABEL = re.compile(r"(?<![A-Z0-9])[A-Z]{2,4}[\s:.]{0,2}$")
 """A short upper-case word right before a date that no table knows: a label we could not read
-("DOM" for a misread "DDM"). Its date could be the expiry or not, so no rule types it."""
+("DBM" for a misread "DDM"). Its date could be the expiry or not, so no rule types it."""
 
 
 def hints_of_a_date(lines: list[TextLine], today: date) -> bool:
@@ -340,21 +349,28 @@ def _date_residue(norm: str, hits: list[KeywordHit], today: date) -> bool:
     )
 
 
-def _apply_rules(found: list[_Found], residue: bool) -> None:
+def _apply_rules(
+    found: list[_Found], residue: bool, ambiguous: Sequence[_Found] = (), unread_kinds: set[str] | None = None
+) -> None:
     """Type the dates no label typed, from what the labelled ones say.
 
     With no label anywhere, the latest date is taken as the expiry, unless another line holds
     a date that could not be read (`residue`): that line may be the real expiry and the date
-    we can read a production date, so nothing is taken and the item goes to review.
+    we can read a production date, so nothing is taken and the item goes to review. A date
+    behind an `ambiguous` label (`keywords.AMBIGUOUS_LABELS`) is typed only beside a labelled
+    date: the expiry after a production date, a production date beside an expiry. A label
+    whose own date could not be read counts (`unread_kinds`: "Fabriqué le 17/63/2928" beside
+    "DOM 31/08/2028" says the print's production date is elsewhere).
     """
     untyped = [f for f in found if f.kind is None]
     if not untyped:
         return
+    unsure = {id(f) for f in ambiguous}
     expiries = [f for f in found if f.kind == "expiry"]
     made = [f for f in found if f.kind == "manufactured"]
     if expiries:
         for f in untyped:
-            f.kind, f.reason = "other", "other"
+            f.kind, f.reason = ("manufactured", "beside_expiry") if id(f) in unsure else ("other", "other")
         return
     if made:
         newest = max(f.parsed.last_day() for f in made)
@@ -363,7 +379,14 @@ def _apply_rules(found: list[_Found], residue: bool) -> None:
         for f in untyped:
             f.kind, f.reason = ("expiry", "after_manufactured") if f is latest else ("other", "other")
         return
-    if residue:
+    beside = {"manufactured": ("expiry", "beside_a_production_label"), "expiry": ("manufactured", "beside_expiry")}
+    for f in ambiguous:
+        only = next(iter(unread_kinds)) if unread_kinds and len(unread_kinds) == 1 else None
+        f.kind, f.reason = beside.get(only, ("other", "ambiguous_label"))  # type: ignore[arg-type]
+    untyped = [f for f in untyped if f.kind is None]
+    if not untyped:
+        return
+    if residue or ambiguous:
         for f in untyped:
             f.kind, f.reason = "other", "unlabelled_beside_unreadable"
         return
@@ -378,6 +401,28 @@ def _apply_rules(found: list[_Found], residue: bool) -> None:
             f.kind, f.reason = "expiry", "latest"
         else:
             f.kind, f.reason = "manufactured", "earlier"
+
+
+RESIDUE_LABEL_GAP = 3
+"""Characters at most between a label and the unreadable date it types (`_residue_label`)."""
+
+
+def _residue_label(norm: str, hits: list[KeywordHit]) -> str | None:
+    """The kind of the label right before the first digit of a line whose date could not be read
+    ("Fabriqu4 le 17/63/2928"), exact or misread; None for none or a lot label."""
+    digit = re.search(r"(?<![0-9A-Z])[0-9]", norm)  # a digit glued to a word is the word's misread letter
+    if digit is None:
+        return None
+    start = digit.start()
+    near = [h for h in hits if h.end <= start and start - h.end <= RESIDUE_LABEL_GAP]
+    hit = near[-1] if near else find_fuzzy(norm, start)
+    if hit is None or hit.kind == "lot" or start - hit.end > RESIDUE_LABEL_GAP:
+        return None
+    return hit.kind
+
+
+def _label_word(found: re.Match[str]) -> str:
+    return found.group().strip(" :.")
 
 
 def _to_read(f: _Found, line: TextLine) -> DateRead:

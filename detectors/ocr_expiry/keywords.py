@@ -62,7 +62,7 @@ MANUFACTURED: dict[str, list[str]] = {
         "MFG", "MFD", "MFG DATE", "MFD DATE", "MANUFACTURED", "MANUFACTURED ON", "DATE OF MANUFACTURE",
         "MANUFACTURE DATE", "MANUFACTURING DATE", "PROD", "PRODUCED", "PRODUCED ON", "PRODUCTION DATE",
         "PROD DATE", "PACKED", "PACKED ON", "PKD", "PACKAGED ON", "PACK DATE", "MADE ON", "MFR DATE",
-        "DOM", "DATE OF MFG", "DATE OF PACKING", "PKD ON",
+        "DATE OF MFG", "DATE OF PACKING", "PKD ON",
     ],
     "de": [
         "HERST", "HERGESTELLT", "HERGESTELLT AM", "HERSTELLDATUM", "HERSTELLUNGSDATUM", "PRODUKTIONSDATUM",
@@ -99,6 +99,13 @@ LOT: dict[str, list[str]] = {
     "ko": ["로트", "제조번호"],
     "zh": ["批号", "批次"],
 }  # fmt: skip
+
+AMBIGUOUS_LABELS = frozenset({"DOM"})
+"""Short labels of one kind in one market that are a glyph from a label of the other kind in
+another: India's DOM (date of manufacture) is also France's DDM (best before) with its middle D
+read as O, which inkjet print gives often. Such a label types its date only from the print's
+other dates (`classify`): beside a production date it is the expiry, beside an expiry the
+production date, alone nothing."""
 
 SUFFIXES: dict[KeywordKind, list[str]] = {
     "expiry": ["까지", "まで", "迄", "前", "到期"],
@@ -292,6 +299,8 @@ def _fuzzy_short(norm: str, end: int) -> KeywordHit | None:
     if len(head) < 3 or end - len(head) > 3:
         return None
     word_m = re.search(r"[A-Z]+$", head)
+    if word_m is not None and word_m.group() in AMBIGUOUS_LABELS:
+        return None
     kinds: set[KeywordKind] = set()
     hit: KeywordHit | None = None
     for kind, word in _short_table():
