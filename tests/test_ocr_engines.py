@@ -26,6 +26,9 @@ from detectors.ocr_expiry.preprocess import (
     DOT_BLUR_PASS,
     FINE_PASS,
     MIN_DOT_BLUR_HEIGHT,
+    TILE_ABOVE,
+    TILE_PASS,
+    TILE_SIDE,
     Pass,
     fallback_passes,
     first_pass,
@@ -33,6 +36,7 @@ from detectors.ocr_expiry.preprocess import (
     rotate,
     skew_angle,
     text_height,
+    tile_passes,
     vertical_text,
 )
 from detectors.ocr_expiry.reader import ImageRead, second_look_passes
@@ -186,6 +190,49 @@ def test_a_large_photo_is_searched_coarse_first_and_at_full_size_only_when_neede
     assert read.expiry is not None and read.expiry.iso == "2027-03-15"
     assert overlaps(read.expiry.box, boxes[1]) and not overlaps(read.expiry.box, boxes[2])
     assert engine._ocr._load_det_model().limit_side_len == 960
+
+
+def test_a_small_date_in_a_large_photo_is_read_tile_by_tile() -> None:
+    """A print 14 px high in a 3600 px photo is 4 px at the detector's full size: only a tile
+    read at the photo's own resolution finds it."""
+    label, boxes = render_lines(["EXP 15/03/2027"], size=14, canvas=(400, 120))
+    photo = np.full((2400, 3600, 3), BACKGROUND, np.uint8)
+    y0, x0 = 1300, 2000
+    photo[y0 : y0 + 120, x0 : x0 + 400] = label
+    read = read_dates(photo, today=TODAY, budget_ms=None)
+    assert read.expiry is not None and read.expiry.iso == "2027-03-15"
+    assert read.passes[:2] == ["contrast", FINE_PASS] and read.passes[-1].startswith(TILE_PASS)
+    printed = (boxes[0][0] + x0, boxes[0][1] + y0, boxes[0][2] + x0, boxes[0][3] + y0)
+    assert overlaps(read.expiry.box, printed)
+
+
+def test_tiles_cover_a_large_photo_text_first_and_map_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    import detectors.ocr_expiry.preprocess as preprocess
+
+    assert tile_passes(np.zeros((TILE_ABOVE, TILE_ABOVE, 3), np.uint8), []) == []
+    photo = np.zeros((2400, 3000, 3), np.uint8)
+    text_far_right = TextLine("BRAND", (2900.0, 100.0, 2990.0, 140.0), 0.99)
+    monkeypatch.setattr(preprocess, "MAX_TILES", 100)
+    tiles = tile_passes(photo, [text_far_right])
+    origins = [(int(t.to_input[0, 2]), int(t.to_input[1, 2])) for t in tiles]
+    assert all(t.image.shape[:2] == (TILE_SIDE, TILE_SIDE) for t in tiles)
+    covered = np.zeros(photo.shape[:2], bool)
+    for x, y in origins:
+        covered[y : y + TILE_SIDE, x : x + TILE_SIDE] = True
+    assert covered.all()
+    # the tiles holding the text the first pass saw come first; the rest from the centre out
+    assert origins[0] == (3000 - TILE_SIDE, 0)  # the last flush with the photo's right edge
+    centre = [abs(x + TILE_SIDE / 2 - 1500) / 3000 + abs(y + TILE_SIDE / 2 - 1200) / 2400 for x, y in origins[1:]]
+    assert centre == sorted(centre)
+    assert tiles[0].map_box((10.0, 20.0, 30.0, 40.0)) == (
+        origins[0][0] + 10,
+        origins[0][1] + 20,
+        origins[0][0] + 30,
+        origins[0][1] + 40,
+    )
+    monkeypatch.setattr(preprocess, "MAX_TILES", 3)
+    assert len(tile_passes(photo, [])) == 3
+    assert TILE_PASS not in "".join(p.name for p in fallback_passes(photo, []))  # Tesseract reads at full size
 
 
 def test_only_an_engine_that_sizes_its_detector_is_asked_for_a_coarse_first_pass() -> None:
