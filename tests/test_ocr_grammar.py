@@ -485,6 +485,12 @@ def _types(lines: list[TextLine], order: str = "DMY") -> dict[str, str]:
             {"2028-03-29": "expiry", "2026-11-30": "manufactured"},
         ),
         ([_line("DOM 12/03/2026")], {"2026-03-12": "other"}),  # alone: neither
+        # a label's letter misread as a digit: MFG read MF6 is no sole expiry
+        ([_line("MF6 12/03/2026")], {"2026-03-12": "manufactured"}),
+        (
+            [_line("N5X 12/03/2026"), _line("H5D 11/03/2027", 22)],
+            {"2026-03-12": "manufactured", "2027-03-11": "expiry"},
+        ),
         ([_line("DOM 31/08/2028"), _line("Fabriqu4 le 17/63/2928", 22)], {"2028-08-31": "expiry"}),
         ([_line("DOM 31/08/2028"), _line("EXP 17/63/2928", 22)], {"2028-08-31": "manufactured"}),
         ([_line("DOM 31/08/2028"), _line("Mfd by ABC Foods, Lic. 10019022000123", 22)], {"2028-08-31": "other"}),

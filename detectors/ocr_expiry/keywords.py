@@ -287,8 +287,12 @@ def _short_table() -> list[tuple[KeywordKind, str]]:
     return out
 
 
+_LETTER_OF_DIGIT = str.maketrans("015628", "OISGZB")
+"""The letter a digit inside a label is most often a misread of."""
+
+
 def _fuzzy_short(norm: str, end: int) -> KeywordHit | None:
-    """A short label with one wrong character right before the date ("MFO 01/29/2027"), or
+    """A short label with one wrong character right before the date ("MFO 01/29/2027", "MF6"), or
     the label itself where `find_keywords` could not see it: glued to a month name the
     recogniser ran into it ("MHDJUL 03 2027", whose "MHD" is also one letter from MFD).
 
@@ -298,9 +302,12 @@ def _fuzzy_short(norm: str, end: int) -> KeywordHit | None:
     head = norm[:end].rstrip(" :.-")
     if len(head) < 3 or end - len(head) > 3:
         return None
-    word_m = re.search(r"[A-Z]+$", head)
+    word_m = re.search(r"(?<![A-Z0-9])[A-Z][A-Z0-9]*$", head)
     if word_m is not None and word_m.group() in AMBIGUOUS_LABELS:
         return None
+    # A digit inside the word is a letter misread ("MF6" for MFG): it counts as the wrong character.
+    folded = word_m.group().translate(_LETTER_OF_DIGIT) if word_m is not None else ""
+    misread_digit = word_m is not None and folded != word_m.group()
     kinds: set[KeywordKind] = set()
     hit: KeywordHit | None = None
     for kind, word in _short_table():
@@ -308,10 +315,12 @@ def _fuzzy_short(norm: str, end: int) -> KeywordHit | None:
             cand = re.sub(r"\s", "", head)[-len(word) :]
             start = len(head) - len(word)
         elif word_m is not None:
-            cand, start = word_m.group(), word_m.start()
+            cand, start = folded, word_m.start()
         else:
             continue
         wrong = sum(a != b for a, b in zip(cand, word, strict=True)) if len(cand) == len(word) else -1
+        if misread_digit and not _is_cjk(word):
+            wrong = 1 if wrong == 0 else -1
         if wrong == 0:
             exact = KeywordHit(kind, word, max(0, start), len(head))
             return exact if kind != "lot" else None
