@@ -24,7 +24,10 @@ from detectors.ocr_expiry.keywords import AMBIGUOUS_LABELS, KeywordHit, find_fuz
 
 DateType = Literal["expiry", "manufactured", "other"]
 
-LABELLED = ("keyword", "suffix", "left", "above")
+BESIDE_PRODUCTION, BESIDE_EXPIRY = "beside_a_production_label", "beside_expiry"
+"""Reasons of a date behind an ambiguous label (`keywords.AMBIGUOUS_LABELS`) typed by the print's
+other labelled date."""
+LABELLED = ("keyword", "suffix", "left", "above", BESIDE_PRODUCTION, BESIDE_EXPIRY)
 """Reasons that come from a printed label (as opposed to a rule)."""
 UNLABELLED_REPAIR = "unlabelled_repair"
 """Reason of a date left untyped because a digit of it was repaired and no label types it."""
@@ -42,8 +45,8 @@ TYPE_FACTOR = {
     "above": 0.92,
     "range": 0.95,
     "after_manufactured": 0.9,
-    "beside_expiry": 0.9,
-    "beside_a_production_label": 0.85,
+    BESIDE_EXPIRY: 0.9,
+    BESIDE_PRODUCTION: 0.85,
     SOLE: 0.85,
     "latest": 0.8,
     "earlier": 0.8,
@@ -370,19 +373,20 @@ def _apply_rules(
     made = [f for f in found if f.kind == "manufactured"]
     if expiries:
         for f in untyped:
-            f.kind, f.reason = ("manufactured", "beside_expiry") if id(f) in unsure else ("other", "other")
+            f.kind, f.reason = ("manufactured", BESIDE_EXPIRY) if id(f) in unsure else ("other", "other")
         return
     if made:
         newest = max(f.parsed.last_day() for f in made)
         later = [f for f in untyped if f.parsed.first_day() > newest]
         latest = max(later, key=lambda f: f.parsed.last_day()) if later else None
         for f in untyped:
-            f.kind, f.reason = ("expiry", "after_manufactured") if f is latest else ("other", "other")
+            rule = BESIDE_PRODUCTION if id(f) in unsure else "after_manufactured"
+            f.kind, f.reason = ("expiry", rule) if f is latest else ("other", "other")
         return
-    beside = {"manufactured": ("expiry", "beside_a_production_label"), "expiry": ("manufactured", "beside_expiry")}
+    beside = {"manufactured": ("expiry", BESIDE_PRODUCTION), "expiry": ("manufactured", BESIDE_EXPIRY)}
     for f in ambiguous:
         only = next(iter(unread_kinds)) if unread_kinds and len(unread_kinds) == 1 else None
-        f.kind, f.reason = beside.get(only, ("other", "ambiguous_label"))  # type: ignore[arg-type]
+        f.kind, f.reason = beside.get(only, ("other", AMBIGUOUS_LABEL))  # type: ignore[arg-type]
     untyped = [f for f in untyped if f.kind is None]
     if not untyped:
         return
@@ -447,8 +451,29 @@ EXPIRY_AHEAD_YEARS = 10
 """Longer than any shelf life we expect (canned food, medicines): a misread, not an expiry."""
 
 
+AMBIGUOUS_LABEL = "ambiguous_label"
+"""Reason of a date behind a label of either kind (`keywords.AMBIGUOUS_LABELS`) left untyped."""
+
+
+def _resolve_ambiguous(reads: list[DateRead]) -> list[DateRead]:
+    """Dates behind an ambiguous label typed from the whole print's other reads: a pass that read
+    one line of it (a region crop) could not see the production date that makes it the expiry."""
+    made = [r.parsed.last_day() for r in reads if r.type == "manufactured" and r.reason in LABELLED]
+    expiries = [r for r in reads if r.type == "expiry"]
+    out = []
+    for r in reads:
+        if r.reason == AMBIGUOUS_LABEL:
+            if made and not expiries and r.parsed.first_day() > max(made):
+                r = replace(r, type="expiry", reason=BESIDE_PRODUCTION)
+            elif expiries and not made:
+                r = replace(r, type="manufactured", reason=BESIDE_EXPIRY)
+        out.append(r)
+    return out
+
+
 def check_consistency(reads: list[DateRead], today: date, stale_years: int | None = None) -> list[DateRead]:
-    """Drop expiry reads that contradict the print: earlier than a labelled manufacturing
+    """Type the dates behind an ambiguous label from the print's other reads (`_resolve_ambiguous`),
+    then drop expiry reads that contradict the print: earlier than a labelled manufacturing
     date (one of the two is misread) or than an unlabelled date already past (a production
     date with its label misread), implausibly long ago or far ahead. The item then has no expiry
     and goes to review, which is safer than judging it on a contradictory read.
@@ -457,6 +482,7 @@ def check_consistency(reads: list[DateRead], today: date, stale_years: int | Non
     the line, where stock is recent, older is a misread; a photo of unknown age (the `ocr`
     command without a SKU) needs the whole plausibility window, or an old expired pack would
     read as unreadable instead of expired."""
+    reads = _resolve_ambiguous(reads)
     made = [r.parsed.first_day() for r in reads if r.type == "manufactured" and r.reason in LABELLED]
     first_made = min(made) if made else None
     # An unlabelled day-precise date beside a labelled expiry, already past, is most likely the
