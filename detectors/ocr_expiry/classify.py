@@ -24,9 +24,10 @@ from detectors.ocr_expiry.keywords import AMBIGUOUS_LABELS, KeywordHit, find_fuz
 
 DateType = Literal["expiry", "manufactured", "other"]
 
+AMBIGUOUS_LABEL = "ambiguous_label"
+"""Reason of a date behind a label of either kind (`keywords.AMBIGUOUS_LABELS`) left untyped."""
 BESIDE_PRODUCTION, BESIDE_EXPIRY = "beside_a_production_label", "beside_expiry"
-"""Reasons of a date behind an ambiguous label (`keywords.AMBIGUOUS_LABELS`) typed by the print's
-other labelled date."""
+"""Reasons of a date behind an ambiguous label typed by the print's other labelled date."""
 LABELLED = ("keyword", "suffix", "left", "above", BESIDE_PRODUCTION, BESIDE_EXPIRY)
 """Reasons that come from a printed label (as opposed to a rule)."""
 UNLABELLED_REPAIR = "unlabelled_repair"
@@ -384,8 +385,8 @@ def _apply_rules(
             f.kind, f.reason = ("expiry", rule) if f is latest else ("other", "other")
         return
     beside = {"manufactured": ("expiry", BESIDE_PRODUCTION), "expiry": ("manufactured", BESIDE_EXPIRY)}
+    only = next(iter(unread_kinds)) if unread_kinds and len(unread_kinds) == 1 else None
     for f in ambiguous:
-        only = next(iter(unread_kinds)) if unread_kinds and len(unread_kinds) == 1 else None
         f.kind, f.reason = beside.get(only, ("other", AMBIGUOUS_LABEL))  # type: ignore[arg-type]
     untyped = [f for f in untyped if f.kind is None]
     if not untyped:
@@ -449,10 +450,6 @@ EXPIRY_PAST_YEARS = 2
 that expired years ago: the item goes to review instead of being judged on it."""
 EXPIRY_AHEAD_YEARS = 10
 """Longer than any shelf life we expect (canned food, medicines): a misread, not an expiry."""
-
-
-AMBIGUOUS_LABEL = "ambiguous_label"
-"""Reason of a date behind a label of either kind (`keywords.AMBIGUOUS_LABELS`) left untyped."""
 
 
 def _resolve_ambiguous(reads: list[DateRead]) -> list[DateRead]:

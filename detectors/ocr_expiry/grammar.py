@@ -747,7 +747,7 @@ def labelled_dates(
     """Dates read only because a date label (`label_ends`: where each ends in `text`) runs
     straight into them: six digits in the market's order ("EXP 150325", "賞味期限 250315"), eight
     glued to the label ("EXP20250315", where `parse_dates` sees one word), and a month and
-    two-digit year joined by a dot or dash ("EXP 11-21", `_LABELLED_MONTH_YEAR`). Unlabelled,
+    two-digit year joined by a dot, dash or space ("EXP 11-21", `_LABELLED_MONTH_YEAR`). Unlabelled,
     six digits are as likely a lot, batch or price code and stay unread. Never raises."""
     if not isinstance(text, str) or not text:
         return []
