@@ -485,6 +485,14 @@ def _types(lines: list[TextLine], order: str = "DMY") -> dict[str, str]:
             {"2028-03-29": "expiry", "2026-11-30": "manufactured"},
         ),
         ([_line("DOM 12/03/2026")], {"2026-03-12": "other"}),  # alone: neither
+        # more markets' labels: a production date behind an unknown label was the sole expiry
+        ([_line("FECHA DE ELABORACION 15/11/2025")], {"2025-11-15": "manufactured"}),
+        (
+            [_line("ÜRT: 15.11.2025"), _line("SKT: 15.11.2027", 22)],
+            {"2025-11-15": "manufactured", "2027-11-15": "expiry"},
+        ),
+        ([_line("SX 15/11/2025 HD 15/11/2027")], {"2025-11-15": "manufactured", "2027-11-15": "expiry"}),
+        ([_line("TMC 15/11/2027")], {"2027-11-15": "expiry"}),
         # a label's letter misread as a digit: MFG read MF6 is no sole expiry
         ([_line("MF6 12/03/2026")], {"2026-03-12": "manufactured"}),
         (

@@ -35,12 +35,13 @@ EXPIRY: dict[str, list[str]] = {
     "es": [
         "CONSUMIR PREFERENTEMENTE ANTES DE", "CONSUMIR PREFERENTEMENTE ANTES DEL", "CONSUMIR ANTES DE",
         "CONSUMIR ANTES DEL", "FECHA DE CADUCIDAD", "CADUCIDAD", "CAD", "CADUCA", "VENCE", "VENCIMIENTO",
-        "FECHA DE VENCIMIENTO", "VTO", "FECHA DE CONSUMO PREFERENTE", "ANTES DE", "HASTA",
+        "FECHA DE VENCIMIENTO", "VTO", "FECHA DE CONSUMO PREFERENTE", "ANTES DE", "HASTA", "FECHA DE EXPIRACION",
+        "EXPIRA",
     ],
     "it": [
         "DA CONSUMARSI PREFERIBILMENTE ENTRO", "DA CONSUMARSI PREFERIBILMENTE ENTRO IL",
         "DA CONSUMARSI ENTRO", "DA CONSUMARSI ENTRO IL", "SCADENZA", "SCAD", "ENTRO", "ENTRO IL",
-        "DATA DI SCADENZA",
+        "DATA DI SCADENZA", "TMC",
     ],
     "pt": [
         "CONSUMIR DE PREFERENCIA ANTES DE", "CONSUMIR ATE", "VALIDADE", "VAL", "VALIDO ATE", "VENC",
@@ -51,7 +52,7 @@ EXPIRY: dict[str, list[str]] = {
     "sv": ["BAST FORE", "BAST FORE DATUM", "SISTA FORBRUKNINGSDAG", "ANVANDS FORE"],
     "da": ["MINDST HOLDBAR TIL", "BEDST FOR", "ANVENDES SENEST"],
     "tr": ["SON KULLANMA TARIHI", "SKT", "TETT", "TAVSIYE EDILEN TUKETIM TARIHI"],
-    "vi": ["HSD", "HAN SU DUNG", "NGAY HET HAN", "HAN DUNG"],
+    "vi": ["HSD", "HAN SU DUNG", "NGAY HET HAN", "HAN DUNG", "HAN SD", "HD"],
     "ja": ["賞味期限", "消費期限", "使用期限", "有効期限"],
     "ko": ["유통기한", "소비기한", "유효기간", "사용기한", "품질유지기한"],
     "zh": ["保质期至", "有效期至", "到期日", "有效期", "保质期", "失效日期", "限用日期"],
@@ -69,7 +70,10 @@ MANUFACTURED: dict[str, list[str]] = {
         "ABGEFULLT AM",
     ],
     "fr": ["FABRIQUE LE", "DATE DE FABRICATION", "FAB", "EMBALLE LE", "FABRICATION", "CONDITIONNE LE"],
-    "es": ["FECHA DE FABRICACION", "FABRICACION", "FABRICADO", "ELABORADO", "F ELAB", "ELAB", "ENVASADO", "FAB"],
+    "es": [
+        "FECHA DE FABRICACION", "FABRICACION", "FABRICADO", "ELABORADO", "F ELAB", "ELAB", "ENVASADO", "FAB",
+        "FECHA DE ELABORACION", "ELABORACION", "FECHA DE PRODUCCION", "PRODUCCION", "FECHA DE ENVASADO",
+    ],
     "it": [
         "PRODOTTO IL", "DATA DI PRODUZIONE", "DATA DI PROD", "PRODUZIONE", "CONFEZIONATO IL", "CONFEZIONATO", "PROD",
     ],
@@ -78,8 +82,8 @@ MANUFACTURED: dict[str, list[str]] = {
     "pl": ["DATA PRODUKCJI", "WYPRODUKOWANO"],
     "sv": ["TILLVERKAD", "TILLVERKNINGSDATUM", "PRODUKTIONSDATUM", "PACKAD"],
     "da": ["PRODUCERET", "PRODUKTIONSDATO", "PAKKET"],
-    "tr": ["URETIM TARIHI", "URETIM", "UT"],
-    "vi": ["NSX", "NGAY SAN XUAT", "NGAY SX"],
+    "tr": ["URETIM TARIHI", "URETIM", "UT", "URT"],
+    "vi": ["NSX", "NGAY SAN XUAT", "NGAY SX", "SX"],
     "ja": ["製造年月日", "製造日", "製造", "加工日", "包装日"],
     "ko": ["제조일자", "제조일", "제조", "생산일자", "생산일", "포장일"],
     "zh": ["生产日期", "生产", "製造日期", "制造日期", "包装日期"],
