@@ -493,6 +493,13 @@ def _types(lines: list[TextLine], order: str = "DMY") -> dict[str, str]:
         ),
         ([_line("SX 15/11/2025 HD 15/11/2027")], {"2025-11-15": "manufactured", "2027-11-15": "expiry"}),
         ([_line("TMC 15/11/2027")], {"2027-11-15": "expiry"}),
+        ([_line("PACKDATUM 2025-11-15")], {"2025-11-15": "manufactured"}),
+        ([_line("VALMISTETTU 15.11.2025")], {"2025-11-15": "manufactured"}),
+        ([_line("DATUM VÝROBY 15.11.2025")], {"2025-11-15": "manufactured"}),
+        ([_line("PKG DATE 15/11/2025")], {"2025-11-15": "manufactured"}),
+        ([_line("SPOTŘEBUJTE DO 15.11.2027")], {"2027-11-15": "expiry"}),
+        ([_line("MINŐSÉGMEGŐRZÉSI IDŐ 2027.11.15")], {"2027-11-15": "expiry"}),
+        ([_line("A SE CONSUMA DE PREFERINTA INAINTE DE 15.11.2027")], {"2027-11-15": "expiry"}),
         # a label's letter misread as a digit: MFG read MF6 is no sole expiry
         ([_line("MF6 12/03/2026")], {"2026-03-12": "manufactured"}),
         (
