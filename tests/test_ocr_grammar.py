@@ -497,6 +497,12 @@ def _types(lines: list[TextLine], order: str = "DMY") -> dict[str, str]:
         ([_line("VALMISTETTU 15.11.2025")], {"2025-11-15": "manufactured"}),
         ([_line("DATUM VÝROBY 15.11.2025")], {"2025-11-15": "manufactured"}),
         ([_line("PKG DATE 15/11/2025")], {"2025-11-15": "manufactured"}),
+        ([_line("TGL PRODUKSI 15.11.2025")], {"2025-11-15": "manufactured"}),
+        ([_line("TARIKH DIBUAT 15/11/25")], {"2025-11-15": "manufactured"}),
+        (
+            [_line("TARIKH PEMBUATAN 15/11/25"), _line("TARIKH LUPUT 15/11/27", 22)],
+            {"2025-11-15": "manufactured", "2027-11-15": "expiry"},
+        ),
         ([_line("SPOTŘEBUJTE DO 15.11.2027")], {"2027-11-15": "expiry"}),
         ([_line("MINŐSÉGMEGŐRZÉSI IDŐ 2027.11.15")], {"2027-11-15": "expiry"}),
         ([_line("A SE CONSUMA DE PREFERINTA INAINTE DE 15.11.2027")], {"2027-11-15": "expiry"}),

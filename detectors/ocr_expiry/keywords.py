@@ -58,6 +58,11 @@ EXPIRY: dict[str, list[str]] = {
     "ro": [
         "A SE CONSUMA DE PREFERINTA INAINTE DE", "A SE CONSUMA INAINTE DE", "DATA EXPIRARII", "EXPIRA LA",
     ],
+    "id": [
+        "BAIK DIGUNAKAN SEBELUM", "BAIK DIKONSUMSI SEBELUM", "KEDALUWARSA", "KADALUARSA", "TANGGAL KEDALUWARSA",
+        "TGL KEDALUWARSA", "TGL KADALUARSA",
+    ],
+    "ms": ["TARIKH LUPUT", "GUNA SEBELUM", "BAIK DIMAKAN SEBELUM", "TAMAT TEMPOH"],
     "vi": ["HSD", "HAN SU DUNG", "NGAY HET HAN", "HAN DUNG", "HAN SD", "HD"],
     "ja": ["賞味期限", "消費期限", "使用期限", "有効期限"],
     "ko": ["유통기한", "소비기한", "유효기간", "사용기한", "품질유지기한"],
@@ -93,6 +98,8 @@ MANUFACTURED: dict[str, list[str]] = {
     "cs": ["DATUM VYROBY", "VYROBENO"],
     "hu": ["GYARTASI IDO", "GYARTVA", "GYARTAS"],
     "ro": ["DATA FABRICATIEI", "DATA PRODUCTIEI", "FABRICAT LA"],
+    "id": ["TGL PRODUKSI", "TANGGAL PRODUKSI", "PRODUKSI", "DIPRODUKSI", "TGL PROD"],
+    "ms": ["TARIKH DIBUAT", "TARIKH PEMBUATAN", "DIBUAT PADA", "TARIKH PENGELUARAN"],
     "vi": ["NSX", "NGAY SAN XUAT", "NGAY SX", "SX"],
     "ja": ["製造年月日", "製造日", "製造", "加工日", "包装日"],
     "ko": ["제조일자", "제조일", "제조", "생산일자", "생산일", "포장일"],
