@@ -13,7 +13,6 @@ digit repair (`ParsedDate.repair`) is typed by a label or not at all.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
@@ -85,6 +84,8 @@ class _Found:
     reason: str | None = None
     keyword: str | None = None
     strength: float = 1.0
+    ambiguous: bool = False
+    """Behind a label of either kind (`keywords.AMBIGUOUS_LABELS`): typed only from the print's other dates."""
 
 
 def _turn(box: Box4) -> Box4:
@@ -253,20 +254,23 @@ def classify_lines(
             found.append(f)
     residues = [i for i in range(len(lines)) if not dates[i] and _date_residue(norms[i], hits[i], today)]
     residue = bool(residues)
-    labelled_by = {id(f): _UNKNOWN_LABEL.search(norms[f.line], 0, f.parsed.span[0]) for f in found if f.kind is None}
-    unknown = [f for f in found if labelled_by.get(id(f)) and _label_word(labelled_by[id(f)]) not in AMBIGUOUS_LABELS]
-    ambiguous = [f for f in found if labelled_by.get(id(f)) and all(f is not u for u in unknown)]
-    for f in unknown:
-        f.kind, f.reason = "other", "unknown_label"
-    for f in ambiguous:
-        f.keyword = _label_word(labelled_by[id(f)])
+    unknown = False
+    for f in found:
+        label = _UNKNOWN_LABEL.search(norms[f.line], 0, f.parsed.span[0]) if f.kind is None else None
+        if label is None:
+            continue
+        word = label.group().strip(" :.")
+        if word in AMBIGUOUS_LABELS:
+            f.keyword, f.ambiguous = word, True
+        else:
+            f.kind, f.reason, unknown = "other", "unknown_label", True
     # A repaired date is typed by its label only: no rule makes a guessed digit the expiry,
     # and like an unreadable date it may be the expiry, so no rule types the others either.
     repaired = [f for f in found if f.kind is None and f.parsed.repair is not None]
     for f in repaired:
         f.kind, f.reason = "other", UNLABELLED_REPAIR
     unread_kinds = {_residue_label(norms[i], hits[i]) for i in residues} - {None}
-    _apply_rules(found, residue or bool(unknown) or bool(repaired) or more_beyond, ambiguous, unread_kinds)
+    _apply_rules(found, residue or unknown or bool(repaired) or more_beyond, unread_kinds)
     return check_consistency([_to_read(f, lines[f.line]) for f in found], today, stale_years)
 
 
@@ -353,15 +357,13 @@ def _date_residue(norm: str, hits: list[KeywordHit], today: date) -> bool:
     )
 
 
-def _apply_rules(
-    found: list[_Found], residue: bool, ambiguous: Sequence[_Found] = (), unread_kinds: set[str] | None = None
-) -> None:
+def _apply_rules(found: list[_Found], residue: bool, unread_kinds: set[str] | None = None) -> None:
     """Type the dates no label typed, from what the labelled ones say.
 
     With no label anywhere, the latest date is taken as the expiry, unless another line holds
     a date that could not be read (`residue`): that line may be the real expiry and the date
     we can read a production date, so nothing is taken and the item goes to review. A date
-    behind an `ambiguous` label (`keywords.AMBIGUOUS_LABELS`) is typed only beside a labelled
+    behind an ambiguous label (`_Found.ambiguous`) is typed only beside a labelled
     date: the expiry after a production date, a production date beside an expiry. A label
     whose own date could not be read counts (`unread_kinds`: "Fabriqué le 17/63/2928" beside
     "DOM 31/08/2028" says the print's production date is elsewhere).
@@ -369,23 +371,23 @@ def _apply_rules(
     untyped = [f for f in found if f.kind is None]
     if not untyped:
         return
-    unsure = {id(f) for f in ambiguous}
     expiries = [f for f in found if f.kind == "expiry"]
     made = [f for f in found if f.kind == "manufactured"]
     if expiries:
         for f in untyped:
-            f.kind, f.reason = ("manufactured", BESIDE_EXPIRY) if id(f) in unsure else ("other", "other")
+            f.kind, f.reason = ("manufactured", BESIDE_EXPIRY) if f.ambiguous else ("other", "other")
         return
     if made:
         newest = max(f.parsed.last_day() for f in made)
         later = [f for f in untyped if f.parsed.first_day() > newest]
         latest = max(later, key=lambda f: f.parsed.last_day()) if later else None
         for f in untyped:
-            rule = BESIDE_PRODUCTION if id(f) in unsure else "after_manufactured"
+            rule = BESIDE_PRODUCTION if f.ambiguous else "after_manufactured"
             f.kind, f.reason = ("expiry", rule) if f is latest else ("other", "other")
         return
     beside = {"manufactured": ("expiry", BESIDE_PRODUCTION), "expiry": ("manufactured", BESIDE_EXPIRY)}
     only = next(iter(unread_kinds)) if unread_kinds and len(unread_kinds) == 1 else None
+    ambiguous = [f for f in untyped if f.ambiguous]
     for f in ambiguous:
         f.kind, f.reason = beside.get(only, ("other", AMBIGUOUS_LABEL))  # type: ignore[arg-type]
     untyped = [f for f in untyped if f.kind is None]
@@ -424,10 +426,6 @@ def _residue_label(norm: str, hits: list[KeywordHit]) -> str | None:
     if hit is None or hit.kind == "lot" or start - hit.end > RESIDUE_LABEL_GAP:
         return None
     return hit.kind
-
-
-def _label_word(found: re.Match[str]) -> str:
-    return found.group().strip(" :.")
 
 
 def _to_read(f: _Found, line: TextLine) -> DateRead:

@@ -73,6 +73,10 @@ class TextLine:
     def width(self) -> float:
         return max(1.0, self.box[2] - self.box[0])
 
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.box[0] + self.box[2]) / 2.0, (self.box[1] + self.box[3]) / 2.0
+
 
 @runtime_checkable
 class OcrEngine(Protocol):

@@ -428,7 +428,7 @@ def _level_crop_pass(image: np.ndarray, line: TextLine) -> Pass | None:
         return None
     t = np.radians(line.tilt)
     cos, sin = float(np.cos(t)) / factor, float(np.sin(t)) / factor
-    cx, cy = (line.box[0] + line.box[2]) / 2.0, (line.box[1] + line.box[3]) / 2.0
+    cx, cy = line.centre
     # Output pixel -> input pixel: along the line's direction (cos, -sin), across it (sin, cos).
     to_input = np.array(
         [
@@ -504,7 +504,7 @@ def tile_passes(image: np.ndarray, lines: Sequence[TextLine]) -> list[Pass]:
     h, w = image.shape[:2]
     if max(h, w) <= TILE_ABOVE:
         return []
-    centres = [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in (line.box for line in lines)]
+    centres = [line.centre for line in lines]
     tiles = []
     for y0 in _tile_starts(h):
         for x0 in _tile_starts(w):
