@@ -12,6 +12,11 @@ VIEWS_KEY = "views"
 """Key in `StageContext.shared` under which localize publishes `dict[camera, LocalizedView]`."""
 EMBEDDINGS_KEY = "view_embeddings"
 """Key in `StageContext.shared` under which `anomaly` publishes `ViewEmbeddings`."""
+OTHER_LOOK_KEY = "other_look"
+"""Key in `StageContext.shared` under which `attributes` publishes why the item does not look
+like its SKU at all (another item, another colour: the message of the finding that diverts it).
+Read against that SKU's normal look, everything on such an item differs, so a check that
+names what differs (the fine-grained classifier) has nothing to name."""
 
 
 @dataclass

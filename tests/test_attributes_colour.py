@@ -25,7 +25,7 @@ from detectors.localize import localize
 from pipeline.catalog import Catalog
 from pipeline.stages import StageContext
 from pipeline.types import Frame, ItemCapture
-from pipeline.views import LocalizedView
+from pipeline.views import OTHER_LOOK_KEY, LocalizedView
 from tunnel_sim import render_item
 from tunnel_sim.catalog import catalog_records
 
@@ -118,12 +118,16 @@ def test_a_colour_measured_without_a_camera_whose_frame_is_unusable_is_a_review(
         (tmp_path / "left.jpg").write_bytes(b"\xff\xd8 not a jpeg")
         frames.append(Frame(camera="left", uri=str(tmp_path / "left.jpg")))
     capture = ItemCapture(item_id="c1", sku=sku, frames=frames)
-    (finding,) = [f for f in stage(capture, StageContext(catalog=Catalog(skus=RECORDS))) if f.kind == "wrong_colour"]
+    ctx = StageContext(catalog=Catalog(skus=RECORDS))
+    (finding,) = [f for f in stage(capture, ctx) if f.kind == "wrong_colour"]
     if expected_p == "divert":
         assert finding.probability > 0.5 and finding.evidence[0].data["unusable_cameras"] == []
+        # the later stages hear that the item is not its SKU's look
+        assert ctx.shared[OTHER_LOOK_KEY].startswith("wrong_colour: only ")
     else:
         assert finding.probability == REVIEW_CEILING_P and "left, whose frame was unusable" in finding.message
         assert finding.evidence[0].data["unusable_cameras"] == ["left"]
+        assert OTHER_LOOK_KEY not in ctx.shared  # a review: the item may be its SKU after all
 
 
 def test_stage_reports_wrong_colour_with_evidence(tmp_path) -> None:

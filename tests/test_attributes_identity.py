@@ -11,6 +11,7 @@ from detectors.localize import localize
 from pipeline.catalog import Catalog
 from pipeline.stages import StageContext
 from pipeline.types import Frame, ItemCapture
+from pipeline.views import OTHER_LOOK_KEY
 from tunnel_sim import render_item
 from tunnel_sim.catalog import catalog_records
 
@@ -52,7 +53,10 @@ def test_wrong_item_names_the_nearest_sku(model_dir) -> None:
     assert [f.kind for f in findings] == ["wrong_item"]
     assert findings[0].evidence[0].data["nearest_sku"] == "PHONE-CASE-P15-RED"
     assert findings[0].probability > 0.5
+    assert ctx.shared[OTHER_LOOK_KEY].startswith("wrong_item: looks like PHONE-CASE-P15-RED")
+    ctx = StageContext(catalog=Catalog(skus=RECORDS))
     assert stage(_capture("BOOK-NOVEL-0001", 901), ctx) == []
+    assert OTHER_LOOK_KEY not in ctx.shared
     read = stage.identity_read(
         RECORDS["TEE-BASIC-NAVY-M"], [localize(_capture("TEE-BASIC-NAVY-M", 902).frames[0].image, "top")]
     )

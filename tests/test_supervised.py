@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -28,6 +29,7 @@ from pipeline.runner import Inspector
 from pipeline.stages import StageContext, load_stage
 from pipeline.store import Store
 from pipeline.types import Action, Frame, ItemCapture
+from pipeline.views import OTHER_LOOK_KEY
 from tunnel_sim import render_item
 from tunnel_sim.catalog import catalog_records
 
@@ -286,6 +288,39 @@ def test_inspection_runs_the_classifier_after_the_anomaly_stage(trained, monkeyp
     inspector = Inspector(catalog=Catalog(skus=RECORDS), stages=stages, max_workers=3)
     verdict = inspector.inspect(_example("bent_cover", 102).capture)
     assert not [f for f in verdict.findings if f.kind == "stage_error"], verdict.findings
+
+
+class _OtherLook:
+    """An attributes stage that takes a while, then says the item is another SKU's."""
+
+    name, version, after = "attributes", "1", ("localize",)
+
+    def __call__(self, capture: ItemCapture, ctx: StageContext) -> list:
+        time.sleep(0.3)
+        ctx.shared[OTHER_LOOK_KEY] = "wrong_item: looks like FOOD-CEREAL-DE-01"
+        return []
+
+
+def test_an_item_unlike_its_sku_gets_no_type(trained) -> None:
+    """On an item the attributes stage diverts as another item, everything differs from the SKU's
+    normal look: the classifier names no type, and says what it would have named."""
+    out, bundle, _, _ = trained
+    every = {k: replace(c, threshold=-1e9) for k, c in bundle.calibration.items()}
+    stage = SupervisedStage(model_dir=out.parent, bundle=replace(bundle, calibration=every))
+    capture = _example("bent_cover", 100).capture
+    assert sorted(f.kind for f in stage(capture, StageContext(catalog=Catalog(skus=RECORDS)))) == sorted(FINE_TYPES)
+    ctx = StageContext(catalog=Catalog(skus=RECORDS), shared={OTHER_LOOK_KEY: "wrong_colour: only 2% navy"})
+    (info,) = stage(capture, ctx)
+    assert info.kind == "info" and info.probability == 0.0
+    assert "wrong_colour: only 2% navy" in info.message and sorted(info.evidence[0].data["not_named"]) == sorted(
+        FINE_TYPES
+    )
+    assert DecisionPolicy(PolicyConfig(audit_rate=0.0)).decide("i100", [info], RECORDS[SKU]).action is Action.PASS
+    # in an inspection the classifier waits for the slower attributes stage before naming types
+    stages = [load_stage("localize"), AnomalyStage(model_dir=out.parent), _OtherLook(), stage]
+    with Inspector(catalog=Catalog(skus=RECORDS), stages=stages, max_workers=4) as inspector:
+        verdict = inspector.inspect(capture)
+    assert [f.kind for f in verdict.findings if f.stage == "supervised"] == ["info"]
 
 
 def test_classifier_without_its_reference_model_adds_nothing(trained, tmp_path) -> None:

@@ -43,7 +43,7 @@ from pipeline.imageio import ImageError
 from pipeline.policy import REVIEW_CEILING_P
 from pipeline.stages import StageContext
 from pipeline.types import CatalogRecord, Evidence, Finding, ItemCapture
-from pipeline.views import EMBEDDINGS_KEY, VIEWS_KEY, LocalizedView, ViewEmbeddings
+from pipeline.views import EMBEDDINGS_KEY, OTHER_LOOK_KEY, VIEWS_KEY, LocalizedView, ViewEmbeddings
 
 from .colour import DEFAULT_COLOUR, ColourConfig, ColourRead, camouflaged
 from .identity import IdentityChecker, IdentityRead
@@ -144,6 +144,11 @@ def _find_dir(model_dir: Path | None, marker: str, sub: str) -> Path | None:
     return None
 
 
+OTHER_LOOK_KINDS = frozenset({"wrong_item", "wrong_colour"})
+"""Findings that say the item does not look like its SKU at all; one that diverts (not a review)
+is published under `OTHER_LOOK_KEY`."""
+
+
 class AttributesStage:
     """Label, colour and identity checks against the catalog record of the item's SKU."""
 
@@ -236,6 +241,9 @@ class AttributesStage:
             findings += self.identity_findings(
                 record, chosen, self._shared_embeddings(ctx, chosen), ctx.catalog.skus, camouflaged=not clear
             )
+        other_look = [f for f in findings if f.kind in OTHER_LOOK_KINDS and f.probability > REVIEW_CEILING_P]
+        if other_look:
+            ctx.shared[OTHER_LOOK_KEY] = f"{other_look[0].kind}: {other_look[0].message}"
         return findings
 
     def _views(

@@ -10,6 +10,12 @@ the type (`ClassCalibration.described_level`; the evidence's "level" says which 
 cleared), which counts only for such a complaint. No model folder gives no findings: the
 classifier is an addition to the ensemble, not a gate.
 
+On an item the attributes stage diverts as another item or another colour (`OTHER_LOOK_KEY`),
+the classifier names no type: its inputs are what differs from the SKU's normal look, and on
+such an item everything does, so a type it named would be a guess (on development renders it
+named bent covers, stains and crushed corners on 20 of 100 wrong items and colours). One
+informational finding says what it would have named and why it did not.
+
 A classifier that reads residuals to the anomaly model's banks needs that model, at the version
 it was trained with, in the same model folder. Without it (or after the banks were re-enrolled)
 the classifier's inputs would mean something else, so it adds nothing, its version says why,
@@ -30,7 +36,7 @@ from pipeline.imageio import ImageError
 from pipeline.policy import POSSIBLE_DEFECT
 from pipeline.stages import StageContext
 from pipeline.types import Evidence, Finding, ItemCapture
-from pipeline.views import EMBEDDINGS_KEY, VIEWS_KEY, LocalizedView, ViewEmbeddings
+from pipeline.views import EMBEDDINGS_KEY, OTHER_LOOK_KEY, VIEWS_KEY, LocalizedView, ViewEmbeddings
 
 from .bundle import MAX_VIEWS, MODEL_FILE, SupervisedBundle
 
@@ -51,6 +57,9 @@ class SupervisedStage:
     name = "supervised"
     after = ("localize", "anomaly")
     """Runs after the anomaly stage, whose patch features and bank matches it reuses."""
+    joins = ("attributes",)
+    """Waits for the attributes stage only before naming types: an item it found to be another
+    item or colour gets none (`OTHER_LOOK_KEY`)."""
 
     def __init__(
         self,
@@ -147,7 +156,12 @@ class SupervisedStage:
             return []
         findings = []
         feats, nearest, standard = self._shared_features(ctx, views, bank)
-        for kind, score in self.bundle.predict(views, self.reference, bank, feats, nearest, standard).items():
+        scores = self.bundle.predict(views, self.reference, bank, feats, nearest, standard)
+        ctx.wait("attributes")
+        other_look = ctx.shared.get(OTHER_LOOK_KEY)
+        if other_look:
+            return self._other_look(str(other_look), [k for k, s in scores.items() if s.described], views)
+        for kind, score in scores.items():
             if not score.described:
                 continue
             cal = self.bundle.calibration[kind]
@@ -174,3 +188,23 @@ class SupervisedStage:
                 )
             )
         return findings
+
+    def _other_look(self, why: str, named: list[str], views: list[LocalizedView]) -> list[Finding]:
+        """The informational finding in place of the types on an item unlike its SKU (none when
+        the classifier would have named nothing)."""
+        if not named:
+            return []
+        return [
+            Finding(
+                stage=self.name,
+                kind="info",
+                score=0.0,
+                probability=0.0,
+                message=(
+                    f"classifier: no defect type named on an item that does not look like its SKU ({why});"
+                    f" read against that SKU's normal look it showed signs of {', '.join(named)}"
+                ),
+                evidence=[Evidence(camera=v.camera, box=list(v.box), data={"not_named": named}) for v in views],
+                model_version=self.version,
+            )
+        ]
