@@ -979,6 +979,36 @@ def test_the_print_script_suggests_the_numeric_date_order(texts: list[tuple[str,
     assert script_order([_line(text, conf=conf) for text, conf in texts]) == order
 
 
+PRINT_ORDERS = [
+    # (lines, order a photo of unknown market is read in, the expiry it then gives); today 2026-11-22
+    (["PACKED ON 11/02/26", "USE BY 11/30/26"], "MDY", "2026-11-30"),
+    (["MFG 11/30/26 EXP 11/02/27"], "MDY", "2027-11-02"),  # a US print: 30 is no month
+    (["BEST BY 02/21/27", "LOT 05/06"], "MDY", "2027-02-21"),
+    (["MFG 30/11/26 EXP 11/02/27"], "DMY", "2027-02-11"),  # a day-first print: 30 is no month
+    (["USE BY 12/20/26", "PACKED 25/11/26"], "DMY", "2026-12-20"),  # both orders shown: the default
+    (["MFG 11/02/26 EXP 11/03/27"], "DMY", "2027-03-11"),  # nothing tells: the default
+    (["PROD 2026.11.30", "EXP 11/02/27"], "DMY", "2027-02-11"),  # year first says nothing of day and month
+    (["賞味期限 27.03.15"], "YMD", "2027-03-15"),
+]
+
+
+@pytest.mark.parametrize(("texts", "order", "expiry"), PRINT_ORDERS)
+def test_a_print_of_unknown_market_is_read_in_the_order_its_own_dates_show(
+    texts: list[str], order: str, expiry: str
+) -> None:
+    from detectors.ocr_expiry.classify import print_order
+
+    lines = [_line(text, y=10 + 30 * i) for i, text in enumerate(texts)]
+    assert print_order(lines, TODAY) == order
+    assert pick_expiry(classify_lines(lines, order=order, today=TODAY)).iso == expiry
+
+
+def test_only_sure_unrepaired_dates_tell_a_prints_order() -> None:
+    from detectors.ocr_expiry.classify import print_order
+
+    assert print_order([_line("EXP 11/02/27", y=10), _line("MFG 11/30/26", y=40, conf=0.6)], TODAY) == "DMY"
+
+
 # --- compact dates a label runs into --------------------------------------------------------
 
 LABELLED_ONLY = [

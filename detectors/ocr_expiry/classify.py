@@ -311,6 +311,25 @@ def script_order(lines: list[TextLine]) -> Order:
     return "YMD" if east_asian >= EAST_ASIAN_MIN_CHARS and share >= EAST_ASIAN_MIN_SHARE else "DMY"
 
 
+def print_order(lines: list[TextLine], today: date) -> Order:
+    """The reading of all-numeric dates for a photo of unknown market: the script's
+    (`script_order`), and where that says day first, the print's own dates. A print uses one
+    order, so where some date on it reads only month first ("USE BY 11/30/26": there is no 30th
+    month) and none reads only day first, it is a month-first print (a US package), and its
+    dates that read either way ("PACKED 11/02/26") are read month first too. Only dates read
+    surely and without a repaired digit count."""
+    order = script_order(lines)
+    if order != "DMY":
+        return order
+    only: set[str] = set()  # orders some date can be read in only
+    for line in (line for line in lines if line.confidence >= SCRIPT_SURE):
+        for hint, other in (("DMY", "MDY"), ("MDY", "DMY")):
+            # read with one order as the hint, a date read in the other has no reading in the hint's
+            found = parse_dates(line.text, order=hint, today=today)
+            only |= {d.order for d in found if d.order == other and d.repair is None}
+    return "MDY" if only == {"MDY"} else "DMY"
+
+
 _DATE_SHAPE = re.compile(
     r"[0-9]{1,4}\s?[./-]\s?[0-9]{1,2}\s?[./-]\s?[0-9]{1,4}(?![0-9])|(?<![0-9])[0-9]{2}\s?/\s?[0-9]{2}(?![0-9])"
 )

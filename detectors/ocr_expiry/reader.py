@@ -27,7 +27,7 @@ from detectors.ocr_expiry.classify import (
     check_consistency,
     classify_lines,
     hints_of_a_date,
-    script_order,
+    print_order,
 )
 from detectors.ocr_expiry.engines import DEFAULT_ENGINE, Box4, OcrEngine, TextLine, get_engine
 from detectors.ocr_expiry.grammar import Order
@@ -74,7 +74,7 @@ class ImageRead:
     cpu_ms: float = 0.0
     """OCR compute on `engine_clock` (the thread's CPU time for in-thread engines)."""
     order: Order = "DMY"
-    """The reading of all-numeric dates used: the market's, or the print's script's (`script_order`)."""
+    """The reading of all-numeric dates used: the market's, or the print's own (`print_order`)."""
 
     @property
     def budget_spent(self) -> bool:
@@ -235,9 +235,9 @@ def typed_read(
     p: Pass, eng: OcrEngine, order: Order | None, today: date, stale_years: int | None
 ) -> tuple[list[TextLine], list[DateRead], Order]:
     """`p` read and its dates typed; lines and dates in the input image's pixels. `order` None:
-    the print's script decides (`script_order`), and the order used is returned."""
+    the print decides (`print_order`), and the order used is returned."""
     raw = p.read(eng)
-    order = order or script_order(raw)
+    order = order or print_order(raw, today)
     dates = p.map_dates(classify_lines(raw, order=order, today=today, stale_years=stale_years))
     return p.map_lines(raw), dates, order
 
