@@ -825,6 +825,8 @@ def _visible_from(f: Finding, evidence: str = "complaint", described: Sequence[s
     operating point (`evidence="line"`: the customer did not report damage, so their complaint
     is no evidence of it) neither a weak anomaly nor a classifier sign counts."""
     if f.kind == POSSIBLE_DEFECT:
+        if _line_sign(f):  # over the line's threshold too, only less likely than the type named
+            return 0.0
         counts = evidence != "line" and (_sign_level(f) == "complaint" or _possible_type(f) in described)
         return 0.0 if counts else math.inf
     if evidence == "line":
@@ -833,9 +835,17 @@ def _visible_from(f: Finding, evidence: str = "complaint", described: Sequence[s
 
 
 def _sign_level(f: Finding) -> str:
-    """The operating point a classifier's sign cleared: "complaint", or "described" (only the
-    lower point for a type the customer names); signs stored before levels are "complaint"."""
+    """The operating point a classifier's sign cleared: "line" (the line's own, by a type less
+    likely than the one the item was named by), "complaint", or "described" (only the lower
+    point for a type the customer names); signs stored before levels are "complaint"."""
     return next((str(e.data["level"]) for e in f.evidence if e.data.get("level")), "complaint")
+
+
+def _line_sign(f: Finding) -> str | None:
+    """The type of a classifier's sign over the line's own threshold: a type the classifier saw
+    as surely as the one it named the item by, only less likely. It counts as a type the tunnel
+    named; None for any other finding."""
+    return _possible_type(f) if _sign_level(f) == "line" else None
 
 
 def _possible_type(f: Finding) -> str | None:
@@ -914,8 +924,9 @@ def inspect_damage(ev: EvidenceFile, args: DamageArgs) -> ToolResult:
     if "anomaly" not in stages and not physical:
         return _unavailable("inspect_damage", "the anomaly detector did not run on this item")
     visible = [(r, f) for r, f in physical if f.probability >= _visible_from(f, args.evidence, args.described)]
-    signs = sorted({t for _, f in visible if (t := _possible_type(f))})
-    visible_kinds = sorted({f.kind for _, f in visible if f.kind != POSSIBLE_DEFECT})
+    signs = sorted({t for _, f in visible if (t := _possible_type(f)) and not _line_sign(f)})
+    also = {t for _, f in visible if (t := _line_sign(f))}
+    visible_kinds = sorted({f.kind for _, f in visible if f.kind != POSSIBLE_DEFECT} | also)
     cites = [r for r, _ in visible] or [f"frame:{f.camera}" for f in ev.capture.frames]
     crops = []
     for _ref, f in visible[:3]:
@@ -928,7 +939,7 @@ def inspect_damage(ev: EvidenceFile, args: DamageArgs) -> ToolResult:
                 crops.append(crop)
     top = max((f.probability for _, f in physical), default=0.0)
     # only kinds the classifier named at its own line: a sign below it says little of the kind
-    typed = sorted({f.kind for _, f in visible if f.kind in DAMAGE_TYPES})
+    typed = sorted({f.kind for _, f in visible if f.kind in DAMAGE_TYPES} | (also & DAMAGE_TYPES))
     described_seen = bool(set(typed) & set(args.described)) if typed and args.described else None
     # Damage seen without a kind named, on an item the classifier showed no sign of the described
     # kind on, where it signs most items that carry it: what was seen is most likely other damage.
@@ -1182,19 +1193,22 @@ def classify_defect(ev: EvidenceFile, args: NoArgs) -> ToolResult:
     signs = [
         (r, f)
         for r, f in _findings(ev, frozenset({POSSIBLE_DEFECT}))
-        if f.stage not in own and _sign_level(f) == "complaint"
+        if f.stage not in own and _sign_level(f) in ("line", "complaint")
     ]
     labels = sorted({f.kind for _, f in labelled})
-    weak = sorted({t for _, f in signs if (t := _possible_type(f))} - set(labels))
+    also = sorted({t for _, f in signs if (t := _line_sign(f))} - set(labels))
+    weak = sorted({t for _, f in signs if (t := _possible_type(f)) and not _line_sign(f)} - set(labels) - set(also))
     summary = f"classifier labels: {', '.join(labels)}" if labels else "the classifier found no defect"
+    if also:
+        summary += f"; also over the line's threshold, less likely: {', '.join(also)}"
     if weak:
         summary += f"; signs below the line's threshold: {', '.join(weak)}"
     return ToolResult(
         tool="classify_defect",
         status="ok",
         summary=summary,
-        data={"labels": labels, "signs": weak},
-        citations=[r for r, _ in labelled] + [r for r, f in signs if _possible_type(f) in weak],
+        data={"labels": labels, "also_over_threshold": also, "signs": weak},
+        citations=[r for r, _ in labelled] + [r for r, f in signs if _possible_type(f) in set(weak) | set(also)],
     )
 
 

@@ -652,11 +652,23 @@ def _named(kind: str, p: float = 0.84) -> Finding:
         ([anomaly(0.7), _named("stain")], "arrived damaged", RootCause.DAMAGED_BEFORE_SHIPMENT),
         ([anomaly(0.7)], "box came crushed", RootCause.DAMAGED_BEFORE_SHIPMENT),
         ([anomaly(0.3), _sign("stain")], "box came crushed", RootCause.DAMAGED_BEFORE_SHIPMENT),
+        # a type over the line's threshold, only less likely than the one named, was named too
+        (
+            [anomaly(0.7), _named("stain"), _sign("crushed_corner", 2.1, "line")],
+            "box came crushed",
+            RootCause.DAMAGED_BEFORE_SHIPMENT,
+        ),
     ],
 )
 def test_damage_of_another_kind_than_the_tunnel_named_came_after_it(tmp_path, findings, text, cause) -> None:
-    report, _ = _one_item(tmp_path, "KIND-1", findings, text)
+    from llm_agent.tools import NoArgs, classify_defect
+
+    report, db = _one_item(tmp_path, "KIND-1", findings, text)
     assert report.root_cause is cause, report.summary
+    classified = classify_defect(EvidenceFile.load(db, "KIND-1", catalog=catalog(), dataset=tmp_path), NoArgs())
+    line_signs = [f.evidence[0].data["type"] for f in findings if f.evidence[0].data.get("level") == "line"]
+    assert classified.data.get("also_over_threshold", []) == line_signs
+    assert ("also over the line's threshold, less likely: crushed_corner" in classified.summary) is bool(line_signs)
     if cause is RootCause.DAMAGED_AFTER_TUNNEL:
         said = " ".join(c.text for c in report.claims)
         assert "named stain on the item, not the crushed corner" in said, said

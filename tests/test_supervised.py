@@ -290,6 +290,29 @@ def test_inspection_runs_the_classifier_after_the_anomaly_stage(trained, monkeyp
     assert not [f for f in verdict.findings if f.kind == "stage_error"], verdict.findings
 
 
+def test_the_likeliest_type_over_the_line_names_the_item(trained) -> None:
+    """Types over their thresholds at once: the likeliest is the finding the line acts on, the
+    others are signs that say they cleared the line's threshold."""
+    out, bundle, _, _ = trained
+    every = {k: replace(c, threshold=-1e9) for k, c in bundle.calibration.items()}
+    stage = SupervisedStage(model_dir=out.parent, bundle=replace(bundle, calibration=every))
+    capture = _example("bent_cover", 100).capture
+    findings = stage(capture, StageContext(catalog=Catalog(skus=RECORDS)))
+    (named,) = [f for f in findings if f.kind != "possible_defect"]
+    assert named.probability >= 0.5 and named.kind in FINE_TYPES
+    assert named.probability == max(f.probability for f in findings)
+    signs = [f for f in findings if f.kind == "possible_defect"]
+    assert sorted(f.evidence[0].data["type"] for f in signs) == sorted(set(FINE_TYPES) - {named.kind})
+    assert all(f.evidence[0].data["level"] == "line" and f.probability == 0.0 for f in signs)
+    assert all(f"less likely than the {named.kind} it named" in f.message for f in signs)
+    scores = stage.bundle.predict(
+        stage._views(capture, StageContext(catalog=Catalog(skus=RECORDS))),
+        stage.reference,
+        stage.reference.resolve(SKU),
+    )
+    assert named.kind == max(scores, key=lambda k: scores[k].probability)
+
+
 class _OtherLook:
     """An attributes stage that takes a while, then says the item is another SKU's."""
 
@@ -308,7 +331,7 @@ def test_an_item_unlike_its_sku_gets_no_type(trained) -> None:
     every = {k: replace(c, threshold=-1e9) for k, c in bundle.calibration.items()}
     stage = SupervisedStage(model_dir=out.parent, bundle=replace(bundle, calibration=every))
     capture = _example("bent_cover", 100).capture
-    assert sorted(f.kind for f in stage(capture, StageContext(catalog=Catalog(skus=RECORDS)))) == sorted(FINE_TYPES)
+    assert len(stage(capture, StageContext(catalog=Catalog(skus=RECORDS)))) == len(FINE_TYPES)
     ctx = StageContext(catalog=Catalog(skus=RECORDS), shared={OTHER_LOOK_KEY: "wrong_colour: only 2% navy"})
     (info,) = stage(capture, ctx)
     assert info.kind == "info" and info.probability == 0.0
