@@ -59,7 +59,7 @@ def trained(tmp_path_factory):
     out = folder / "supervised"
     reference = AnomalyModel.load(folder)
     bundle, card = train_supervised(
-        examples, out, TrainConfig(epochs=60, patience=15, val_frac=0.35), reference=reference
+        examples, out, TrainConfig(epochs=60, patience=15, val_frac=0.35, repeats=2), reference=reference
     )
     return out, bundle, card, examples
 
@@ -80,12 +80,36 @@ def test_training_beats_majority_baseline(trained) -> None:
         assert row["recall"] <= row["recall_at_complaint"] <= row["recall_at_described"] <= 1.0, name
     assert card["metrics_heldout"]["per_class"]["bent_cover"]["recall_at_described"] > 0.5
     signs = read_sign_recall(out)
-    assert signs is not None and signs.version == card["version"] and signs.heldout == "out-of-fold (3 folds)"
+    assert signs is not None and signs.version == card["version"]
+    assert signs.heldout == "out-of-fold (3 folds x 2 rounds)"
     assert signs.recall == {k: v["recall_at_described"] for k, v in card["metrics_heldout"]["per_class"].items()}
     assert read_sign_recall(out / "missing") is None
-    # cross-fitted: every item held out once, one network per fold in the shipped ensemble
-    assert written["data"]["heldout"] == "out-of-fold (3 folds)" and written["data"]["heldout_items"] == 40
-    assert len(trained[1].nets) == 3 and len(written["training"]["epochs_run"]) == 3
+    # cross-fitted twice: every item held out once a round, one network per fold and round shipped
+    assert written["data"]["heldout"] == "out-of-fold (3 folds x 2 rounds)" and written["data"]["heldout_items"] == 40
+    assert len(trained[1].nets) == 6 and len(written["training"]["epochs_run"]) == 6
+
+
+def test_rounds_average_each_items_held_out_logits() -> None:
+    """Each round splits the items its own way; an item's logit is the mean of the networks that
+    did not see it, one per round."""
+    from detectors.supervised.train import cross_fit
+
+    rng = np.random.default_rng(0)
+    labels = np.zeros((24, len(FINE_TYPES)), np.float32)
+    labels[:8, 0] = 1
+    tokens = [rng.normal(size=(1, 49, 8)).astype(np.float32) + labels[i, 0] for i in range(24)]
+    cfg = TrainConfig(epochs=3, folds=2, repeats=2, augment=False)
+    nets, idx, logits, histories = cross_fit(tokens, labels, cfg)
+    assert len(nets) == len(histories) == 4 and list(idx) == list(range(24))
+    firsts = [fold_indices(labels, 2, seed) for seed in (0, 1000)]
+    assert not np.array_equal(*firsts)  # another split each round
+    expected = np.zeros_like(logits)
+    for r, fold in enumerate(firsts):
+        for f in range(2):
+            rows = np.flatnonzero(fold == f)
+            bundle = SupervisedBundle(list(FINE_TYPES), [nets[2 * r + f]], {}, "")
+            expected[rows] += bundle.logits([tokens[i] for i in rows]) / 2
+    assert np.allclose(logits, expected, atol=1e-5)
 
 
 @pytest.mark.parametrize(
