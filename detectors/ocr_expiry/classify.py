@@ -316,13 +316,14 @@ def print_order(lines: list[TextLine], today: date) -> Order:
     (`script_order`), and where that says day first, the print's own dates. A print uses one
     order, so where some date on it reads only month first ("USE BY 11/30/26": there is no 30th
     month) and none reads only day first, it is a month-first print (a US package), and its
-    dates that read either way ("PACKED 11/02/26") are read month first too. Only dates read
-    surely and without a repaired digit count."""
+    dates that read either way ("PACKED 11/02/26") are read month first too. Only sure lines
+    holding a date's shape (`_DATE_SHAPE`: fields joined by a slash, dot or dash) are parsed,
+    and only dates without a repaired digit count."""
     order = script_order(lines)
     if order != "DMY":
         return order
     only: set[str] = set()  # orders some date can be read in only
-    for line in (line for line in lines if line.confidence >= SCRIPT_SURE):
+    for line in (line for line in lines if line.confidence >= SCRIPT_SURE and _DATE_SHAPE.search(line.text)):
         for hint, other in (("DMY", "MDY"), ("MDY", "DMY")):
             # read with one order as the hint, a date read in the other has no reading in the hint's
             found = parse_dates(line.text, order=hint, today=today)

@@ -17,10 +17,10 @@ Cross-fitting is repeated in `repeats` rounds, each with its own fold split and 
 out-of-fold logit is its mean over the rounds, and the classifier the mean of every round's
 networks. One round's training on a few hundred labels is chaotic: differences in the last
 digits of its inputs (the anomaly maps it reads, computed twice) moved a retrained classifier's
-test logits by a median 0.45 and its test macro-F1 from 0.675 to 0.714. On development renders (test seed 70000, the same tokens, two
-training seeds each) three rounds against one: test macro-F1 0.835 and 0.841 against 0.787,
-0.783 and 0.808, wrong labels recalled 0.35-0.40 against 0.13-0.33. The model card records
-data, metrics, version and date.
+test logits by a median 0.45 and its test macro-F1 from 0.675 to 0.714. On development renders
+(test seed 70000, the same tokens, two training seeds each) three rounds against one: test
+macro-F1 0.835 and 0.841 against 0.787, 0.783 and 0.808, wrong labels recalled 0.35-0.40
+against 0.13-0.33. The model card records data, metrics, version and date.
 """
 
 from __future__ import annotations
