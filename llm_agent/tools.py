@@ -823,7 +823,8 @@ def _visible_from(f: Finding, evidence: str = "complaint", described: Sequence[s
     point, so it counts as it is; one that cleared only the lower point for a named type
     counts only when the customer describes that type (`described`). At the line's own
     operating point (`evidence="line"`: the customer did not report damage, so their complaint
-    is no evidence of it) neither a weak anomaly nor a classifier sign counts."""
+    is no evidence of it) neither a weak anomaly nor a classifier sign counts, except a sign
+    over the line's own threshold (`_line_sign`), which counts everywhere."""
     if f.kind == POSSIBLE_DEFECT:
         if _line_sign(f):  # over the line's threshold too, only less likely than the type named
             return 0.0

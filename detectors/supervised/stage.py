@@ -7,13 +7,12 @@ the policy acts where the threshold was set. Another type over its threshold is 
 informational "possible_defect" finding naming it (level "line"): the types are trained as
 independent outputs, and in one training on development renders two or three cleared their
 thresholds at once on 8 of 256 defective items (5 of 10 broken seals, 3 of 40 wrong labels),
-each time with a bent cover that was not there. A type whose
-logit clears only the complaint operating point (a higher false-positive rate) gives such a
-finding too: the line never acts on it, and a complaint investigation counts it as a sign of
-that type. So does one that clears only the lower point for a complaint that names
-the type (`ClassCalibration.described_level`; the evidence's "level" says which point it
-cleared), which counts only for such a complaint. No model folder gives no findings: the
-classifier is an addition to the ensemble, not a gate.
+each time with a bent cover that was not there. A type whose logit clears only the complaint
+operating point (a higher false-positive rate) gives such a finding too: the line never acts on
+it, and a complaint investigation counts it as a sign of that type. So does one that clears
+only the lower point for a complaint that names the type (`ClassCalibration.described_level`;
+the evidence's "level" says which point it cleared), which counts only for such a complaint.
+No model folder gives no findings: the classifier is an addition to the ensemble, not a gate.
 
 On an item the attributes stage diverts as another item or another colour (`OTHER_LOOK_KEY`),
 the classifier names no type: its inputs are what differs from the SKU's normal look, and on

@@ -301,9 +301,9 @@ def cross_fit(
 ) -> tuple[list[TokenClassifier], np.ndarray, np.ndarray, list[dict[str, Any]]]:
     """(networks, held-out item indices, their held-out logits, histories).
 
-    With `folds` >= 2 every item is held out once per round (its logit is the mean, over the
-    `repeats` rounds, of the network's that did not see it); with 1, a single network and its
-    `val_frac` split."""
+    With `folds` >= 2 every item is held out once per round, and its logit is the mean over the
+    `repeats` rounds of the logits of the networks that did not see it; with 1, a single network
+    and its `val_frac` split."""
     from dataclasses import replace
 
     from .bundle import SupervisedBundle
