@@ -311,6 +311,20 @@ def script_order(lines: list[TextLine]) -> Order:
     return "YMD" if east_asian >= EAST_ASIAN_MIN_CHARS and share >= EAST_ASIAN_MIN_SHARE else "DMY"
 
 
+_DATE_SHAPE = re.compile(
+    r"[0-9]{1,4}\s?[./-]\s?[0-9]{1,2}\s?[./-]\s?[0-9]{1,4}(?![0-9])|(?<![0-9])[0-9]{2}\s?/\s?[0-9]{2}(?![0-9])"
+)
+_YEAR = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2}(?![0-9])")
+_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{5,10}(?![0-9])")
+"""A run of digits as long as a compact date with a misread or extra digit ("720281026"), or a
+year with a stray digit glued to it ("22026.06")."""
+_DIGITS = re.compile(r"[0-9].*[0-9]")
+_WORD = re.compile(r"[A-Z]{3,}")
+_UNKNOWN_LABEL = re.compile(r"(?<![A-Z0-9])[A-Z]{2,4}[\s:.]{0,2}$")
+"""A short upper-case word right before a date that no table knows: a label we could not read
+("DBM" for a misread "DDM"). Its date could be the expiry or not, so no rule types it."""
+
+
 def print_order(lines: list[TextLine], today: date) -> Order:
     """The reading of all-numeric dates for a photo of unknown market: the script's
     (`script_order`), and where that says day first, the print's own dates. A print uses one
@@ -329,20 +343,6 @@ def print_order(lines: list[TextLine], today: date) -> Order:
             found = parse_dates(line.text, order=hint, today=today)
             only |= {d.order for d in found if d.order == other and d.repair is None}
     return "MDY" if only == {"MDY"} else "DMY"
-
-
-_DATE_SHAPE = re.compile(
-    r"[0-9]{1,4}\s?[./-]\s?[0-9]{1,2}\s?[./-]\s?[0-9]{1,4}(?![0-9])|(?<![0-9])[0-9]{2}\s?/\s?[0-9]{2}(?![0-9])"
-)
-_YEAR = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2}(?![0-9])")
-_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{5,10}(?![0-9])")
-"""A run of digits as long as a compact date with a misread or extra digit ("720281026"), or a
-year with a stray digit glued to it ("22026.06")."""
-_DIGITS = re.compile(r"[0-9].*[0-9]")
-_WORD = re.compile(r"[A-Z]{3,}")
-_UNKNOWN_LABEL = re.compile(r"(?<![A-Z0-9])[A-Z]{2,4}[\s:.]{0,2}$")
-"""A short upper-case word right before a date that no table knows: a label we could not read
-("DBM" for a misread "DDM"). Its date could be the expiry or not, so no rule types it."""
 
 
 def hints_of_a_date(lines: list[TextLine], today: date) -> bool:

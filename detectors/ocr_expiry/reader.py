@@ -276,7 +276,8 @@ def hints_beyond(crop: Pass, lines: Sequence[TextLine], today: date) -> bool:
     showed a month name beyond the crop."""
     h, w = crop.image.shape[:2]
     x0, y0, x1, y1 = crop.map_box((0.0, 0.0, w - 1.0, h - 1.0))
-    outside = [line for line in lines if not (x0 <= line.centre[0] <= x1 and y0 <= line.centre[1] <= y1)]
+    centres = [(line, line.centre) for line in lines]
+    outside = [line for line, (x, y) in centres if not (x0 <= x <= x1 and y0 <= y <= y1)]
     return hints_of_a_date(outside, today)
 
 
