@@ -50,7 +50,7 @@ import cv2
 import numpy as np
 
 from detectors.ocr_expiry.checker import defect_probability, read_and_judge
-from detectors.ocr_expiry.engines import ENGINES, WARM_UP_IMAGE, get_engine
+from detectors.ocr_expiry.engines import ENGINES, WARM_UP_IMAGE, get_engine, reader_threads
 from detectors.ocr_expiry.grammar import MONTH_PRECISION_STYLES, STYLES, iso_of, parse_dates, parse_iso, render_date
 from detectors.ocr_expiry.reader import FALLBACK_BUDGET_MS, read_dates
 from detectors.ocr_expiry.smear import view_without_smear
@@ -99,8 +99,12 @@ def bench_photos(engines: tuple[str, ...]) -> dict[str, Any]:
         return {"skipped": f"{gt_path} not found"}
     truth = json.loads(gt_path.read_text())
     out: dict[str, Any] = {}
-    for engine in engines:
-        get_engine(engine).read(WARM_UP_IMAGE)  # model loading is not part of an item's latency
+    runs = [(engine, 1) for engine in engines]
+    if "rapidocr" in engines and reader_threads() > 1:
+        runs.append(("rapidocr", reader_threads()))  # as `tunnelpi ocr` reads one photo at a time
+    for name, threads in runs:
+        engine = get_engine(name, threads=threads)
+        engine.read(WARM_UP_IMAGE)  # model loading is not part of an item's latency
         rows, times, cpus = [], [], []
         for item in truth:
             y, m, d = item["expiry"]
@@ -114,7 +118,8 @@ def bench_photos(engines: tuple[str, ...]) -> dict[str, Any]:
             rows.append(
                 {"file": item["file"], "expected": expected, "read": got, "ok": got == expected, "ms": round(read.ms)}
             )
-        out[engine] = {
+        out[name if threads == 1 else f"{name}, {threads} threads"] = {
+            "threads": threads,
             "correct": sum(r["ok"] for r in rows),
             "total": len(rows),
             "p50_ms": percentile(times, 0.5),

@@ -61,6 +61,15 @@ def test_json_contract(label: Path) -> None:
     assert {d["date"]: d["type"] for d in out["dates"]} == {"2026-02-01": "manufactured", "2026-12-15": "expiry"}
 
 
+def test_threads_change_the_time_not_the_read(label: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, [one] = run(str(label), "--today", "2026-11-22", "--threads", "1", "--json")
+    _, [two] = run(str(label), "--today", "2026-11-22", "--threads", "2", "--json")
+    assert {k: v for k, v in one.items() if k != "ms"} == {k: v for k, v in two.items() if k != "ms"}
+    monkeypatch.setenv("TUNNELPI_OCR_THREADS", "many")
+    result, lines = run(str(label), "--json")
+    assert result.exit_code != 0 and not lines and "TUNNELPI_OCR_THREADS='many'" in result.output
+
+
 def test_expired_against_the_skus_shelf_life(label: Path, catalog: Path) -> None:
     result, [out] = run(str(label), "--today", "2026-11-22", "--sku", "DOG-FOOD", "--catalog", str(catalog), "--json")
     assert result.exit_code == 0 and out["status"] == "expired"  # 23 days left, 60 required
@@ -149,7 +158,7 @@ def test_a_verdict_a_second_read_doubts_says_review(tmp_path: Path, monkeypatch:
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 150, 3), dtype=np.uint8)).save(photo)
     for blurred, review in (("EXP 21/12/2028", True), ("EXP 21/12/2026", False)):
         engine = SharpOrBlurredEngine("EXP 21/12/2026", blurred)
-        monkeypatch.setattr(engines, "get_engine", lambda *_, engine=engine: engine)
+        monkeypatch.setattr(engines, "get_engine", lambda *_, engine=engine, **__: engine)
         result, [out] = run(str(photo), "--today", "2027-01-05", "--json")
         assert result.exit_code == 0 and out["status"] == "expired" and out["expiry"] == "2026-12-21"
         if review:

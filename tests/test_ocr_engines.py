@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import date
 from pathlib import Path
 
@@ -14,10 +15,12 @@ from detectors.ocr_expiry import OcrExpiryStage, read_dates
 from detectors.ocr_expiry.checker import judge, read_and_judge
 from detectors.ocr_expiry.classify import classify_lines, hints_of_a_date
 from detectors.ocr_expiry.engines import (
+    THREADS_ENV,
     WARM_UP_IMAGE,
     OcrEngine,
     RapidOcrEngine,
     TextLine,
+    engine_threads,
     get_engine,
     recognize_upright,
 )
@@ -39,7 +42,7 @@ from detectors.ocr_expiry.preprocess import (
     tile_passes,
     vertical_text,
 )
-from detectors.ocr_expiry.reader import ImageRead, second_look_passes
+from detectors.ocr_expiry.reader import ImageRead, engine_clock, second_look_passes
 from pipeline.catalog import Catalog
 from pipeline.stages import StageContext, load_stage
 from pipeline.types import CatalogRecord, ExpiryPolicy, Frame, ItemCapture, LotRecord
@@ -849,6 +852,38 @@ def test_each_thread_reads_with_its_own_rapidocr_engine() -> None:
     mine = get_engine("rapidocr")
     assert mine is get_engine("rapidocr")
     assert len(ids | {id(mine)}) >= 2
+
+
+@pytest.mark.parametrize(
+    ("value", "default", "threads"),
+    [("", 1, 1), ("", 2, 2), ("3", 1, 3), (" 2 ", 1, 2), ("0", 1, None), ("-1", 1, None), ("two", 1, None)],
+)
+def test_engine_threads_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str, default: int, threads: int | None
+) -> None:
+    monkeypatch.setenv(THREADS_ENV, value)
+    if threads is None:
+        with pytest.raises(ValueError, match=THREADS_ENV):
+            engine_threads(default)
+    else:
+        assert engine_threads(default) == threads
+
+
+def test_a_multi_threaded_engine_reads_as_one_thread_does_on_sleeping_threads() -> None:
+    """A command reading one image at a time spreads each network over the cores; its threads
+    must sleep when idle (a spinning pool doubled the cost beside a busy core), its budget runs
+    on the wall clock (its compute is not all in the calling thread), and the read is the same."""
+    img, _ = render_lines(["MFG 01/02/2026", "EXP 15/12/2026"])
+    one, two = get_engine("rapidocr", threads=1), get_engine("rapidocr", threads=2)
+    assert one is not two and two is get_engine("rapidocr", threads=2)
+    for model in (two._ocr._load_det_model(), two._ocr._load_rec_model()):
+        options = model.session.session.get_session_options()
+        assert options.intra_op_num_threads == 2
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert engine_clock(one) is time.thread_time and engine_clock(two) is time.perf_counter
+    assert [(ln.text, ln.box) for ln in two.read(img)] == [(ln.text, ln.box) for ln in one.read(img)]
+    with pytest.raises(ValueError, match="at least one thread"):
+        RapidOcrEngine(threads=0)
 
 
 @pytest.mark.parametrize(

@@ -172,7 +172,7 @@ def _merge(base: list[DateRead], extra: list[DateRead]) -> list[DateRead]:
 def engine_clock(engine: OcrEngine) -> Callable[[], float]:
     """The clock a budget is measured on: the calling thread's CPU time for engines that compute
     in that thread (exact OCR compute, unaffected by other work on a shared machine), else the
-    wall clock (Tesseract runs in a subprocess)."""
+    wall clock (Tesseract runs in a subprocess, a multi-threaded engine on its own threads)."""
     return time.thread_time if getattr(engine, "in_thread", False) else time.perf_counter
 
 

@@ -24,10 +24,16 @@ def ocr(
     budget_ms: float = typer.Option(
         4000.0, "--budget-ms", min=0.0, help="OCR compute per image after which no fallback pass starts"
     ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="threads each image's networks run on (default: TUNNELPI_OCR_THREADS, else the cores, at most 4)",
+    ),
 ) -> None:
     """Read the expiry date on each image and judge it; a bad image gives an error line and the batch goes on."""
     from detectors.ocr_expiry.checker import read_and_judge
-    from detectors.ocr_expiry.engines import ENGINES, get_engine
+    from detectors.ocr_expiry.engines import ENGINES, engine_threads, get_engine, reader_threads
     from detectors.ocr_expiry.grammar import WINDOW_YEARS_BACK
     from detectors.ocr_expiry.reader import date_dict
     from pipeline.catalog import Catalog, CatalogError
@@ -55,7 +61,10 @@ def ocr(
     policy = record.expiry if record else None
     order = policy.date_order if policy else None  # unknown market: the print's script decides
     languages = tuple(record.label_languages) if record else ("en",)
-    ocr_engine = get_engine(engine, languages)
+    try:
+        ocr_engine = get_engine(engine, languages, threads=threads or engine_threads(default=reader_threads()))
+    except ValueError as exc:
+        fail(str(exc))
     # a photo of unknown age and product: believe any expiry in the plausibility window
     stale_years = None if record else WINDOW_YEARS_BACK
 
