@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from datetime import date
 from pathlib import Path
@@ -15,6 +17,7 @@ from detectors.ocr_expiry import OcrExpiryStage, read_dates
 from detectors.ocr_expiry.checker import judge, read_and_judge
 from detectors.ocr_expiry.classify import classify_lines, hints_of_a_date
 from detectors.ocr_expiry.engines import (
+    MAX_READER_THREADS,
     THREADS_ENV,
     WARM_UP_IMAGE,
     OcrEngine,
@@ -22,6 +25,7 @@ from detectors.ocr_expiry.engines import (
     TextLine,
     engine_threads,
     get_engine,
+    reading_one_at_a_time,
     recognize_upright,
 )
 from detectors.ocr_expiry.preprocess import (
@@ -855,18 +859,40 @@ def test_each_thread_reads_with_its_own_rapidocr_engine() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "default", "threads"),
-    [("", 1, 1), ("", 2, 2), ("3", 1, 3), (" 2 ", 1, 2), ("0", 1, None), ("-1", 1, None), ("two", 1, None)],
+    ("value", "one_at_a_time", "threads"),
+    [
+        ("", False, 1),  # inspection: its own threads are the parallelism
+        ("", True, "cores"),
+        ("3", False, 3),
+        (" 2 ", True, 2),  # the variable wins
+        ("0", False, None),
+        ("-1", True, None),
+        ("two", False, None),
+    ],
 )
-def test_engine_threads_come_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch, value: str, default: int, threads: int | None
+def test_engine_threads_come_from_the_environment_or_a_one_at_a_time_command(
+    monkeypatch: pytest.MonkeyPatch, value: str, one_at_a_time: bool, threads: int | str | None
 ) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
     monkeypatch.setenv(THREADS_ENV, value)
-    if threads is None:
-        with pytest.raises(ValueError, match=THREADS_ENV):
-            engine_threads(default)
-    else:
-        assert engine_threads(default) == threads
+    expected = MAX_READER_THREADS if threads == "cores" else threads
+    with reading_one_at_a_time() if one_at_a_time else contextlib.nullcontext():
+        if expected is None:
+            with pytest.raises(ValueError, match=THREADS_ENV):
+                engine_threads()
+        else:
+            assert engine_threads() == expected
+    monkeypatch.setenv(THREADS_ENV, "")
+    assert engine_threads() == 1  # the block is closed
+
+
+def test_the_label_engine_follows_the_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    from detectors.attributes.ocr import label_engine
+
+    monkeypatch.setenv(THREADS_ENV, "2")
+    assert label_engine().threads == 2 and label_engine() is label_engine()
+    monkeypatch.delenv(THREADS_ENV)
+    assert label_engine().threads == 1
 
 
 def test_a_multi_threaded_engine_reads_as_one_thread_does_on_sleeping_threads() -> None:

@@ -27,6 +27,7 @@ from detectors.ocr_expiry.engines import (
     RapidOcrEngine,
     TextLine,
     _quad_box,
+    engine_threads,
     recognize_upright,
 )
 
@@ -90,8 +91,10 @@ _THREAD = threading.local()
 
 
 def label_engine() -> OcrEngine:
-    """This thread's label engine, built on first use (RapidOCR serves one call at a time)."""
-    engine = getattr(_THREAD, "engine", None)
-    if engine is None:
-        engine = _THREAD.engine = LabelOcrEngine()
-    return engine
+    """This thread's label engine, built on first use (RapidOCR serves one call at a time) on
+    `engine_threads()` threads."""
+    threads = engine_threads()
+    engines: dict[int, OcrEngine] = _THREAD.__dict__.setdefault("engines", {})
+    if threads not in engines:
+        engines[threads] = LabelOcrEngine(threads=threads)
+    return engines[threads]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol, runtime_checkable
@@ -392,14 +393,30 @@ MAX_READER_THREADS = 4
 each adds less than it costs."""
 
 
-def engine_threads(default: int = 1) -> int:
-    """Threads an in-process engine runs its networks on: `TUNNELPI_OCR_THREADS`, else `default`.
-    Inspection reads items and stages side by side, about one thread per core, so one thread
-    per read is right there; `tunnelpi ocr` reads one image at a time and defaults to
-    `reader_threads()`."""
+_one_at_a_time = 0
+"""How many `reading_one_at_a_time` blocks are open."""
+
+
+@contextmanager
+def reading_one_at_a_time() -> Iterator[None]:
+    """Within the block, engines are built on `reader_threads()` unless `TUNNELPI_OCR_THREADS`
+    says otherwise: for a command that reads one image or one item at a time (`tunnelpi ocr`,
+    `tunnelpi investigate`)."""
+    global _one_at_a_time
+    _one_at_a_time += 1
+    try:
+        yield
+    finally:
+        _one_at_a_time -= 1
+
+
+def engine_threads() -> int:
+    """Threads an in-process engine runs its networks on: `TUNNELPI_OCR_THREADS`, else
+    `reader_threads()` inside `reading_one_at_a_time`, else 1. Inspection reads items and stages
+    side by side, about one thread per core, so one thread per read is right there."""
     raw = os.environ.get(THREADS_ENV, "").strip()
     if not raw:
-        return default
+        return reader_threads() if _one_at_a_time else 1
     try:
         threads = int(raw)
     except ValueError:

@@ -27,6 +27,7 @@ def investigate(
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Check a customer complaint against the item's tunnel photos and write a root-cause report."""
+    from detectors.ocr_expiry.engines import reading_one_at_a_time
     from llm_agent.backends import BACKENDS, get_backend
     from llm_agent.evidence import EvidenceError
     from llm_agent.investigator import investigate as run
@@ -60,7 +61,8 @@ def investigate(
     try:
         cat = Catalog.load(catalog) if catalog else None
         engine = get_backend(backend, **options)
-        report, evidence = run(db, item, complaint, backend=engine, catalog=cat, dataset=dataset, out=out)
+        with reading_one_at_a_time():  # one item's photos: each read may use every core
+            report, evidence = run(db, item, complaint, backend=engine, catalog=cat, dataset=dataset, out=out)
     except (EvidenceError, CatalogError, DatasetError, StoreError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     if out is not None:

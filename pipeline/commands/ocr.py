@@ -33,7 +33,7 @@ def ocr(
 ) -> None:
     """Read the expiry date on each image and judge it; a bad image gives an error line and the batch goes on."""
     from detectors.ocr_expiry.checker import read_and_judge
-    from detectors.ocr_expiry.engines import ENGINES, engine_threads, get_engine, reader_threads
+    from detectors.ocr_expiry.engines import ENGINES, get_engine, reading_one_at_a_time
     from detectors.ocr_expiry.grammar import WINDOW_YEARS_BACK
     from detectors.ocr_expiry.reader import date_dict
     from pipeline.catalog import Catalog, CatalogError
@@ -62,7 +62,8 @@ def ocr(
     order = policy.date_order if policy else None  # unknown market: the print's script decides
     languages = tuple(record.label_languages) if record else ("en",)
     try:
-        ocr_engine = get_engine(engine, languages, threads=threads or engine_threads(default=reader_threads()))
+        with reading_one_at_a_time():
+            ocr_engine = get_engine(engine, languages, threads=threads)
     except ValueError as exc:
         fail(str(exc))
     # a photo of unknown age and product: believe any expiry in the plausibility window
