@@ -416,11 +416,14 @@ def evaluate(db: Path, ds_dir: Path, backend: str) -> dict[str, Any]:
 
 
 def main(backend: str = "grounded", items: int | None = None) -> dict[str, Any]:
+    from detectors.ocr_expiry.engines import reading_one_at_a_time
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     items = items or int(os.environ.get("INVESTIGATOR_BENCH_ITEMS", "960"))
     work = Path(os.environ.get("INVESTIGATOR_BENCH_WORK", "/tmp/tunnelpi-bench-investigator"))
     ds_dir, db, info = build(work, items)
-    result = evaluate(db, ds_dir, backend)
+    with reading_one_at_a_time():  # as `tunnelpi investigate` reads an item's photos
+        result = evaluate(db, ds_dir, backend)
     result["store"] = (
         "filled by real inspection (inspect_path, every default stage; the supervised classifier "
         "trained on an earlier shift's complaints) of the whole shift"
@@ -428,7 +431,8 @@ def main(backend: str = "grounded", items: int | None = None) -> dict[str, Any]:
     result.update(info)
     oracle_db = work / "truth_store" / "store.db"
     record_truth_store(ds_dir, oracle_db)
-    oracle = evaluate(oracle_db, ds_dir, backend)
+    with reading_one_at_a_time():
+        oracle = evaluate(oracle_db, ds_dir, backend)
     oracle["store"] = "findings recorded from the simulator's truth (perfect anomaly/OCR stages); labels read live"
     result["with_truth_findings"] = oracle
     n = result["investigated"]

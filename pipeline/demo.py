@@ -68,6 +68,7 @@ def calibrate_on_earlier_shift(earlier: Path, model_dir: Path, items: int, seed:
 
 def investigate_samples(dataset: Path, results: Path, n: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
     """Investigate the first `n` complaints of the shift; write `results/investigations.jsonl`."""
+    from detectors.ocr_expiry.engines import reading_one_at_a_time
     from llm_agent.investigator import investigate
     from llm_agent.report import summary_line, write_report
 
@@ -75,15 +76,16 @@ def investigate_samples(dataset: Path, results: Path, n: int, log: Callable[[str
     complaints = list(iter_jsonl(dataset / "feedback.jsonl"))[:n]
     for c in complaints:
         out = results / "investigations" / c["complaint_id"]
-        report, evidence = investigate(
-            results / "store.db",
-            c["item_id"],
-            c["text"],
-            dataset=dataset,
-            out=out,
-            complaint_id=c["complaint_id"],
-            order_id=c.get("order_id"),
-        )
+        with reading_one_at_a_time():  # as `tunnelpi investigate` reads an item's photos
+            report, evidence = investigate(
+                results / "store.db",
+                c["item_id"],
+                c["text"],
+                dataset=dataset,
+                out=out,
+                complaint_id=c["complaint_id"],
+                order_id=c.get("order_id"),
+            )
         write_report(report, out, evidence)
         line = summary_line(report) | {"truth_root_cause": c.get("truth", {}).get("root_cause")}
         lines.append(line)
