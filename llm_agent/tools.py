@@ -331,6 +331,10 @@ def _norm_key(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text)[:32].strip("_") or "line"
 
 
+LABEL_MIN_CHARS = 3
+"""Letters or digits a line needs to count as a product's print (`_label_seen`)."""
+
+
 def read_label(ev: EvidenceFile, args: CameraArgs) -> ToolResult:
     if why := _ocr_available():
         recorded = [
@@ -351,18 +355,49 @@ def read_label(ev: EvidenceFile, args: CameraArgs) -> ToolResult:
     if not lines and errors:
         return ToolResult(tool="read_label", status="error", summary="; ".join(errors))
     texts = [t for _, t, _ in lines]
-    summary = (
-        f"{len(lines)} line(s) of text: " + "; ".join(f"'{t}'" for t in texts[:12])
-        if lines
-        else "no readable text on the item"
-    )
+    if not lines:
+        summary = "no readable text on the item"
+        data = {"lines": texts, "label_visible": False, "errors": errors}
+        return ToolResult(tool="read_label", status="ok", summary=summary, data=data)
+    summary = f"{len(lines)} line(s) of text: " + "; ".join(f"'{t}'" for t in texts[:12])
+    seen, what, cites = _label_seen(ev, lines)
+    if not seen:
+        summary += f"; no {what} among them: it may be missing, turned from the cameras or too small to read"
     return ToolResult(
         tool="read_label",
         status="ok",
         summary=summary,
-        data={"lines": texts, "label_visible": bool(lines), "errors": errors},
-        citations=[r for r, _, _ in lines][:20],
+        data={"lines": texts, "label_visible": True if seen else None, "label": what, "errors": errors},
+        citations=(cites + [r for r, _, _ in lines])[:20],
     )
+
+
+def _label_seen(ev: EvidenceFile, lines: list[tuple[str, str, float]]) -> tuple[bool, str, list[str]]:
+    """Whether the text read on the item includes the label its catalog record says it carries,
+    what that label is, and the citations that show it. Other print is not the label: a shoe
+    box's brand and a juice bottle's stray glyphs ("O", "CC") were read on items whose size
+    sticker or wrap was missing, and had been reported as a visible label.
+    - a variant label (size, model): a value of that attribute read by the label reader, the
+      catalog's or another;
+    - else a date print, for a SKU that carries one: a line that shows a date or its label;
+    - else the product's print: a line of at least `LABEL_MIN_CHARS` letters or digits."""
+    from detectors.attributes.labels import expected_labels
+    from detectors.ocr_expiry.classify import hints_of_a_date
+    from detectors.ocr_expiry.engines import TextLine
+
+    record = ev.record
+    wanted = expected_labels(record.attributes) if record else {}
+    if wanted:
+        name, expected = next(iter(wanted.items()))
+        reading, _ = _label_reading(ev, record, name, expected)
+        check = reading.checks[name]
+        refs = list(dict.fromkeys(_label_ref(ev, reading, r.index) for r in check.reads))
+        return check.status != "unread", f"{name} label", refs[:3]
+    if record is not None and record.expiry.carries_date:
+        dated = [r for r, t, _ in lines if hints_of_a_date([TextLine(t, (0.0, 0.0, 1.0, 1.0), 1.0)], ev.shipped_on)]
+        return bool(dated), "date print", dated[:3]
+    printed = [r for r, t, _ in lines if len(re.sub(r"[\W_]", "", t)) >= LABEL_MIN_CHARS]
+    return bool(printed), "printed label", printed[:3]
 
 
 def check_attribute(ev: EvidenceFile, args: AttributeArgs) -> ToolResult:

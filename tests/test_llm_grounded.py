@@ -315,6 +315,51 @@ def test_missing_detector_is_unavailable_not_guessed(store) -> None:
     assert any(t.answer.status == "unavailable" for t in report.transcript)
 
 
+def _label_catalog() -> Catalog:
+    cat = catalog()
+    cat.skus["NOVEL-1"] = CatalogRecord(sku="NOVEL-1", title="A novel", category="book")
+    cat.lots["L7"] = LotRecord(lot="L7", sku="NOVEL-1", seller="acme-books")
+    return cat
+
+
+LABEL_ITEMS = {
+    # item: (SKU, lot, printed lines, label_visible, the label the record says the item carries)
+    "SIZED": ("SHEET-SET-TWIN", "L1", ["SIZE", "TWIN"], True, "size label"),
+    "OTHER-SIZE": ("SHEET-SET-TWIN", "L1", ["SIZE", "KING"], True, "size label"),  # a label, if a wrong one
+    "NO-SIZE": ("SHEET-SET-TWIN", "L1", ["PERCALE"], None, "size label"),  # print, but not the label
+    "DATED": ("FOOD-CEREAL-01", "L2", ["EXP 10.01.2027"], True, "date print"),
+    "UNDATED": ("FOOD-CEREAL-01", "L2", ["OAT CEREAL"], None, "date print"),
+    "TITLED": ("NOVEL-1", "L7", ["THE NOVEL"], True, "printed label"),
+    "GLYPH": ("NOVEL-1", "L7", ["O"], None, "printed label"),
+    "BLANK": ("FOOD-CEREAL-01", "L2", [], False, None),
+}
+
+
+@pytest.fixture(scope="module")
+def label_store(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("labels")
+    store = Store(root / "store.db")
+    for item, (sku, lot, lines, _, _) in LABEL_ITEMS.items():
+        add_item(store, root, item, sku, lot, lines, [anomaly(0.03)])
+    store.close()
+    return root / "store.db", root
+
+
+@pytest.mark.parametrize("item", list(LABEL_ITEMS))
+def test_a_label_is_visible_when_the_label_the_record_names_is_read(label_store, item) -> None:
+    """Stray print is no label: a missing size sticker beside a readable brand had been
+    answered "label visible". Print without the label leaves the question open; no text at
+    all says the label is not visible."""
+    db, root = label_store
+    _, _, _, visible, label = LABEL_ITEMS[item]
+    result = default_tools().call(EvidenceFile.load(db, item, catalog=_label_catalog(), dataset=root), "read_label")
+    assert result.status == "ok", result.summary
+    assert result.data["label_visible"] is visible, result.summary
+    assert result.data.get("label") == label
+    if visible is None:
+        assert f"no {label} among them" in result.summary
+
+
 def test_tool_errors_are_results(store) -> None:
     db, _ = store
     ev = EvidenceFile.load(db, "DMG-1", catalog=catalog(), dataset=store[1])
