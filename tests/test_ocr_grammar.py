@@ -701,6 +701,45 @@ def test_an_expiry_earlier_than_an_unlabelled_past_date_goes_to_review(lines: li
     assert (got.iso if got else None) == expiry
 
 
+@pytest.mark.parametrize(
+    ("lines", "order", "expiry"),
+    [
+        # an inkjet "BB" read "BG", beside a production label read as one: the later date is the expiry
+        (["BG APR 22 2028", "MFE DEC 20 2026", "Batch L2611A"], "MDY", "2028-04-22"),
+        # not when it is earlier than the production date
+        (["BG APR 22 2025", "MFE DEC 20 2026"], "MDY", None),
+        # a word no table knows says nothing alone, nor beside an unlabelled date
+        (["XQ 12.2027"], "DMY", None),
+        (["XQ 12.2027", "10.2026"], "DMY", None),
+        # beside a labelled expiry it is no production date either: the expiry stands
+        (["XQ 12.2028", "EXP 10.2027"], "DMY", "2027-10"),
+        # "BB" read "B3": the glued digit ends a word, it is no day of a broken number
+        (["B3 08/2027", "Packed on 10/14/2025"], "MDY", "2027-08"),
+    ],
+)
+def test_a_date_behind_a_label_no_table_knows_is_the_expiry_only_after_a_production_date(
+    lines: list[str], order: str, expiry: str | None
+) -> None:
+    reads = classify_lines([_line(text, 22 * i) for i, text in enumerate(lines)], order=order, today=TODAY)
+    got = pick_expiry(reads)
+    assert (got.iso if got else None) == expiry
+    assert all(r.type != "manufactured" for r in reads if r.line_text.startswith(("XQ", "BG")))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("B3 08/2027", ["2027-08"]),  # a misread label's digit
+        ("EXP: B3 12/2027", ["2027-12"]),
+        ("1 1 2021", []),  # "11 APR 2021" read without its month: a broken number
+        ("EXP 1 1/2021", []),
+        ("3 08/2027", []),  # a lone digit may be a broken field: nothing is taken
+    ],
+)
+def test_a_digit_glued_to_a_word_is_no_field_of_a_broken_number(text: str, expected: list[str]) -> None:
+    assert [d.iso for d in parse_dates(text, order="MDY", today=TODAY)] == expected
+
+
 def test_keyword_tables_cover_many_languages() -> None:
     assert len(EXPIRY) >= 8 and len(MANUFACTURED) >= 8
     hits = find_keywords(normalize("Zu verbrauchen bis"))

@@ -86,6 +86,9 @@ class _Found:
     strength: float = 1.0
     ambiguous: bool = False
     """Behind a label of either kind (`keywords.AMBIGUOUS_LABELS`): typed only from the print's other dates."""
+    unknown_label: bool = False
+    """Behind a short word no table knows (`_UNKNOWN_LABEL`): typed only as the expiry after a
+    labelled production date (`_apply_rules`)."""
 
 
 def _turn(box: Box4) -> Box4:
@@ -263,7 +266,7 @@ def classify_lines(
         if word in AMBIGUOUS_LABELS:
             f.keyword, f.ambiguous = word, True
         else:
-            f.kind, f.reason, unknown = "other", "unknown_label", True
+            f.keyword, f.unknown_label, unknown = word, True, True
     # A repaired date is typed by its label only: no rule makes a guessed digit the expiry,
     # and like an unreadable date it may be the expiry, so no rule types the others either.
     repaired = [f for f in found if f.kind is None and f.parsed.repair is not None]
@@ -386,24 +389,35 @@ def _apply_rules(found: list[_Found], residue: bool, unread_kinds: set[str] | No
     behind an ambiguous label (`_Found.ambiguous`) is typed only beside a labelled
     date: the expiry after a production date, a production date beside an expiry. A label
     whose own date could not be read counts (`unread_kinds`: "Fabriqué le 17/63/2928" beside
-    "DOM 31/08/2028" says the print's production date is elsewhere).
+    "DOM 31/08/2028" says the print's production date is elsewhere). A date behind a word no
+    table knows (`_Found.unknown_label`) is typed only as the expiry after a labelled production
+    date: a development seed's inkjet "BB APR 22 2028" read "BG APR 22 2028" beside "MFE DEC 20
+    2026" (a production label misread but known) left the print with no expiry.
     """
     untyped = [f for f in found if f.kind is None]
     if not untyped:
         return
     expiries = [f for f in found if f.kind == "expiry"]
     made = [f for f in found if f.kind == "manufactured"]
+    unknown = ("other", "unknown_label")
     if expiries:
         for f in untyped:
-            f.kind, f.reason = ("manufactured", BESIDE_EXPIRY) if f.ambiguous else ("other", "other")
+            beside = ("manufactured", BESIDE_EXPIRY) if f.ambiguous else ("other", "other")
+            f.kind, f.reason = unknown if f.unknown_label else beside
         return
     if made:
         newest = max(f.parsed.last_day() for f in made)
         later = [f for f in untyped if f.parsed.first_day() > newest]
         latest = max(later, key=lambda f: f.parsed.last_day()) if later else None
         for f in untyped:
-            rule = BESIDE_PRODUCTION if f.ambiguous else "after_manufactured"
-            f.kind, f.reason = ("expiry", rule) if f is latest else ("other", "other")
+            rule = BESIDE_PRODUCTION if f.ambiguous or f.unknown_label else "after_manufactured"
+            f.kind, f.reason = ("expiry", rule) if f is latest else unknown if f.unknown_label else ("other", "other")
+        return
+    for f in untyped:
+        if f.unknown_label:
+            f.kind, f.reason = unknown
+    untyped = [f for f in untyped if f.kind is None]
+    if not untyped:
         return
     beside = {"manufactured": ("expiry", BESIDE_PRODUCTION), "expiry": ("manufactured", BESIDE_EXPIRY)}
     only = next(iter(unread_kinds)) if unread_kinds and len(unread_kinds) == 1 else None

@@ -538,7 +538,12 @@ def _scan(norm: str) -> tuple[list[_Match], list[tuple[int, int]]]:
     invalid: list[tuple[int, int]] = []
     for kind, pattern, certainty in _PATTERNS:
         for m in pattern.finditer(norm):
-            readings = [] if _split_number(m.groupdict()) else _readings(kind, m.groupdict())
+            split = _split_number(m.groupdict())
+            if split and m.start() > 0 and norm[m.start() - 1].isalpha():
+                # its one-digit first field ends a word ("B3 08/2027": "BB" misread), so the shape is
+                # neither a date nor a number broken in two, and the date after it stands
+                continue
+            readings = [] if split else _readings(kind, m.groupdict())
             if readings:
                 found.append(_Match(m.start(), m.end(), kind, readings, certainty))
             else:
