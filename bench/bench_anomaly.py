@@ -287,6 +287,56 @@ def _per_type(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return per_type
 
 
+EMPTY_PER_SKU = 8
+"""Empty containers rendered per SKU that can be one (`_empty_containers`)."""
+EMPTY_SEED = 880_000
+
+
+def _empty_containers(model: Any, ds: Any) -> list[dict[str, Any]]:
+    """Empty containers (a tennis-ball tube without its balls, a bottle a third full), rendered
+    apart for every SKU that can be one and scored as the shift's items are: at the shift's
+    defect rate a 300-item shift draws few or none. Items whose emptiness no camera shows are left out."""
+    from tunnel_sim import render_item
+    from tunnel_sim.defects import applicable_defects
+    from tunnel_sim.scene import FC_CONVEYANCE
+
+    fcs = sorted(FC_CONVEYANCE)
+    rows = []
+    for i, sku in enumerate(sorted(ds.catalog.skus)):
+        record = ds.catalog.skus[sku]
+        if "empty_container" not in applicable_defects(record):
+            continue
+        for k in range(EMPTY_PER_SKU):
+            seed = EMPTY_SEED + 100 * i + k
+            item = render_item(
+                record, defects=("empty_container",), seed=seed, fc=fcs[k % len(fcs)], item_id=f"E{seed}"
+            )
+            if not any(d.visible for d in item.truth.defects):
+                continue
+            cams = sorted(item.images)
+            r = model.score([item.images[c] for c in cams], sku, record.category, cams)
+            rows.append(
+                {
+                    "score": r.score,
+                    "anomalous": r.anomalous,
+                    "types": [d.type for d in item.truth.defects if d.visible],
+                    "benign": [],
+                    "damage_px": 0,
+                }
+            )
+    return rows
+
+
+def _with_empties(rows: list[dict[str, Any]], empties: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """`_per_type` of the shift, with a row for the empty containers rendered apart scored against
+    the shift's normal items (the shift's own aggregate over visible damage is left as it was)."""
+    per_type = _per_type(rows)
+    if empties:
+        normal = [r for r in rows if not r["types"]]
+        per_type["empty_container (rendered apart)"] = _per_type(normal + empties)["empty_container"]
+    return per_type
+
+
 def _flagged(rows: list[dict[str, Any]]) -> float | None:
     return float(np.mean([r["anomalous"] for r in rows])) if rows else None
 
@@ -314,6 +364,7 @@ def _simulator(result: dict[str, Any], items: int = 300, seed: int = 7, defect_r
         enrol_s = time.perf_counter() - start
         ds = Dataset.open(root)
         rows, item_ms = _score_shift(model, ds)
+        empties = _empty_containers(model, ds)
         # the earlier shift's defect-free items stand for audited passes
         earlier = Path(tmp) / "earlier"
         _generate(earlier, items, seed + 1, defect_rate)
@@ -323,6 +374,7 @@ def _simulator(result: dict[str, Any], items: int = 300, seed: int = 7, defect_r
         belt = calibrate_on_belt(model, normal_items(prior, use_truth=True), categories)
         belt_s = time.perf_counter() - start
         belt_rows, _ = _score_shift(model, ds)
+        belt_empties = _empty_containers(model, ds)
     normal = [r for r in rows if not r["types"]]
     benign = [r for r in normal if r["benign"]]
     belt_normal = [r for r in belt_rows if not r["types"]]
@@ -338,7 +390,7 @@ def _simulator(result: dict[str, Any], items: int = 300, seed: int = 7, defect_r
         "banks": {k: sum(b.kind == k for b in model.banks.values()) for k in ("sku", "category")},
         "false_divert_rate_normals": _flagged(normal),
         "benign_flagged_rate": _flagged(benign),
-        "per_defect": _per_type(rows),
+        "per_defect": _with_empties(rows, empties),
         "visible_damage_by_size": _by_size(rows),
         "belt_calibrated": {
             "earlier_shift_seed": seed + 1,
@@ -347,7 +399,7 @@ def _simulator(result: dict[str, Any], items: int = 300, seed: int = 7, defect_r
             "seconds": round(belt_s, 1),
             "false_divert_rate_normals": _flagged(belt_normal),
             "benign_flagged_rate": _flagged([r for r in belt_normal if r["benign"]]),
-            "per_defect": _per_type(belt_rows),
+            "per_defect": _with_empties(belt_rows, belt_empties),
         },
     }
 
