@@ -874,6 +874,7 @@ def test_engine_threads_come_from_the_environment_or_a_one_at_a_time_command(
     monkeypatch: pytest.MonkeyPatch, value: str, one_at_a_time: bool, threads: int | str | None
 ) -> None:
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(16)), raising=False)
     monkeypatch.setenv(THREADS_ENV, value)
     expected = MAX_READER_THREADS if threads == "cores" else threads
     with reading_one_at_a_time() if one_at_a_time else contextlib.nullcontext():

@@ -427,10 +427,11 @@ def engine_threads() -> int:
 
 
 def reader_threads() -> int:
-    """Threads for a command that reads one image at a time: this machine's cores, at most
-    `MAX_READER_THREADS`. On 2 cores the 7 real photos read in a median 237 ms instead of 367 ms,
-    for 15 % more CPU."""
-    return max(1, min(MAX_READER_THREADS, os.cpu_count() or 1))
+    """Threads for a command that reads one image at a time: the cores this process may run on,
+    at most `MAX_READER_THREADS`. On 2 cores the 7 real photos read in a median 237 ms instead
+    of 367 ms, for 15 % more CPU."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(MAX_READER_THREADS, cores or 1))
 
 
 def get_engine(
