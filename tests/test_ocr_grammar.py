@@ -126,6 +126,8 @@ MISREAD = [
     ("JUN12027", ["2027-06"]),  # JUNI glued to its year
     ("DLC 07.2026", ["2026-07"]),  # a label, not DIC (December) misread
     ("N0V 2027", ["2027-11"]),  # 0 read for O
+    ("Validade: CEZ 2026", ["2026-12"]),  # an inkjet D without its upright reads C
+    ("15 CIC 2027", ["2027-12-15"]),
     ("15 0CT 2027", ["2027-10-15"]),
     ("APR1L 2027", ["2027-04"]),
     ("15 JUI 2027", []),  # JUIN or JUIL? never guessed

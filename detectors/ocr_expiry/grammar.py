@@ -341,9 +341,10 @@ _Y4 = r"(?:19|20)\d\d"
 _SP = r"[\s_]?"
 """Around a CJK year, month or day marker: a space, which OCR may read as "_", or none."""
 _CJK_DAY = rf"(?:{_SP}(?P<d>\d{{1,2}}){_SP}[日일])?"
-_CONFUSABLE = {"I": "I1|", "O": "O0", "B": "B80", "D": "D0"}
+_CONFUSABLE = {"I": "I1|", "O": "O0", "B": "B80", "D": "D0C"}
 """Letters OCR often reads as look-alikes inside month names ("MAl", "N0V", "FE8"), with the
-look-alikes: left to the digits, "FE8/21/27" would read as the 21st of August."""
+look-alikes: left to the digits, "FE8/21/27" would read as the 21st of August. An inkjet D that
+loses the dots of its upright reads C ("CEZ 2026" for DEZ on a development seed's print)."""
 _LAST_I = r"(?:[I|]|1(?![0-9])|1(?=(?:19|20)\d\d(?![0-9])))"
 """A month name's last I read as 1 only where no digit follows, or a glued year ("MA12027"):
 in "2022JUL13" the 1 is the day's (JUL 13), not the German JULI's (which gave the 3rd)."""
