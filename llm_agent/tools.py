@@ -382,8 +382,7 @@ def _label_seen(ev: EvidenceFile, lines: list[tuple[str, str, float]]) -> tuple[
     - else a date print, for a SKU that carries one: a line that shows a date or its label;
     - else the product's print: a line of at least `LABEL_MIN_CHARS` letters or digits."""
     from detectors.attributes.labels import expected_labels
-    from detectors.ocr_expiry.classify import hints_of_a_date
-    from detectors.ocr_expiry.engines import TextLine
+    from detectors.ocr_expiry.classify import text_hints_a_date
 
     record = ev.record
     wanted = expected_labels(record.attributes) if record else {}
@@ -394,7 +393,7 @@ def _label_seen(ev: EvidenceFile, lines: list[tuple[str, str, float]]) -> tuple[
         refs = list(dict.fromkeys(_label_ref(ev, reading, r.index) for r in check.reads))
         return check.status != "unread", f"{name} label", refs[:3]
     if record is not None and record.expiry.carries_date:
-        dated = [r for r, t, _ in lines if hints_of_a_date([TextLine(t, (0.0, 0.0, 1.0, 1.0), 1.0)], ev.shipped_on)]
+        dated = [r for r, t, _ in lines if text_hints_a_date(t, ev.shipped_on)]
         return bool(dated), "date print", dated[:3]
     printed = [r for r, t, _ in lines if len(re.sub(r"[\W_]", "", t)) >= LABEL_MIN_CHARS]
     return bool(printed), "printed label", printed[:3]

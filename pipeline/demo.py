@@ -74,9 +74,9 @@ def investigate_samples(dataset: Path, results: Path, n: int, log: Callable[[str
 
     lines = []
     complaints = list(iter_jsonl(dataset / "feedback.jsonl"))[:n]
-    for c in complaints:
-        out = results / "investigations" / c["complaint_id"]
-        with reading_one_at_a_time():  # as `tunnelpi investigate` reads an item's photos
+    with reading_one_at_a_time():  # as `tunnelpi investigate` reads an item's photos
+        for c in complaints:
+            out = results / "investigations" / c["complaint_id"]
             report, evidence = investigate(
                 results / "store.db",
                 c["item_id"],
@@ -86,9 +86,9 @@ def investigate_samples(dataset: Path, results: Path, n: int, log: Callable[[str
                 complaint_id=c["complaint_id"],
                 order_id=c.get("order_id"),
             )
-        write_report(report, out, evidence)
-        line = summary_line(report) | {"truth_root_cause": c.get("truth", {}).get("root_cause")}
-        lines.append(line)
+            write_report(report, out, evidence)
+            line = summary_line(report) | {"truth_root_cause": c.get("truth", {}).get("root_cause")}
+            lines.append(line)
     with (results / "investigations.jsonl").open("w", encoding="utf-8") as fh:
         for line in lines:
             fh.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")

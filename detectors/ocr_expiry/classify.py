@@ -351,14 +351,16 @@ def print_order(lines: list[TextLine], today: date) -> Order:
 def hints_of_a_date(lines: list[TextLine], today: date) -> bool:
     """Whether any line holds a date label, a month name or the residue of a date
     (`_date_residue`): a print's lines outside a crop that show another date may be there."""
-    for line in lines:
-        norm = normalize(line.text)
-        hits = find_keywords(norm)
-        if any(h.kind in ("expiry", "manufactured") for h in hits) or any(map(month_of, _WORD.findall(norm))):
-            return True
-        if parse_dates(line.text, today=today) or _date_residue(norm, hits, today):
-            return True
-    return False
+    return any(text_hints_a_date(line.text, today) for line in lines)
+
+
+def text_hints_a_date(text: str, today: date) -> bool:
+    """Whether one line's text holds a date label, a month name or the residue of a date."""
+    norm = normalize(text)
+    hits = find_keywords(norm)
+    if any(h.kind in ("expiry", "manufactured") for h in hits) or any(map(month_of, _WORD.findall(norm))):
+        return True
+    return bool(parse_dates(text, today=today)) or _date_residue(norm, hits, today)
 
 
 def _date_residue(norm: str, hits: list[KeywordHit], today: date) -> bool:
@@ -394,16 +396,22 @@ def _apply_rules(found: list[_Found], residue: bool, unread_kinds: set[str] | No
     date: a development seed's inkjet "BB APR 22 2028" read "BG APR 22 2028" beside "MFE DEC 20
     2026" (a production label misread but known) left the print with no expiry.
     """
+    _type_by_rules(found, residue, unread_kinds)
+    for f in found:  # a date behind a word no table knows that no rule made the expiry
+        if f.unknown_label and f.kind in (None, "other"):
+            f.kind, f.reason = "other", "unknown_label"
+
+
+def _type_by_rules(found: list[_Found], residue: bool, unread_kinds: set[str] | None) -> None:
+    """`_apply_rules` but for the reason recorded on dates behind unknown labels."""
     untyped = [f for f in found if f.kind is None]
     if not untyped:
         return
     expiries = [f for f in found if f.kind == "expiry"]
     made = [f for f in found if f.kind == "manufactured"]
-    unknown = ("other", "unknown_label")
     if expiries:
         for f in untyped:
-            beside = ("manufactured", BESIDE_EXPIRY) if f.ambiguous else ("other", "other")
-            f.kind, f.reason = unknown if f.unknown_label else beside
+            f.kind, f.reason = ("manufactured", BESIDE_EXPIRY) if f.ambiguous else ("other", "other")
         return
     if made:
         newest = max(f.parsed.last_day() for f in made)
@@ -411,12 +419,9 @@ def _apply_rules(found: list[_Found], residue: bool, unread_kinds: set[str] | No
         latest = max(later, key=lambda f: f.parsed.last_day()) if later else None
         for f in untyped:
             rule = BESIDE_PRODUCTION if f.ambiguous or f.unknown_label else "after_manufactured"
-            f.kind, f.reason = ("expiry", rule) if f is latest else unknown if f.unknown_label else ("other", "other")
+            f.kind, f.reason = ("expiry", rule) if f is latest else ("other", "other")
         return
-    for f in untyped:
-        if f.unknown_label:
-            f.kind, f.reason = unknown
-    untyped = [f for f in untyped if f.kind is None]
+    untyped = [f for f in untyped if not f.unknown_label]  # without a production date, no rule types them
     if not untyped:
         return
     beside = {"manufactured": ("expiry", BESIDE_PRODUCTION), "expiry": ("manufactured", BESIDE_EXPIRY)}
