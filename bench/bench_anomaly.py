@@ -23,7 +23,7 @@ from sklearn.metrics import roc_auc_score
 
 from bench.bench_localize import frame_iou, iou_summary
 from detectors.anomaly.export import OnnxRuntime, export_onnx
-from detectors.anomaly.model import AnomalyModel, ModelConfig
+from detectors.anomaly.model import MEMBERS, AnomalyModel, ModelConfig
 from detectors.anomaly.prepare import ROUND_MAJORITY, round_share
 from detectors.anomaly.threads import compute_threads
 from pipeline.imageio import read_image
@@ -75,9 +75,7 @@ def _mvtec(result: dict[str, Any]) -> None:
     flagged = np.array([r.anomalous for r in scored])
     result["mvtec"] = {
         "image_auroc": float(roc_auc_score(y, s)),
-        "member_auroc": {
-            m: float(roc_auc_score(y, [r.views[0].z[m] for r in scored])) for m in ("patch", "global", "student")
-        },
+        "member_auroc": {m: float(roc_auc_score(y, [r.views[0].z[m] for r in scored])) for m in MEMBERS},
         "per_defect_auroc": per_defect_auroc(np.array(labels), s),
         "recall_at_threshold": float(flagged[y].mean()),
         "false_divert_rate_test_good": float(flagged[~y].mean()),

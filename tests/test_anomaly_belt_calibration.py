@@ -196,7 +196,12 @@ def test_wrong_item_ceiling_includes_the_belt_normals(model: AnomalyModel, tmp_p
     m = _fresh(model)
     m.save(tmp_path / "before")
     before = IdentityChecker(tmp_path / "before").ceilings["S1"]
-    raw = {"patch": [0.1, 0.1, 0.1], "student": [0.1, 0.1, 0.1], "global": [before + 0.2, before + 0.4, 0.0]}
+    raw = {
+        "patch": [0.1, 0.1, 0.1],
+        "student": [0.1, 0.1, 0.1],
+        "composition": [0.1, 0.1, 0.1],
+        "global": [before + 0.2, before + 0.4, 0.0],
+    }
     m.add_belt_calibration("S1", raw, ["belt:A", "belt:A", "belt:B"])
     m.save(tmp_path / "after")
     assert IdentityChecker(tmp_path / "after").ceilings["S1"] == pytest.approx(before + 0.3)
