@@ -236,9 +236,10 @@ def test_a_print_the_tunnel_doubts_is_no_listing_error(tmp_path, printed, record
 
 def _sticker_across(path: Path, value: str, size: int = 24) -> None:
     """A white shirt box with a size sticker printed across it: "SIZE" over a lone letter, the
-    sticker a quarter turn round, as a T-shirt's sticker lies in an upright crop."""
+    sticker a quarter turn round, as a T-shirt's sticker lies in an upright crop. The box's
+    outline is 2 px: a sharp 3 px stroke reads as a 3 px belt smear (`smear.measure_smear`)."""
     img = Image.new("RGB", (640, 480), (60, 62, 66))
-    ImageDraw.Draw(img).rectangle([110, 80, 530, 400], fill=(236, 236, 232), outline=(20, 20, 20), width=3)
+    ImageDraw.Draw(img).rectangle([110, 80, 530, 400], fill=(236, 236, 232), outline=(20, 20, 20), width=2)
     sticker = Image.new("RGB", (3 * size, 3 * size), (255, 255, 255))
     draw = ImageDraw.Draw(sticker)
     draw.text((size // 2, size // 4), "SIZE", fill=(15, 15, 15), font=_font(size // 2))
