@@ -13,8 +13,8 @@ camera's spread, the median distance from a reference to the nearest view of ano
 Each cell is shared out over the prototypes by a softmax of its squared distances, not given to
 the nearest one alone: a tote's colour cast or a turned item moves cells across the border
 between two close prototypes, and hard counts read that as a change of material (simulated
-development shift, the member alone, empty containers against good items, highest view: AUROC
-0.96 hard, 0.97 soft; good items' 99th percentile 17.9 -> 6.3 spreads). The softmax runs on the
+development shift, the member alone: good items' 99th percentile 17.9 spreads hard, 6.3 soft;
+fused, hard counts raised the threshold over visible damage, see docs/anomaly.md). The softmax runs on the
 view's own scale, `SOFTNESS` times the median squared distance of its cells to their nearest
 prototype, so a cast that moves every cell away from the prototypes changes no shares.
 """
@@ -29,7 +29,7 @@ import numpy as np
 PREFIX = "composition."
 """Bank `extra` key prefix of the profile's arrays."""
 PROTOTYPES = 16
-"""Prototypes per profile (8: development AUROC 0.95, 32: 0.94, 16: 0.97)."""
+"""Prototypes per profile (8 and 32 did no better on the development shifts)."""
 SOFTNESS = 4.0
 MAX_FIT_ROWS = 20_000
 """Interior patches the prototypes are clustered from (a seeded sample beyond this)."""
