@@ -300,3 +300,14 @@ def test_folders_saved_before_the_interior_rule_score_as_they_were_calibrated(tm
     (folder / "model.json").write_text(json.dumps(info))
     assert AnomalyModel.load(folder).config.patch_interior_cells == 0
     assert ModelConfig().interior_cells == 2 and ModelConfig(image_size=320).interior_cells == 3
+
+
+def test_an_earlier_model_format_is_refused_with_what_to_do(fitted, tmp_path) -> None:
+    """Folders written before the composition member have no profile and three-member
+    calibrations: they are refused, naming the fix, rather than scored with a member missing."""
+    _, folder = fitted
+    info = json.loads((folder / "model.json").read_text())
+    info["format"] = 2
+    (tmp_path / "model.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=r"model format 2.*re-enrol"):
+        AnomalyModel.load(tmp_path)

@@ -14,9 +14,9 @@ Each cell is shared out over the prototypes by a softmax of its squared distance
 the nearest one alone: a tote's colour cast or a turned item moves cells across the border
 between two close prototypes, and hard counts read that as a change of material (simulated
 development shift, the member alone: good items' 99th percentile 17.9 spreads hard, 6.3 soft;
-fused, hard counts raised the threshold over visible damage, see docs/anomaly.md). The softmax runs on the
-view's own scale, `SOFTNESS` times the median squared distance of its cells to their nearest
-prototype, so a cast that moves every cell away from the prototypes changes no shares.
+fused, hard counts raised the threshold over visible damage: docs/anomaly.md). The softmax runs
+on the view's own scale, so a cast that moves every cell away from the prototypes changes no
+shares.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ PREFIX = "composition."
 PROTOTYPES = 16
 """Prototypes per profile (8 and 32 did no better on the development shifts)."""
 SOFTNESS = 4.0
+"""A view's softmax scale: this many times the median squared distance of its cells to their
+nearest prototype."""
 MAX_FIT_ROWS = 20_000
 """Interior patches the prototypes are clustered from (a seeded sample beyond this)."""
 MIN_ITEMS = 3

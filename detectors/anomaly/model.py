@@ -792,7 +792,10 @@ class AnomalyModel:
             raise FileNotFoundError(f"{folder}: no model.json (not an anomaly model folder)")
         info = read_model_record(path)
         if info.get("format") != MODEL_FORMAT:
-            raise ValueError(f"{folder}: model format {info.get('format')!r}, this version reads {MODEL_FORMAT}")
+            raise ValueError(
+                f"{folder}: model format {info.get('format')!r}, this version reads {MODEL_FORMAT}; "
+                "re-enrol it (tunnelpi enroll, or tunnelpi anomaly fit)"
+            )
         cfg = info["config"]
         cfg["augment"] = tuple(cfg.get("augment", ()))
         cfg["member_weights"] = tuple(tuple(w) for w in cfg.get("member_weights", ()))
