@@ -91,6 +91,11 @@ def greedy_coreset(
     return cand[chosen]
 
 
+def patch_rows(patches: np.ndarray) -> np.ndarray:
+    """(N, C, h, w) feature maps as (N*h*w, C) rows, view by view, cell by cell."""
+    return patches.transpose(0, 2, 3, 1).reshape(-1, patches.shape[1])
+
+
 def nearest_rows(queries: np.ndarray, bank: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Euclidean distance from each query row to its nearest bank row, and that row's index."""
     q = np.ascontiguousarray(queries, dtype=np.float32)

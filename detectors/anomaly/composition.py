@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .bank import patch_rows
+
 PREFIX = "composition."
 """Bank `extra` key prefix of the profile's arrays."""
 PROTOTYPES = 16
@@ -73,7 +75,7 @@ class CompositionProfile:
         keys = np.asarray([str(i) for i in items])
         if len({key for key in keys[cores.reshape(len(cores), -1).any(axis=1)]}) < MIN_ITEMS:
             return None
-        rows = _rows(patches)[cores.reshape(-1)]
+        rows = _rows(patches, cores)
         if len(rows) > MAX_FIT_ROWS:
             rng = np.random.default_rng(seed)
             rows = rows[np.sort(rng.choice(len(rows), MAX_FIT_ROWS, replace=False))]
@@ -105,24 +107,25 @@ class CompositionProfile:
         """(N, K) each view's interior cells shared out over the prototypes, summing to 1
         (uniform for a view with no interior)."""
         n, k = len(patches), len(self.prototypes)
-        on = cores.astype(bool).reshape(n, -1)
+        cores = cores.astype(bool)
+        cells = cores.reshape(n, -1).sum(axis=1)
         out = np.full((n, k), 1.0 / k)
-        if not on.any():
+        if not cells.any():
             return out
-        rows = _rows(patches)[on.reshape(-1)]
+        rows = _rows(patches, cores)
         sq = np.einsum("ij,ij->i", rows, rows)[:, None] - 2.0 * rows @ self.prototypes.T
         sq += np.einsum("ij,ij->i", self.prototypes, self.prototypes)[None, :]
-        nearest = sq.min(axis=1, keepdims=True)
-        view = np.repeat(np.arange(n), on.sum(axis=1))
-        scale = np.ones(n)
-        for v in np.flatnonzero(on.any(axis=1)):
-            scale[v] = max(SOFTNESS * float(np.median(np.maximum(nearest[view == v], 0.0))), 1e-12)
-        share = np.exp(-(sq - nearest) / scale[view][:, None])
+        nearest = np.maximum(sq.min(axis=1), 0.0)
+        # rows come view by view: each view's cells are one contiguous run
+        per_view = np.split(nearest, np.cumsum(cells)[:-1])
+        scale = np.array([max(SOFTNESS * float(np.median(d)), 1e-12) if len(d) else 1.0 for d in per_view])
+        view = np.repeat(np.arange(n), cells)
+        share = np.exp(-(sq - nearest[:, None]) / scale[view][:, None])
         share /= share.sum(axis=1, keepdims=True)
         counts = np.zeros((n, k))
         np.add.at(counts, view, share)
-        has = on.any(axis=1)
-        out[has] = counts[has] / counts[has].sum(axis=1, keepdims=True)
+        has = cells > 0
+        out[has] = counts[has] / cells[has, None]
         return out
 
     def scores(self, patches: np.ndarray, cores: np.ndarray, cameras: Sequence[str]) -> np.ndarray:
@@ -169,9 +172,9 @@ def _kmeans(rows: np.ndarray, k: int, seed: int) -> np.ndarray:
     return KMeans(n_clusters=k, n_init=3, random_state=seed).fit(rows).cluster_centers_.astype(np.float32)
 
 
-def _rows(patches: np.ndarray) -> np.ndarray:
-    n, c, h, w = patches.shape
-    return np.ascontiguousarray(patches.transpose(0, 2, 3, 1).reshape(n * h * w, c), dtype=np.float32)
+def _rows(patches: np.ndarray, cores: np.ndarray) -> np.ndarray:
+    """The interior cells' patch features as float32 rows, view by view."""
+    return np.ascontiguousarray(patch_rows(patches)[cores.reshape(-1)], dtype=np.float32)
 
 
 def _leave_one_item_out(references: np.ndarray, items: np.ndarray, cameras: np.ndarray) -> np.ndarray:

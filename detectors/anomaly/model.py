@@ -38,7 +38,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from .bank import Bank, nearest_rows, read_model_record
+from .bank import Bank, nearest_rows, patch_rows, read_model_record
 from .calibration import DEFAULT_TARGET_RATE, EnsembleCalibration
 from .composition import CompositionProfile
 from .fusion import fuse_maps, fuse_members, fuse_views
@@ -448,8 +448,7 @@ class AnomalyModel:
     @staticmethod
     def patch_rows(feats: Features) -> tuple[np.ndarray, np.ndarray]:
         """Patch features as rows (N*h*w, C) and, per row, whether it lies on the item mask."""
-        c = feats.patches.shape[1]
-        return feats.patches.transpose(0, 2, 3, 1).reshape(-1, c), feats.masks.reshape(-1)
+        return patch_rows(feats.patches), feats.masks.reshape(-1)
 
     def train_student_state(self, patch_maps: np.ndarray) -> dict[str, np.ndarray]:
         """Train a student on normal feature maps; its weights as arrays (shared by a category's banks)."""
