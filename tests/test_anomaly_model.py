@@ -32,8 +32,8 @@ def bottle(shared_data: Path) -> dict[str, list[Path]]:
     test = root / "test"
     return {
         "enrol": good[:10],
-        "calibration": good[10:16],
-        "more": good[16:20],
+        "calibration": good[10:22],
+        "more": good[22:26],
         "good": sorted((test / "good").glob("*.jpg"))[:5],
         "bad": [sorted((test / d).glob("*.jpg"))[0] for d in ("broken_large", "broken_small", "contamination")]
         + [sorted((test / "broken_large").glob("*.jpg"))[1]],

@@ -21,6 +21,8 @@ import numpy as np
 
 from pipeline.jsonl import JsonFileError, read_json_object
 
+from . import density
+
 BANK_FORMAT = 1
 """Bumped whenever the stored layout or feature definition changes; older banks are refused."""
 
@@ -160,6 +162,11 @@ class Bank:
             globals_ = np.concatenate([self.globals_.astype(np.float32), globals_])
         self.patches = patches[greedy_coreset(patches, self.max_patches, keep=keep)]
         self.globals_ = globals_[greedy_coreset(globals_, self.max_globals)]
+        spreads = density.row_spreads(self.patches)
+        if spreads is None:
+            self.extra.pop(density.KEY, None)
+        else:
+            self.extra[density.KEY] = spreads
         self.meta["n_images"] = self.n_images + n_images
 
     def patch_distances(self, queries: np.ndarray) -> np.ndarray:

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from . import density
 from .bank import Bank, nearest_rows, patch_rows, read_model_record
 from .calibration import DEFAULT_TARGET_RATE, EnsembleCalibration
 from .composition import CompositionProfile
@@ -131,6 +132,10 @@ class ModelConfig:
     patch_variability: bool = True
     """Divide each cell's patch distance by how much good items differ there (`variability`):
     print and the date zone vary from item to item, plain surfaces do not."""
+    patch_density: bool = True
+    """Divide each cell's patch distance by how far its nearest normal patch lies from the other
+    normal patches (`density`): a lot code's nearest normal is far off among sparse print, a
+    stain's among a crowd of plain panel patches."""
     batch: int = 8
     seed: int = 0
 
@@ -410,12 +415,18 @@ class AnomalyModel:
             patch_map[on], found[on] = nearest_rows(flat[on], bank.patches)
         return patch_map.reshape(n, h, w), found.reshape(n, h, w)
 
-    def _read_patch_map(self, bank: Bank, feats: Features, patch_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _read_patch_map(
+        self, bank: Bank, feats: Features, patch_map: np.ndarray, nearest: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(the patch map as the member reads it, the cells it reads): divided by how much good
-        items vary per cell, less the view's floor, on the item's interior."""
+        items vary per cell and by how crowded normal patches are around each cell's nearest one
+        (`nearest`: its bank row), less the view's floor, on the item's interior."""
         variability = self.variability(bank)
         if variability is not None:
             patch_map = patch_map / variability.divisors(feats.cameras)
+        spreads = density.from_extra(bank.extra) if self.config.patch_density else None
+        if spreads is not None:
+            patch_map = patch_map / density.divisors(spreads, nearest)
         core = interior(feats.masks, self.config.interior_cells)
         return _less_floor(patch_map, core, self.config.patch_floor_quantile), core
 
@@ -423,7 +434,7 @@ class AnomalyModel:
         """Per-view member scores, and the maps behind them ("patch": distance less the view's
         floor, "student", "nearest", and "interior": the cells the patch member read)."""
         patch_map, student_map, glob, nearest = self.member_maps(bank, feats)
-        patch_map, core = self._read_patch_map(bank, feats, patch_map)
+        patch_map, core = self._read_patch_map(bank, feats, patch_map, nearest)
         profile = self.composition(bank)
         raw = {
             "patch": _masked_peak(patch_map, core),
@@ -439,7 +450,7 @@ class AnomalyModel:
         scale on every SKU, so a model trained on some SKUs' defects can read others'.
         `nearest`: the bank rows of the patches' nearest normals, when already searched."""
         patch_map, nearest = self.patch_distances(bank, feats, nearest)
-        patch_map, core = self._read_patch_map(bank, feats, patch_map)
+        patch_map, core = self._read_patch_map(bank, feats, patch_map, nearest)
         student_map = self.rt().student_errors(bank, feats.patches)
         cal, _ = self.calibration(bank)
         return _standardised(cal, patch_map, core, student_map, feats.masks)
