@@ -12,7 +12,7 @@ The greedy coreset keeps every patch of a sparse region and thins a dense one, s
 own neighbour distances still tell the two apart. Two simulated development shifts (seeds 21 and
 13), whole ensemble, visible-damage AUROC 0.889 -> 0.895 and 0.896 -> 0.902, recall at the
 operating point 0.17 -> 0.22 and 0.29 -> 0.33; the neighbour count (5-40) and the exponent
-(0.5-0.75) moved it by under 0.005. The mean leave-one-item-out distance of the enrolment
+(0.5-0.75) moved it by 0.005 at most. The mean leave-one-item-out distance of the enrolment
 patches each row serves was worse (0.874): it says how far another item's patch lies, which the
 variability maps already use, not how alone the row is.
 """
