@@ -170,6 +170,23 @@ def test_anomaly_fit_enrolls_a_round_product_turned(tmp_path, product: str, flag
     augment = json.loads((out / "model.json").read_text())["config"]["augment"]
     assert ("rot_round" in augment) is turned
     assert ("round outline" in result.output) is (turned and not flag)
+    assert "threshold rests on 3 calibration images" in result.output  # six normals, three held back
+
+
+def test_anomaly_fit_says_nothing_of_its_threshold_with_enough_calibration_images(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    for name, count in (("normals", 4), ("calibration", 7)):
+        (tmp_path / name).mkdir()
+        for i in range(count):
+            cv2.imwrite(str(tmp_path / name / f"{i}.png"), cv2.cvtColor(_box(40 + 10 * i + count), cv2.COLOR_RGB2BGR))
+    folders = ["--normals", str(tmp_path / "normals"), "--calibration", str(tmp_path / "calibration")]
+    result = CliRunner().invoke(app, ["anomaly", "fit", *folders, "--out", str(tmp_path / "model"), "--no-onnx"])
+    assert result.exit_code == 0, result.output
+    assert "(7 for calibration)" in result.output
+    assert "threshold rests on" not in result.output
 
 
 @pytest.fixture(scope="module")
