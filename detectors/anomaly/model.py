@@ -261,6 +261,9 @@ def _less_floor(maps: np.ndarray, masks: np.ndarray, quantile: float) -> np.ndar
     return maps - floors[:, None, None]
 
 
+HELD_OUT_EVERY = 4
+"""`fit` without calibration images holds one normal in this many back to calibrate on (at least 3)."""
+
 ROUND_ANGLES = (45, 90, 135, 180, 225, 270, 315)
 """Rotations (degrees) a round view is enrolled at besides upright."""
 
@@ -634,7 +637,7 @@ class AnomalyModel:
                 )
             rng = np.random.default_rng(self.config.seed)
             order = rng.permutation(len(images))
-            n_cal = min(max(3, len(images) // 4), len(images) - 2)
+            n_cal = min(max(3, len(images) // HELD_OUT_EVERY), len(images) - 2)
             calibration = [images[i] for i in order[:n_cal]]
             images = [images[i] for i in order[n_cal:]]
         with limited_threads():

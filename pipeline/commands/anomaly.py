@@ -92,7 +92,7 @@ def fit(
     """Fit one normal bank from folders of normal images (any product, not only the simulator)."""
     _check_options(image_size, max_patches, out)
     from detectors.anomaly.calibration import CalibrationError
-    from detectors.anomaly.model import AnomalyModel
+    from detectors.anomaly.model import HELD_OUT_EVERY, AnomalyModel
     from detectors.anomaly.prepare import ROUND_MAJORITY, round_share
 
     images = _read_all(_image_paths(list(normals)))
@@ -127,7 +127,7 @@ def fit(
         typer.echo(
             f"note: the threshold rests on {cal_info['n_items']} calibration images, and with fewer than "
             f"{FEW_CALIBRATION_ITEMS} which ones they are can move it several-fold; fit "
-            f"{4 * FEW_CALIBRATION_ITEMS} or more normals, or pass more images with --calibration"
+            f"{HELD_OUT_EVERY * FEW_CALIBRATION_ITEMS} or more normals, or pass more images with --calibration"
         )
 
 
