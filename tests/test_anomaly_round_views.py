@@ -164,29 +164,66 @@ def test_anomaly_fit_enrolls_a_round_product_turned(tmp_path, product: str, flag
         cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     out = tmp_path / "model"
     result = CliRunner().invoke(
-        app, ["anomaly", "fit", "--normals", str(folder), "--out", str(out), "--no-onnx", *flag]
+        app, ["anomaly", "fit", "--normals", str(folder), "--out", str(out), "--no-onnx", "--hold-out", *flag]
     )
     assert result.exit_code == 0, result.output
     augment = json.loads((out / "model.json").read_text())["config"]["augment"]
     assert ("rot_round" in augment) is turned
     assert ("round outline" in result.output) is (turned and not flag)
-    assert "threshold rests on 3 calibration images" in result.output  # six normals, three held back
 
 
-def test_anomaly_fit_says_nothing_of_its_threshold_with_enough_calibration_images(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("normals", "calibration", "flags", "fitted", "note"),
+    [
+        (6, 0, [], "(all cross-fitted in 5 folds)", "rests on 6 calibration images"),
+        (8, 0, ["--hold-out"], "(3 for calibration)", "rests on 3 calibration images"),
+        (4, 7, [], "(7 for calibration)", "rests on 7 calibration images"),
+        (4, 20, [], "(20 for calibration)", None),
+    ],
+)
+def test_anomaly_fit_says_how_it_calibrated_and_when_too_few_images_set_the_threshold(
+    tmp_path, normals: int, calibration: int, flags: list[str], fitted: str, note: str | None
+) -> None:
     from typer.testing import CliRunner
 
     from pipeline.cli import app
 
-    for name, count in (("normals", 4), ("calibration", 7)):
-        (tmp_path / name).mkdir()
-        for i in range(count):
-            cv2.imwrite(str(tmp_path / name / f"{i}.png"), cv2.cvtColor(_box(40 + 10 * i + count), cv2.COLOR_RGB2BGR))
-    folders = ["--normals", str(tmp_path / "normals"), "--calibration", str(tmp_path / "calibration")]
-    result = CliRunner().invoke(app, ["anomaly", "fit", *folders, "--out", str(tmp_path / "model"), "--no-onnx"])
+    folders = []
+    for name, count in (("normals", normals), ("calibration", calibration)):
+        if count:
+            (tmp_path / name).mkdir()
+            for i in range(count):
+                image = _box(40 + 3 * i + count)
+                cv2.imwrite(str(tmp_path / name / f"{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            folders += [f"--{name}", str(tmp_path / name)]
+    result = CliRunner().invoke(
+        app, ["anomaly", "fit", *folders, *flags, "--out", str(tmp_path / "model"), "--no-onnx"]
+    )
     assert result.exit_code == 0, result.output
-    assert "(7 for calibration)" in result.output
-    assert "threshold rests on" not in result.output
+    assert fitted in result.output
+    if note is None:
+        assert "threshold rests on" not in result.output
+    else:
+        assert f"threshold {note}" in result.output
+        # the remedy of cross-fitting is offered only where a quarter was held back
+        assert ("--cross-fit" in result.output) is ("--hold-out" in flags)
+
+
+def test_anomaly_fit_refuses_cross_fitting_with_calibration_images(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    (tmp_path / "normals").mkdir()
+    cv2.imwrite(str(tmp_path / "normals" / "0.png"), cv2.cvtColor(_box(40), cv2.COLOR_RGB2BGR))
+    folder = str(tmp_path / "normals")
+    result = CliRunner().invoke(
+        app,
+        ["anomaly", "fit", "--normals", folder, "--calibration", folder, "--cross-fit", "--out", str(tmp_path / "m")],
+    )
+    assert result.exit_code != 0
+    assert "either it or --calibration" in result.output
+    assert not (tmp_path / "m").exists()
 
 
 @pytest.fixture(scope="module")

@@ -93,9 +93,10 @@ class IdentityChecker:
 
 def _own_ceiling(bank) -> float:
     """Largest per-item mean distance to the bank itself of its normal items: the calibration
-    references, and the confirmed-normal belt items it was calibrated on (their "global" member
-    score is this same distance), which show how far a good item on the belt strays."""
-    from detectors.anomaly.model import BELT_KEY, CAL_PREFIX
+    references, and the cross-fitted enrolment items and confirmed-normal belt items it was
+    calibrated on (their "global" member score is this same distance, read against a bank without
+    them), which show how far a good item on the belt strays."""
+    from detectors.anomaly.model import BELT_KEY, CAL_PREFIX, CROSS_FIT_KEY
 
     per_item: dict[object, list[float]] = {}
     globals_ = bank.extra.get(CAL_PREFIX + "globals")
@@ -104,7 +105,8 @@ def _own_ceiling(bank) -> float:
         dist = bank.global_distances(np.asarray(globals_, dtype=np.float32))
         for item, d in zip(np.asarray(items).tolist(), dist.tolist(), strict=True):
             per_item.setdefault(("reference", item), []).append(d)
-    belt = bank.meta.get(BELT_KEY) or {}
-    for item, d in zip(belt.get("items", []), belt.get("raw", {}).get("global", []), strict=True):
-        per_item.setdefault(("belt", item), []).append(float(d))
+    for key in (CROSS_FIT_KEY, BELT_KEY):
+        scored = bank.meta.get(key) or {}
+        for item, d in zip(scored.get("items", []), scored.get("raw", {}).get("global", []), strict=True):
+            per_item.setdefault((key, item), []).append(float(d))
     return max((float(np.mean(v)) for v in per_item.values()), default=0.0)
