@@ -267,7 +267,8 @@ def enroll(
     onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="also export ONNX graphs"),
     round_rotations: bool = typer.Option(False, "--round-rotations/--no-round-rotations", help=ROUND_ROTATIONS_HELP),
 ) -> None:
-    """Enrol every SKU of a dataset: references "enrol" build banks, "calibration" calibrates them."""
+    """Enrol every SKU of a dataset: references "enrol" build banks, "calibration" calibrates them
+    (a SKU without calibration references calibrates cross-fitted on 5 or more "enrol" ones)."""
     _check_options(image_size, max_patches, out)
     from detectors.anomaly.enroll import enroll_dataset
     from pipeline.dataset import DatasetError
@@ -277,6 +278,8 @@ def enroll(
         model = enroll_dataset(dataset, _config(image_size, target_rate, True, max_patches, round_rotations))
     except (DatasetError, ValueError) as exc:
         fail(str(exc))
+    if not model.banks:
+        fail(f"{dataset}: no SKU could be enrolled (see the messages above); nothing written to {out}")
     model.save(out)
     if onnx:
         from detectors.anomaly.export import export_onnx
