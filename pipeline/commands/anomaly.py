@@ -70,12 +70,12 @@ ROUND_ROTATIONS_HELP = "also enrol round views (lids, balls end-on) at 45-degree
 FIT_ROUND_ROTATIONS_HELP = f"{ROUND_ROTATIONS_HELP} (default: when most normal images are round)"
 FEW_CALIBRATION_ITEMS = 20
 """Fewer calibration images than this leave the threshold to chance. Fitted on six choices of ten
-MVTec bottles, the defective test bottles flagged at the threshold ranged 0.16-0.95 with all ten
-cross-fitted and 0.00-1.00 with three held out; on six choices of twenty, 0.76-0.97 cross-fitted;
+MVTec bottles, the defective test bottles flagged at the threshold ranged 0.13-0.95 with all ten
+cross-fitted and 0.00-1.00 with three held out; on six choices of twenty, 0.78-0.97 cross-fitted;
 of thirty, 0.16-1.00 with seven held out and 0.84-0.95 cross-fitted (docs/anomaly.md)."""
 CROSS_FIT_HELP = (
     "calibrate on every normal, each scored against a bank fitted without it, instead of holding a quarter "
-    "back: steadier thresholds, about 3x the fit time (default: below 28 normals)"
+    "back: steadier thresholds, 2-3x the fit time (default: below 28 normals)"
 )
 
 
