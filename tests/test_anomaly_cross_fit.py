@@ -77,11 +77,24 @@ def test_many_normals_hold_a_quarter_back(normals: list[np.ndarray]) -> None:
     assert len(bank.extra[CAL_PREFIX + "items"]) == 3
 
 
-def test_calibration_images_given_are_used_as_they_are(normals: list[np.ndarray]) -> None:
-    model = AnomalyModel(CONFIG)
-    bank = model.fit(normals[:5], calibration=normals[5:9])
+@pytest.mark.parametrize(
+    ("cross_fit", "enrolled", "calibrated", "cross_fitted"),
+    [(None, 5, 4, False), (False, 5, 4, False), (True, 5, 4 + 5, True)],
+)
+def test_calibration_images_given_are_used_and_cross_fitting_joins_them_when_asked(
+    normals: list[np.ndarray], cross_fit: bool | None, enrolled: int, calibrated: int, cross_fitted: bool
+) -> None:
+    bank = AnomalyModel(CONFIG).fit(normals[:5], calibration=normals[5:9], cross_fit=cross_fit)
+    assert (CROSS_FIT_KEY in bank.meta) is cross_fitted
+    assert len(bank.extra[CAL_PREFIX + "items"]) == 4
+    assert (bank.n_images, bank.meta["calibration"]["n_items"]) == (enrolled, calibrated)
+    assert bank.meta["calibration"]["reference_views"] == calibrated
+
+
+def test_few_normals_hold_a_quarter_back_when_told(normals: list[np.ndarray]) -> None:
+    bank = AnomalyModel(CONFIG).fit(normals[:8], cross_fit=False)
     assert CROSS_FIT_KEY not in bank.meta
-    assert (bank.n_images, bank.meta["calibration"]["n_items"]) == (5, 4)
+    assert (bank.n_images, bank.meta["calibration"]["n_items"]) == (5, 3)
 
 
 def test_more_normals_join_a_cross_fitted_calibration_scored_before_they_enrol(normals: list[np.ndarray]) -> None:

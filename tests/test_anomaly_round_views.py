@@ -179,6 +179,7 @@ def test_anomaly_fit_enrolls_a_round_product_turned(tmp_path, product: str, flag
         (8, 0, ["--hold-out"], "(3 for calibration)", "rests on 3 calibration images"),
         (4, 7, [], "(7 for calibration)", "rests on 7 calibration images"),
         (4, 20, [], "(20 for calibration)", None),
+        (6, 4, ["--cross-fit"], "(all cross-fitted in 5 folds, and 4 calibration images)", "rests on 10 calibration"),
     ],
 )
 def test_anomaly_fit_says_how_it_calibrated_and_when_too_few_images_set_the_threshold(
@@ -205,25 +206,8 @@ def test_anomaly_fit_says_how_it_calibrated_and_when_too_few_images_set_the_thre
         assert "threshold rests on" not in result.output
     else:
         assert f"threshold {note}" in result.output
-        # the remedy of cross-fitting is offered only where a quarter was held back
-        assert ("--cross-fit" in result.output) is ("--hold-out" in flags)
-
-
-def test_anomaly_fit_refuses_cross_fitting_with_calibration_images(tmp_path) -> None:
-    from typer.testing import CliRunner
-
-    from pipeline.cli import app
-
-    (tmp_path / "normals").mkdir()
-    cv2.imwrite(str(tmp_path / "normals" / "0.png"), cv2.cvtColor(_box(40), cv2.COLOR_RGB2BGR))
-    folder = str(tmp_path / "normals")
-    result = CliRunner().invoke(
-        app,
-        ["anomaly", "fit", "--normals", folder, "--calibration", folder, "--cross-fit", "--out", str(tmp_path / "m")],
-    )
-    assert result.exit_code != 0
-    assert "either it or --calibration" in result.output
-    assert not (tmp_path / "m").exists()
+        # the remedy of cross-fitting is offered only where the normals were not cross-fitted
+        assert ("--cross-fit" in result.output) is ("cross-fitted" not in fitted)
 
 
 @pytest.fixture(scope="module")

@@ -722,35 +722,39 @@ class AnomalyModel:
         return EnsembleCalibration.from_dict(bank.meta["calibration"]), "bank"
 
     def fit(
-        self, images: Sequence[np.ndarray], calibration: Sequence[np.ndarray] | None = None, name: str = "default"
+        self,
+        images: Sequence[np.ndarray],
+        calibration: Sequence[np.ndarray] | None = None,
+        name: str = "default",
+        cross_fit: bool | None = None,
     ) -> Bank:
-        """One bank from normal images. Without calibration images, fewer normals than
-        `ModelConfig.cross_fit_below` all enrol and calibrate cross-fitted (`cross_fit_scores`);
-        more hold a quarter back."""
+        """One bank from normal images. `cross_fit`: every normal enrols and also calibrates,
+        scored against banks of the other folds (`cross_fit_scores`), beside any `calibration`
+        images; None: so when no calibration images are given and the normals are fewer than
+        `ModelConfig.cross_fit_below`. Otherwise `calibration` images, or else a held-out
+        quarter of the normals, calibrate."""
         images = list(images)
-        cross_fit = calibration is None and len(images) < self.config.cross_fit_below
-        if calibration is None:
-            if len(images) < 5:
-                raise ValueError(
-                    f"fit needs at least 5 normal images (or separate calibration images), got {len(images)}"
-                )
-            if not cross_fit:
-                rng = np.random.default_rng(self.config.seed)
-                order = rng.permutation(len(images))
-                n_cal = min(max(3, len(images) // HELD_OUT_EVERY), len(images) - 2)
-                calibration = [images[i] for i in order[:n_cal]]
-                images = [images[i] for i in order[n_cal:]]
+        if cross_fit is None:
+            cross_fit = calibration is None and len(images) < self.config.cross_fit_below
+        if calibration is None and len(images) < 5:
+            raise ValueError(f"fit needs at least 5 normal images (or separate calibration images), got {len(images)}")
+        if calibration is None and not cross_fit:
+            rng = np.random.default_rng(self.config.seed)
+            order = rng.permutation(len(images))
+            n_cal = min(max(3, len(images) // HELD_OUT_EVERY), len(images) - 2)
+            calibration = [images[i] for i in order[:n_cal]]
+            images = [images[i] for i in order[n_cal:]]
         with limited_threads():
             enrol = self.features_of([[im] for im in images], augment=True)
+            cal = self.features_of([[im] for im in calibration]) if calibration else None
             if cross_fit:
                 # augmented features list every item's own view first, then the turned copies
                 own = enrol.take(np.arange(len(images)))
                 scores = self.cross_fit_scores(enrol, own)
                 # trained as the folds' were, so that it reads new normals on their scale
                 student = self.train_student_state(enrol.patches, self.cross_fit_student_steps)
-                bank = self.build_bank(name, "sku", enrol, None, len(images), student=student, cross_fit=scores)
+                bank = self.build_bank(name, "sku", enrol, cal, len(images), student=student, cross_fit=scores)
             else:
-                cal = self.features_of([[im] for im in calibration])
                 bank = self.build_bank(name, "sku", enrol, cal, len(images))
         self.add_bank(bank, skus=[name])
         return bank

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
@@ -74,8 +73,9 @@ MVTec bottles, the defective test bottles flagged at the threshold ranged 0.13-0
 cross-fitted and 0.00-1.00 with three held out; on six choices of twenty, 0.78-0.97 cross-fitted;
 of thirty, 0.16-1.00 with seven held out and 0.84-0.95 cross-fitted (docs/anomaly.md)."""
 CROSS_FIT_HELP = (
-    "calibrate on every normal, each scored against a bank fitted without it, instead of holding a quarter "
-    "back: steadier thresholds, 2-3x the fit time (default: below 28 normals)"
+    "calibrate on every normal, each scored against a bank fitted without it, beside any --calibration images "
+    "and instead of holding a quarter back: steadier thresholds, 2-3x the fit time (default: below 28 normals "
+    "and no --calibration)"
 )
 
 
@@ -98,8 +98,6 @@ def fit(
 ) -> None:
     """Fit one normal bank from folders of normal images (any product, not only the simulator)."""
     _check_options(image_size, max_patches, out)
-    if calibration and cross_fit:
-        fail("--cross-fit calibrates on the normals themselves: pass either it or --calibration")
     from detectors.anomaly.calibration import CalibrationError
     from detectors.anomaly.model import CROSS_FIT_KEY, AnomalyModel
     from detectors.anomaly.prepare import ROUND_MAJORITY, round_share
@@ -115,13 +113,10 @@ def fit(
         round_rotations = share >= ROUND_MAJORITY
         if round_rotations:
             typer.echo(f"{share:.0%} of the normals show a round outline: round views are enrolled turned as well")
-    config = _config(image_size, target_rate, localize, max_patches, round_rotations)
-    if cross_fit is not None:
-        config = dataclasses.replace(config, cross_fit_below=len(images) + 1 if cross_fit else 0)
-    model = AnomalyModel(config)
+    model = AnomalyModel(_config(image_size, target_rate, localize, max_patches, round_rotations))
     start = time.perf_counter()
     try:
-        bank = model.fit(images, calibration=cal)
+        bank = model.fit(images, calibration=cal, cross_fit=cross_fit)
     except (ValueError, CalibrationError) as exc:
         fail(str(exc))
     model.save(out)
@@ -131,7 +126,9 @@ def fit(
         export_onnx(model, out)
     cal_info = bank.meta["calibration"]
     folds = (bank.meta.get(CROSS_FIT_KEY) or {}).get("folds")
-    how = f"all cross-fitted in {folds} folds" if folds else f"{cal_info['n_views']} for calibration"
+    how = f"{cal_info['n_views']} for calibration"
+    if folds:
+        how = f"all cross-fitted in {folds} folds" + (f", and {len(cal)} calibration images" if cal else "")
     typer.echo(
         f"fitted {bank.n_images} normal images ({how}) in "
         f"{time.perf_counter() - start:.1f}s; bank {bank.nbytes() / 1e6:.1f} MB; "
@@ -139,8 +136,8 @@ def fit(
     )
     if cal_info["n_items"] < FEW_CALIBRATION_ITEMS:
         remedies = ["fit more normals", f"pass {FEW_CALIBRATION_ITEMS} or more with --calibration"]
-        if cal is None and not folds:
-            remedies.insert(0, "calibrate on every normal with --cross-fit")
+        if not folds:
+            remedies.insert(0, "calibrate on every normal as well with --cross-fit")
         typer.echo(
             f"note: the threshold rests on {cal_info['n_items']} calibration images, and with fewer than "
             f"{FEW_CALIBRATION_ITEMS} which ones they are can move it several-fold (docs/anomaly.md): "
