@@ -122,3 +122,8 @@ def test_a_cross_fitted_model_loads_with_the_same_threshold(
     after = loaded.score([normals[11]])
     assert after.threshold == pytest.approx(before.threshold)
     assert after.score == pytest.approx(before.score, rel=1e-4, abs=1e-6)
+
+
+def test_cross_fitting_needs_five_normals_even_beside_calibration_images(normals: list[np.ndarray]) -> None:
+    with pytest.raises(ValueError, match="cross-fitting needs at least 5 normal images"):
+        AnomalyModel(CONFIG).fit(normals[:4], calibration=normals[4:8], cross_fit=True)

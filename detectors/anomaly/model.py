@@ -279,6 +279,9 @@ def _less_floor(maps: np.ndarray, masks: np.ndarray, quantile: float) -> np.ndar
     return maps - floors[:, None, None]
 
 
+MIN_FIT_NORMALS = 5
+"""Fewest normals `fit` holds back from or cross-fits (a fold bank then holds 4: enough for the
+variability maps and the composition profile that the final bank has too)."""
 HELD_OUT_EVERY = 4
 """`fit` without calibration images holds one normal in this many back to calibrate on (at least 3)."""
 
@@ -736,8 +739,11 @@ class AnomalyModel:
         images = list(images)
         if cross_fit is None:
             cross_fit = calibration is None and len(images) < self.config.cross_fit_below
-        if calibration is None and len(images) < 5:
-            raise ValueError(f"fit needs at least 5 normal images (or separate calibration images), got {len(images)}")
+        if (calibration is None or cross_fit) and len(images) < MIN_FIT_NORMALS:
+            needs = "cross-fitting needs" if cross_fit else "fit needs"
+            raise ValueError(
+                f"{needs} at least {MIN_FIT_NORMALS} normal images (or separate calibration images), got {len(images)}"
+            )
         if calibration is None and not cross_fit:
             rng = np.random.default_rng(self.config.seed)
             order = rng.permutation(len(images))
