@@ -30,7 +30,7 @@ import numpy as np
 from pipeline.dataset import Dataset, LabelledCapture
 from pipeline.imageio import ImageError
 
-from .model import AnomalyModel, Features, ModelConfig
+from .model import AnomalyModel, Features, ModelConfig, unturned
 from .threads import limited_threads
 
 Log = Callable[[str], None]
@@ -45,7 +45,11 @@ MIN_CROSS_FIT = 5
 MIN_CALIBRATION_ITEMS = 3
 
 
-def _features(model: AnomalyModel, items: list[LabelledCapture], augment: bool, log: Log) -> Features | None:
+def _features(
+    model: AnomalyModel, items: list[LabelledCapture], augment: bool, log: Log
+) -> tuple[Features, int] | None:
+    """Features of the readable items, and how many views they were captured with (the turned
+    copies `augment` adds come after those)."""
     captures, cameras = [], []
     for item in items:
         try:
@@ -54,7 +58,9 @@ def _features(model: AnomalyModel, items: list[LabelledCapture], augment: bool, 
             cameras.append(sorted(images))
         except ImageError as exc:
             log(f"skipping {item.capture.item_id}: {exc}")
-    return model.features_of(captures, augment=augment, cameras=cameras) if captures else None
+    if not captures:
+        return None
+    return model.features_of(captures, augment=augment, cameras=cameras), sum(map(len, captures))
 
 
 def enroll_dataset(dataset_dir: Path | str, config: ModelConfig | None = None, log: Log = _stderr) -> AnomalyModel:
@@ -86,14 +92,17 @@ def _enroll_category(
     """SKU banks of one category sharing one student, then the category bank."""
     start = time.perf_counter()
     parts: dict[str, tuple[Features, Features | None, int]] = {}
+    captured_views: dict[str, int] = {}
     served_by_category: list[str] = []
     for sku in skus:
-        enrol = _features(model, by_sku[sku]["enrol"], True, log)
-        cal = _features(model, by_sku[sku]["calibration"], False, log)
-        if enrol is None:
+        enrolled = _features(model, by_sku[sku]["enrol"], True, log)
+        calibration = _features(model, by_sku[sku]["calibration"], False, log)
+        if enrolled is None:
             log(f"{sku}: no usable enrolment images")
             served_by_category.append(sku)
             continue
+        enrol, captured_views[sku] = enrolled
+        cal = calibration[0] if calibration is not None else None
         parts[sku] = (enrol, cal, len(np.unique(enrol.items)))
     if not parts:
         return
@@ -104,8 +113,7 @@ def _enroll_category(
         calibrated = cal is not None and len(np.unique(cal.items)) >= MIN_CALIBRATION_ITEMS
         cross = None
         if not calibrated and n_items >= max(MIN_CROSS_FIT, model.config.min_references):
-            views = _features(model, by_sku[sku]["enrol"], False, log)
-            cross = model.cross_fit_scores(enrol, views, student, prefix=f"{sku}+")
+            cross = model.cross_fit_scores(enrol, unturned(enrol, captured_views[sku]), student, prefix=f"{sku}+")
             cross_fitted.append(cross)
         if n_items >= model.config.min_references and (calibrated or cross is not None):
             held_out = cal if calibrated else None

@@ -289,6 +289,12 @@ ROUND_ANGLES = (45, 90, 135, 180, 225, 270, 315)
 """Rotations (degrees) a round view is enrolled at besides upright."""
 
 
+def unturned(feats: Features, n_views: int) -> Features:
+    """The first `n_views` views of enrolment features: `features_of(augment=True)` lists every
+    view as captured before any turned copy of it."""
+    return feats.take(np.arange(n_views))
+
+
 def rotate_view(pixels: np.ndarray, angle: int, fill: float = BACKGROUND_GREY) -> np.ndarray:
     """A square network input turned by `angle` degrees about its centre; corners that come
     from outside the input are `fill` (the neutral background grey)."""
@@ -597,10 +603,14 @@ class AnomalyModel:
     def cross_fit_student_steps(self) -> int:
         return max(1, self.config.student_steps // self.config.cross_fit_student_share)
 
-    def _drop_cached(self, bank: Bank) -> None:
-        """Forget what scoring read from a bank's arrays once (they changed, or the bank is gone)."""
+    def _forget_arrays(self, bank: Bank) -> None:
+        """Forget the variability maps and composition profile read from a bank's arrays once."""
         self._variability.pop(bank.name, None)
         self._composition.pop(bank.name, None)
+
+    def _drop_cached(self, bank: Bank) -> None:
+        """Forget all scoring read from a bank once, its student too (it changed, or the bank is gone)."""
+        self._forget_arrays(bank)
         forget = getattr(self.rt(), "forget", None)
         if forget is not None:
             forget(bank)
@@ -630,9 +640,7 @@ class AnomalyModel:
         """Fit the bank's own scalers and thresholds on its calibration views (held out, or
         cross-fitted) and the belt normals it serves, keeping their raw member scores for the pool
         of small banks."""
-        # its arrays may be new (built, enrolled more)
-        self._variability.pop(bank.name, None)
-        self._composition.pop(bank.name, None)
+        self._forget_arrays(bank)  # they may be new (built, enrolled more)
         raw_lists: dict[str, list[float]] = {m: [] for m in MEMBERS}
         items: list[int | str] = []
         if CAL_PREFIX + "patches" in bank.extra:
@@ -741,9 +749,8 @@ class AnomalyModel:
             cross_fit = calibration is None and len(images) < self.config.cross_fit_below
         if (calibration is None or cross_fit) and len(images) < MIN_FIT_NORMALS:
             needs = "cross-fitting needs" if cross_fit else "fit needs"
-            raise ValueError(
-                f"{needs} at least {MIN_FIT_NORMALS} normal images (or separate calibration images), got {len(images)}"
-            )
+            otherwise = "" if cross_fit else " (or separate calibration images)"
+            raise ValueError(f"{needs} at least {MIN_FIT_NORMALS} normal images{otherwise}, got {len(images)}")
         if calibration is None and not cross_fit:
             rng = np.random.default_rng(self.config.seed)
             order = rng.permutation(len(images))
@@ -754,9 +761,7 @@ class AnomalyModel:
             enrol = self.features_of([[im] for im in images], augment=True)
             cal = self.features_of([[im] for im in calibration]) if calibration else None
             if cross_fit:
-                # augmented features list every item's own view first, then the turned copies
-                own = enrol.take(np.arange(len(images)))
-                scores = self.cross_fit_scores(enrol, own)
+                scores = self.cross_fit_scores(enrol, unturned(enrol, len(images)))
                 # trained as the folds' were, so that it reads new normals on their scale
                 student = self.train_student_state(enrol.patches, self.cross_fit_student_steps)
                 bank = self.build_bank(name, "sku", enrol, cal, len(images), student=student, cross_fit=scores)
@@ -788,8 +793,7 @@ class AnomalyModel:
             feats = self.features_of(images, augment=True)
             cross = bank.meta.get(CROSS_FIT_KEY)
             if cross is not None:
-                # augmented features list every view unturned first
-                own = feats.take(np.arange(sum(len(views) for views in images)))
+                own = unturned(feats, sum(len(views) for views in images))
                 raw, _ = self.raw_scores(bank, own)
                 for m in MEMBERS:
                     cross["raw"][m] += [float(v) for v in raw[m]]
